@@ -1,0 +1,104 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "souk",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "souk", targets: ["souk"]),
+        .library(name: "SoukCore", targets: ["SoukCore"]),
+        .library(name: "SoukSQL", targets: ["SoukSQL"]),
+        .library(name: "SoukServer", targets: ["SoukServer"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth", from: "2.5.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio", from: "1.13.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    ],
+    targets: [
+        // Domain types, rules and ports. Imports nothing of ours and no server framework.
+        .target(
+            name: "SoukCore",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The relational backend: SQLite (embedded) and PostgreSQL, one set of stores over both.
+        .target(
+            name: "SoukSQL",
+            dependencies: [
+                "SoukCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The Hummingbird application: JSON API, HTML pages, sessions, CSRF, error mapping.
+        .target(
+            name: "SoukServer",
+            dependencies: [
+                "SoukCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The executable: argument parsing, configuration and wiring only.
+        .executableTarget(
+            name: "souk",
+            dependencies: [
+                "SoukCore", "SoukSQL", "SoukServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Test support: the storage conformance suite and real-server helpers.
+        .target(
+            name: "SoukTesting",
+            dependencies: [
+                "SoukCore", "SoukSQL",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SoukCoreTests",
+            dependencies: ["SoukCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SoukSQLTests",
+            dependencies: ["SoukCore", "SoukSQL", "SoukTesting"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SoukServerTests",
+            dependencies: [
+                "SoukCore", "SoukSQL", "SoukServer", "SoukTesting",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,145 @@
+import Foundation
+
+/// The life of a store order. Cancelling returns the stock; nothing leaves a final state.
+public enum OrderStatus: String, Sendable, CaseIterable, Codable {
+    case placed, confirmed, shipped, delivered, cancelled
+
+    /// The moves a vendor may make: forward one step at a time, or cancel before shipping.
+    public func canBecome(_ next: OrderStatus) -> Bool {
+        switch (self, next) {
+        case (.placed, .confirmed), (.confirmed, .shipped), (.shipped, .delivered): true
+        case (.placed, .cancelled), (.confirmed, .cancelled): true
+        default: false
+        }
+    }
+
+    /// The states reachable from this one, in the order a dashboard offers them.
+    public var nextStates: [OrderStatus] { OrderStatus.allCases.filter { canBecome($0) } }
+
+    public var isFinal: Bool { nextStates.isEmpty }
+}
+
+/// Who placed an order and where it goes.
+public struct Customer: Hashable, Sendable {
+    public let name: String
+    public let phone: String
+    public let address: String
+
+    public init(name: String, phone: String, address: String) {
+        self.name = name
+        self.phone = phone
+        self.address = address
+    }
+}
+
+/// One line of an order, priced when the order was placed (later price changes do not touch it).
+public struct OrderLine: Hashable, Sendable {
+    /// Nil once the product has been deleted; the line keeps its name and price.
+    public let productID: Int64?
+    public let name: String
+    public let unitPriceMinor: Int64
+    public let quantity: Int
+
+    public init(productID: Int64?, name: String, unitPriceMinor: Int64, quantity: Int) {
+        self.productID = productID
+        self.name = name
+        self.unitPriceMinor = unitPriceMinor
+        self.quantity = quantity
+    }
+
+    public var totalMinor: Int64 { unitPriceMinor * Int64(quantity) }
+}
+
+/// A customer's order at one vendor's store.
+public struct Order: Hashable, Sendable {
+    public let id: Int64
+    public let vendorID: Int64
+    /// Short, unguessable reference the customer keeps; it also names the confirmation page.
+    public let reference: String
+    public let status: OrderStatus
+    public let customer: Customer
+    public let lines: [OrderLine]
+    public let total: Money
+    public let createdAt: Date
+    public let updatedAt: Date
+
+    public init(
+        id: Int64, vendorID: Int64, reference: String, status: OrderStatus, customer: Customer,
+        lines: [OrderLine], total: Money, createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.vendorID = vendorID
+        self.reference = reference
+        self.status = status
+        self.customer = customer
+        self.lines = lines
+        self.total = total
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// A validated request to buy: one customer, at least one item, each product once.
+public struct OrderRequest: Sendable, Equatable {
+    public struct Item: Sendable, Equatable {
+        public let productID: Int64
+        public let quantity: Int
+    }
+
+    public static let maxItems = 100
+    public static let maxQuantity = 10_000
+
+    public let customer: Customer
+    /// Sorted by product id so that concurrent orders lock rows in the same order.
+    public let items: [Item]
+
+    public init(name: String, phone: String, address: String, items: [(productID: Int64, quantity: Int)]) throws(SoukError) {
+        var errors: [FieldError] = []
+        let name = name.trimmingCharacters(in: .whitespacesAndNewlines)
+        let phone = phone.trimmingCharacters(in: .whitespacesAndNewlines)
+        let address = address.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let problem = Validate.text(name, min: 1, max: 200) {
+            errors.append(.init(field: "customer.name", message: problem))
+        }
+        let phoneCharacters = Set("0123456789+-() .")
+        if !(5...32).contains(phone.count) || !phone.allSatisfy({ phoneCharacters.contains($0) })
+            || phone.filter(\.isNumber).count < 5
+        {
+            errors.append(.init(field: "customer.phone", message: "must be a phone number of 5 to 32 characters: digits, spaces, + - ( ) ."))
+        }
+        if let problem = Validate.text(address, min: 1, max: 1_000) {
+            errors.append(.init(field: "customer.address", message: problem))
+        }
+        var quantities: [Int64: Int] = [:]
+        if items.isEmpty {
+            errors.append(.init(field: "items", message: "must hold at least one item"))
+        } else if items.count > Self.maxItems {
+            errors.append(.init(field: "items", message: "must hold at most \(Self.maxItems) items"))
+        }
+        for (index, item) in items.enumerated() {
+            if item.productID <= 0 {
+                errors.append(.init(field: "items[\(index)].product_id", message: "must be a product id"))
+            }
+            if !(1...Self.maxQuantity).contains(item.quantity) {
+                errors.append(.init(field: "items[\(index)].quantity", message: "must be between 1 and \(Self.maxQuantity)"))
+            }
+            quantities[item.productID, default: 0] += item.quantity
+        }
+        if quantities.values.contains(where: { $0 > Self.maxQuantity }) {
+            errors.append(.init(field: "items", message: "must ask for at most \(Self.maxQuantity) of one product"))
+        }
+        guard errors.isEmpty else { throw .validationFailed(errors) }
+        self.customer = Customer(name: name, phone: phone, address: address)
+        self.items = quantities.sorted { $0.key < $1.key }.map { Item(productID: $0.key, quantity: $0.value) }
+    }
+}
+
+/// Order references: 10 characters of Crockford base32 (50 random bits), easy to read out loud.
+public enum OrderReference {
+    static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
+
+    public static func random() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<10).map { _ in alphabet[Int(generator.next() % 32)] })
+    }
+}

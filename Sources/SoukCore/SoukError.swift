@@ -1,0 +1,64 @@
+/// One field that failed validation, reported to API clients and shown beside the form field.
+public struct FieldError: Hashable, Sendable, Codable {
+    public let field: String
+    public let message: String
+
+    public init(field: String, message: String) {
+        self.field = field
+        self.message = message
+    }
+}
+
+/// Every failure a client can cause, each with a stable snake_case code.
+///
+/// The HTTP layer maps each case exhaustively to a status; nothing here knows about HTTP.
+public enum SoukError: Error, Equatable, Sendable {
+    case validationFailed([FieldError])
+    case malformedRequest(String)
+    case payloadTooLarge(limit: Int)
+    case unauthorized
+    case forbidden(String)
+    case notFound(String)
+    case usernameTaken(String)
+    case unknownProduct(productID: Int64)
+    case productUnavailable(productID: Int64, name: String)
+    case insufficientStock(productID: Int64, name: String, requested: Int, available: Int)
+    case mixedCurrency
+    case invalidTransition(from: OrderStatus, to: OrderStatus)
+
+    public var code: String {
+        switch self {
+        case .validationFailed: "validation_failed"
+        case .malformedRequest: "malformed_request"
+        case .payloadTooLarge: "payload_too_large"
+        case .unauthorized: "unauthorized"
+        case .forbidden: "forbidden"
+        case .notFound: "not_found"
+        case .usernameTaken: "username_taken"
+        case .unknownProduct: "unknown_product"
+        case .productUnavailable: "product_unavailable"
+        case .insufficientStock: "insufficient_stock"
+        case .mixedCurrency: "mixed_currency"
+        case .invalidTransition: "invalid_transition"
+        }
+    }
+
+    public var message: String {
+        switch self {
+        case .validationFailed(let fields):
+            "Some fields are invalid: " + fields.map { "\($0.field) \($0.message)" }.joined(separator: "; ")
+        case .malformedRequest(let why): "The request could not be read: \(why)"
+        case .payloadTooLarge(let limit): "The request body is larger than \(limit) bytes."
+        case .unauthorized: "Log in first: the credentials or session are missing, wrong or expired."
+        case .forbidden(let why): why
+        case .notFound(let what): "\(what) was not found."
+        case .usernameTaken(let name): "The username \"\(name)\" is already taken."
+        case .unknownProduct(let id): "Product \(id) is not sold by this store."
+        case .productUnavailable(_, let name): "\(name) is not available right now."
+        case .insufficientStock(_, let name, let requested, let available):
+            "Only \(available) of \(name) left; you asked for \(requested)."
+        case .mixedCurrency: "All items of one order must be priced in the same currency."
+        case .invalidTransition(let from, let to): "An order that is \(from.rawValue) cannot become \(to.rawValue)."
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// The production backend: a pooled `PostgresClient`. Its `run()` must be going (it is a
+/// ServiceLifecycle `Service`; ``PostgresDatabase/service`` hands it to the service group).
+public final class PostgresDatabase: SQLDatabase {
+    public var dialect: SQLDialect { .postgres }
+
+    public let client: PostgresClient
+    private let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Builds a client from `postgres://user:password@host:port/database?sslmode=disable|prefer|require`.
+    public convenience init(url: String, maximumConnections: Int = 20, logger: Logger) throws {
+        try self.init(client: PostgresClient(configuration: Self.configuration(url: url, maximumConnections: maximumConnections)), logger: logger)
+    }
+
+    public static func configuration(url: String, maximumConnections: Int = 20) throws -> PostgresClient.Configuration {
+        guard let components = URLComponents(string: url), let scheme = components.scheme,
+              scheme == "postgres" || scheme == "postgresql"
+        else { throw SQLDatabaseError.invalidURL("expected postgres://user@host:port/database") }
+        guard let host = components.host, !host.isEmpty else { throw SQLDatabaseError.invalidURL("no host") }
+        guard let user = components.user, !user.isEmpty else { throw SQLDatabaseError.invalidURL("no user") }
+        let database = String(components.path.drop(while: { $0 == "/" }))
+        let sslMode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "disable"
+        let tls: PostgresClient.Configuration.TLS
+        switch sslMode {
+        case "disable": tls = .disable
+        case "prefer": tls = .prefer(.makeClientConfiguration())
+        case "require": tls = .require(.makeClientConfiguration())
+        default: throw SQLDatabaseError.invalidURL("sslmode must be disable, prefer or require")
+        }
+        var configuration = PostgresClient.Configuration(
+            host: host, port: components.port ?? 5432, username: user, password: components.password,
+            database: database.isEmpty ? user : database, tls: tls
+        )
+        configuration.options.maximumConnections = maximumConnections
+        return configuration
+    }
+
+    public func read(_ sql: SQL) async throws -> [SQLRow] {
+        try await Self.collect(client.query(Self.query(sql), logger: logger))
+    }
+
+    public func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
+        var attempt = 1
+        while true {
+            do {
+                return try await client.withConnection { connection in
+                    try await Self.inTransaction(connection, logger: logger, body)
+                }
+            } catch let error as PSQLError where attempt < 5 && Self.isRetryable(error) {
+                // Serialization failures and deadlocks are the database asking us to try again.
+                logger.debug("retrying transaction", metadata: ["attempt": "\(attempt)", "sqlstate": "\(error.serverInfo?[.sqlState] ?? "")"])
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(5 * attempt))
+            }
+        }
+    }
+
+    private static func inTransaction<T: Sendable>(
+        _ connection: PostgresConnection, logger: Logger, _ body: @Sendable (any SQLTransaction) async throws -> T
+    ) async throws -> T {
+        try await connection.query("BEGIN", logger: logger)
+        do {
+            let result = try await body(Transaction(connection: connection, logger: logger))
+            try await connection.query("COMMIT", logger: logger)
+            return result
+        } catch {
+            do {
+                try await connection.query("ROLLBACK", logger: logger)
+            } catch {
+                logger.error("PostgreSQL rollback failed", metadata: ["error": "\(String(reflecting: error))"])
+            }
+            throw error
+        }
+    }
+
+    public func close() async throws {}
+
+    static func isRetryable(_ error: PSQLError) -> Bool {
+        guard let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40001" || state == "40P01"
+    }
+
+    struct Transaction: SQLTransaction {
+        let connection: PostgresConnection
+        let logger: Logger
+
+        func query(_ sql: SQL) async throws -> [SQLRow] {
+            try await PostgresDatabase.collect(connection.query(PostgresDatabase.query(sql), logger: logger))
+        }
+    }
+
+    static func query(_ sql: SQL) -> PostgresQuery {
+        var bindings = PostgresBindings(capacity: sql.binds.count)
+        for value in sql.binds {
+            switch value {
+            case .int(let value): bindings.append(value)
+            case .text(let value): bindings.append(value)
+            case .bool(let value): bindings.append(value)
+            case .null: bindings.appendNull()
+            }
+        }
+        return PostgresQuery(unsafeSQL: sql.text, binds: bindings)
+    }
+
+    static func collect(_ rows: PostgresRowSequence) async throws -> [SQLRow] {
+        var result: [SQLRow] = []
+        for try await row in rows {
+            var values: [String: SQLValue] = [:]
+            for cell in row {
+                values[cell.columnName] = try value(of: cell)
+            }
+            result.append(SQLRow(values))
+        }
+        return result
+    }
+
+    private static func value(of cell: PostgresCell) throws -> SQLValue {
+        guard cell.bytes != nil else { return .null }
+        switch cell.dataType {
+        case .int8, .int4, .int2: return .int(try cell.decode(Int64.self))
+        case .bool: return .bool(try cell.decode(Bool.self))
+        default: return .text(try cell.decode(String.self))
+        }
+    }
+}

@@ -1,0 +1,41 @@
+/// The two SQL engines Souk runs on. Queries are shared; only DDL and a few statements differ.
+public enum SQLDialect: String, Sendable {
+    case sqlite
+    case postgres
+}
+
+/// Runs statements inside one open transaction.
+public protocol SQLTransaction: Sendable {
+    @discardableResult
+    func query(_ sql: SQL) async throws -> [SQLRow]
+}
+
+/// A relational database that the stores use without knowing which engine is behind it.
+public protocol SQLDatabase: Sendable {
+    var dialect: SQLDialect { get }
+
+    /// A read outside any transaction (each statement sees the latest committed data).
+    func read(_ sql: SQL) async throws -> [SQLRow]
+
+    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    /// The body may run again after a serialization failure or deadlock, so it must only talk to the database.
+    func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T
+
+    /// Releases connections. The database is unusable afterwards.
+    func close() async throws
+}
+
+extension SQLTransaction {
+    /// The first row, or nil.
+    func first(_ sql: SQL) async throws -> SQLRow? { try await query(sql).first }
+}
+
+extension SQLDatabase {
+    func readFirst(_ sql: SQL) async throws -> SQLRow? { try await read(sql).first }
+
+    /// One statement in its own transaction.
+    @discardableResult
+    func write(_ sql: SQL) async throws -> [SQLRow] {
+        try await transaction { try await $0.query(sql) }
+    }
+}

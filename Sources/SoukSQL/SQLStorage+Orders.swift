@@ -1,0 +1,153 @@
+import Foundation
+import SoukCore
+
+extension SQLStorage {
+    static let orderColumns: SQL = """
+         id, vendor_id, reference, status, customer_name, customer_phone, customer_address, total_minor,
+        currency, created_at, updated_at 
+        """
+
+    public func placeOrder(vendorID: Int64, _ request: OrderRequest) async throws -> Order {
+        try await database.transaction { transaction in
+            let now = Date()
+            var lines: [OrderLine] = []
+            var currencies: Set<String> = []
+            // Items come sorted by product id, so concurrent orders take row locks in one order.
+            for item in request.items {
+                // The conditional decrement is the stock check: it cannot go below zero, even under races.
+                let taken = try await transaction.first("""
+                    UPDATE products SET stock = stock - \(item.quantity), updated_at = \(now)
+                    WHERE id = \(item.productID) AND vendor_id = \(vendorID) AND available = \(true) AND stock >= \(item.quantity)
+                    RETURNING name, price_minor, currency
+                    """)
+                guard let taken else {
+                    throw try await Self.whyNotTaken(item, vendorID: vendorID, transaction)
+                }
+                currencies.insert(try taken.string("currency"))
+                lines.append(OrderLine(productID: item.productID, name: try taken.string("name"), unitPriceMinor: try taken.int("price_minor"), quantity: item.quantity))
+            }
+            guard currencies.count == 1, let code = currencies.first else { throw SoukError.mixedCurrency }
+            var total: Int64 = 0
+            for line in lines {
+                let (lineTotal, overflow1) = line.unitPriceMinor.multipliedReportingOverflow(by: Int64(line.quantity))
+                let (sum, overflow2) = total.addingReportingOverflow(lineTotal)
+                guard !overflow1, !overflow2 else {
+                    throw SoukError.validationFailed([.init(field: "items", message: "total is too large")])
+                }
+                total = sum
+            }
+            let customer = request.customer
+            var inserted: SQLRow?
+            // 50 random bits rarely collide; when one does, draw again instead of failing the order.
+            for _ in 0..<5 where inserted == nil {
+                inserted = try await transaction.first("""
+                    INSERT INTO orders (vendor_id, reference, status, customer_name, customer_phone, customer_address, total_minor, currency, created_at, updated_at)
+                    VALUES (\(vendorID), \(OrderReference.random()), \(OrderStatus.placed.rawValue), \(customer.name), \(customer.phone),
+                            \(customer.address), \(total), \(code), \(now), \(now))
+                    ON CONFLICT (reference) DO NOTHING
+                    RETURNING id, reference
+                    """)
+            }
+            guard let inserted else { throw SQLDatabaseError.typeMismatch(column: "reference", expected: "a free order reference") }
+            let orderID = try inserted.int("id")
+            var insertItems: SQL = "INSERT INTO order_items (order_id, position, product_id, name, unit_price_minor, quantity) VALUES "
+            for (position, line) in lines.enumerated() {
+                if position > 0 { insertItems.append(", ") }
+                insertItems.append("(\(orderID), \(position), \(line.productID), \(line.name), \(line.unitPriceMinor), \(line.quantity))")
+            }
+            try await transaction.query(insertItems)
+            return Order(
+                id: orderID, vendorID: vendorID, reference: try inserted.string("reference"), status: .placed,
+                customer: customer, lines: lines, total: Money(minor: total, currency: try Self.currency(code)),
+                createdAt: Date(sqlMicroseconds: now.sqlMicroseconds), updatedAt: Date(sqlMicroseconds: now.sqlMicroseconds)
+            )
+        }
+    }
+
+    /// Explains a failed decrement: unknown product, unavailable, or not enough left.
+    private static func whyNotTaken(_ item: OrderRequest.Item, vendorID: Int64, _ transaction: any SQLTransaction) async throws -> SoukError {
+        guard let row = try await transaction.first("""
+            SELECT name, available, stock FROM products WHERE id = \(item.productID) AND vendor_id = \(vendorID)
+            """) else { return .unknownProduct(productID: item.productID) }
+        let name = try row.string("name")
+        guard try row.bool("available") else { return .productUnavailable(productID: item.productID, name: name) }
+        return .insufficientStock(productID: item.productID, name: name, requested: item.quantity, available: Int(try row.int("stock")))
+    }
+
+    public func orders(vendorID: Int64, before: Int64?, limit: Int) async throws -> [Order] {
+        var sql: SQL = "SELECT "
+        sql.append(Self.orderColumns)
+        sql.append("FROM orders WHERE vendor_id = \(vendorID) AND id < \(before ?? Int64.max) ORDER BY id DESC LIMIT \(limit)")
+        return try await withLines(database.read(sql)) { try await database.read($0) }
+    }
+
+    public func order(id: Int64, vendorID: Int64) async throws -> Order? {
+        var sql: SQL = "SELECT "
+        sql.append(Self.orderColumns)
+        sql.append("FROM orders WHERE id = \(id) AND vendor_id = \(vendorID)")
+        return try await withLines(database.read(sql)) { try await database.read($0) }.first
+    }
+
+    public func order(reference: String, vendorID: Int64) async throws -> Order? {
+        var sql: SQL = "SELECT "
+        sql.append(Self.orderColumns)
+        sql.append("FROM orders WHERE reference = \(reference) AND vendor_id = \(vendorID)")
+        return try await withLines(database.read(sql)) { try await database.read($0) }.first
+    }
+
+    public func updateOrderStatus(id: Int64, vendorID: Int64, to status: OrderStatus) async throws -> Order? {
+        try await database.transaction { transaction in
+            guard let row = try await transaction.first("SELECT status FROM orders WHERE id = \(id) AND vendor_id = \(vendorID)") else {
+                return nil
+            }
+            let current = OrderStatus(rawValue: try row.string("status")) ?? .placed
+            guard current.canBecome(status) else { throw SoukError.invalidTransition(from: current, to: status) }
+            // Compare-and-set: a concurrent change between the read and here makes this match nothing.
+            let moved = try await transaction.query("""
+                UPDATE orders SET status = \(status.rawValue), updated_at = \(Date())
+                WHERE id = \(id) AND status = \(current.rawValue) RETURNING id
+                """)
+            guard !moved.isEmpty else { throw SoukError.invalidTransition(from: current, to: status) }
+            if status == .cancelled {
+                try await transaction.query("""
+                    UPDATE products SET stock = stock + (
+                        SELECT SUM(i.quantity) FROM order_items i WHERE i.order_id = \(id) AND i.product_id = products.id)
+                    WHERE id IN (SELECT product_id FROM order_items WHERE order_id = \(id) AND product_id IS NOT NULL)
+                    """)
+            }
+            var sql: SQL = "SELECT "
+            sql.append(Self.orderColumns)
+            sql.append("FROM orders WHERE id = \(id)")
+            return try await withLines(transaction.query(sql)) { try await transaction.query($0) }.first
+        }
+    }
+
+    /// Maps order rows and loads their lines with one more query.
+    private func withLines(_ rows: [SQLRow], query: (SQL) async throws -> [SQLRow]) async throws -> [Order] {
+        guard !rows.isEmpty else { return [] }
+        var sql: SQL = "SELECT order_id, product_id, name, unit_price_minor, quantity FROM order_items WHERE order_id IN ("
+        for (index, row) in rows.enumerated() {
+            if index > 0 { sql.append(", ") }
+            sql.append("\(try row.int("id"))")
+        }
+        sql.append(") ORDER BY order_id, position")
+        var linesByOrder: [Int64: [OrderLine]] = [:]
+        for line in try await query(sql) {
+            linesByOrder[try line.int("order_id"), default: []].append(OrderLine(
+                productID: try line.optionalInt("product_id"), name: try line.string("name"),
+                unitPriceMinor: try line.int("unit_price_minor"), quantity: Int(try line.int("quantity"))
+            ))
+        }
+        return try rows.map { row in
+            let id = try row.int("id")
+            return Order(
+                id: id, vendorID: try row.int("vendor_id"), reference: try row.string("reference"),
+                status: OrderStatus(rawValue: try row.string("status")) ?? .placed,
+                customer: Customer(name: try row.string("customer_name"), phone: try row.string("customer_phone"), address: try row.string("customer_address")),
+                lines: linesByOrder[id] ?? [],
+                total: Money(minor: try row.int("total_minor"), currency: try Self.currency(row.string("currency"))),
+                createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at")
+            )
+        }
+    }
+}

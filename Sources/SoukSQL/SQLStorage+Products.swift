@@ -1,0 +1,78 @@
+import Foundation
+import SoukCore
+
+extension SQLStorage {
+    static let productColumns: SQL = " id, vendor_id, name, description, price_minor, currency, stock, available, status, created_at, updated_at "
+
+    public func createProduct(vendorID: Int64, _ change: ProductChange) async throws -> Product {
+        let now = Date()
+        var sql: SQL = """
+            INSERT INTO products (vendor_id, name, description, price_minor, currency, stock, available, status, created_at, updated_at)
+            VALUES (\(vendorID), \(change.name ?? ""), \(change.description ?? ""), \(change.priceMinor ?? 0),
+                    \(change.currency?.code ?? "USD"), \(change.stock ?? 0), \(change.available ?? true),
+                    \(ProductStatus.active.rawValue), \(now), \(now))
+            RETURNING
+            """
+        sql.append(Self.productColumns)
+        return try Self.product(try await database.write(sql)[0])
+    }
+
+    public func products(vendorID: Int64, availableOnly: Bool) async throws -> [Product] {
+        var sql: SQL = "SELECT "
+        sql.append(Self.productColumns)
+        // `available = TRUE OR NOT $2` keeps one statement for both lists.
+        sql.append("FROM products WHERE vendor_id = \(vendorID) AND (available = \(true) OR \(!availableOnly)) ORDER BY id DESC")
+        return try await database.read(sql).map(Self.product)
+    }
+
+    public func product(id: Int64, vendorID: Int64) async throws -> Product? {
+        var sql: SQL = "SELECT "
+        sql.append(Self.productColumns)
+        sql.append(" FROM products WHERE id = \(id) AND vendor_id = \(vendorID)")
+        return try await database.readFirst(sql).map(Self.product)
+    }
+
+    public func updateProduct(id: Int64, vendorID: Int64, _ change: ProductChange) async throws -> Product? {
+        // One statement: each column keeps its value unless the change names a new one.
+        var sql: SQL = """
+            UPDATE products SET
+                name = COALESCE(CAST(\(change.name) AS TEXT), name),
+                description = COALESCE(CAST(\(change.description) AS TEXT), description),
+                price_minor = COALESCE(CAST(\(change.priceMinor) AS BIGINT), price_minor),
+                currency = COALESCE(CAST(\(change.currency?.code) AS TEXT), currency),
+                stock = COALESCE(CAST(\(change.stock.map(Int64.init)) AS BIGINT), stock),
+                available = COALESCE(CAST(\(change.available) AS BOOLEAN), available),
+                updated_at = \(Date())
+            WHERE id = \(id) AND vendor_id = \(vendorID)
+            RETURNING
+            """
+        sql.append(Self.productColumns)
+        return try await database.write(sql).first.map(Self.product)
+    }
+
+    public func deleteProduct(id: Int64, vendorID: Int64) async throws -> Bool {
+        !(try await database.write("DELETE FROM products WHERE id = \(id) AND vendor_id = \(vendorID) RETURNING id").isEmpty)
+    }
+
+    static func product(_ row: SQLRow) throws -> Product {
+        Product(
+            id: try row.int("id"),
+            vendorID: try row.int("vendor_id"),
+            name: try row.string("name"),
+            description: try row.string("description"),
+            price: Money(minor: try row.int("price_minor"), currency: try currency(row.string("currency"))),
+            stock: Int(try row.int("stock")),
+            available: try row.bool("available"),
+            status: ProductStatus(rawValue: try row.string("status")) ?? .active,
+            createdAt: try row.date("created_at"),
+            updatedAt: try row.date("updated_at")
+        )
+    }
+
+    static func currency(_ code: String) throws -> Currency {
+        guard let currency = Currency(code: code) else {
+            throw SQLDatabaseError.typeMismatch(column: "currency", expected: "a known currency, found \(code)")
+        }
+        return currency
+    }
+}

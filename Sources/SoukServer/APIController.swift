@@ -1,0 +1,199 @@
+import Foundation
+import Hummingbird
+import SoukCore
+
+/// The JSON API v1: vendor sign-up and sessions, the vendor's products and orders, and the public
+/// store with its order endpoint.
+struct APIController: Sendable {
+    let services: SoukServices
+
+    func addRoutes(to group: RouterGroup<SoukRequestContext>) {
+        group.post("vendors", use: signUp)
+        group.post("sessions", use: logIn)
+        group.get("stores/:username", use: store)
+        group.post("stores/:username/orders", use: placeOrder)
+
+        let vendor = group.group().add(middleware: RequireVendorMiddleware())
+        vendor.delete("sessions", use: logOut)
+        vendor.get("vendors/me", use: me)
+        vendor.get("products", use: listProducts)
+        vendor.post("products", use: createProduct)
+        vendor.get("products/:id", use: getProduct)
+        vendor.patch("products/:id", use: updateProduct)
+        vendor.delete("products/:id", use: deleteProduct)
+        vendor.get("orders", use: listOrders)
+        vendor.get("orders/:id", use: getOrder)
+        vendor.patch("orders/:id", use: updateOrder)
+    }
+
+    // MARK: Vendors and sessions
+
+    struct SignupInput: Decodable {
+        let username: String
+        let password: String
+        let storeName: String
+    }
+
+    struct VendorBody: Encodable {
+        let id: Int64
+        let username: String
+        let storeName: String
+        let storeUrl: String
+        let createdAt: Date
+
+        init(_ vendor: Vendor) {
+            id = vendor.id
+            username = vendor.username
+            storeName = vendor.storeName
+            storeUrl = "/s/\(vendor.username)"
+            createdAt = vendor.createdAt
+        }
+    }
+
+    @Sendable func signUp(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let input = try await JSONResponse.decode(SignupInput.self, from: request, context: context)
+        let vendor = try await services.accounts.signUp(VendorSignup(username: input.username, password: input.password, storeName: input.storeName))
+        return try JSONResponse.make(VendorBody(vendor), status: .created, headers: [.location: "/api/v1/vendors/me"])
+    }
+
+    struct LoginInput: Decodable {
+        let username: String
+        let password: String
+    }
+
+    struct TokenBody: Encodable {
+        let token: String
+        let expiresIn: Int64
+    }
+
+    @Sendable func logIn(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let input = try await JSONResponse.decode(LoginInput.self, from: request, context: context)
+        guard let vendor = try await services.accounts.authenticate(username: input.username, password: input.password) else {
+            throw SoukError.unauthorized
+        }
+        let token = try await services.sessions.open(for: vendor)
+        return try JSONResponse.make(TokenBody(token: token, expiresIn: services.sessions.lifetime.components.seconds), status: .created)
+    }
+
+    @Sendable func logOut(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        if let hash = context.sessionTokenHash { try await services.storage.deleteSession(tokenHash: hash) }
+        return Response(status: .noContent)
+    }
+
+    @Sendable func me(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        try JSONResponse.make(VendorBody(try context.requireVendor()))
+    }
+
+    // MARK: Products
+
+    struct ProductList: Encodable { let products: [API.ProductBody] }
+
+    @Sendable func listProducts(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        return try JSONResponse.make(ProductList(products: try await services.storage.products(vendorID: vendor.id, availableOnly: false).map(API.ProductBody.init)))
+    }
+
+    @Sendable func createProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let change = try await JSONResponse.decode(API.ProductInput.self, from: request, context: context).newProduct()
+        let product = try await services.storage.createProduct(vendorID: vendor.id, change)
+        return try JSONResponse.make(API.ProductBody(product), status: .created, headers: [.location: "/api/v1/products/\(product.id)"])
+    }
+
+    @Sendable func getProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        guard let product = try await services.storage.product(id: try Self.id(context), vendorID: vendor.id) else { throw SoukError.notFound("Product") }
+        return try JSONResponse.make(API.ProductBody(product))
+    }
+
+    @Sendable func updateProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let id = try Self.id(context)
+        let change = try await JSONResponse.decode(API.ProductInput.self, from: request, context: context).change()
+        guard let product = try await services.storage.updateProduct(id: id, vendorID: vendor.id, change) else { throw SoukError.notFound("Product") }
+        return try JSONResponse.make(API.ProductBody(product))
+    }
+
+    @Sendable func deleteProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        guard try await services.storage.deleteProduct(id: try Self.id(context), vendorID: vendor.id) else { throw SoukError.notFound("Product") }
+        return Response(status: .noContent)
+    }
+
+    // MARK: Store (public)
+
+    struct StoreBody: Encodable {
+        let username: String
+        let storeName: String
+        let products: [API.ProductBody]
+    }
+
+    @Sendable func store(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try await services.publicVendor(context)
+        let products = try await services.storage.products(vendorID: vendor.id, availableOnly: true)
+        return try JSONResponse.make(StoreBody(username: vendor.username, storeName: vendor.storeName, products: products.map(API.ProductBody.init)))
+    }
+
+    @Sendable func placeOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try await services.publicVendor(context)
+        let orderRequest = try await JSONResponse.decode(API.OrderInput.self, from: request, context: context).request()
+        let order = try await services.storage.placeOrder(vendorID: vendor.id, orderRequest)
+        context.logger.info("order placed", metadata: ["souk.order_id": "\(order.id)", "souk.vendor_id": "\(vendor.id)"])
+        return try JSONResponse.make(API.OrderBody(order), status: .created)
+    }
+
+    // MARK: Orders (vendor)
+
+    struct OrderList: Encodable {
+        let orders: [API.OrderBody]
+        let nextCursor: String?
+    }
+
+    @Sendable func listOrders(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let query = request.uri.queryParameters
+        var errors: [FieldError] = []
+        var limit = 20
+        if let raw = query["limit"] {
+            if let value = Int(raw), (1...100).contains(value) { limit = value } else {
+                errors.append(FieldError(field: "limit", message: "must be between 1 and 100"))
+            }
+        }
+        var before: Int64?
+        if let raw = query["cursor"], !raw.isEmpty {
+            if let value = Int64(raw), value > 0 { before = value } else {
+                errors.append(FieldError(field: "cursor", message: "must be a cursor from a previous page"))
+            }
+        }
+        guard errors.isEmpty else { throw SoukError.validationFailed(errors) }
+        let orders = try await services.storage.orders(vendorID: vendor.id, before: before, limit: limit + 1)
+        let page = orders.prefix(limit)
+        let next = orders.count > limit ? page.last.map { String($0.id) } : nil
+        return try JSONResponse.make(OrderList(orders: page.map(API.OrderBody.init), nextCursor: next))
+    }
+
+    @Sendable func getOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        guard let order = try await services.storage.order(id: try Self.id(context), vendorID: vendor.id) else { throw SoukError.notFound("Order") }
+        return try JSONResponse.make(API.OrderBody(order))
+    }
+
+    struct StatusInput: Decodable { let status: String }
+
+    @Sendable func updateOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let id = try Self.id(context)
+        let input = try await JSONResponse.decode(StatusInput.self, from: request, context: context)
+        guard let status = OrderStatus(rawValue: input.status) else {
+            throw SoukError.validationFailed([FieldError(field: "status", message: "must be one of " + OrderStatus.allCases.map(\.rawValue).joined(separator: ", "))])
+        }
+        guard let order = try await services.storage.updateOrderStatus(id: id, vendorID: vendor.id, to: status) else { throw SoukError.notFound("Order") }
+        return try JSONResponse.make(API.OrderBody(order))
+    }
+
+    /// A path id that is not a positive integer names nothing: 404, like an id of another vendor.
+    static func id(_ context: SoukRequestContext) throws -> Int64 {
+        guard let id = context.parameters.get("id", as: Int64.self), id > 0 else { throw SoukError.notFound("That") }
+        return id
+    }
+}

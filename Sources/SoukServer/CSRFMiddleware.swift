@@ -1,0 +1,55 @@
+import Hummingbird
+import SoukCore
+
+/// Double-submit CSRF protection for HTML forms: a random token in an HttpOnly, SameSite=Strict
+/// cookie must come back as the form's `csrf` field. A cross-site page can neither read the cookie
+/// nor make the browser send it.
+struct CSRFMiddleware: RouterMiddleware {
+    typealias Context = SoukRequestContext
+    static let cookieName = "souk_csrf"
+    let cookies: CookiePolicy
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        let existing = request.cookies[Self.cookieName].map { String($0.value) }.flatMap { $0.count == 43 ? $0 : nil }
+        context.csrfToken = existing ?? SessionTokens.randomToken()
+        var response = try await next(request, context)
+        if existing == nil {
+            response.setCookie(cookies.cookie(name: Self.cookieName, value: context.csrfToken, request: request, sameSite: .strict))
+        }
+        return response
+    }
+
+    /// Throws unless the submitted token matches the cookie (compared in constant time).
+    static func verify(_ submitted: String?, context: Context) throws {
+        let expected = Array(context.csrfToken.utf8)
+        let given = Array((submitted ?? "").utf8)
+        var difference = UInt8(expected.count == given.count ? 0 : 1)
+        for (a, b) in zip(expected, given) { difference |= a ^ b }
+        guard difference == 0, !expected.isEmpty else {
+            throw SoukError.forbidden("This form has expired or came from another site. Reload the page and try again.")
+        }
+    }
+}
+
+/// How Souk's cookies are made: HttpOnly always, `Secure` unless configured off or (in `auto`)
+/// the request came to a loopback address over plain HTTP, as in the embedded demo.
+public enum CookiePolicy: String, Sendable {
+    case auto, always, never
+
+    func cookie(name: String, value: String, maxAge: Int? = nil, request: Request, sameSite: Cookie.SameSite = .lax) -> Cookie {
+        Cookie(name: name, value: value, maxAge: maxAge, path: "/", secure: isSecure(request), httpOnly: true, sameSite: sameSite)
+    }
+
+    func isSecure(_ request: Request) -> Bool {
+        switch self {
+        case .always: return true
+        case .never: return false
+        case .auto:
+            if request.headers[.init("X-Forwarded-Proto")!] == "https" { return true }
+            let host = (request.head.authority ?? "").lowercased()
+            let name = host.hasPrefix("[") ? String(host.prefix(while: { $0 != "]" })) + "]" : String(host.split(separator: ":").first ?? "")
+            return !["localhost", "127.0.0.1", "[::1]"].contains(name)
+        }
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import SoukCore
+
+/// JSON in and out, snake_case on the wire, dates as ISO 8601.
+enum JSONResponse {
+    static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+
+    static let decoder: JSONDecoder = {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return decoder
+    }()
+
+    static func make(_ value: some Encodable, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
+        var headers = headers
+        headers[.contentType] = "application/json; charset=utf-8"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: try encoder.encode(value))))
+    }
+
+    static func error(_ problem: ErrorMiddleware.Problem) -> Response {
+        struct Body: Encodable {
+            struct Detail: Encodable {
+                let code: String
+                let message: String
+                let fields: [FieldError]?
+            }
+            let error: Detail
+        }
+        let body = Body(error: .init(code: problem.code, message: problem.message, fields: problem.fields.isEmpty ? nil : problem.fields))
+        // Encoding these plain strings cannot fail.
+        return (try? make(body, status: problem.status)) ?? Response(status: problem.status)
+    }
+
+    /// Reads and decodes a JSON body; a body that is too large, malformed or of the wrong shape
+    /// becomes a ``SoukError`` naming the field, never a 500.
+    static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: SoukRequestContext) async throws -> T {
+        let body = try await readBody(request, context: context)
+        do {
+            return try decoder.decode(T.self, from: Data(buffer: body))
+        } catch let error as DecodingError {
+            throw Self.soukError(error)
+        }
+    }
+
+    static func readBody(_ request: Request, context: SoukRequestContext) async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: context.maxUploadSize)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw SoukError.payloadTooLarge(limit: context.maxUploadSize)
+        }
+    }
+
+    static func soukError(_ error: DecodingError) -> SoukError {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            codingPath.map { key in key.intValue.map { "[\($0)]" } ?? "." + snakeCase(key.stringValue) }
+                .joined().replacingOccurrences(of: ".[", with: "[").trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return .validationFailed([FieldError(field: path(context.codingPath + [key]), message: "is required")])
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            guard !context.codingPath.isEmpty else { return .malformedRequest("expected a JSON object") }
+            return .validationFailed([FieldError(field: path(context.codingPath), message: "must be \(describe(type))")])
+        case .dataCorrupted(let context):
+            guard !context.codingPath.isEmpty else { return .malformedRequest("the body is not valid JSON in UTF-8") }
+            return .validationFailed([FieldError(field: path(context.codingPath), message: "has a value out of range or of the wrong form")])
+        @unknown default:
+            return .malformedRequest("the body could not be decoded")
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is Int.Type, is Int64.Type: "an integer"
+        case is Bool.Type: "true or false"
+        case is String.Type: "a string"
+        default: "of another type"
+        }
+    }
+
+    private static func snakeCase(_ key: String) -> String {
+        var result = ""
+        for character in key {
+            if character.isUppercase {
+                result += "_" + character.lowercased()
+            } else {
+                result.append(character)
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,323 @@
+import Foundation
+import Hummingbird
+import SoukCore
+
+/// The HTML side: sign-up and login, the vendor dashboard, and the public store page with its order form.
+/// Every form error is shown on the form, with what the person typed kept.
+struct PagesController: Sendable {
+    let services: SoukServices
+    var pages: PageRenderer { services.pages }
+    var storage: any SoukStorage { services.storage }
+
+    func addRoutes(to router: RouterGroup<SoukRequestContext>) {
+        router.get("/", use: home)
+        router.get("signup", use: signupForm)
+        router.post("signup", use: signUp)
+        router.get("login", use: loginForm)
+        router.post("login", use: logIn)
+        router.post("logout", use: logOut)
+        router.get("s/:username", use: store)
+        router.post("s/:username/orders", use: placeOrder)
+        router.get("s/:username/orders/:reference", use: orderPlaced)
+
+        let dashboard = router.group("dashboard").add(middleware: RequireVendorPageMiddleware())
+        dashboard.get("", use: products)
+        dashboard.get("products/new", use: newProductForm)
+        dashboard.post("products", use: createProduct)
+        dashboard.get("products/:id/edit", use: editProductForm)
+        dashboard.post("products/:id", use: updateProduct)
+        dashboard.post("products/:id/toggle", use: toggleProduct)
+        dashboard.post("products/:id/delete", use: deleteProduct)
+        dashboard.get("orders", use: orders)
+        dashboard.post("orders/:id/status", use: updateOrderStatus)
+    }
+
+    // MARK: Accounts
+
+    @Sendable func home(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let demo = try await storage.vendor(username: DemoData.username)
+        return pages.page("home", title: "Welcome", ["demo": demo?.username as Any], context: context)
+    }
+
+    @Sendable func signupForm(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        pages.page("signup", title: "Open a store", context: context)
+    }
+
+    @Sendable func signUp(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let form = try await Form.read(request, context: context)
+        let values: [String: Any] = ["username": form["username"] ?? "", "store_name": form["store_name"] ?? ""]
+        do {
+            let signup = try VendorSignup(username: form["username"] ?? "", password: form["password"] ?? "", storeName: form["store_name"] ?? "")
+            let vendor = try await services.accounts.signUp(signup)
+            return try await startSession(for: vendor, request: request, redirectTo: "/dashboard")
+        } catch let error as SoukError {
+            return formError("signup", title: "Open a store", error, values: values, context: context)
+        }
+    }
+
+    @Sendable func loginForm(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        if context.vendor != nil { return .redirect(to: "/dashboard", type: .found) }
+        return pages.page("login", title: "Log in", context: context)
+    }
+
+    @Sendable func logIn(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let form = try await Form.read(request, context: context)
+        guard let vendor = try await services.accounts.authenticate(username: form["username"] ?? "", password: form["password"] ?? "") else {
+            return pages.page("login", title: "Log in", ["username": form["username"] ?? "", "formError": "That username and password do not match."], context: context, status: .unauthorized)
+        }
+        return try await startSession(for: vendor, request: request, redirectTo: "/dashboard")
+    }
+
+    @Sendable func logOut(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        _ = try await Form.read(request, context: context)
+        if let hash = context.sessionTokenHash { try await storage.deleteSession(tokenHash: hash) }
+        var response = Response.redirect(to: "/", type: .found)
+        response.setCookie(services.cookies.cookie(name: SessionTokens.cookieName, value: "", maxAge: 0, request: request))
+        return response
+    }
+
+    private func startSession(for vendor: Vendor, request: Request, redirectTo location: String) async throws -> Response {
+        let token = try await services.sessions.open(for: vendor)
+        var response = Response.redirect(to: location, type: .found)
+        let maxAge = Int(services.sessions.lifetime.components.seconds)
+        response.setCookie(services.cookies.cookie(name: SessionTokens.cookieName, value: token, maxAge: maxAge, request: request))
+        return response
+    }
+
+    // MARK: Products
+
+    @Sendable func products(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let products = try await storage.products(vendorID: vendor.id, availableOnly: false)
+        return pages.page("products", title: "Products", ["products": products.map(Self.productValues), "has_products": !products.isEmpty], context: context)
+    }
+
+    @Sendable func newProductForm(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        pages.page("product_form", title: "Add a product", ["action": "/dashboard/products", "currency": "USD", "stock": 1, "available": true], context: context)
+    }
+
+    @Sendable func createProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let form = try await Form.read(request, context: context)
+        do {
+            let input = try Self.productInput(form)
+            let change = try ProductChange.newProduct(name: input.name, description: input.description, priceMinor: input.price, currency: input.currency, stock: input.stock, available: input.available)
+            _ = try await storage.createProduct(vendorID: vendor.id, change)
+            return .redirect(to: "/dashboard", type: .found)
+        } catch let error as SoukError {
+            return formError("product_form", title: "Add a product", error, values: Self.formValues(form, action: "/dashboard/products"), context: context)
+        }
+    }
+
+    @Sendable func editProductForm(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let product = try await ownProduct(context)
+        var values = Self.productValues(product)
+        values["action"] = "/dashboard/products/\(product.id)"
+        values["price"] = Self.plainAmount(product.price)
+        values["currency"] = product.price.currency.code
+        return pages.page("product_form", title: "Edit \(product.name)", values, context: context)
+    }
+
+    @Sendable func updateProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let product = try await ownProduct(context)
+        let form = try await Form.read(request, context: context)
+        do {
+            let input = try Self.productInput(form)
+            let change = try ProductChange(name: input.name ?? "", description: input.description ?? "", priceMinor: input.price, currency: input.currency, stock: input.stock, available: input.available)
+            guard change.priceMinor != nil, change.stock != nil else {
+                throw SoukError.validationFailed(
+                    (change.priceMinor == nil ? [FieldError(field: "price", message: "is required")] : [])
+                        + (change.stock == nil ? [FieldError(field: "stock", message: "is required")] : []))
+            }
+            guard try await storage.updateProduct(id: product.id, vendorID: vendor.id, change) != nil else { throw SoukError.notFound("Product") }
+            return .redirect(to: "/dashboard", type: .found)
+        } catch let error as SoukError where error.code == "validation_failed" {
+            return formError("product_form", title: "Edit \(product.name)", error, values: Self.formValues(form, action: "/dashboard/products/\(product.id)"), context: context)
+        }
+    }
+
+    @Sendable func toggleProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let product = try await ownProduct(context)
+        _ = try await Form.read(request, context: context)
+        var change = ProductChange()
+        change.available = !product.available
+        _ = try await storage.updateProduct(id: product.id, vendorID: vendor.id, change)
+        return .redirect(to: "/dashboard", type: .found)
+    }
+
+    @Sendable func deleteProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let product = try await ownProduct(context)
+        _ = try await Form.read(request, context: context)
+        _ = try await storage.deleteProduct(id: product.id, vendorID: vendor.id)
+        return .redirect(to: "/dashboard", type: .found)
+    }
+
+    private func ownProduct(_ context: SoukRequestContext) async throws -> Product {
+        let vendor = try context.requireVendor()
+        guard let product = try await storage.product(id: try APIController.id(context), vendorID: vendor.id) else { throw SoukError.notFound("Product") }
+        return product
+    }
+
+    private struct ProductFormInput {
+        var name: String?
+        var description: String?
+        var price: Int64?
+        var currency: String?
+        var stock: Int?
+        var available: Bool
+    }
+
+    private static func productInput(_ form: Form) throws(SoukError) -> ProductFormInput {
+        var errors: [FieldError] = []
+        let currencyCode = (form["currency"] ?? "").trimmingCharacters(in: .whitespaces).uppercased()
+        let price = form.price("price", currency: Currency(code: currencyCode), errors: &errors)
+        let stock = form.integer("stock", errors: &errors)
+        if let stock, stock > Int64(ProductLimits.stock.upperBound) || stock < 0 {
+            errors.append(FieldError(field: "stock", message: "must be between 0 and \(ProductLimits.stock.upperBound)"))
+        }
+        guard errors.isEmpty else { throw .validationFailed(errors) }
+        return ProductFormInput(
+            name: form["name"], description: form["description"], price: price, currency: currencyCode.isEmpty ? nil : currencyCode,
+            stock: stock.map(Int.init), available: form["available"] != nil
+        )
+    }
+
+    private static func formValues(_ form: Form, action: String) -> [String: Any] {
+        ["action": action, "name": form["name"] ?? "", "description": form["description"] ?? "", "price": form["price"] ?? "",
+         "currency": form["currency"] ?? "", "stock": form["stock"] ?? "", "available": form["available"] != nil]
+    }
+
+    static func productValues(_ product: Product) -> [String: Any] {
+        ["id": product.id, "name": product.name, "description": product.description, "price": product.price.formatted,
+         "stock": product.stock, "available": product.available, "in_stock": product.stock > 0]
+    }
+
+    /// "12.50" for a form field (no currency code).
+    static func plainAmount(_ money: Money) -> String {
+        String(money.formatted.split(separator: " ").first ?? "")
+    }
+
+    // MARK: Orders (vendor)
+
+    @Sendable func orders(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let before = request.uri.queryParameters["before"].flatMap { Int64($0) }
+        let pageSize = 20
+        let orders = try await storage.orders(vendorID: vendor.id, before: before, limit: pageSize + 1)
+        let page = Array(orders.prefix(pageSize))
+        let values: [String: Any] = [
+            "orders": page.map(Self.orderValues), "has_orders": !page.isEmpty,
+            "older": orders.count > pageSize ? page.last?.id as Any : NSNull(),
+        ]
+        return pages.page("orders", title: "Orders", values, context: context)
+    }
+
+    @Sendable func updateOrderStatus(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let id = try APIController.id(context)
+        let form = try await Form.read(request, context: context)
+        guard let status = OrderStatus(rawValue: form["status"] ?? "") else {
+            throw SoukError.validationFailed([FieldError(field: "status", message: "is not an order status")])
+        }
+        guard try await storage.updateOrderStatus(id: id, vendorID: vendor.id, to: status) != nil else { throw SoukError.notFound("Order") }
+        return .redirect(to: "/dashboard/orders", type: .found)
+    }
+
+    static func orderValues(_ order: Order) -> [String: Any] {
+        let formatter = ISO8601DateFormatter()
+        return [
+            "id": order.id, "reference": order.reference, "status": order.status.rawValue, "total": order.total.formatted,
+            "customer_name": order.customer.name, "customer_phone": order.customer.phone, "customer_address": order.customer.address,
+            "placed_at": formatter.string(from: order.createdAt),
+            "lines": order.lines.map { line -> [String: Any] in
+                ["name": line.name, "quantity": line.quantity, "total": Money(minor: line.totalMinor, currency: order.total.currency).formatted]
+            },
+            "next": order.status.nextStates.map { next -> [String: Any] in
+                ["status": next.rawValue, "label": next == .cancelled ? "Cancel" : "Mark \(next.rawValue)", "style": next == .cancelled ? "danger" : ""]
+            },
+        ]
+    }
+
+    // MARK: Store (public)
+
+    @Sendable func store(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try await services.publicVendor(context)
+        return try await storePage(vendor, context: context)
+    }
+
+    private func storePage(_ vendor: Vendor, form: Form? = nil, error: SoukError? = nil, context: SoukRequestContext) async throws -> Response {
+        let products = try await storage.products(vendorID: vendor.id, availableOnly: true)
+        var values: [String: Any] = [
+            "username": vendor.username, "store_name": vendor.storeName, "has_products": !products.isEmpty,
+            "products": products.map { product -> [String: Any] in
+                var values = Self.productValues(product)
+                values["quantity"] = form?["qty_\(product.id)"] ?? "0"
+                return values
+            },
+        ]
+        var status = HTTPResponse.Status.ok
+        if let form {
+            values["customer"] = ["name": form["name"] ?? "", "phone": form["phone"] ?? "", "address": form["address"] ?? ""]
+        }
+        if let error {
+            status = ErrorMiddleware.status(of: error)
+            if case .validationFailed(let fields) = error {
+                values["errors"] = PageRenderer.errorMap(fields)
+                values["formError"] = "Please correct the fields marked below."
+            } else {
+                values["formError"] = error.message
+            }
+        }
+        return pages.page("store", title: vendor.storeName, values, context: context, status: status)
+    }
+
+    @Sendable func placeOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try await services.publicVendor(context)
+        let form = try await Form.read(request, context: context)
+        do {
+            var items: [(productID: Int64, quantity: Int)] = []
+            var errors: [FieldError] = []
+            for (name, value) in form.fields where name.hasPrefix("qty_") {
+                let raw = value.trimmingCharacters(in: .whitespaces)
+                guard !raw.isEmpty, raw != "0" else { continue }
+                guard let id = Int64(name.dropFirst(4)), let quantity = Int(raw), quantity > 0 else {
+                    errors.append(FieldError(field: "items", message: "quantities must be whole numbers"))
+                    continue
+                }
+                items.append((id, quantity))
+            }
+            guard errors.isEmpty else { throw SoukError.validationFailed(errors) }
+            if items.isEmpty { throw SoukError.validationFailed([FieldError(field: "items", message: "choose a quantity for at least one product")]) }
+            let orderRequest = try OrderRequest(name: form["name"] ?? "", phone: form["phone"] ?? "", address: form["address"] ?? "", items: items)
+            let order = try await storage.placeOrder(vendorID: vendor.id, orderRequest)
+            context.logger.info("order placed", metadata: ["souk.order_id": "\(order.id)", "souk.vendor_id": "\(vendor.id)"])
+            return .redirect(to: "/s/\(vendor.username)/orders/\(order.reference)", type: .found)
+        } catch let error as SoukError {
+            return try await storePage(vendor, form: form, error: error, context: context)
+        }
+    }
+
+    @Sendable func orderPlaced(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try await services.publicVendor(context)
+        guard let reference = context.parameters.get("reference"), reference.count <= 16,
+              let order = try await storage.order(reference: reference.uppercased(), vendorID: vendor.id)
+        else { throw SoukError.notFound("Order") }
+        var values = Self.orderValues(order)
+        values["store_name"] = vendor.storeName
+        values["username"] = vendor.username
+        return pages.page("order_placed", title: "Order \(order.reference)", values, context: context)
+    }
+
+    private func formError(_ template: String, title: String, _ error: SoukError, values: [String: Any], context: SoukRequestContext) -> Response {
+        var values = values
+        if case .validationFailed(let fields) = error {
+            values["errors"] = PageRenderer.errorMap(fields)
+        } else {
+            values["formError"] = error.message
+        }
+        return pages.page(template, title: title, values, context: context, status: ErrorMiddleware.status(of: error))
+    }
+}

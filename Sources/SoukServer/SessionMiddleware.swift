@@ -1,0 +1,78 @@
+import Crypto
+import Foundation
+import Hummingbird
+import SoukCore
+
+/// Session tokens: 256 random bits handed to the client once; only their SHA-256 is stored.
+struct SessionTokens: Sendable {
+    static let cookieName = "souk_session"
+    let store: any SessionStore
+    let lifetime: Duration
+
+    /// Creates a session for the vendor and returns the raw token.
+    func open(for vendor: Vendor) async throws -> String {
+        let token = Self.randomToken()
+        let expiresAt = Date().addingTimeInterval(TimeInterval(lifetime.components.seconds))
+        try await store.createSession(tokenHash: Self.hash(token), vendorID: vendor.id, expiresAt: expiresAt)
+        return token
+    }
+
+    static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        return Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func hash(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Finds the vendor behind `Authorization: Bearer …` (API) or the session cookie (pages).
+struct SessionMiddleware: RouterMiddleware {
+    typealias Context = SoukRequestContext
+    let store: any SessionStore
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        if let token = Self.token(in: request), token.count <= 128 {
+            let hash = SessionTokens.hash(token)
+            if let vendor = try await store.vendor(sessionTokenHash: hash, now: Date()) {
+                context.vendor = vendor
+                context.sessionTokenHash = hash
+                context.logger[metadataKey: "souk.vendor_id"] = "\(vendor.id)"
+            }
+        }
+        return try await next(request, context)
+    }
+
+    static func token(in request: Request) -> String? {
+        if let authorization = request.headers[.authorization] {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]) }
+            return nil
+        }
+        return request.cookies[SessionTokens.cookieName].map { String($0.value) }
+    }
+}
+
+/// Answers 401 for API routes that need a vendor.
+struct RequireVendorMiddleware: RouterMiddleware {
+    typealias Context = SoukRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard context.vendor != nil else { throw SoukError.unauthorized }
+        return try await next(request, context)
+    }
+}
+
+/// Sends visitors of vendor pages who are not logged in to the login form.
+struct RequireVendorPageMiddleware: RouterMiddleware {
+    typealias Context = SoukRequestContext
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard context.vendor != nil else { return .redirect(to: "/login", type: .found) }
+        return try await next(request, context)
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import Logging
+
+/// Souk's settings, from flags, then `SOUK_*` environment variables, then defaults.
+/// Every invalid setting is reported at once, by name.
+public struct SoukConfiguration: Sendable, Equatable {
+    public enum Database: Sendable, Equatable {
+        case sqlite(path: String)
+        case postgres(url: String)
+    }
+
+    public var host: String
+    public var port: Int
+    public var dataDirectory: String
+    public var database: Database
+    public var redisURL: String?
+    public var logLevel: Logger.Level
+    public var cookies: CookiePolicy
+
+    /// One setting: its environment name, its flag, its default, and what it means (the README's table).
+    public struct Setting: Sendable {
+        public let environment: String
+        public let flag: String
+        public let defaultValue: String
+        public let meaning: String
+    }
+
+    public static let settings: [Setting] = [
+        .init(environment: "SOUK_HTTP_HOST", flag: "--host", defaultValue: "127.0.0.1", meaning: "address the HTTP server binds"),
+        .init(environment: "SOUK_HTTP_PORT", flag: "--port", defaultValue: "8080", meaning: "HTTP port (0 picks a free one)"),
+        .init(environment: "SOUK_DATA_DIR", flag: "--data-dir", defaultValue: "./souk-data", meaning: "where embedded mode keeps its SQLite file"),
+        .init(environment: "SOUK_DATABASE_URL", flag: "--database-url", defaultValue: "(SQLite in the data dir)", meaning: "postgres://user:pass@host:port/db or sqlite:///path/file.sqlite"),
+        .init(environment: "SOUK_REDIS_URL", flag: "--redis-url", defaultValue: "(none)", meaning: "redis://[user:pass@]host:port/db (used by later features)"),
+        .init(environment: "SOUK_LOG_LEVEL", flag: "--log-level", defaultValue: "info", meaning: "trace, debug, info, notice, warning, error or critical"),
+        .init(environment: "SOUK_SECURE_COOKIES", flag: "--secure-cookies", defaultValue: "auto", meaning: "auto (Secure except plain HTTP on loopback), always or never"),
+    ]
+
+    /// All problems found, each naming its setting.
+    public struct Invalid: Error, CustomStringConvertible, Equatable {
+        public let problems: [String]
+        public var description: String { "Invalid settings:\n" + problems.map { "  - \($0)" }.joined(separator: "\n") }
+    }
+
+    /// Reads settings; `flags` (keyed by environment name) win over `environment`.
+    public static func load(environment: [String: String], flags: [String: String] = [:]) throws(Invalid) -> SoukConfiguration {
+        func value(_ name: String) -> String? {
+            let raw = flags[name] ?? environment[name]
+            guard let raw, !raw.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+            return raw.trimmingCharacters(in: .whitespaces)
+        }
+        var problems: [String] = []
+
+        let host = value("SOUK_HTTP_HOST") ?? "127.0.0.1"
+        if host.contains(where: { $0.isWhitespace || $0 == "/" }) {
+            problems.append("SOUK_HTTP_HOST: \"\(host)\" is not a host name or address")
+        }
+
+        var port = 8080
+        if let raw = value("SOUK_HTTP_PORT") {
+            if let parsed = Int(raw), (0...65_535).contains(parsed) { port = parsed } else {
+                problems.append("SOUK_HTTP_PORT: \"\(raw)\" is not a port number (0-65535)")
+            }
+        }
+
+        let dataDirectory = value("SOUK_DATA_DIR") ?? "./souk-data"
+
+        var database = Database.sqlite(path: (dataDirectory as NSString).appendingPathComponent("souk.sqlite"))
+        if let raw = value("SOUK_DATABASE_URL") {
+            if raw.hasPrefix("postgres://") || raw.hasPrefix("postgresql://") {
+                if let components = URLComponents(string: raw), components.host?.isEmpty == false, components.user?.isEmpty == false {
+                    database = .postgres(url: raw)
+                } else {
+                    problems.append("SOUK_DATABASE_URL: expected postgres://user[:password]@host[:port]/database")
+                }
+            } else if raw.hasPrefix("sqlite://") {
+                let path = String(raw.dropFirst("sqlite://".count))
+                if path.isEmpty { problems.append("SOUK_DATABASE_URL: sqlite:// needs a file path") } else { database = .sqlite(path: path) }
+            } else {
+                problems.append("SOUK_DATABASE_URL: \"\(raw)\" must start with postgres://, postgresql:// or sqlite://")
+            }
+        }
+
+        let redisURL = value("SOUK_REDIS_URL")
+        if let redisURL {
+            let components = URLComponents(string: redisURL)
+            if !(redisURL.hasPrefix("redis://") || redisURL.hasPrefix("rediss://")) || components?.host?.isEmpty != false {
+                problems.append("SOUK_REDIS_URL: expected redis://[user:password@]host[:port][/db]")
+            }
+        }
+
+        var logLevel = Logger.Level.info
+        if let raw = value("SOUK_LOG_LEVEL") {
+            if let level = Logger.Level(rawValue: raw.lowercased()) { logLevel = level } else {
+                problems.append("SOUK_LOG_LEVEL: \"\(raw)\" is not one of trace, debug, info, notice, warning, error, critical")
+            }
+        }
+
+        var cookies = CookiePolicy.auto
+        if let raw = value("SOUK_SECURE_COOKIES") {
+            switch raw.lowercased() {
+            case "auto": cookies = .auto
+            case "always", "true", "yes", "1": cookies = .always
+            case "never", "false", "no", "0": cookies = .never
+            default: problems.append("SOUK_SECURE_COOKIES: \"\(raw)\" is not auto, always or never")
+            }
+        }
+
+        guard problems.isEmpty else { throw Invalid(problems: problems) }
+        return SoukConfiguration(host: host, port: port, dataDirectory: dataDirectory, database: database, redisURL: redisURL, logLevel: logLevel, cookies: cookies)
+    }
+}

@@ -1,0 +1,26 @@
+import Hummingbird
+import SoukCore
+
+/// The request context of every Souk route: who is logged in, and the form token of the page.
+public struct SoukRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The logged-in vendor, set by ``SessionMiddleware``.
+    public var vendor: Vendor?
+    /// The hash of the session token that authenticated this request (for logout).
+    public var sessionTokenHash: String?
+    /// The CSRF token to embed in forms, set by ``CSRFMiddleware`` on HTML routes.
+    public var csrfToken: String = ""
+
+    public init(source: Source) {
+        self.coreContext = .init(source: source)
+    }
+
+    /// Souk takes small JSON and form bodies only; anything larger is refused with 413.
+    public var maxUploadSize: Int { 64 * 1024 }
+
+    /// The vendor, or 401 for the API (pages redirect to the login form before reaching here).
+    func requireVendor() throws -> Vendor {
+        guard let vendor else { throw SoukError.unauthorized }
+        return vendor
+    }
+}

@@ -1,0 +1,148 @@
+/// The HTML templates, compiled into the binary so that `souk` runs from anywhere with no assets.
+enum Templates {
+    static let all: [String: String] = [
+        "header": header, "footer": footer, "error": error, "home": home, "signup": signup, "login": login,
+        "products": products, "product_form": productForm, "orders": orders, "store": store, "order_placed": orderPlaced,
+    ]
+
+    static let header = """
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>{{title}} · Souk</title>
+        <style>
+        body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#faf8f5}
+        header{background:#5b3a29;color:#fff;padding:.7rem 1.5rem;display:flex;gap:1.2rem;align-items:center}
+        header a{color:#fff;text-decoration:none}header .brand{font-weight:700;font-size:1.2rem;margin-right:auto}
+        header form{margin:0}header button{background:none;border:1px solid #fff;color:#fff;padding:.2rem .6rem;border-radius:4px;cursor:pointer}
+        main{max-width:960px;margin:1.5rem auto;padding:0 1.5rem}
+        table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.5rem;border-bottom:1px solid #e6e0da;text-align:left;vertical-align:top}
+        .num{text-align:right}.muted{color:#777}.error{color:#b00020}.notice{background:#fdecea;border:1px solid #f5c2c0;padding:.6rem 1rem;border-radius:6px}
+        .ok{background:#e8f5e9;border:1px solid #b7dfb9;padding:.6rem 1rem;border-radius:6px}
+        label{display:block;margin:.7rem 0 .2rem;font-weight:600}input,textarea,select{font:inherit;padding:.4rem;width:100%;max-width:420px;box-sizing:border-box}
+        input[type=number].qty{width:5rem}input[type=checkbox]{width:auto}
+        button,.button{background:#5b3a29;color:#fff;border:0;padding:.45rem .9rem;border-radius:4px;cursor:pointer;font:inherit;text-decoration:none;display:inline-block}
+        button.secondary{background:#8d7b6f}button.danger{background:#b00020}form.inline{display:inline}
+        .status{padding:.1rem .5rem;border-radius:10px;background:#eee;font-size:.85rem}
+        .card{background:#fff;border:1px solid #e6e0da;border-radius:8px;padding:1rem 1.5rem;margin-bottom:1rem}
+        </style></head><body>
+        <header><a class="brand" href="/">Souk</a>
+        {{#vendor}}<a href="/dashboard">Products</a><a href="/dashboard/orders">Orders</a><a href="/s/{{username}}">My store</a>
+        <form method="post" action="/logout"><input type="hidden" name="csrf" value="{{csrf}}"><button>Log out {{username}}</button></form>{{/vendor}}
+        {{^vendor}}<a href="/login">Log in</a><a href="/signup">Open a store</a>{{/vendor}}
+        </header><main>
+        """
+
+    static let footer = """
+        </main></body></html>
+        """
+
+    static let error = """
+        {{> header}}<h1>{{title}}</h1><p class="notice">{{message}}</p><p><a href="/">Back to Souk</a></p>{{> footer}}
+        """
+
+    static let home = """
+        {{> header}}<h1>Open your store in a minute</h1>
+        <p>Souk gives every vendor a store link to share with customers, and a dashboard for products and orders.</p>
+        <p><a class="button" href="/signup">Open a store</a> <a href="/login">or log in</a></p>
+        {{#demo}}<p class="muted">Try the demo store: <a href="/s/{{demo}}">/s/{{demo}}</a></p>{{/demo}}
+        {{> footer}}
+        """
+
+    static let signup = """
+        {{> header}}<h1>Open a store</h1>
+        {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        <form method="post" action="/signup" class="card"><input type="hidden" name="csrf" value="{{csrf}}">
+        <label for="username">Username (your store link)</label><input id="username" name="username" value="{{username}}" required maxlength="32" autocomplete="username">
+        {{#errors.username}}<div class="error">Username {{errors.username}}</div>{{/errors.username}}
+        <label for="store_name">Store name</label><input id="store_name" name="store_name" value="{{store_name}}" required maxlength="100">
+        {{#errors.store_name}}<div class="error">Store name {{errors.store_name}}</div>{{/errors.store_name}}
+        <label for="password">Password</label><input id="password" name="password" type="password" required minlength="8" autocomplete="new-password">
+        {{#errors.password}}<div class="error">Password {{errors.password}}</div>{{/errors.password}}
+        <p><button>Create my store</button></p></form>
+        <p>Already selling? <a href="/login">Log in</a></p>{{> footer}}
+        """
+
+    static let login = """
+        {{> header}}<h1>Log in</h1>
+        {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        <form method="post" action="/login" class="card"><input type="hidden" name="csrf" value="{{csrf}}">
+        <label for="username">Username</label><input id="username" name="username" value="{{username}}" required autocomplete="username">
+        <label for="password">Password</label><input id="password" name="password" type="password" required autocomplete="current-password">
+        <p><button>Log in</button></p></form>
+        <p>New here? <a href="/signup">Open a store</a></p>{{> footer}}
+        """
+
+    static let products = """
+        {{> header}}<h1>{{vendor.store_name}}: products</h1>
+        <p>Your store link: <a href="/s/{{vendor.username}}">/s/{{vendor.username}}</a> · <a class="button" href="/dashboard/products/new">Add a product</a></p>
+        {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        {{^products}}<p class="muted">No products yet.</p>{{/products}}
+        {{#has_products}}<table><tr><th>Name</th><th class="num">Price</th><th class="num">Stock</th><th>Available</th><th></th></tr>{{/has_products}}
+        {{#products}}<tr><td><strong>{{name}}</strong><br><span class="muted">{{description}}</span></td><td class="num">{{price}}</td><td class="num">{{stock}}</td>
+        <td><form class="inline" method="post" action="/dashboard/products/{{id}}/toggle"><input type="hidden" name="csrf" value="{{csrf}}">
+        <button class="secondary" title="Toggle availability">{{#available}}Yes{{/available}}{{^available}}No{{/available}}</button></form></td>
+        <td><a href="/dashboard/products/{{id}}/edit">Edit</a>
+        <form class="inline" method="post" action="/dashboard/products/{{id}}/delete"><input type="hidden" name="csrf" value="{{csrf}}"><button class="danger">Delete</button></form></td></tr>{{/products}}
+        {{#has_products}}</table>{{/has_products}}{{> footer}}
+        """
+
+    static let productForm = """
+        {{> header}}<h1>{{title}}</h1>
+        {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        <form method="post" action="{{action}}" class="card"><input type="hidden" name="csrf" value="{{csrf}}">
+        <label for="name">Name</label><input id="name" name="name" value="{{name}}" required maxlength="200">
+        {{#errors.name}}<div class="error">Name {{errors.name}}</div>{{/errors.name}}
+        <label for="description">Description</label><textarea id="description" name="description" rows="4" maxlength="5000">{{description}}</textarea>
+        {{#errors.description}}<div class="error">Description {{errors.description}}</div>{{/errors.description}}
+        <label for="price">Price</label><input id="price" name="price" value="{{price}}" required inputmode="decimal" placeholder="12.50">
+        {{#errors.price}}<div class="error">Price {{errors.price}}</div>{{/errors.price}}{{#errors.price_minor}}<div class="error">Price {{errors.price_minor}}</div>{{/errors.price_minor}}
+        <label for="currency">Currency</label><input id="currency" name="currency" value="{{currency}}" required maxlength="3">
+        {{#errors.currency}}<div class="error">Currency {{errors.currency}}</div>{{/errors.currency}}
+        <label for="stock">Stock</label><input id="stock" name="stock" type="number" min="0" value="{{stock}}" required>
+        {{#errors.stock}}<div class="error">Stock {{errors.stock}}</div>{{/errors.stock}}
+        <label><input type="checkbox" name="available" value="yes" {{#available}}checked{{/available}}> Available in the store</label>
+        <p><button>Save</button> <a href="/dashboard">Cancel</a></p></form>{{> footer}}
+        """
+
+    static let orders = """
+        {{> header}}<h1>Orders</h1>
+        {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        {{^orders}}<p class="muted">No orders yet. Share your store link: <a href="/s/{{vendor.username}}">/s/{{vendor.username}}</a></p>{{/orders}}
+        {{#has_orders}}<table><tr><th>Reference</th><th>Customer</th><th>Items</th><th class="num">Total</th><th>Status</th><th>Placed</th></tr>{{/has_orders}}
+        {{#orders}}<tr><td><strong>{{reference}}</strong></td><td>{{customer_name}}<br><span class="muted">{{customer_phone}}<br>{{customer_address}}</span></td>
+        <td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}</td><td class="num">{{total}}</td>
+        <td><span class="status">{{status}}</span><br>{{#next}}<form class="inline" method="post" action="/dashboard/orders/{{id}}/status"><input type="hidden" name="csrf" value="{{csrf}}">
+        <input type="hidden" name="status" value="{{status}}"><button class="{{style}}">{{label}}</button></form> {{/next}}</td><td class="muted">{{placed_at}}</td></tr>{{/orders}}
+        {{#has_orders}}</table>{{/has_orders}}
+        {{#older}}<p><a href="/dashboard/orders?before={{older}}">Older orders →</a></p>{{/older}}{{> footer}}
+        """
+
+    static let store = """
+        {{> header}}<h1>{{store_name}}</h1>
+        {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        {{^products}}<p class="muted">This store has nothing for sale right now.</p>{{/products}}
+        {{#has_products}}<form method="post" action="/s/{{username}}/orders"><input type="hidden" name="csrf" value="{{csrf}}">
+        <table><tr><th>Product</th><th class="num">Price</th><th class="num">In stock</th><th>Quantity</th></tr>{{/has_products}}
+        {{#products}}<tr><td><strong>{{name}}</strong><br><span class="muted">{{description}}</span></td><td class="num">{{price}}</td><td class="num">{{stock}}</td>
+        <td>{{#in_stock}}<input class="qty" type="number" name="qty_{{id}}" min="0" max="{{stock}}" value="{{quantity}}" aria-label="Quantity of {{name}}">{{/in_stock}}{{^in_stock}}<span class="muted">Sold out</span>{{/in_stock}}</td></tr>{{/products}}
+        {{#has_products}}</table>
+        <div class="card"><h2>Your details</h2>
+        <label for="name">Name</label><input id="name" name="name" value="{{customer.name}}" required maxlength="200" autocomplete="name">
+        {{#errors.customer.name}}<div class="error">Name {{errors.customer.name}}</div>{{/errors.customer.name}}
+        <label for="phone">Phone</label><input id="phone" name="phone" value="{{customer.phone}}" required maxlength="32" autocomplete="tel">
+        {{#errors.customer.phone}}<div class="error">Phone {{errors.customer.phone}}</div>{{/errors.customer.phone}}
+        <label for="address">Address</label><textarea id="address" name="address" rows="3" required maxlength="1000" autocomplete="street-address">{{customer.address}}</textarea>
+        {{#errors.customer.address}}<div class="error">Address {{errors.customer.address}}</div>{{/errors.customer.address}}
+        {{#errors.items}}<div class="error">Items {{errors.items}}</div>{{/errors.items}}
+        <p><button>Place order</button></p></div></form>{{/has_products}}{{> footer}}
+        """
+
+    static let orderPlaced = """
+        {{> header}}<h1>Thank you, {{customer_name}}!</h1>
+        <p class="ok">Your order <strong>{{reference}}</strong> at {{store_name}} is {{status}}. Keep the reference to ask about it.</p>
+        <table><tr><th>Product</th><th class="num">Quantity</th><th class="num">Price</th></tr>
+        {{#lines}}<tr><td>{{name}}</td><td class="num">{{quantity}}</td><td class="num">{{total}}</td></tr>{{/lines}}
+        <tr><th>Total</th><td></td><th class="num">{{total}}</th></tr></table>
+        <p><a href="/s/{{username}}">Back to the store</a></p>{{> footer}}
+        """
+}

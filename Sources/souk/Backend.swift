@@ -1,0 +1,51 @@
+import Foundation
+import Logging
+import PostgresNIO
+import SoukServer
+import SoukSQL
+
+/// Opens the configured database for the length of `body`, running the PostgreSQL pool beside it.
+enum Backend {
+    static func with(_ configuration: SoukConfiguration, logger: Logger, _ body: @Sendable (any SQLDatabase) async throws -> Void) async throws {
+        switch configuration.database {
+        case .sqlite(let path):
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
+            let database = try await SQLiteDatabase.open(path: path, logger: logger)
+            do {
+                try await body(database)
+            } catch {
+                try? await database.close()
+                throw error
+            }
+            try await database.close()
+        case .postgres(let url):
+            let database = try PostgresDatabase(url: url, logger: logger)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await database.client.run() }
+                defer { group.cancelAll() }
+                try await body(database)
+            }
+        }
+    }
+}
+
+/// Installs stdout logging once per process (each subcommand loads settings once).
+enum LogSetup {
+    private static let once = NSLock()
+    nonisolated(unsafe) private static var done = false
+
+    static func bootstrap(level: Logger.Level) {
+        once.lock()
+        defer { once.unlock() }
+        guard !done else { return }
+        done = true
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardOutput(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}

@@ -1,0 +1,148 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import Logging
+import SoukCore
+import SoukSQL
+import SoukServer
+
+/// `souk`: every role of Souk in one binary. Without a subcommand it runs the embedded store.
+@main
+struct Souk: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "souk",
+        abstract: "Souk: open a store in a minute, survive a flash sale.",
+        subcommands: [Run.self, Serve.self, Migrate.self, Seed.self],
+        defaultSubcommand: Run.self
+    )
+}
+
+/// Flags shared by every subcommand; each overrides its `SOUK_*` environment variable.
+struct SettingsOptions: ParsableArguments {
+    @Option(help: "Address to bind (SOUK_HTTP_HOST).") var host: String?
+    @Option(help: "HTTP port, 0 for any free one (SOUK_HTTP_PORT).") var port: String?
+    @Option(help: "Directory for embedded data (SOUK_DATA_DIR).") var dataDir: String?
+    @Option(help: "postgres://… or sqlite://… (SOUK_DATABASE_URL).") var databaseURL: String?
+    @Option(help: "redis://… (SOUK_REDIS_URL).") var redisURL: String?
+    @Option(help: "Log level (SOUK_LOG_LEVEL).") var logLevel: String?
+    @Option(help: "auto, always or never (SOUK_SECURE_COOKIES).") var secureCookies: String?
+
+    /// Loads the configuration or exits non-zero listing every invalid setting.
+    func load() throws -> SoukConfiguration {
+        var flags: [String: String] = [:]
+        flags["SOUK_HTTP_HOST"] = host
+        flags["SOUK_HTTP_PORT"] = port
+        flags["SOUK_DATA_DIR"] = dataDir
+        flags["SOUK_DATABASE_URL"] = databaseURL
+        flags["SOUK_REDIS_URL"] = redisURL
+        flags["SOUK_LOG_LEVEL"] = logLevel
+        flags["SOUK_SECURE_COOKIES"] = secureCookies
+        do {
+            let configuration = try SoukConfiguration.load(environment: ProcessInfo.processInfo.environment, flags: flags)
+            LogSetup.bootstrap(level: configuration.logLevel)
+            return configuration
+        } catch {
+            FileHandle.standardError.write(Data((error.description + "\n").utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+/// `souk run`: embedded mode. Migrates, seeds the demo store on first start, serves, prints the URLs.
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run everything in one process (embedded default).")
+    @OptionGroup var settings: SettingsOptions
+
+    func run() async throws {
+        let configuration = try settings.load()
+        let logger = Logger(label: "souk")
+        try await Backend.with(configuration, logger: logger) { database in
+            try await Migrator(database: database).migrate()
+            let services = try await SoukServices(storage: SQLStorage(database: database), hasher: BcryptPasswordHasher(), cookies: configuration.cookies)
+            if try await DemoData.seed(accounts: services.accounts, storage: services.storage) {
+                logger.info("seeded the demo store", metadata: ["souk.vendor": "\(DemoData.username)"])
+            }
+            try await Serve.serve(services, configuration: configuration, logger: logger) { base in
+                announce("""
+                    Souk is running.
+                      Store:     \(base)/s/\(DemoData.username)
+                      Dashboard: \(base)/dashboard  (log in as \(DemoData.username) / \(DemoData.password))
+                      Health:    \(base)/healthz
+                    """)
+            }
+        }
+    }
+}
+
+/// `souk serve`: the HTTP role only; the schema must already be migrated.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Serve HTTP: store pages, dashboard and the JSON API.")
+    @OptionGroup var settings: SettingsOptions
+
+    func run() async throws {
+        let configuration = try settings.load()
+        let logger = Logger(label: "souk")
+        try await Backend.with(configuration, logger: logger) { database in
+            try await Migrator(database: database).verifyUpToDate()
+            let services = try await SoukServices(storage: SQLStorage(database: database), hasher: BcryptPasswordHasher(), cookies: configuration.cookies)
+            try await Self.serve(services, configuration: configuration, logger: logger) { base in
+                announce("Souk is serving on \(base)")
+            }
+        }
+    }
+
+    static func serve(_ services: SoukServices, configuration: SoukConfiguration, logger: Logger, announce: @escaping @Sendable (String) -> Void) async throws {
+        let host = configuration.host
+        let app = buildApplication(services, host: host, port: configuration.port, logger: logger) { channel in
+            let port = channel.localAddress?.port ?? configuration.port
+            let shownHost = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
+            announce("http://\(shownHost.contains(":") ? "[\(shownHost)]" : shownHost):\(port)")
+        }
+        try await app.runService()
+    }
+}
+
+/// Prints a line for people and for scripts that wait for it, unbuffered.
+func announce(_ text: String) {
+    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+}
+
+/// `souk migrate`: applies pending schema migrations (or lists them with --dry-run).
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply schema migrations.")
+    @OptionGroup var settings: SettingsOptions
+    @Flag(help: "List pending migrations without applying them.") var dryRun = false
+
+    func run() async throws {
+        let configuration = try settings.load()
+        let logger = Logger(label: "souk")
+        let dryRun = dryRun
+        try await Backend.with(configuration, logger: logger) { database in
+            let migrator = Migrator(database: database)
+            if dryRun {
+                let pending = try await migrator.pending()
+                print(pending.isEmpty ? "No pending migrations." : pending.map { "pending: \($0.version) \($0.name)" }.joined(separator: "\n"))
+            } else {
+                let applied = try await migrator.migrate()
+                print(applied.isEmpty ? "Already up to date." : applied.map { "applied: \($0.version) \($0.name)" }.joined(separator: "\n"))
+            }
+        }
+    }
+}
+
+/// `souk seed`: the demo vendor and products, if not there yet.
+struct Seed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create the demo store (demo / demo1234).")
+    @OptionGroup var settings: SettingsOptions
+
+    func run() async throws {
+        let configuration = try settings.load()
+        let logger = Logger(label: "souk")
+        try await Backend.with(configuration, logger: logger) { database in
+            try await Migrator(database: database).verifyUpToDate()
+            let services = try await SoukServices(storage: SQLStorage(database: database), hasher: BcryptPasswordHasher())
+            let seeded = try await DemoData.seed(accounts: services.accounts, storage: services.storage)
+            print(seeded ? "Seeded the demo store: /s/\(DemoData.username)" : "The demo store already exists.")
+        }
+    }
+}

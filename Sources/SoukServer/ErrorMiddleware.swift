@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import SoukCore
 
 /// Turns every error into a clear answer: JSON `{"error":{"code","message"}}` under `/api`, an HTML
@@ -38,6 +39,8 @@ struct ErrorMiddleware: RouterMiddleware {
             var problem = Problem(status: status(of: error), code: error.code, message: error.message)
             if case .validationFailed(let fields) = error { problem.fields = fields }
             return problem
+        case is NIOTooManyBytesError:
+            return Problem(status: .contentTooLarge, code: "payload_too_large", message: "The request body is too large.")
         case let error as HTTPError:
             switch error.status {
             case .notFound: return Problem(status: .notFound, code: "not_found", message: "There is nothing at this address.")

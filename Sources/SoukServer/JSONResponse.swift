@@ -55,6 +55,8 @@ enum JSONResponse {
             return try await request.body.collect(upTo: context.maxUploadSize)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw SoukError.payloadTooLarge(limit: context.maxUploadSize)
+        } catch is NIOTooManyBytesError {
+            throw SoukError.payloadTooLarge(limit: context.maxUploadSize)
         }
     }
 
@@ -70,7 +72,10 @@ enum JSONResponse {
             guard !context.codingPath.isEmpty else { return .malformedRequest("expected a JSON object") }
             return .validationFailed([FieldError(field: path(context.codingPath), message: "must be \(describe(type))")])
         case .dataCorrupted(let context):
-            guard !context.codingPath.isEmpty else { return .malformedRequest("the body is not valid JSON in UTF-8") }
+            guard !context.codingPath.isEmpty else {
+                // Syntax errors, and numbers that fit no integer, surface here without a field.
+                return .malformedRequest("the body is not valid UTF-8 JSON of the expected form (\(context.debugDescription))")
+            }
             return .validationFailed([FieldError(field: path(context.codingPath), message: "has a value out of range or of the wrong form")])
         @unknown default:
             return .malformedRequest("the body could not be decoded")

@@ -1,0 +1,152 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// A real `souk` binary started by a test, as a person would start it. `scripts/test` builds it and
+/// exports `SOUK_BINARY`; without that, the debug build folder beside the package is used.
+public final class SoukProcess: @unchecked Sendable {
+    public let process: Process
+    public let baseURL: URL
+    private let output: OutputCollector
+
+    public static func binary() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["SOUK_BINARY"], !path.isEmpty { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let path = root.appendingPathComponent(".build/debug/souk").path
+        guard FileManager.default.isExecutableFile(atPath: path) else { throw TestEnvironmentError.missing("SOUK_BINARY") }
+        return path
+    }
+
+    /// Runs `souk` to completion (migrate, seed, a refused start) and returns its exit code and output.
+    public static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try binary())
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    /// Starts a long-running `souk` (run or serve) on a free port and waits until it announces its URL.
+    public static func start(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60)) async throws -> SoukProcess {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try binary())
+        process.arguments = arguments + ["--port", "0", "--log-level", "warning"]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let collector = OutputCollector()
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        pipe.fileHandleForReading.readabilityHandler = { handle in collector.append(handle.availableData) }
+        try process.run()
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let url = collector.announcedURL() {
+                return SoukProcess(process: process, baseURL: url, output: collector)
+            }
+            if !process.isRunning { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        process.terminate()
+        throw SoukProcessError.didNotStart(collector.text)
+    }
+
+    private init(process: Process, baseURL: URL, output: OutputCollector) {
+        self.process = process
+        self.baseURL = baseURL
+        self.output = output
+    }
+
+    public var outputText: String { output.text }
+
+    /// SIGTERM, then wait for a graceful exit.
+    public func stop() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+
+    /// SIGKILL: the process dies mid-flight, with no chance to clean up.
+    public func kill9() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit { kill9() }
+}
+
+public enum SoukProcessError: Error, CustomStringConvertible {
+    case didNotStart(String)
+
+    public var description: String {
+        switch self {
+        case .didNotStart(let output): "souk did not announce its URL; it printed:\n\(output)"
+        }
+    }
+}
+
+/// Collects a child's output from the pipe's reader thread.
+final class OutputCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+
+    func append(_ chunk: Data) {
+        lock.lock()
+        data.append(chunk)
+        lock.unlock()
+    }
+
+    var text: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// The first `http://host:port` printed after "Souk is".
+    func announcedURL() -> URL? {
+        let text = self.text
+        guard let marker = text.range(of: "Souk is") else { return nil }
+        let rest = text[marker.upperBound...]
+        guard let start = rest.range(of: "http://") else { return nil }
+        let candidate = rest[start.lowerBound...].prefix { !$0.isWhitespace }
+        let base = candidate.components(separatedBy: "/").prefix(3).joined(separator: "/")
+        return URL(string: base)
+    }
+}
+
+/// A small HTTP client for tests against real processes.
+public struct HTTPTestClient: Sendable {
+    public let baseURL: URL
+    public var token: String?
+
+    public init(baseURL: URL, token: String? = nil) {
+        self.baseURL = baseURL
+        self.token = token
+    }
+
+    public struct Reply: Sendable {
+        public let status: Int
+        public let body: String
+        public var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
+    }
+
+    public func send(_ method: String, _ path: String, json: String? = nil) async throws -> Reply {
+        var request = URLRequest(url: URL(string: path, relativeTo: baseURL)!)
+        request.httpMethod = method
+        request.timeoutInterval = 30
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let json {
+            request.httpBody = Data(json.utf8)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: String(decoding: data, as: UTF8.self))
+    }
+}

@@ -71,6 +71,27 @@ struct PageTests {
         }
     }
 
+    @Test func aProductIsEditedOnItsForm() async throws {
+        try await TestApp.run { app in
+            let vendor = Browser(app)
+            _ = try await vendor.get("/signup")
+            _ = try await vendor.post("/signup", [("username", "amina"), ("password", "sesame1234"), ("store_name", "Amina")])
+            _ = try await vendor.post("/dashboard/products", [("name", "Tea"), ("price", "2.50"), ("currency", "EUR"), ("stock", "4"), ("available", "yes")])
+            let product = try #require(try await app.storage.products(vendorID: 1, availableOnly: false).first)
+            let form = try await vendor.get("/dashboard/products/\(product.id)/edit")
+            #expect(form.status == .ok && form.body.contains("value=\"2.50\"") && form.body.contains("value=\"EUR\"") && form.body.contains("checked"))
+            let invalid = try await vendor.post("/dashboard/products/\(product.id)", [("name", "Green tea"), ("price", "abc"), ("currency", "EUR"), ("stock", "4")])
+            #expect(invalid.status == .unprocessableContent && invalid.body.contains("Price must be an amount") && invalid.body.contains("Green tea"))
+            #expect(try await app.storage.product(id: product.id, vendorID: 1)?.name == "Tea", "nothing written")
+            let saved = try await vendor.post("/dashboard/products/\(product.id)", [("name", "Green tea"), ("description", "Sencha"), ("price", "3"), ("currency", "EUR"), ("stock", "9")])
+            #expect(saved.status == .found)
+            let updated = try #require(try await app.storage.product(id: product.id, vendorID: 1))
+            #expect(updated.name == "Green tea" && updated.price.minor == 300 && updated.stock == 9 && !updated.available && updated.description == "Sencha")
+            #expect(try await vendor.post("/dashboard/products/\(product.id)/delete", []).status == .found)
+            #expect(try await app.storage.product(id: product.id, vendorID: 1) == nil)
+        }
+    }
+
     @Test func formsWithoutTheCSRFTokenAreRefused() async throws {
         try await TestApp.run { app in
             let browser = Browser(app)

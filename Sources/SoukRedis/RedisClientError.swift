@@ -1,0 +1,32 @@
+import RESP
+
+/// Why a command did not get a reply. Server error replies are ``RESPServerError`` instead: those
+/// leave the connection usable.
+public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable {
+        /// The connection closed (or was closed) before the reply came.
+        case connectionClosed
+        /// The server could not be reached; the client is backing off before the next attempt.
+        case connectionUnavailable
+        /// The command's deadline passed; its connection was closed, since a sent command cannot be taken back.
+        case timeout
+        /// The caller's task was cancelled while waiting; the connection was closed for the same reason.
+        case cancelled
+        /// The server sent bytes that are not RESP.
+        case protocolError
+        /// The reply did not have the shape the command promises.
+        case unexpectedReply
+        /// The client has been shut down.
+        case shutdown
+    }
+
+    public let code: Code
+    public let message: String
+
+    public init(_ code: Code, _ message: String = "") {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message.isEmpty ? "Redis \(code.rawValue)" : "Redis \(code.rawValue): \(message)" }
+}

@@ -1,0 +1,178 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import RESP
+
+/// One TCP connection to Redis. Many callers share it: their commands are pipelined in the order
+/// they were sent and replies are matched first-in, first-out. A timeout, a cancelled caller or
+/// a protocol error closes it (a sent command cannot be taken back); the pool opens a new one.
+public final class RedisConnection: Sendable {
+    typealias Machine = RedisConnectionStateMachine<CheckedContinuation<[RESPToken], any Error>>
+
+    let channel: any Channel
+    private let machine: NIOLockedValueBox<Machine>
+    private let deadlineTimer: NIOLockedValueBox<RepeatedTask?>
+    let commandTimeout: Duration
+
+    private init(channel: any Channel, machine: NIOLockedValueBox<Machine>, commandTimeout: Duration) {
+        self.channel = channel
+        self.machine = machine
+        self.commandTimeout = commandTimeout
+        self.deadlineTimer = NIOLockedValueBox(nil)
+    }
+
+    public var isClosed: Bool { machine.withLockedValue { $0.isClosed } || !channel.isActive }
+
+    /// Connects, then says `HELLO 3` (with AUTH when configured) and `SELECT`s the database.
+    /// `onPush` receives RESP3 push messages (pub/sub), which answer no request.
+    public static func connect(
+        _ configuration: RedisConfiguration,
+        eventLoopGroup: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger,
+        onPush: @escaping @Sendable (RESPValue) -> Void = { _ in }
+    ) async throws -> RedisConnection {
+        let machine = NIOLockedValueBox(Machine())
+        let channel: any Channel
+        do {
+            channel = try await ClientBootstrap(group: eventLoopGroup)
+                .connectTimeout(.nanoseconds(Int64(configuration.connectTimeout.components.seconds * 1_000_000_000 + configuration.connectTimeout.components.attoseconds / 1_000_000_000)))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RESPTokenDecoder()))
+                        try channel.pipeline.syncOperations.addHandler(RedisReplyHandler(machine: machine, onPush: onPush, logger: logger))
+                    }
+                }
+                .connect(host: configuration.host, port: configuration.port)
+                .get()
+        } catch {
+            throw RedisClientError(.connectionUnavailable, "\(configuration.host):\(configuration.port): \(error)")
+        }
+        let connection = RedisConnection(channel: channel, machine: machine, commandTimeout: configuration.commandTimeout)
+        connection.startDeadlineTimer()
+        do {
+            var hello = RESPCommand("HELLO", ["3"])
+            if let password = configuration.password {
+                hello.append("AUTH")
+                hello.append(configuration.username ?? "default")
+                hello.append(password)
+            }
+            var handshake = [hello]
+            if configuration.database != 0 { handshake.append(RESPCommand("SELECT", [String(configuration.database)])) }
+            for reply in try await connection.execute(handshake) {
+                if case .error(let error) = reply.value { throw error }
+            }
+        } catch {
+            connection.close()
+            throw error
+        }
+        return connection
+    }
+
+    /// Sends the commands in one write and returns their replies in order. Server error replies
+    /// come back as `.error` values; the caller decides whether they are failures.
+    public func execute(_ commands: [RESPCommand], timeout: Duration? = nil) async throws -> [RESPToken] {
+        guard !commands.isEmpty else { return [] }
+        if Task.isCancelled { throw RedisClientError(.cancelled) }
+        var buffer = channel.allocator.buffer(capacity: 64 * commands.count)
+        for command in commands { command.encode(into: &buffer) }
+        let timeout = timeout ?? commandTimeout
+        let deadline = NIODeadline.now().uptimeNanoseconds + UInt64(timeout.components.seconds) * 1_000_000_000 + UInt64(timeout.components.attoseconds / 1_000_000_000)
+        let id = NIOLockedValueBox<UInt64?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[RESPToken], any Error>) in
+                let failure: RedisClientError? = machine.withLockedValue { machine in
+                    switch machine.send(expecting: commands.count, deadline: deadline, promise: continuation) {
+                    case .write(let assigned):
+                        id.withLockedValue { $0 = assigned }
+                        // Written under the lock, so the order of writes is the order of the FIFO.
+                        channel.writeAndFlush(buffer, promise: nil)
+                        return nil
+                    case .fail(let error):
+                        return error
+                    }
+                }
+                if let failure { continuation.resume(throwing: failure) }
+            }
+        } onCancel: {
+            guard let assigned = id.withLockedValue({ $0 }) else { return }
+            self.carryOut(machine.withLockedValue { $0.cancel(id: assigned) })
+        }
+    }
+
+    /// Writes commands whose answers arrive as push messages (SUBSCRIBE and friends).
+    public func send(_ commands: [RESPCommand]) {
+        var buffer = channel.allocator.buffer(capacity: 64 * commands.count)
+        for command in commands { command.encode(into: &buffer) }
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    public func close() {
+        deadlineTimer.withLockedValue { $0?.cancel() }
+        channel.close(promise: nil)
+    }
+
+    /// Deadlines are checked every 20 ms on the channel's event loop rather than with a timer per command.
+    private func startDeadlineTimer() {
+        let task = channel.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(20), delay: .milliseconds(20)) { [machine, weak self] _ in
+            let action = machine.withLockedValue { $0.checkDeadlines(now: NIODeadline.now().uptimeNanoseconds) }
+            self?.carryOut(action)
+        }
+        deadlineTimer.withLockedValue { $0 = task }
+        channel.closeFuture.whenComplete { [deadlineTimer] _ in deadlineTimer.withLockedValue { $0?.cancel() } }
+    }
+
+    private func carryOut(_ action: Machine.CloseAction) {
+        guard case .close(let failing, let error) = action else { return }
+        channel.close(promise: nil)
+        for continuation in failing { continuation.resume(throwing: error) }
+    }
+}
+
+/// Hands decoded replies to the state machine and push messages to their listener.
+final class RedisReplyHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = RESPToken
+    typealias Machine = RedisConnection.Machine
+
+    let machine: NIOLockedValueBox<Machine>
+    let onPush: @Sendable (RESPValue) -> Void
+    let logger: Logger
+
+    init(machine: NIOLockedValueBox<Machine>, onPush: @escaping @Sendable (RESPValue) -> Void, logger: Logger) {
+        self.machine = machine
+        self.onPush = onPush
+        self.logger = logger
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let token = unwrapInboundIn(data)
+        if token.base.readableBytesView.first == UInt8(ascii: ">") {
+            onPush(token.value)
+            return
+        }
+        switch machine.withLockedValue({ $0.receive(token) }) {
+        case .none: break
+        case .succeed(let continuation, let replies): continuation.resume(returning: replies)
+        case .close(let failing, let error):
+            context.close(promise: nil)
+            for continuation in failing { continuation.resume(throwing: error) }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("redis connection error", metadata: ["error": "\(error)"])
+        if case .close(let failing, let clientError) = machine.withLockedValue({ $0.protocolError("\(error)") }) {
+            for continuation in failing { continuation.resume(throwing: clientError) }
+        }
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let failing = machine.withLockedValue { $0.closed() }
+        let error = machine.withLockedValue { $0.closedBy } ?? RedisClientError(.connectionClosed)
+        for continuation in failing { continuation.resume(throwing: error) }
+        context.fireChannelInactive()
+    }
+}

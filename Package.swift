@@ -102,7 +102,9 @@ let package = Package(
         .target(
             name: "SoukTesting",
             dependencies: [
-                "SoukCore", "SoukSQL",
+                "SoukCore", "SoukSQL", "SoukRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings

@@ -1,0 +1,92 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SoukRedis
+
+/// The Redis started by `scripts/test` (shared: tests isolate by key prefix, never FLUSHALL), and
+/// private redis-server processes for tests that kill, restart or reconfigure the server.
+public enum RedisTestServer {
+    public static func url() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["SOUK_TEST_REDIS_URL"], !url.isEmpty else {
+            throw TestEnvironmentError.missing("SOUK_TEST_REDIS_URL")
+        }
+        return url
+    }
+
+    /// A key prefix no other test uses.
+    public static func prefix() -> String { "test:\(UUID().uuidString.prefix(12)):" }
+
+    /// Runs `body` with a client of the shared test server, shut down afterwards.
+    public static func withClient<T: Sendable>(poolSize: Int = 2, _ body: (RedisClient) async throws -> T) async throws -> T {
+        var configuration = try RedisConfiguration(url: try url())
+        configuration.poolSize = poolSize
+        let client = RedisClient(configuration: configuration, logger: TestLog.logger)
+        defer { client.shutdown() }
+        return try await body(client)
+    }
+
+    /// A free TCP port on loopback, found by binding port 0.
+    public static func freePort() async throws -> Int {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress?.port ?? 0
+        try await channel.close()
+        return port
+    }
+}
+
+/// A redis-server of the test's own, on its own port and directory, that the test may kill and restart.
+public final class PrivateRedisServer: @unchecked Sendable {
+    public let port: Int
+    public let directory: URL
+    let extraArguments: [String]
+    private var process: Process?
+
+    public init(arguments: [String] = []) async throws {
+        self.port = try await RedisTestServer.freePort()
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("souk-redis-\(UUID().uuidString)")
+        self.extraArguments = arguments
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try await start()
+    }
+
+    public var url: String { "redis://127.0.0.1:\(port)/0" }
+
+    public static func binary() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["SOUK_TEST_REDIS_SERVER"], !path.isEmpty { return path }
+        for candidate in ["/usr/bin/redis-server", "/usr/local/bin/redis-server"] where FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+        throw TestEnvironmentError.missing("SOUK_TEST_REDIS_SERVER")
+    }
+
+    /// Starts (or restarts) the server and waits until it answers.
+    public func start() async throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try Self.binary())
+        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory.path, "--logfile", ""] + extraArguments
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.process = process
+        for _ in 0..<200 {
+            if (try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get().close()) != nil {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(25))
+        }
+        throw TestEnvironmentError.missing("a redis-server answering on port \(port)")
+    }
+
+    /// SIGKILL: the server vanishes without closing anything politely.
+    public func kill9() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    deinit {
+        kill9()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}

@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "souk",
             dependencies: [
-                "SoukCore", "SoukSQL", "SoukServer",
+                "SoukCore", "SoukSQL", "SoukServer", "SoukRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -120,7 +120,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SoukRedisTests",
-            dependencies: ["RESP", "SoukRedis", "SoukCore", "SoukTesting"],
+            dependencies: ["RESP", "SoukRedis", "SoukCore", "SoukSQL", "SoukTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

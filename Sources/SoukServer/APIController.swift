@@ -76,7 +76,7 @@ struct APIController: Sendable {
     }
 
     @Sendable func logOut(_ request: Request, context: SoukRequestContext) async throws -> Response {
-        if let hash = context.sessionTokenHash { try await services.storage.deleteSession(tokenHash: hash) }
+        if let hash = context.sessionTokenHash { try await services.sessionStore.deleteSession(tokenHash: hash) }
         return Response(status: .noContent)
     }
 
@@ -130,8 +130,12 @@ struct APIController: Sendable {
 
     @Sendable func store(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try await services.publicVendor(context)
-        let products = try await services.storage.products(vendorID: vendor.id, availableOnly: true)
-        return try JSONResponse.make(StoreBody(username: vendor.username, storeName: vendor.storeName, products: products.map(API.ProductBody.init)))
+        let page = try await services.storefront.page(for: PageKey(vendorID: vendor.id, variant: "json"), logger: context.logger) {
+            let products = try await services.storage.products(vendorID: vendor.id, availableOnly: true)
+            let body = StoreBody(username: vendor.username, storeName: vendor.storeName, products: products.map(API.ProductBody.init))
+            return Array(try JSONResponse.encoder.encode(body))
+        }
+        return services.storefront.response(page, request: request, contentType: "application/json; charset=utf-8", csrfToken: nil)
     }
 
     @Sendable func placeOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {

@@ -10,7 +10,7 @@ public func buildRouter(_ services: SoukServices) -> Router<SoukRequestContext> 
     router.add(middleware: LogRequestsMiddleware(.debug))
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ErrorMiddleware(pages: services.pages))
-    router.add(middleware: SessionMiddleware(store: services.storage))
+    router.add(middleware: SessionMiddleware(store: services.sessionStore))
 
     router.get("healthz") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))

@@ -15,15 +15,19 @@ struct PageRenderer: Sendable {
         self.library = library
     }
 
-    /// A page with the layout's shared values (title, logged-in vendor, CSRF token) filled in.
-    func page(_ template: String, title: String, _ values: [String: Any] = [:], context: SoukRequestContext, status: HTTPResponse.Status = .ok) -> Response {
+    /// The HTML of a page with the layout's shared values (title, logged-in vendor, CSRF token) filled in.
+    func render(_ template: String, title: String, _ values: [String: Any] = [:], context: SoukRequestContext) -> String {
         var values = values
         values["title"] = title
         values["csrf"] = context.csrfToken
         if let vendor = context.vendor {
             values["vendor"] = ["username": vendor.username, "store_name": vendor.storeName]
         }
-        let html = library.render(values, withTemplate: template) ?? "<h1>\(title)</h1>"
+        return library.render(values, withTemplate: template) ?? "<h1>\(title)</h1>"
+    }
+
+    func page(_ template: String, title: String, _ values: [String: Any] = [:], context: SoukRequestContext, status: HTTPResponse.Status = .ok) -> Response {
+        let html = render(template, title: title, values, context: context)
         return Response(
             status: status,
             headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],

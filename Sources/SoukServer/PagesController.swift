@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import SoukCore
 
 /// The HTML side: sign-up and login, the vendor dashboard, and the public store page with its order form.
@@ -70,7 +71,7 @@ struct PagesController: Sendable {
 
     @Sendable func logOut(_ request: Request, context: SoukRequestContext) async throws -> Response {
         _ = try await Form.read(request, context: context)
-        if let hash = context.sessionTokenHash { try await storage.deleteSession(tokenHash: hash) }
+        if let hash = context.sessionTokenHash { try await services.sessionStore.deleteSession(tokenHash: hash) }
         var response = Response.redirect(to: "/", type: .found)
         response.setCookie(services.cookies.cookie(name: SessionTokens.cookieName, value: "", maxAge: 0, request: request))
         return response
@@ -243,12 +244,25 @@ struct PagesController: Sendable {
 
     // MARK: Store (public)
 
+    /// The store page. Visitors who are not logged in get it from the page cache; a logged-in
+    /// vendor's header differs, so theirs is rendered fresh.
     @Sendable func store(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try await services.publicVendor(context)
-        return try await storePage(vendor, context: context)
+        guard context.vendor == nil else { return try await storePage(vendor, context: context) }
+        let page = try await services.storefront.page(for: PageKey(vendorID: vendor.id, variant: "html"), logger: context.logger) {
+            var anonymous = context
+            anonymous.csrfToken = StorefrontCache.csrfMarker
+            return Array(try await storeHTML(vendor, context: anonymous).html.utf8)
+        }
+        return services.storefront.response(page, request: request, contentType: "text/html; charset=utf-8", csrfToken: context.csrfToken)
     }
 
     private func storePage(_ vendor: Vendor, form: Form? = nil, error: SoukError? = nil, context: SoukRequestContext) async throws -> Response {
+        let (html, status) = try await storeHTML(vendor, form: form, error: error, context: context)
+        return Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: html)))
+    }
+
+    private func storeHTML(_ vendor: Vendor, form: Form? = nil, error: SoukError? = nil, context: SoukRequestContext) async throws -> (html: String, status: HTTPResponse.Status) {
         let products = try await storage.products(vendorID: vendor.id, availableOnly: true)
         var values: [String: Any] = [
             "username": vendor.username, "store_name": vendor.storeName, "has_products": !products.isEmpty,
@@ -271,7 +285,7 @@ struct PagesController: Sendable {
                 values["formError"] = error.message
             }
         }
-        return pages.page("store", title: vendor.storeName, values, context: context, status: status)
+        return (pages.render("store", title: vendor.storeName, values, context: context), status)
     }
 
     @Sendable func placeOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {

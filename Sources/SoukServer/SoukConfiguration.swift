@@ -16,6 +16,20 @@ public struct SoukConfiguration: Sendable, Equatable {
     public var redisURL: String?
     public var logLevel: Logger.Level
     public var cookies: CookiePolicy
+    public var pageCache: PageCacheMode
+    public var pageCacheTTL: Duration
+
+    /// Where store pages are cached.
+    public enum PageCacheMode: String, Sendable, Equatable, CaseIterable {
+        /// In-process alone without Redis; in-process in front of Redis with it.
+        case auto
+        /// No caching: every store page is rendered from the database.
+        case off
+        /// In-process only (with several instances, only safe without Redis-less writers elsewhere).
+        case local
+        /// Redis only, no in-process layer.
+        case redis
+    }
 
     /// One setting: its environment name, its flag, its default, and what it means (the README's table).
     public struct Setting: Sendable {
@@ -33,6 +47,8 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_REDIS_URL", flag: "--redis-url", defaultValue: "(none)", meaning: "redis://[user:pass@]host:port/db (used by later features)"),
         .init(environment: "SOUK_LOG_LEVEL", flag: "--log-level", defaultValue: "info", meaning: "trace, debug, info, notice, warning, error or critical"),
         .init(environment: "SOUK_SECURE_COOKIES", flag: "--secure-cookies", defaultValue: "auto", meaning: "auto (Secure except plain HTTP on loopback), always or never"),
+        .init(environment: "SOUK_PAGE_CACHE", flag: "--page-cache", defaultValue: "auto", meaning: "auto (in-process, plus Redis when configured), off, local or redis"),
+        .init(environment: "SOUK_PAGE_CACHE_TTL", flag: "--page-cache-ttl", defaultValue: "15m", meaning: "how long a cached store page may be served, e.g. 900s, 15m, 1h"),
     ]
 
     /// All problems found, each naming its setting.
@@ -105,7 +121,37 @@ public struct SoukConfiguration: Sendable, Equatable {
             }
         }
 
+        var pageCache = PageCacheMode.auto
+        if let raw = value("SOUK_PAGE_CACHE") {
+            if let mode = PageCacheMode(rawValue: raw.lowercased()) { pageCache = mode } else {
+                problems.append("SOUK_PAGE_CACHE: \"\(raw)\" is not auto, off, local or redis")
+            }
+        }
+        if pageCache == .redis && redisURL == nil {
+            problems.append("SOUK_PAGE_CACHE: redis needs SOUK_REDIS_URL")
+        }
+
+        var pageCacheTTL = Duration.seconds(15 * 60)
+        if let raw = value("SOUK_PAGE_CACHE_TTL") {
+            if let parsed = Self.duration(raw), parsed > .zero { pageCacheTTL = parsed } else {
+                problems.append("SOUK_PAGE_CACHE_TTL: \"\(raw)\" is not a duration such as 900s, 15m or 1h")
+            }
+        }
+
         guard problems.isEmpty else { throw Invalid(problems: problems) }
-        return SoukConfiguration(host: host, port: port, dataDirectory: dataDirectory, database: database, redisURL: redisURL, logLevel: logLevel, cookies: cookies)
+        return SoukConfiguration(
+            host: host, port: port, dataDirectory: dataDirectory, database: database, redisURL: redisURL, logLevel: logLevel,
+            cookies: cookies, pageCache: pageCache, pageCacheTTL: pageCacheTTL
+        )
+    }
+
+    /// "250ms", "30s", "15m", "1h", or a bare number of seconds.
+    public static func duration(_ text: String) -> Duration? {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)]
+        for (suffix, millis) in units where text.hasSuffix(suffix) {
+            guard let number = Int64(text.dropLast(suffix.count)), number >= 0, number < Int64.max / millis else { return nil }
+            return .milliseconds(number * millis)
+        }
+        return Int64(text).map { .seconds($0) }
     }
 }

@@ -1,20 +1,34 @@
 import Foundation
+import Logging
 import SoukCore
 
 /// What the HTTP layer needs, built once by the composition root and shared by every controller.
 public struct SoukServices: Sendable {
     public let storage: any SoukStorage
     public let accounts: VendorAccounts
+    let sessionStore: any SessionStore
     let sessions: SessionTokens
     let cookies: CookiePolicy
     let pages: PageRenderer
+    let storefront: StorefrontCache
 
-    public init(storage: any SoukStorage, hasher: any PasswordHasher, sessionLifetime: Duration = .seconds(14 * 24 * 3600), cookies: CookiePolicy = .auto) async throws {
-        self.storage = storage
+    /// - Parameters:
+    ///   - storage: the database-backed stores.
+    ///   - sessions: where login sessions live (Redis when configured); the storage by default.
+    ///   - pageCache: the store-page cache, or nil to render every time. Changes made through this
+    ///     instance invalidate it.
+    public init(
+        storage: any SoukStorage, hasher: any PasswordHasher, sessions: (any SessionStore)? = nil,
+        pageCache: (any PageCache)? = nil, sessionLifetime: Duration = .seconds(14 * 24 * 3600),
+        cookies: CookiePolicy = .auto, logger: Logger = Logger(label: "souk")
+    ) async throws {
+        self.storage = pageCache.map { InvalidatingStorage(base: storage, cache: $0, logger: logger) } ?? storage
         self.accounts = try await VendorAccounts(vendors: storage, hasher: hasher)
-        self.sessions = SessionTokens(store: storage, lifetime: sessionLifetime)
+        self.sessionStore = sessions ?? storage
+        self.sessions = SessionTokens(store: sessions ?? storage, lifetime: sessionLifetime)
         self.cookies = cookies
         self.pages = try PageRenderer()
+        self.storefront = StorefrontCache(cache: pageCache)
     }
 
     /// The vendor whose public store the path names, or 404.

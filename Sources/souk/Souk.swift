@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import Logging
+import ServiceLifecycle
 import SoukCore
 import SoukSQL
 import SoukServer
@@ -26,6 +27,8 @@ struct SettingsOptions: ParsableArguments {
     @Option(help: "redis://… (SOUK_REDIS_URL).") var redisURL: String?
     @Option(help: "Log level (SOUK_LOG_LEVEL).") var logLevel: String?
     @Option(help: "auto, always or never (SOUK_SECURE_COOKIES).") var secureCookies: String?
+    @Option(help: "auto, off, local or redis (SOUK_PAGE_CACHE).") var pageCache: String?
+    @Option(help: "Store-page cache lifetime, e.g. 15m (SOUK_PAGE_CACHE_TTL).") var pageCacheTtl: String?
 
     /// Loads the configuration or exits non-zero listing every invalid setting.
     func load() throws -> SoukConfiguration {
@@ -37,6 +40,8 @@ struct SettingsOptions: ParsableArguments {
         flags["SOUK_REDIS_URL"] = redisURL
         flags["SOUK_LOG_LEVEL"] = logLevel
         flags["SOUK_SECURE_COOKIES"] = secureCookies
+        flags["SOUK_PAGE_CACHE"] = pageCache
+        flags["SOUK_PAGE_CACHE_TTL"] = pageCacheTtl
         do {
             let configuration = try SoukConfiguration.load(environment: ProcessInfo.processInfo.environment, flags: flags)
             LogSetup.bootstrap(level: configuration.logLevel)
@@ -58,11 +63,11 @@ struct Run: AsyncParsableCommand {
         let logger = Logger(label: "souk")
         try await Backend.with(configuration, logger: logger) { database in
             try await Migrator(database: database).migrate()
-            let services = try await SoukServices(storage: SQLStorage(database: database), hasher: BcryptPasswordHasher(), cookies: configuration.cookies)
+            let (services, background) = try await Wiring.services(configuration, database: database, logger: logger)
             if try await DemoData.seed(accounts: services.accounts, storage: services.storage) {
                 logger.info("seeded the demo store", metadata: ["souk.vendor": "\(DemoData.username)"])
             }
-            try await Serve.serve(services, configuration: configuration, logger: logger) { base in
+            try await Serve.serve(services, background: background, configuration: configuration, logger: logger) { base in
                 announce("""
                     Souk is running.
                       Store:     \(base)/s/\(DemoData.username)
@@ -84,16 +89,16 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "souk")
         try await Backend.with(configuration, logger: logger) { database in
             try await Migrator(database: database).verifyUpToDate()
-            let services = try await SoukServices(storage: SQLStorage(database: database), hasher: BcryptPasswordHasher(), cookies: configuration.cookies)
-            try await Self.serve(services, configuration: configuration, logger: logger) { base in
+            let (services, background) = try await Wiring.services(configuration, database: database, logger: logger)
+            try await Self.serve(services, background: background, configuration: configuration, logger: logger) { base in
                 announce("Souk is serving on \(base)")
             }
         }
     }
 
-    static func serve(_ services: SoukServices, configuration: SoukConfiguration, logger: Logger, announce: @escaping @Sendable (String) -> Void) async throws {
+    static func serve(_ services: SoukServices, background: [any Service], configuration: SoukConfiguration, logger: Logger, announce: @escaping @Sendable (String) -> Void) async throws {
         let host = configuration.host
-        let app = buildApplication(services, host: host, port: configuration.port, logger: logger) { channel in
+        let app = buildApplication(services, host: host, port: configuration.port, services: background, logger: logger) { channel in
             let port = channel.localAddress?.port ?? configuration.port
             let shownHost = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
             announce("http://\(shownHost.contains(":") ? "[\(shownHost)]" : shownHost):\(port)")

@@ -14,11 +14,11 @@ struct TestApp {
     let storage: SQLStorage
     let database: any SQLDatabase
 
-    static func run(backend: TestBackend = .sqlite, _ body: @escaping @Sendable (TestApp) async throws -> Void) async throws {
+    static func run(backend: TestBackend = .sqlite, pageCache: (any PageCache)? = nil, _ body: @escaping @Sendable (TestApp) async throws -> Void) async throws {
         try await backend.withDatabase { database in
             let storage = SQLStorage(database: database)
             // Cost 4 keeps bcrypt real but fast enough for hundreds of sign-ups in tests.
-            let services = try await SoukServices(storage: storage, hasher: BcryptPasswordHasher(cost: 4))
+            let services = try await SoukServices(storage: storage, hasher: BcryptPasswordHasher(cost: 4), pageCache: pageCache, logger: TestLog.logger)
             let app = buildApplication(services, host: "127.0.0.1", port: 0, logger: TestLog.logger)
             try await app.test(.router) { client in
                 try await body(TestApp(client: client, storage: storage, database: database))

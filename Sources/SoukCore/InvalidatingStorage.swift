@@ -1,0 +1,89 @@
+import Foundation
+import Logging
+
+/// Wraps the storage so that every committed change to a vendor's products (including stock taken
+/// by an order or returned by a cancellation) invalidates that vendor's cached store pages before
+/// the caller hears that the change succeeded.
+public struct InvalidatingStorage: SoukStorage {
+    public let base: any SoukStorage
+    let cache: any PageCache
+    let logger: Logger
+
+    public init(base: any SoukStorage, cache: any PageCache, logger: Logger) {
+        self.base = base
+        self.cache = cache
+        self.logger = logger
+    }
+
+    /// The change is committed already, so a cache that cannot be reached does not fail the request:
+    /// it is retried briefly, then logged (pages expire by age in any case).
+    func invalidate(_ vendorID: Int64) async {
+        for attempt in 1...5 {
+            do {
+                try await cache.invalidate(vendorID: vendorID)
+                return
+            } catch {
+                if attempt == 5 {
+                    logger.error("store page invalidation failed", metadata: ["souk.vendor_id": "\(vendorID)", "error": "\(error)"])
+                } else {
+                    try? await Task.sleep(for: .milliseconds(50 * attempt))
+                }
+            }
+        }
+    }
+
+    // MARK: Changes that touch store pages
+
+    public func createProduct(vendorID: Int64, _ change: ProductChange) async throws -> Product {
+        let product = try await base.createProduct(vendorID: vendorID, change)
+        await invalidate(vendorID)
+        return product
+    }
+
+    public func updateProduct(id: Int64, vendorID: Int64, _ change: ProductChange) async throws -> Product? {
+        let product = try await base.updateProduct(id: id, vendorID: vendorID, change)
+        if product != nil { await invalidate(vendorID) }
+        return product
+    }
+
+    public func deleteProduct(id: Int64, vendorID: Int64) async throws -> Bool {
+        let deleted = try await base.deleteProduct(id: id, vendorID: vendorID)
+        if deleted { await invalidate(vendorID) }
+        return deleted
+    }
+
+    public func placeOrder(vendorID: Int64, _ request: OrderRequest) async throws -> Order {
+        let order = try await base.placeOrder(vendorID: vendorID, request)
+        await invalidate(vendorID)
+        return order
+    }
+
+    public func updateOrderStatus(id: Int64, vendorID: Int64, to status: OrderStatus) async throws -> Order? {
+        let order = try await base.updateOrderStatus(id: id, vendorID: vendorID, to: status)
+        if order != nil, status == .cancelled { await invalidate(vendorID) }
+        return order
+    }
+
+    // MARK: Everything else passes through
+
+    public func createVendor(username: String, storeName: String, passwordHash: String) async throws -> Vendor? {
+        try await base.createVendor(username: username, storeName: storeName, passwordHash: passwordHash)
+    }
+
+    public func vendor(id: Int64) async throws -> Vendor? { try await base.vendor(id: id) }
+    public func vendor(username: String) async throws -> Vendor? { try await base.vendor(username: username) }
+    public func credentials(username: String) async throws -> (vendor: Vendor, passwordHash: String)? { try await base.credentials(username: username) }
+
+    public func createSession(tokenHash: String, vendorID: Int64, expiresAt: Date) async throws {
+        try await base.createSession(tokenHash: tokenHash, vendorID: vendorID, expiresAt: expiresAt)
+    }
+
+    public func vendor(sessionTokenHash: String, now: Date) async throws -> Vendor? { try await base.vendor(sessionTokenHash: sessionTokenHash, now: now) }
+    public func deleteSession(tokenHash: String) async throws { try await base.deleteSession(tokenHash: tokenHash) }
+
+    public func products(vendorID: Int64, availableOnly: Bool) async throws -> [Product] { try await base.products(vendorID: vendorID, availableOnly: availableOnly) }
+    public func product(id: Int64, vendorID: Int64) async throws -> Product? { try await base.product(id: id, vendorID: vendorID) }
+    public func orders(vendorID: Int64, before: Int64?, limit: Int) async throws -> [Order] { try await base.orders(vendorID: vendorID, before: before, limit: limit) }
+    public func order(id: Int64, vendorID: Int64) async throws -> Order? { try await base.order(id: id, vendorID: vendorID) }
+    public func order(reference: String, vendorID: Int64) async throws -> Order? { try await base.order(reference: reference, vendorID: vendorID) }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import NIOCore
+import RESP
+import SoukCore
+
+/// Store pages in Redis, shared by every instance. Versions are counters that never go back: a
+/// missing counter (a Redis that lost its data) restarts at a random value, so a page cached
+/// anywhere under an old version can never match again.
+public struct RedisPageCache: PageCache {
+    let redis: RedisClient
+    public let timeToLive: Duration
+
+    public init(redis: RedisClient, timeToLive: Duration = .seconds(15 * 60)) {
+        self.redis = redis
+        self.timeToLive = timeToLive
+    }
+
+    public func version(of vendorID: Int64) async throws -> UInt64 {
+        let key = RedisKeys.storeVersion(vendorID)
+        if let value = try await redis.getString(key), let version = UInt64(value) { return version }
+        try await redis.set(key, String(UInt64.random(in: 1...(1 << 52))), onlyIfAbsent: true)
+        guard let value = try await redis.getString(key), let version = UInt64(value) else {
+            throw RedisClientError(.unexpectedReply, "store version of \(vendorID) vanished")
+        }
+        return version
+    }
+
+    public func page(_ key: PageKey, version: UInt64) async throws -> CachedPage? {
+        guard var buffer = try await redis.get(RedisKeys.storePage(key.vendorID, variant: key.variant, version: version)) else { return nil }
+        // Stored as: created-at milliseconds, newline, ETag, newline, body.
+        guard let header = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")),
+              let millis = buffer.readString(length: header - buffer.readerIndex).flatMap({ Int64($0) }),
+              buffer.readInteger(as: UInt8.self) != nil,
+              let etagEnd = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")),
+              let etag = buffer.readString(length: etagEnd - buffer.readerIndex),
+              buffer.readInteger(as: UInt8.self) != nil
+        else { return nil }
+        let createdAt = Date(timeIntervalSince1970: Double(millis) / 1_000)
+        let limit = Double(timeToLive.components.seconds) + Double(timeToLive.components.attoseconds) / 1e18
+        guard Date().timeIntervalSince(createdAt) < limit else { return nil }
+        return CachedPage(body: Array(buffer.readableBytesView), etag: etag, createdAt: createdAt)
+    }
+
+    public func store(_ page: CachedPage, for key: PageKey, version: UInt64) async throws {
+        var buffer = ByteBuffer()
+        buffer.writeString("\(Int64(page.createdAt.timeIntervalSince1970 * 1_000))\n\(page.etag)\n")
+        buffer.writeBytes(page.body)
+        try await redis.set(RedisKeys.storePage(key.vendorID, variant: key.variant, version: version), buffer, expire: timeToLive)
+    }
+
+    public func invalidate(vendorID: Int64) async throws {
+        // Make sure the counter exists first, so INCR never starts a fresh counter at 1.
+        _ = try await version(of: vendorID)
+        let replies = try await redis.pipeline([
+            RESPCommand("INCR", [RedisKeys.storeVersion(vendorID)]),
+            RESPCommand("PUBLISH", [RedisKeys.storeInvalidations, String(vendorID)]),
+        ])
+        for reply in replies { if case .error(let error) = reply { throw error } }
+    }
+}
+
+/// The production cache: the version comes from Redis on every read (one round trip, so an
+/// instance can never serve a page older than the latest committed change), and the page bytes
+/// come from this process's memory when it already has that version, else from Redis.
+public final class TwoLayerPageCache: PageCache {
+    public let local: InProcessPageCache
+    public let remote: RedisPageCache
+
+    public init(local: InProcessPageCache, remote: RedisPageCache) {
+        self.local = local
+        self.remote = remote
+    }
+
+    public func version(of vendorID: Int64) async throws -> UInt64 {
+        try await remote.version(of: vendorID)
+    }
+
+    public func page(_ key: PageKey, version: UInt64) async throws -> CachedPage? {
+        if let page = try await local.page(key, version: version) { return page }
+        guard let page = try await remote.page(key, version: version) else { return nil }
+        try await local.store(page, for: key, version: version)
+        return page
+    }
+
+    public func store(_ page: CachedPage, for key: PageKey, version: UInt64) async throws {
+        try await local.store(page, for: key, version: version)
+        try await remote.store(page, for: key, version: version)
+    }
+
+    public func invalidate(vendorID: Int64) async throws {
+        local.evict(vendorID: vendorID)
+        try await remote.invalidate(vendorID: vendorID)
+    }
+
+    /// Frees this process's copies as other instances announce changes. Correctness does not depend
+    /// on it (versions do); it keeps memory for pages that can no longer be served short.
+    public func listenForInvalidations() async {
+        for await event in RedisSubscription.subscribe(remote.redis, channels: [RedisKeys.storeInvalidations]) {
+            switch event {
+            case .message(_, let payload):
+                if let vendorID = Int64(payload) { local.evict(vendorID: vendorID) }
+            case .resubscribed:
+                local.removeAll()
+            case .subscribed:
+                break
+            }
+        }
+    }
+}
+
+/// Login sessions in Redis, so every instance sees them and they expire on their own.
+public struct RedisSessionStore: SessionStore {
+    let redis: RedisClient
+    let vendors: any VendorStore
+
+    public init(redis: RedisClient, vendors: any VendorStore) {
+        self.redis = redis
+        self.vendors = vendors
+    }
+
+    public func createSession(tokenHash: String, vendorID: Int64, expiresAt: Date) async throws {
+        let lifetime = Duration.milliseconds(max(1, Int64(expiresAt.timeIntervalSinceNow * 1_000)))
+        try await redis.set(RedisKeys.session(tokenHash), String(vendorID), expire: lifetime)
+    }
+
+    public func vendor(sessionTokenHash: String, now: Date) async throws -> Vendor? {
+        guard let value = try await redis.getString(RedisKeys.session(sessionTokenHash)), let id = Int64(value) else { return nil }
+        return try await vendors.vendor(id: id)
+    }
+
+    public func deleteSession(tokenHash: String) async throws {
+        try await redis.del([RedisKeys.session(tokenHash)])
+    }
+}

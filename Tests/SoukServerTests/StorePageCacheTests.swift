@@ -1,0 +1,75 @@
+import Foundation
+import Hummingbird
+import SoukCore
+import Testing
+
+@Suite("Store page cache (HTTP)")
+struct StorePageCacheTests {
+    @Test func repeatVisitorsGet304AndChangesShowAtOnce() async throws {
+        let cache = InProcessPageCache()
+        try await TestApp.run(pageCache: cache) { app in
+            let token = try await app.vendorToken("amina")
+            let tea = try await app.product(token: token, name: "Tea", stock: 5)
+
+            let first = try await app.json(.get, "/api/v1/stores/amina")
+            let etag = try #require(first.headers[.eTag])
+            #expect(first.status == .ok && first.headers[.cacheControl] == "public, no-cache")
+            #expect(cache.count == 1, "the JSON page is cached")
+            let again = try await app.send(.get, "/api/v1/stores/amina", headers: [.ifNoneMatch: etag])
+            #expect(again.status == .notModified && again.body.isEmpty)
+
+            // Every kind of committed change is seen by the very next request.
+            let changes: [(String, () async throws -> Void)] = [
+                ("rename", { _ = try await app.json(.patch, "/api/v1/products/\(tea)", #"{"name":"Green tea"}"#, token: token) }),
+                ("order", { _ = try await app.json(.post, "/api/v1/stores/amina/orders", #"{"customer":{"name":"C","phone":"5550100","address":"x"},"items":[{"product_id":\#(tea),"quantity":2}]}"#) }),
+                ("new product", { _ = try await app.product(token: token, name: "Jam") }),
+                ("hide", { _ = try await app.json(.patch, "/api/v1/products/\(tea)", #"{"available":false}"#, token: token) }),
+            ]
+            var previous = etag
+            for (name, change) in changes {
+                try await change()
+                let after = try await app.send(.get, "/api/v1/stores/amina", headers: [.ifNoneMatch: previous])
+                #expect(after.status == .ok, "\(name): the old ETag no longer matches")
+                previous = try #require(after.headers[.eTag])
+            }
+            let products = try await app.json(.get, "/api/v1/stores/amina").json["products"] as? [[String: Any]]
+            #expect(products?.compactMap { $0["name"] as? String } == ["Jam"])
+        }
+    }
+
+    @Test func cachedHTMLCarriesEachVisitorsOwnFormToken() async throws {
+        let cache = InProcessPageCache()
+        try await TestApp.run(pageCache: cache) { app in
+            let token = try await app.vendorToken("amina")
+            let tea = try await app.product(token: token, name: "Tea", stock: 5)
+            let alice = Browser(app)
+            let bob = Browser(app)
+            let alicePage = try await alice.get("/s/amina")
+            let bobPage = try await bob.get("/s/amina")
+            #expect(cache.count == 1, "one rendering serves both")
+            #expect(alice.csrf != bob.csrf)
+            #expect(alicePage.body.contains("value=\"\(alice.csrf)\"") && bobPage.body.contains("value=\"\(bob.csrf)\""))
+            #expect(!alicePage.body.contains("__SOUK_CSRF"))
+            #expect(alicePage.headers[.eTag] != bobPage.headers[.eTag])
+            #expect(alicePage.headers[.cacheControl] == "private, no-cache")
+            // The token from the cached page is accepted.
+            let placed = try await bob.post("/s/amina/orders", [("qty_\(tea)", "1"), ("name", "Bob"), ("phone", "5550100"), ("address", "x")])
+            #expect(placed.status == .found)
+            #expect(try await alice.get("/s/amina").body.contains(">4<"), "the order's stock change shows at once")
+        }
+    }
+
+    @Test func aLoggedInVendorSeesAFreshPageWithItsHeader() async throws {
+        let cache = InProcessPageCache()
+        try await TestApp.run(pageCache: cache) { app in
+            let vendor = Browser(app)
+            _ = try await vendor.get("/signup")
+            _ = try await vendor.post("/signup", [("username", "amina"), ("password", "sesame1234"), ("store_name", "Amina")])
+            let page = try await vendor.get("/s/amina")
+            #expect(page.body.contains("Log out amina"))
+            #expect(cache.count == 0)
+            let visitor = try await Browser(app).get("/s/amina")
+            #expect(!visitor.body.contains("Log out"))
+        }
+    }
+}

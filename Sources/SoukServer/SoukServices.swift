@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import SoukCore
 
 /// What the HTTP layer needs, built once by the composition root and shared by every controller.
@@ -11,6 +12,7 @@ public struct SoukServices: Sendable {
     let cookies: CookiePolicy
     let pages: PageRenderer
     let storefront: StorefrontCache
+    private let knownVendors = NIOLockedValueBox<[String: Vendor]>([:])
 
     /// - Parameters:
     ///   - storage: the database-backed stores.
@@ -31,11 +33,17 @@ public struct SoukServices: Sendable {
         self.storefront = StorefrontCache(cache: pageCache)
     }
 
-    /// The vendor whose public store the path names, or 404.
+    /// The vendor whose public store the path names, or 404. Vendors are never renamed or
+    /// removed, so a found vendor is remembered and hot store pages cost no database read.
     func publicVendor(_ context: SoukRequestContext) async throws -> Vendor {
-        guard let username = context.parameters.get("username"), username.count <= 64,
-              let vendor = try await storage.vendor(username: username.lowercased())
-        else { throw SoukError.notFound("Store") }
+        guard let username = context.parameters.get("username"), username.count <= 64 else { throw SoukError.notFound("Store") }
+        let normalized = username.lowercased()
+        if let known = knownVendors.withLockedValue({ $0[normalized] }) { return known }
+        guard let vendor = try await storage.vendor(username: normalized) else { throw SoukError.notFound("Store") }
+        knownVendors.withLockedValue { known in
+            if known.count >= 100_000 { known.removeAll(keepingCapacity: true) }
+            known[normalized] = vendor
+        }
         return vendor
     }
 }

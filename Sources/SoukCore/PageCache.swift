@@ -16,11 +16,14 @@ public struct CachedPage: Hashable, Sendable {
     public let body: [UInt8]
     public let etag: String
     public let createdAt: Date
+    /// Byte offset in `body` where each visitor's own value (its form token) is inserted when served.
+    public let slot: Int?
 
-    public init(body: [UInt8], etag: String, createdAt: Date) {
+    public init(body: [UInt8], etag: String, createdAt: Date, slot: Int? = nil) {
         self.body = body
         self.etag = etag
         self.createdAt = createdAt
+        self.slot = slot.flatMap { (0...body.count).contains($0) ? $0 : nil }
     }
 }
 
@@ -35,6 +38,16 @@ public protocol PageCache: Sendable {
     func store(_ page: CachedPage, for key: PageKey, version: UInt64) async throws
     /// Called after a change to the vendor's products has committed.
     func invalidate(vendorID: Int64) async throws
+    /// The current version and the page cached at it: what a reader needs, in as few trips as the
+    /// backend allows.
+    func lookup(_ key: PageKey) async throws -> (version: UInt64, page: CachedPage?)
+}
+
+extension PageCache {
+    public func lookup(_ key: PageKey) async throws -> (version: UInt64, page: CachedPage?) {
+        let version = try await version(of: key.vendorID)
+        return (version, try await page(key, version: version))
+    }
 }
 
 /// Store pages of one process, bounded in entries and bytes, least recently used evicted first.

@@ -6,9 +6,10 @@ public enum RedisKeys {
     /// The vendor's store-page version (INCR on every committed change; no expiry).
     public static func storeVersion(_ vendorID: Int64) -> String { "\(prefix){store:\(vendorID)}:version" }
 
-    /// A rendered page at one version; expires with the page cache's time to live.
-    public static func storePage(_ vendorID: Int64, variant: String, version: UInt64) -> String {
-        "\(prefix){store:\(vendorID)}:page:\(variant):\(version)"
+    /// The latest rendering of a page, with the version it was rendered at inside; expires with
+    /// the page cache's time to live.
+    public static func storePage(_ vendorID: Int64, variant: String) -> String {
+        "\(prefix){store:\(vendorID)}:page:\(variant)"
     }
 
     /// Pub/sub channel on which instances announce invalidations (payload: the vendor id).

@@ -26,10 +26,36 @@ public struct RedisPageCache: PageCache {
     }
 
     public func page(_ key: PageKey, version: UInt64) async throws -> CachedPage? {
-        guard var buffer = try await redis.get(RedisKeys.storePage(key.vendorID, variant: key.variant, version: version)) else { return nil }
-        // Stored as: created-at milliseconds, newline, ETag, newline, body.
-        guard let header = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")),
+        Self.decode(try await redis.get(RedisKeys.storePage(key.vendorID, variant: key.variant)), version: version, timeToLive: timeToLive)
+    }
+
+    /// The version and the page in one round trip: both GETs go out in one pipelined write.
+    public func lookup(_ key: PageKey) async throws -> (version: UInt64, page: CachedPage?) {
+        let replies = try await redis.pipeline([
+            RESPCommand("GET", [RedisKeys.storeVersion(key.vendorID)]),
+            RESPCommand("GET", [RedisKeys.storePage(key.vendorID, variant: key.variant)]),
+        ])
+        guard let version = replies[0].string.flatMap(UInt64.init) else {
+            let version = try await version(of: key.vendorID)
+            return (version, nil)
+        }
+        guard case .bulkString(let buffer) = replies[1] else { return (version, nil) }
+        return (version, Self.decode(buffer, version: version, timeToLive: timeToLive))
+    }
+
+    /// One key per page holds the latest rendering with the version it was rendered at; a reader
+    /// takes it only when that version is the current one.
+    static func decode(_ stored: ByteBuffer?, version: UInt64, timeToLive: Duration) -> CachedPage? {
+        guard var buffer = stored else { return nil }
+        // Stored as: version, newline, created-at milliseconds, newline, slot offset (or -1), newline, ETag, newline, body.
+        guard let versionEnd = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")),
+              buffer.readString(length: versionEnd - buffer.readerIndex).flatMap({ UInt64($0) }) == version,
+              buffer.readInteger(as: UInt8.self) != nil,
+              let header = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")),
               let millis = buffer.readString(length: header - buffer.readerIndex).flatMap({ Int64($0) }),
+              buffer.readInteger(as: UInt8.self) != nil,
+              let slotEnd = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")),
+              let slot = buffer.readString(length: slotEnd - buffer.readerIndex).flatMap({ Int($0) }),
               buffer.readInteger(as: UInt8.self) != nil,
               let etagEnd = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")),
               let etag = buffer.readString(length: etagEnd - buffer.readerIndex),
@@ -38,14 +64,14 @@ public struct RedisPageCache: PageCache {
         let createdAt = Date(timeIntervalSince1970: Double(millis) / 1_000)
         let limit = Double(timeToLive.components.seconds) + Double(timeToLive.components.attoseconds) / 1e18
         guard Date().timeIntervalSince(createdAt) < limit else { return nil }
-        return CachedPage(body: Array(buffer.readableBytesView), etag: etag, createdAt: createdAt)
+        return CachedPage(body: Array(buffer.readableBytesView), etag: etag, createdAt: createdAt, slot: slot < 0 ? nil : slot)
     }
 
     public func store(_ page: CachedPage, for key: PageKey, version: UInt64) async throws {
         var buffer = ByteBuffer()
-        buffer.writeString("\(Int64(page.createdAt.timeIntervalSince1970 * 1_000))\n\(page.etag)\n")
+        buffer.writeString("\(version)\n\(Int64(page.createdAt.timeIntervalSince1970 * 1_000))\n\(page.slot ?? -1)\n\(page.etag)\n")
         buffer.writeBytes(page.body)
-        try await redis.set(RedisKeys.storePage(key.vendorID, variant: key.variant, version: version), buffer, expire: timeToLive)
+        try await redis.set(RedisKeys.storePage(key.vendorID, variant: key.variant), buffer, expire: timeToLive)
     }
 
     public func invalidate(vendorID: Int64) async throws {

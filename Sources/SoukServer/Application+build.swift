@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
@@ -5,9 +6,9 @@ import ServiceLifecycle
 import SoukCore
 
 /// Builds the router: every route, with its middleware, in one place.
-public func buildRouter(_ services: SoukServices) -> Router<SoukRequestContext> {
+public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> Router<SoukRequestContext> {
     let router = Router(context: SoukRequestContext.self)
-    router.add(middleware: LogRequestsMiddleware(.debug))
+    if logRequests { router.add(middleware: LogRequestsMiddleware(.debug)) }
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ErrorMiddleware(pages: services.pages))
     router.add(middleware: SessionMiddleware(store: services.sessionStore))
@@ -30,7 +31,7 @@ public func buildApplication(
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     Application(
-        router: buildRouter(soukServices),
+        router: buildRouter(soukServices, logRequests: logger.logLevel <= .debug),
         configuration: .init(address: .hostname(host, port: port), serverName: "Souk"),
         services: services,
         onServerRunning: onServerRunning,
@@ -44,10 +45,14 @@ struct SecurityHeadersMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var response = try await next(request, context)
-        response.headers[.xContentTypeOptions] = "nosniff"
-        response.headers[.init("X-Frame-Options")!] = "DENY"
-        response.headers[.init("Referrer-Policy")!] = "same-origin"
-        response.headers[.contentSecurityPolicy] = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"
+        response.headers.append(contentsOf: Self.headers)
         return response
     }
+
+    static let headers: HTTPFields = [
+        .xContentTypeOptions: "nosniff",
+        HTTPField.Name("X-Frame-Options")!: "DENY",
+        HTTPField.Name("Referrer-Policy")!: "same-origin",
+        .contentSecurityPolicy: "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
+    ]
 }

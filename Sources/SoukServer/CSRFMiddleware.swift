@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import SoukCore
 
@@ -11,7 +12,7 @@ struct CSRFMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        let existing = request.cookies[Self.cookieName].map { String($0.value) }.flatMap { $0.count == 43 ? $0 : nil }
+        let existing = SessionMiddleware.cookie(Self.cookieName, in: request).flatMap { $0.utf8.count == 43 ? $0 : nil }
         context.csrfToken = existing ?? SessionTokens.randomToken()
         var response = try await next(request, context)
         if existing == nil {
@@ -37,6 +38,8 @@ struct CSRFMiddleware: RouterMiddleware {
 public enum CookiePolicy: String, Sendable {
     case auto, always, never
 
+    static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
+
     func cookie(name: String, value: String, maxAge: Int? = nil, request: Request, sameSite: Cookie.SameSite = .lax) -> Cookie {
         Cookie(name: name, value: value, maxAge: maxAge, path: "/", secure: isSecure(request), httpOnly: true, sameSite: sameSite)
     }
@@ -46,7 +49,7 @@ public enum CookiePolicy: String, Sendable {
         case .always: return true
         case .never: return false
         case .auto:
-            if request.headers[.init("X-Forwarded-Proto")!] == "https" { return true }
+            if request.headers[Self.forwardedProto] == "https" { return true }
             let host = (request.head.authority ?? "").lowercased()
             let name = host.hasPrefix("[") ? String(host.prefix(while: { $0 != "]" })) + "]" : String(host.split(separator: ":").first ?? "")
             return !["localhost", "127.0.0.1", "[::1]"].contains(name)

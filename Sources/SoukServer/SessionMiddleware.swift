@@ -53,7 +53,21 @@ struct SessionMiddleware: RouterMiddleware {
             if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]) }
             return nil
         }
-        return request.cookies[SessionTokens.cookieName].map { String($0.value) }
+        return cookie(SessionTokens.cookieName, in: request)
+    }
+
+    /// One cookie's value, found by scanning the header rather than parsing every cookie: this
+    /// runs on every request, including the hottest cached store pages.
+    static func cookie(_ name: String, in request: Request) -> String? {
+        guard let header = request.headers[.cookie] else { return nil }
+        for part in header.utf8.split(separator: UInt8(ascii: ";")) {
+            var field = part.drop { $0 == UInt8(ascii: " ") }
+            guard field.starts(with: name.utf8) else { continue }
+            field = field.dropFirst(name.utf8.count)
+            guard field.first == UInt8(ascii: "=") else { continue }
+            return String(Substring(field.dropFirst()))
+        }
+        return nil
     }
 }
 

@@ -17,8 +17,9 @@ struct StorefrontCache: Sendable {
         guard let cache else { return Self.make(try await render(), version: 0) }
         let version: UInt64
         do {
-            version = try await cache.version(of: key.vendorID)
-            if let page = try await cache.page(key, version: version) { return page }
+            let found = try await cache.lookup(key)
+            if let page = found.page { return page }
+            version = found.version
         } catch {
             logger.warning("page cache unavailable, rendering uncached", metadata: ["error": "\(error)"])
             return Self.make(try await render(), version: 0)
@@ -32,8 +33,26 @@ struct StorefrontCache: Sendable {
         return page
     }
 
-    static func make(_ body: [UInt8], version: UInt64) -> CachedPage {
-        CachedPage(body: body, etag: "\"\(version)-\(fnv1a(body))\"", createdAt: Date())
+    /// Takes the CSRF marker out of a fresh rendering and remembers where it was.
+    static func make(_ rendered: [UInt8], version: UInt64) -> CachedPage {
+        var body = rendered
+        var slot: Int?
+        let marker = Array(csrfMarker.utf8)
+        if let start = rendered.withUnsafeBufferPointer({ find(marker, in: $0) }) {
+            body.removeSubrange(start..<(start + marker.count))
+            slot = start
+        }
+        return CachedPage(body: body, etag: "\"\(version)-\(fnv1a(body))\"", createdAt: Date(), slot: slot)
+    }
+
+    static func find(_ needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard let first = needle.first, haystack.count >= needle.count else { return nil }
+        var index = 0
+        while index <= haystack.count - needle.count {
+            if haystack[index] == first && haystack[index..<(index + needle.count)].elementsEqual(needle) { return index }
+            index += 1
+        }
+        return nil
     }
 
     /// A 200 with the page, or a 304 when the visitor already has this very version.
@@ -47,12 +66,16 @@ struct StorefrontCache: Sendable {
         if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag }) {
             return Response(status: .notModified, headers: headers)
         }
-        var body = ByteBuffer(bytes: page.body)
-        if let csrfToken, let range = page.body.firstRange(of: Array(Self.csrfMarker.utf8)) {
-            body = ByteBuffer()
-            body.writeBytes(page.body[..<range.lowerBound])
-            body.writeString(csrfToken)
-            body.writeBytes(page.body[range.upperBound...])
+        var body = ByteBuffer()
+        body.reserveCapacity(page.body.count + 64)
+        if let csrfToken, let slot = page.slot {
+            page.body.withUnsafeBufferPointer { bytes in
+                body.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<slot])))
+                body.writeString(csrfToken)
+                body.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[slot...])))
+            }
+        } else {
+            body.writeBytes(page.body)
         }
         headers[.contentLength] = String(body.readableBytes)
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))

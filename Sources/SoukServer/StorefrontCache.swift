@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import SoukCore
 
@@ -11,9 +12,22 @@ struct StorefrontCache: Sendable {
     static let csrfMarker = "__SOUK_CSRF_TOKEN__"
     let cache: (any PageCache)?
 
+    /// Renderings under way, so that a burst of visitors missing the same version (right after a
+    /// change) waits for one rendering instead of each querying the database and rendering again.
+    private let inFlight = NIOLockedValueBox<[RenderKey: Task<CachedPage, any Error>]>([:])
+
+    struct RenderKey: Hashable {
+        let page: PageKey
+        let version: UInt64
+    }
+
+    init(cache: (any PageCache)?) {
+        self.cache = cache
+    }
+
     /// The cached page for `key`, rendering (and caching) it when missing. A cache that fails is
     /// logged and bypassed: the page is rendered from the database instead.
-    func page(for key: PageKey, logger: Logger, render: () async throws -> [UInt8]) async throws -> CachedPage {
+    func page(for key: PageKey, logger: Logger, render: @escaping @Sendable () async throws -> [UInt8]) async throws -> CachedPage {
         guard let cache else { return Self.make(try await render(), version: 0) }
         let version: UInt64
         do {
@@ -24,13 +38,23 @@ struct StorefrontCache: Sendable {
             logger.warning("page cache unavailable, rendering uncached", metadata: ["error": "\(error)"])
             return Self.make(try await render(), version: 0)
         }
-        let page = Self.make(try await render(), version: version)
-        do {
-            try await cache.store(page, for: key, version: version)
-        } catch {
-            logger.warning("page cache store failed", metadata: ["error": "\(error)"])
+        let renderKey = RenderKey(page: key, version: version)
+        let task = inFlight.withLockedValue { tasks in
+            if let running = tasks[renderKey] { return running }
+            let task = Task { [inFlight] in
+                defer { _ = inFlight.withLockedValue { $0.removeValue(forKey: renderKey) } }
+                let page = Self.make(try await render(), version: version)
+                do {
+                    try await cache.store(page, for: key, version: version)
+                } catch {
+                    logger.warning("page cache store failed", metadata: ["error": "\(error)"])
+                }
+                return page
+            }
+            tasks[renderKey] = task
+            return task
         }
-        return page
+        return try await task.value
     }
 
     /// Takes the CSRF marker out of a fresh rendering and remembers where it was.

@@ -72,6 +72,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Background work: the stream consumers that persist admitted flash-sale orders, and the reconciler.
+        .target(
+            name: "SoukWorkers",
+            dependencies: [
+                "SoukCore", "SoukRedis", "RESP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The Hummingbird application: JSON API, HTML pages, sessions, CSRF, error mapping.
         .target(
             name: "SoukServer",
@@ -92,7 +102,7 @@ let package = Package(
         .executableTarget(
             name: "souk",
             dependencies: [
-                "SoukCore", "SoukSQL", "SoukServer", "SoukRedis",
+                "SoukCore", "SoukSQL", "SoukServer", "SoukRedis", "SoukWorkers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -105,7 +115,7 @@ let package = Package(
         .target(
             name: "SoukTesting",
             dependencies: [
-                "SoukCore", "SoukSQL", "SoukRedis",
+                "SoukCore", "SoukSQL", "SoukRedis", "SoukWorkers",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -123,7 +133,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SoukRedisTests",
-            dependencies: ["RESP", "SoukRedis", "SoukCore", "SoukSQL", "SoukTesting"],
+            dependencies: ["RESP", "SoukRedis", "SoukCore", "SoukSQL", "SoukWorkers", "SoukTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One field that failed validation, reported to API clients and shown beside the form field.
 public struct FieldError: Hashable, Sendable, Codable {
     public let field: String
@@ -25,6 +27,10 @@ public enum SoukError: Error, Equatable, Sendable {
     case insufficientStock(productID: Int64, name: String, requested: Int, available: Int)
     case mixedCurrency
     case invalidTransition(from: OrderStatus, to: OrderStatus)
+    case soldOut
+    case limitReached(limit: Int)
+    case saleNotStarted(startsAt: Date)
+    case saleEnded
 
     public var code: String {
         switch self {
@@ -40,6 +46,10 @@ public enum SoukError: Error, Equatable, Sendable {
         case .insufficientStock: "insufficient_stock"
         case .mixedCurrency: "mixed_currency"
         case .invalidTransition: "invalid_transition"
+        case .soldOut: "sold_out"
+        case .limitReached: "limit_reached"
+        case .saleNotStarted: "not_started"
+        case .saleEnded: "ended"
         }
     }
 
@@ -59,6 +69,10 @@ public enum SoukError: Error, Equatable, Sendable {
             "Only \(available) of \(name) left; you asked for \(requested)."
         case .mixedCurrency: "All items of one order must be priced in the same currency."
         case .invalidTransition(let from, let to): "An order that is \(from.rawValue) cannot become \(to.rawValue)."
+        case .soldOut: "Sold out: every unit of this sale has been taken."
+        case .limitReached(let limit): "You have already bought the most this sale allows (\(limit))."
+        case .saleNotStarted(let startsAt): "The sale has not started yet; it starts at \(ISO8601DateFormatter().string(from: startsAt))."
+        case .saleEnded: "The sale has ended."
         }
     }
 }

@@ -225,6 +225,30 @@ extension RedisClient {
         return try streamReadReply(reply)
     }
 
+    /// Reads new entries for a consumer from several streams at once on a connection the caller
+    /// owns, blocking up to `block` until any has some; returns them by stream key.
+    public static func xreadgroup(on connection: RedisConnection, group: String, consumer: String, streams keys: [String], count: Int, block: Duration) async throws -> [String: [RedisStreamEntry]] {
+        guard !keys.isEmpty else { return [:] }
+        let command = RESPCommand("XREADGROUP", ["GROUP", group, consumer, "COUNT", String(count), "BLOCK", String(milliseconds(block)), "STREAMS"] + keys + keys.map { _ in ">" })
+        let reply = try await connection.execute([command], timeout: block + connection.commandTimeout)[0].value
+        switch reply {
+        case .null: return [:]
+        case .error(let error): throw error
+        case .map(let pairs):
+            var result: [String: [RedisStreamEntry]] = [:]
+            for pair in pairs { if let key = pair.key.string { result[key] = try entries(pair.value) } }
+            return result
+        case .array(let streams):
+            var result: [String: [RedisStreamEntry]] = [:]
+            for stream in streams {
+                guard let parts = stream.elements, parts.count == 2, let key = parts[0].string else { throw RedisClientError(.unexpectedReply, "XREADGROUP") }
+                result[key] = try entries(parts[1])
+            }
+            return result
+        default: throw RedisClientError(.unexpectedReply, "XREADGROUP returned \(reply)")
+        }
+    }
+
     @discardableResult
     public func xack(_ key: String, group: String, ids: [String]) async throws -> Int {
         guard !ids.isEmpty else { return 0 }

@@ -15,6 +15,34 @@ public enum RedisKeys {
     /// Pub/sub channel on which instances announce invalidations (payload: the vendor id).
     public static let storeInvalidations = "\(prefix)store-invalidations"
 
+    /// The keys of one flash sale, all under the hash tag `{sale:ID}` so that the admission script
+    /// touches one Redis Cluster slot.
+    public struct Sale: Sendable {
+        public let id: Int64
+        var tag: String { "\(prefix){sale:\(id)}" }
+        /// Hash: starts, ends (ms), limit, quantity.
+        public var meta: String { "\(tag):meta" }
+        /// Integer: units left.
+        public var stock: String { "\(tag):stock" }
+        /// Hash: buyer → units admitted.
+        public var buyers: String { "\(tag):buyers" }
+        /// Hash: "buyer|idempotency key" → order id.
+        public var orders: String { "\(tag):orders" }
+        /// Stream of admitted orders, consumed by the persisting workers. Never trimmed while the sale is open.
+        public var admitted: String { "\(tag):admitted" }
+        /// Stream of entries that could not be persisted, with the reason.
+        public var deadLetters: String { "\(tag):dead" }
+        public var all: [String] { [meta, stock, buyers, orders, admitted] }
+    }
+
+    public static func sale(_ id: Int64) -> Sale { Sale(id: id) }
+
+    /// Set of the ids of sales whose admitted streams the workers read.
+    public static let flashSales = "\(prefix)flash-sales"
+
+    /// Consumer group of the persisting workers on every admitted stream.
+    public static let persisterGroup = "persisters"
+
     /// A login session by token hash; expires with the session.
     public static func session(_ tokenHash: String) -> String { "\(prefix)session:\(tokenHash)" }
 }

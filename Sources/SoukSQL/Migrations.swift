@@ -153,6 +153,73 @@ public enum Migrations {
                 "CREATE INDEX order_items_by_product ON order_items(product_id)",
             ]
         ),
+        Migration(
+            version: 4, name: "create flash sales and their orders",
+            sqlite: [
+                """
+                CREATE TABLE flash_sales (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    vendor_id INTEGER NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    product_id INTEGER REFERENCES products(id) ON DELETE SET NULL,
+                    product_name TEXT NOT NULL,
+                    price_minor INTEGER NOT NULL,
+                    currency TEXT NOT NULL,
+                    quantity INTEGER NOT NULL CHECK (quantity > 0),
+                    per_buyer_limit INTEGER NOT NULL CHECK (per_buyer_limit > 0),
+                    sold INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0 AND sold <= quantity),
+                    starts_at INTEGER NOT NULL,
+                    ends_at INTEGER NOT NULL CHECK (ends_at > starts_at),
+                    created_at INTEGER NOT NULL,
+                    closed_at INTEGER)
+                """,
+                "CREATE INDEX flash_sales_by_vendor ON flash_sales(vendor_id, id)",
+                """
+                CREATE TABLE flash_sale_orders (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    order_id TEXT NOT NULL UNIQUE,
+                    sale_id INTEGER NOT NULL REFERENCES flash_sales(id) ON DELETE CASCADE,
+                    buyer_id TEXT NOT NULL,
+                    n INTEGER NOT NULL CHECK (n > 0),
+                    request_key TEXT NOT NULL,
+                    admitted_at INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    UNIQUE (sale_id, buyer_id, n))
+                """,
+                "CREATE INDEX flash_sale_orders_by_sale ON flash_sale_orders(sale_id, seq)",
+            ],
+            postgres: [
+                """
+                CREATE TABLE flash_sales (
+                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    vendor_id BIGINT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    product_id BIGINT REFERENCES products(id) ON DELETE SET NULL,
+                    product_name TEXT NOT NULL,
+                    price_minor BIGINT NOT NULL,
+                    currency TEXT NOT NULL,
+                    quantity BIGINT NOT NULL CHECK (quantity > 0),
+                    per_buyer_limit BIGINT NOT NULL CHECK (per_buyer_limit > 0),
+                    sold BIGINT NOT NULL DEFAULT 0 CHECK (sold >= 0 AND sold <= quantity),
+                    starts_at BIGINT NOT NULL,
+                    ends_at BIGINT NOT NULL CHECK (ends_at > starts_at),
+                    created_at BIGINT NOT NULL,
+                    closed_at BIGINT)
+                """,
+                "CREATE INDEX flash_sales_by_vendor ON flash_sales(vendor_id, id)",
+                """
+                CREATE TABLE flash_sale_orders (
+                    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    order_id TEXT NOT NULL UNIQUE,
+                    sale_id BIGINT NOT NULL REFERENCES flash_sales(id) ON DELETE CASCADE,
+                    buyer_id TEXT NOT NULL,
+                    n BIGINT NOT NULL CHECK (n > 0),
+                    request_key TEXT NOT NULL,
+                    admitted_at BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    UNIQUE (sale_id, buyer_id, n))
+                """,
+                "CREATE INDEX flash_sale_orders_by_sale ON flash_sale_orders(sale_id, seq)",
+            ]
+        ),
     ]
 }
 

@@ -65,6 +65,7 @@ struct ErrorMiddleware: RouterMiddleware {
         case .forbidden: .forbidden
         case .notFound: .notFound
         case .usernameTaken, .productUnavailable, .insufficientStock, .invalidTransition: .conflict
+        case .soldOut, .limitReached, .saleNotStarted, .saleEnded: .conflict
         }
     }
 }

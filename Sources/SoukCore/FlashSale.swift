@@ -1,0 +1,201 @@
+import Foundation
+
+/// Where a flash sale is in its life, as buyers see it.
+public enum FlashSaleStatus: String, Sendable, Codable {
+    case scheduled
+    case active
+    case soldOut = "sold_out"
+    case ended
+}
+
+/// A product offered in a limited quantity during a time window, at most `perBuyerLimit` units per
+/// buyer. Its quantity was taken out of the product's stock when the sale was created; units not
+/// sold go back to the product when the sale is closed.
+public struct FlashSale: Hashable, Sendable {
+    public let id: Int64
+    public let vendorID: Int64
+    public let productID: Int64?
+    public let productName: String
+    public let price: Money
+    public let quantity: Int
+    public let perBuyerLimit: Int
+    public let startsAt: Date
+    public let endsAt: Date
+    public let createdAt: Date
+    /// Orders persisted in the database so far.
+    public let sold: Int
+    public let closedAt: Date?
+
+    public init(
+        id: Int64, vendorID: Int64, productID: Int64?, productName: String, price: Money, quantity: Int, perBuyerLimit: Int,
+        startsAt: Date, endsAt: Date, createdAt: Date, sold: Int, closedAt: Date?
+    ) {
+        self.id = id
+        self.vendorID = vendorID
+        self.productID = productID
+        self.productName = productName
+        self.price = price
+        self.quantity = quantity
+        self.perBuyerLimit = perBuyerLimit
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+        self.createdAt = createdAt
+        self.sold = sold
+        self.closedAt = closedAt
+    }
+
+    public func status(now: Date, remaining: Int) -> FlashSaleStatus {
+        if now >= endsAt || closedAt != nil { return .ended }
+        if remaining <= 0 { return .soldOut }
+        if now < startsAt { return .scheduled }
+        return .active
+    }
+}
+
+/// A validated request to start a flash sale.
+public struct FlashSaleDraft: Sendable, Equatable {
+    public static let maximumQuantity = 10_000_000
+    public static let maximumLimit = 1_000
+    public static let maximumLength: TimeInterval = 31 * 24 * 3600
+
+    public let productID: Int64
+    public let quantity: Int
+    public let perBuyerLimit: Int
+    public let startsAt: Date
+    public let endsAt: Date
+
+    public init(productID: Int64?, quantity: Int?, startsAt: Date?, endsAt: Date?, perBuyerLimit: Int?, now: Date = Date()) throws(SoukError) {
+        var errors: [FieldError] = []
+        if productID == nil || productID! <= 0 { errors.append(.init(field: "product_id", message: "must be one of your products")) }
+        if let quantity {
+            if !(1...Self.maximumQuantity).contains(quantity) { errors.append(.init(field: "quantity", message: "must be between 1 and \(Self.maximumQuantity)")) }
+        } else {
+            errors.append(.init(field: "quantity", message: "is required"))
+        }
+        let limit = perBuyerLimit ?? 1
+        if !(1...Self.maximumLimit).contains(limit) { errors.append(.init(field: "per_buyer_limit", message: "must be between 1 and \(Self.maximumLimit)")) }
+        if startsAt == nil { errors.append(.init(field: "starts_at", message: "is required (ISO 8601)")) }
+        if endsAt == nil { errors.append(.init(field: "ends_at", message: "is required (ISO 8601)")) }
+        if let startsAt, let endsAt {
+            if endsAt <= startsAt { errors.append(.init(field: "ends_at", message: "must be after starts_at")) }
+            if endsAt <= now { errors.append(.init(field: "ends_at", message: "must be in the future")) }
+            if endsAt.timeIntervalSince(startsAt) > Self.maximumLength { errors.append(.init(field: "ends_at", message: "must be at most 31 days after starts_at")) }
+        }
+        guard errors.isEmpty, let productID, let quantity, let startsAt, let endsAt else { throw .validationFailed(errors) }
+        self.productID = productID
+        self.quantity = quantity
+        self.perBuyerLimit = limit
+        self.startsAt = startsAt
+        self.endsAt = endsAt
+    }
+}
+
+/// Who is buying: an id the shop's own identity system gives its customers.
+public enum BuyerID {
+    static let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@+-")
+
+    /// The id, or a validation error: 1 to 64 characters of letters, digits and `_ . @ + -`.
+    public static func validated(_ raw: String?, field: String = "buyer_id") throws(SoukError) -> String {
+        guard let raw, (1...64).contains(raw.count), raw.allSatisfy({ allowed.contains($0) }) else {
+            throw .validationFailed([FieldError(field: field, message: "must be 1 to 64 characters: letters, digits, _ . @ + -")])
+        }
+        return raw
+    }
+}
+
+/// One unit admitted to a buyer. Its id is derived from the sale, the buyer and the buyer's n-th
+/// admission, so persisting it twice is impossible.
+public struct AdmittedOrder: Hashable, Sendable {
+    public let orderID: String
+    public let saleID: Int64
+    public let buyerID: String
+    public let n: Int
+    /// The buyer's idempotency key for this purchase.
+    public let requestKey: String
+    public let admittedAt: Date
+
+    public init(orderID: String, saleID: Int64, buyerID: String, n: Int, requestKey: String, admittedAt: Date) {
+        self.orderID = orderID
+        self.saleID = saleID
+        self.buyerID = buyerID
+        self.n = n
+        self.requestKey = requestKey
+        self.admittedAt = admittedAt
+    }
+
+    public static func orderID(saleID: Int64, buyerID: String, n: Int) -> String { "\(saleID)-\(buyerID)-\(n)" }
+}
+
+/// A persisted flash-sale order.
+public struct FlashSaleOrder: Hashable, Sendable {
+    public let orderID: String
+    public let buyerID: String
+    public let quantity: Int
+    public let admittedAt: Date
+    public let createdAt: Date
+    /// Position for paging (insertion order).
+    public let sequence: Int64
+
+    public init(orderID: String, buyerID: String, quantity: Int, admittedAt: Date, createdAt: Date, sequence: Int64) {
+        self.orderID = orderID
+        self.buyerID = buyerID
+        self.quantity = quantity
+        self.admittedAt = admittedAt
+        self.createdAt = createdAt
+        self.sequence = sequence
+    }
+}
+
+/// The answer of the admission step.
+public enum Admission: Hashable, Sendable {
+    /// Admitted; `repeated` when this very purchase (buyer + idempotency key) was admitted before.
+    case admitted(orderID: String, repeated: Bool)
+    case soldOut
+    case limitReached
+    case notStarted
+    case ended
+}
+
+/// Counters of a sale across the admission gate and the database.
+public struct FlashSaleStats: Hashable, Sendable {
+    public let quantity: Int
+    public let admitted: Int
+    public let persisted: Int
+    public var pending: Int { max(0, admitted - persisted) }
+    public var remaining: Int { max(0, quantity - admitted) }
+
+    public init(quantity: Int, admitted: Int, persisted: Int) {
+        self.quantity = quantity
+        self.admitted = admitted
+        self.persisted = persisted
+    }
+}
+
+/// The flash-sale tables.
+public protocol FlashSaleStore: Sendable {
+    /// Creates the sale and takes its quantity out of the product's stock, in one transaction.
+    func createFlashSale(vendorID: Int64, _ draft: FlashSaleDraft, now: Date) async throws -> FlashSale
+    func flashSale(id: Int64) async throws -> FlashSale?
+    /// The vendor's sales, newest first.
+    func flashSales(vendorID: Int64) async throws -> [FlashSale]
+    /// Records admitted orders, ignoring those already recorded, and counts them as sold, in one
+    /// transaction; returns how many were new.
+    @discardableResult
+    func persistAdmitted(_ orders: [AdmittedOrder]) async throws -> Int
+    /// Persisted orders in the order they were recorded, after the `after` sequence.
+    func flashSaleOrders(saleID: Int64, after: Int64?, limit: Int) async throws -> [FlashSaleOrder]
+    /// Every persisted order, to rebuild the admission state.
+    func allAdmittedOrders(saleID: Int64) async throws -> [AdmittedOrder]
+    /// Sales not closed yet, oldest first.
+    func openFlashSales() async throws -> [FlashSale]
+    /// Returns the unsold units to the product and marks the sale closed (once).
+    func closeFlashSale(id: Int64, now: Date) async throws -> Bool
+}
+
+/// The admission step: one atomic decision per attempt (window, buyer's count, stock), made
+/// durable before the buyer hears "admitted".
+public protocol FlashSaleGate: Sendable {
+    func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission
+    /// How many units have been admitted so far.
+    func admittedCount(_ sale: FlashSale) async throws -> Int
+}

@@ -1,0 +1,76 @@
+import Foundation
+
+/// The flash-sale use cases: create a sale, admit purchases, read its counters.
+public struct FlashSales: Sendable {
+    public let store: any FlashSaleStore
+    public let gate: any FlashSaleGate
+    /// Called when a sale's existence or counters change what the vendor's store page shows.
+    let onStoreChange: @Sendable (Int64) async -> Void
+    private let terms = SaleTerms()
+
+    public init(store: any FlashSaleStore, gate: any FlashSaleGate, onStoreChange: @escaping @Sendable (Int64) async -> Void = { _ in }) {
+        self.store = store
+        self.gate = gate
+        self.onStoreChange = onStoreChange
+    }
+
+    public func create(vendorID: Int64, _ draft: FlashSaleDraft, now: Date = Date()) async throws -> FlashSale {
+        let sale = try await store.createFlashSale(vendorID: vendorID, draft, now: now)
+        await onStoreChange(vendorID)
+        return sale
+    }
+
+    /// One purchase attempt: admitted (with the order id) or a ``SoukError`` saying why not.
+    public func purchase(saleID: Int64, buyerID rawBuyer: String?, requestKey rawKey: String?, now: Date = Date()) async throws -> (sale: FlashSale, orderID: String, repeated: Bool) {
+        let buyerID = try BuyerID.validated(rawBuyer)
+        let requestKey = try Self.requestKey(rawKey)
+        guard let sale = try await sale(id: saleID) else { throw SoukError.notFound("Flash sale") }
+        switch try await gate.admit(sale, buyerID: buyerID, requestKey: requestKey, now: now) {
+        case .admitted(let orderID, let repeated): return (sale, orderID, repeated)
+        case .soldOut: throw SoukError.soldOut
+        case .limitReached: throw SoukError.limitReached(limit: sale.perBuyerLimit)
+        case .notStarted: throw SoukError.saleNotStarted(startsAt: sale.startsAt)
+        case .ended: throw SoukError.saleEnded
+        }
+    }
+
+    public func stats(_ sale: FlashSale) async throws -> FlashSaleStats {
+        let admitted = try await gate.admittedCount(sale)
+        let persisted = try await store.flashSale(id: sale.id)?.sold ?? sale.sold
+        return FlashSaleStats(quantity: sale.quantity, admitted: max(admitted, persisted), persisted: persisted)
+    }
+
+    /// Sales are read on every purchase attempt; their terms never change after creation, so
+    /// they are remembered (only `sold` and `closedAt` move, and those are read fresh where needed).
+    public func sale(id: Int64) async throws -> FlashSale? {
+        if let known = terms.get(id) { return known }
+        guard let sale = try await store.flashSale(id: id) else { return nil }
+        terms.put(sale)
+        return sale
+    }
+
+    /// The idempotency key of a purchase: the same key from the same buyer is the same purchase.
+    /// Without one, a buyer's attempts are all the same purchase.
+    static func requestKey(_ raw: String?) throws(SoukError) -> String {
+        guard let raw, !raw.isEmpty else { return "1" }
+        guard raw.count <= 64, raw.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) }) else {
+            throw .validationFailed([FieldError(field: "Idempotency-Key", message: "must be 1 to 64 characters: letters, digits, - _ . :")])
+        }
+        return raw
+    }
+}
+
+/// A small memory of sale terms (bounded).
+final class SaleTerms: @unchecked Sendable {
+    private let lock = NSLock()
+    private var sales: [Int64: FlashSale] = [:]
+
+    func get(_ id: Int64) -> FlashSale? { lock.withLock { sales[id] } }
+
+    func put(_ sale: FlashSale) {
+        lock.withLock {
+            if sales.count > 10_000 { sales.removeAll(keepingCapacity: true) }
+            sales[sale.id] = sale
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+
+/// The embedded admission gate: one actor decides every attempt of every sale in this process, and
+/// an admission is written to the database (many per transaction: group commit) before the buyer
+/// hears "admitted". The database is the log, so in embedded mode admitted orders are persisted
+/// orders. For one process only: several processes need the Redis gate.
+public actor InProcessFlashSaleGate: FlashSaleGate {
+    struct SaleState {
+        var admitted: Int
+        var perBuyer: [String: Int]
+        /// "buyer|key" → order id, for idempotent retries.
+        var orders: [String: String]
+    }
+
+    let store: any FlashSaleStore
+    private var sales: [Int64: SaleState] = [:]
+    private var waiting: [(order: AdmittedOrder, continuation: CheckedContinuation<Void, any Error>)] = []
+    private var flushing = false
+
+    public init(store: any FlashSaleStore) {
+        self.store = store
+    }
+
+    public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission {
+        var state = try await self.state(of: sale)
+        let field = buyerID + "|" + requestKey
+        if let existing = state.orders[field] { return .admitted(orderID: existing, repeated: true) }
+        if now < sale.startsAt { return .notStarted }
+        if now >= sale.endsAt || sale.closedAt != nil { return .ended }
+        let count = state.perBuyer[buyerID, default: 0]
+        if count >= sale.perBuyerLimit { return .limitReached }
+        if state.admitted >= sale.quantity { return .soldOut }
+
+        // Decide now (the actor serialises decisions), then wait for the decision to be durable.
+        let n = count + 1
+        let order = AdmittedOrder(orderID: AdmittedOrder.orderID(saleID: sale.id, buyerID: buyerID, n: n), saleID: sale.id,
+                                  buyerID: buyerID, n: n, requestKey: requestKey, admittedAt: now)
+        state.admitted += 1
+        state.perBuyer[buyerID] = n
+        state.orders[field] = order.orderID
+        sales[sale.id] = state
+        do {
+            try await withCheckedThrowingContinuation { continuation in
+                waiting.append((order, continuation))
+                if !flushing {
+                    flushing = true
+                    Task { await self.flush() }
+                }
+            }
+        } catch {
+            // Not durable: undo the decision so the unit can be sold again.
+            sales[sale.id]?.admitted -= 1
+            sales[sale.id]?.perBuyer[buyerID] = count
+            sales[sale.id]?.orders[field] = nil
+            throw error
+        }
+        return .admitted(orderID: order.orderID, repeated: false)
+    }
+
+    public func admittedCount(_ sale: FlashSale) async throws -> Int {
+        try await state(of: sale).admitted
+    }
+
+    /// Writes everything waiting in one transaction, then answers those buyers; repeats while more arrived.
+    private func flush() async {
+        while !waiting.isEmpty {
+            let batch = waiting
+            waiting.removeAll(keepingCapacity: true)
+            do {
+                try await store.persistAdmitted(batch.map(\.order))
+                for entry in batch { entry.continuation.resume() }
+            } catch {
+                for entry in batch { entry.continuation.resume(throwing: error) }
+            }
+        }
+        flushing = false
+    }
+
+    /// The sale's counters, loaded from the database the first time this process sees the sale.
+    private func state(of sale: FlashSale) async throws -> SaleState {
+        if let state = sales[sale.id] { return state }
+        let orders = try await store.allAdmittedOrders(saleID: sale.id)
+        if let state = sales[sale.id] { return state }  // loaded meanwhile by another attempt
+        var state = SaleState(admitted: orders.count, perBuyer: [:], orders: [:])
+        for order in orders {
+            state.perBuyer[order.buyerID] = max(state.perBuyer[order.buyerID, default: 0], order.n)
+            state.orders[order.buyerID + "|" + order.requestKey] = order.orderID
+        }
+        sales[sale.id] = state
+        return state
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import NIOConcurrencyHelpers
+import RESP
+import SoukCore
+
+/// The production admission gate: one Lua script per attempt decides atomically (window, the
+/// buyer's count, stock), decrements, records the buyer and appends the order to the sale's
+/// stream. Redis runs with AOF, so an answered admission survives a Redis crash; workers persist
+/// the stream to the database. Once a sale is sold out, this process answers further attempts from
+/// memory without touching Redis.
+public final class RedisFlashSaleGate: FlashSaleGate {
+    let redis: RedisClient
+    let store: any FlashSaleStore
+    /// Sales this process has seen sold out, with every admitted order for idempotent retries.
+    private let soldOut = NIOLockedValueBox<[Int64: [String: String]]>([:])
+
+    public init(redis: RedisClient, store: any FlashSaleStore) {
+        self.redis = redis
+        self.store = store
+    }
+
+    static let admitScript = RedisScript("""
+        local meta = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit')
+        if not meta[1] then return {'unprepared'} end
+        local field = ARGV[1] .. '|' .. ARGV[2]
+        local existing = redis.call('HGET', KEYS[4], field)
+        if existing then return {'admitted', existing, '1'} end
+        local now = tonumber(ARGV[3])
+        if now < tonumber(meta[1]) then return {'not_started'} end
+        if now >= tonumber(meta[2]) then return {'ended'} end
+        local count = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
+        if count >= tonumber(meta[3]) then return {'limit_reached'} end
+        local stock = tonumber(redis.call('GET', KEYS[2]) or '0')
+        if stock <= 0 then return {'sold_out'} end
+        redis.call('DECR', KEYS[2])
+        local n = redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+        local order = ARGV[4] .. '-' .. ARGV[1] .. '-' .. n
+        redis.call('HSET', KEYS[4], field, order)
+        redis.call('XADD', KEYS[5], '*', 'order', order, 'buyer', ARGV[1], 'n', n, 'key', ARGV[2], 'at', ARGV[3])
+        return {'admitted', order, '0'}
+        """)
+
+    /// Loads a sale into Redis unless it is there: its terms, the stock left and the buyers and
+    /// orders already persisted (so a Redis that lost its data is rebuilt from the database).
+    static let prepareScript = RedisScript("""
+        if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+        redis.call('HSET', KEYS[1], 'starts', ARGV[1], 'ends', ARGV[2], 'limit', ARGV[3], 'quantity', ARGV[4])
+        redis.call('SET', KEYS[2], ARGV[5])
+        local i = 6
+        while i + 3 <= #ARGV do
+            redis.call('HSET', KEYS[4], ARGV[i] .. '|' .. ARGV[i + 1], ARGV[i + 2])
+            local n = tonumber(ARGV[i + 3])
+            if n > tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0') then redis.call('HSET', KEYS[3], ARGV[i], n) end
+            i = i + 4
+        end
+        return 1
+        """)
+
+    public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission {
+        if let orders = soldOut.withLockedValue({ $0[sale.id] }) {
+            if let order = orders[buyerID + "|" + requestKey] { return .admitted(orderID: order, repeated: true) }
+            return now >= sale.endsAt ? .ended : .soldOut
+        }
+        if now < sale.startsAt { return .notStarted }
+        let keys = RedisKeys.sale(sale.id)
+        let arguments = [buyerID, requestKey, String(Int64(now.timeIntervalSince1970 * 1_000)), String(sale.id)]
+        var reply = try await redis.evalsha(Self.admitScript, keys: keys.all, arguments: arguments)
+        if reply.elements?.first?.string == "unprepared" {
+            try await prepare(sale)
+            reply = try await redis.evalsha(Self.admitScript, keys: keys.all, arguments: arguments)
+        }
+        guard let parts = reply.elements, let outcome = parts.first?.string else {
+            throw RedisClientError(.unexpectedReply, "admission script returned \(reply)")
+        }
+        switch outcome {
+        case "admitted":
+            guard parts.count >= 3, let order = parts[1].string else { throw RedisClientError(.unexpectedReply, "admission without an order id") }
+            return .admitted(orderID: order, repeated: parts[2].string == "1")
+        case "sold_out":
+            try await rememberSoldOut(sale)
+            if let order = soldOut.withLockedValue({ $0[sale.id]?[buyerID + "|" + requestKey] }) {
+                return .admitted(orderID: order, repeated: true)
+            }
+            return .soldOut
+        case "limit_reached": return .limitReached
+        case "not_started": return .notStarted
+        case "ended": return .ended
+        default: throw RedisClientError(.unexpectedReply, "admission script returned \(outcome)")
+        }
+    }
+
+    public func admittedCount(_ sale: FlashSale) async throws -> Int {
+        if soldOut.withLockedValue({ $0[sale.id] != nil }) { return sale.quantity }
+        guard let stock = try await redis.getString(RedisKeys.sale(sale.id).stock).flatMap(Int.init) else {
+            return sale.sold  // not prepared yet: nothing admitted beyond what is persisted
+        }
+        return sale.quantity - stock
+    }
+
+    /// Puts the sale into Redis (idempotent) and registers its stream with the workers.
+    public func prepare(_ sale: FlashSale) async throws {
+        let keys = RedisKeys.sale(sale.id)
+        let persisted = try await store.allAdmittedOrders(saleID: sale.id)
+        var arguments = [
+            String(Int64(sale.startsAt.timeIntervalSince1970 * 1_000)), String(Int64(sale.endsAt.timeIntervalSince1970 * 1_000)),
+            String(sale.perBuyerLimit), String(sale.quantity), String(sale.quantity - persisted.count),
+        ]
+        for order in persisted { arguments += [order.buyerID, order.requestKey, order.orderID, String(order.n)] }
+        _ = try await redis.evalsha(Self.prepareScript, keys: keys.all, arguments: arguments)
+        _ = try await redis.xgroupCreate(keys.admitted, group: RedisKeys.persisterGroup, startingAt: "0")
+        try await redis.sadd(RedisKeys.flashSales, [String(sale.id)])
+    }
+
+    /// Loads every admitted order of a sold-out sale once, so later attempts stay in this process.
+    private func rememberSoldOut(_ sale: FlashSale) async throws {
+        guard soldOut.withLockedValue({ $0[sale.id] == nil }) else { return }
+        let orders = try await redis.hgetall(RedisKeys.sale(sale.id).orders)
+        soldOut.withLockedValue { $0[sale.id] = orders }
+    }
+}

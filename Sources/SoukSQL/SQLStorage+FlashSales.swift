@@ -1,0 +1,124 @@
+import Foundation
+import SoukCore
+
+extension SQLStorage: FlashSaleStore {
+    static let flashSaleColumns: SQL = """
+         id, vendor_id, product_id, product_name, price_minor, currency, quantity, per_buyer_limit, sold,
+        starts_at, ends_at, created_at, closed_at 
+        """
+
+    public func createFlashSale(vendorID: Int64, _ draft: FlashSaleDraft, now: Date) async throws -> FlashSale {
+        try await database.transaction { transaction in
+            // The sale's units leave the product's stock now, so the store link cannot sell them too.
+            guard let product = try await transaction.first("""
+                UPDATE products SET stock = stock - \(draft.quantity), updated_at = \(now)
+                WHERE id = \(draft.productID) AND vendor_id = \(vendorID) AND stock >= \(draft.quantity)
+                RETURNING name, price_minor, currency
+                """)
+            else {
+                guard let row = try await transaction.first("SELECT name, stock FROM products WHERE id = \(draft.productID) AND vendor_id = \(vendorID)") else {
+                    throw SoukError.validationFailed([FieldError(field: "product_id", message: "must be one of your products")])
+                }
+                throw SoukError.insufficientStock(productID: draft.productID, name: try row.string("name"), requested: draft.quantity, available: Int(try row.int("stock")))
+            }
+            var sql: SQL = """
+                INSERT INTO flash_sales (vendor_id, product_id, product_name, price_minor, currency, quantity, per_buyer_limit, sold, starts_at, ends_at, created_at)
+                VALUES (\(vendorID), \(draft.productID), \(try product.string("name")), \(try product.int("price_minor")), \(try product.string("currency")),
+                        \(draft.quantity), \(draft.perBuyerLimit), \(0), \(draft.startsAt), \(draft.endsAt), \(now))
+                RETURNING
+                """
+            sql.append(Self.flashSaleColumns)
+            return try Self.flashSale(try await transaction.query(sql)[0])
+        }
+    }
+
+    public func flashSale(id: Int64) async throws -> FlashSale? {
+        var sql: SQL = "SELECT"
+        sql.append(Self.flashSaleColumns)
+        sql.append("FROM flash_sales WHERE id = \(id)")
+        return try await database.readFirst(sql).map(Self.flashSale)
+    }
+
+    public func flashSales(vendorID: Int64) async throws -> [FlashSale] {
+        var sql: SQL = "SELECT"
+        sql.append(Self.flashSaleColumns)
+        sql.append("FROM flash_sales WHERE vendor_id = \(vendorID) ORDER BY id DESC LIMIT \(200)")
+        return try await database.read(sql).map(Self.flashSale)
+    }
+
+    public func openFlashSales() async throws -> [FlashSale] {
+        var sql: SQL = "SELECT"
+        sql.append(Self.flashSaleColumns)
+        sql.append("FROM flash_sales WHERE closed_at IS NULL ORDER BY id LIMIT \(1_000)")
+        return try await database.read(sql).map(Self.flashSale)
+    }
+
+    public func persistAdmitted(_ orders: [AdmittedOrder]) async throws -> Int {
+        guard !orders.isEmpty else { return 0 }
+        let now = Date()
+        return try await database.transaction { transaction in
+            // One statement for the whole batch; an order already recorded (a redelivery) is skipped
+            // by the unique order id, so it is never counted twice.
+            var insert: SQL = "INSERT INTO flash_sale_orders (order_id, sale_id, buyer_id, n, request_key, admitted_at, created_at) VALUES "
+            for (index, order) in orders.enumerated() {
+                if index > 0 { insert.append(", ") }
+                insert.append("(\(order.orderID), \(order.saleID), \(order.buyerID), \(order.n), \(order.requestKey), \(order.admittedAt), \(now))")
+            }
+            insert.append(" ON CONFLICT DO NOTHING RETURNING sale_id")
+            let inserted = try await transaction.query(insert)
+            var perSale: [Int64: Int] = [:]
+            for row in inserted { perSale[try row.int("sale_id"), default: 0] += 1 }
+            for (saleID, count) in perSale.sorted(by: { $0.key < $1.key }) {
+                // CHECK (sold <= quantity) makes an oversold sale impossible to commit.
+                try await transaction.query("UPDATE flash_sales SET sold = sold + \(count) WHERE id = \(saleID)")
+            }
+            return inserted.count
+        }
+    }
+
+    public func flashSaleOrders(saleID: Int64, after: Int64?, limit: Int) async throws -> [FlashSaleOrder] {
+        try await database.read("""
+            SELECT seq, order_id, buyer_id, admitted_at, created_at FROM flash_sale_orders
+            WHERE sale_id = \(saleID) AND seq > \(after ?? 0) ORDER BY seq LIMIT \(limit)
+            """).map { row in
+            FlashSaleOrder(
+                orderID: try row.string("order_id"), buyerID: try row.string("buyer_id"), quantity: 1,
+                admittedAt: try row.date("admitted_at"), createdAt: try row.date("created_at"), sequence: try row.int("seq"))
+        }
+    }
+
+    public func allAdmittedOrders(saleID: Int64) async throws -> [AdmittedOrder] {
+        try await database.read("""
+            SELECT order_id, buyer_id, n, request_key, admitted_at FROM flash_sale_orders WHERE sale_id = \(saleID) ORDER BY seq
+            """).map { row in
+            AdmittedOrder(
+                orderID: try row.string("order_id"), saleID: saleID, buyerID: try row.string("buyer_id"), n: Int(try row.int("n")),
+                requestKey: try row.string("request_key"), admittedAt: try row.date("admitted_at"))
+        }
+    }
+
+    public func closeFlashSale(id: Int64, now: Date) async throws -> Bool {
+        try await database.transaction { transaction in
+            guard let sale = try await transaction.first("""
+                UPDATE flash_sales SET closed_at = \(now) WHERE id = \(id) AND closed_at IS NULL
+                RETURNING quantity, sold, product_id
+                """) else { return false }
+            if let productID = try sale.optionalInt("product_id") {
+                let unsold = try sale.int("quantity") - sale.int("sold")
+                try await transaction.query("UPDATE products SET stock = stock + \(unsold), updated_at = \(now) WHERE id = \(productID)")
+            }
+            return true
+        }
+    }
+
+    static func flashSale(_ row: SQLRow) throws -> FlashSale {
+        FlashSale(
+            id: try row.int("id"), vendorID: try row.int("vendor_id"), productID: try row.optionalInt("product_id"),
+            productName: try row.string("product_name"),
+            price: Money(minor: try row.int("price_minor"), currency: try currency(row.string("currency"))),
+            quantity: Int(try row.int("quantity")), perBuyerLimit: Int(try row.int("per_buyer_limit")),
+            startsAt: try row.date("starts_at"), endsAt: try row.date("ends_at"), createdAt: try row.date("created_at"),
+            sold: Int(try row.int("sold")), closedAt: try row.optionalInt("closed_at").map { Date(sqlMicroseconds: $0) }
+        )
+    }
+}

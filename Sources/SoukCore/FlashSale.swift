@@ -198,4 +198,10 @@ public protocol FlashSaleGate: Sendable {
     func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission
     /// How many units have been admitted so far.
     func admittedCount(_ sale: FlashSale) async throws -> Int
+    /// Gets a new sale ready for its first attempt (and for the workers).
+    func prepare(_ sale: FlashSale) async throws
+}
+
+extension FlashSaleGate {
+    public func prepare(_ sale: FlashSale) async throws {}
 }

@@ -16,6 +16,7 @@ public struct FlashSales: Sendable {
 
     public func create(vendorID: Int64, _ draft: FlashSaleDraft, now: Date = Date()) async throws -> FlashSale {
         let sale = try await store.createFlashSale(vendorID: vendorID, draft, now: now)
+        try await gate.prepare(sale)
         await onStoreChange(vendorID)
         return sale
     }
@@ -32,6 +33,11 @@ public struct FlashSales: Sendable {
         case .notStarted: throw SoukError.saleNotStarted(startsAt: sale.startsAt)
         case .ended: throw SoukError.saleEnded
         }
+    }
+
+    /// The vendor's sales that buyers can still see (not ended, not closed), soonest first.
+    public func upcoming(vendorID: Int64, now: Date = Date()) async throws -> [FlashSale] {
+        try await store.flashSales(vendorID: vendorID).filter { $0.closedAt == nil && $0.endsAt > now }.sorted { $0.startsAt < $1.startsAt }
     }
 
     public func stats(_ sale: FlashSale) async throws -> FlashSaleStats {

@@ -17,6 +17,7 @@ public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> 
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
     }
     APIController(services: services).addRoutes(to: router.group("api/v1"))
+    FlashSaleController(services: services).addRoutes(to: router.group("api/v1"))
     PagesController(services: services).addRoutes(to: router.group().add(middleware: CSRFMiddleware(cookies: services.cookies)))
     return router
 }

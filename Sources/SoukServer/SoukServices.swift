@@ -12,6 +12,7 @@ public struct SoukServices: Sendable {
     let cookies: CookiePolicy
     let pages: PageRenderer
     let storefront: StorefrontCache
+    public let flashSales: FlashSales
     private let knownVendors = NIOLockedValueBox<[String: Vendor]>([:])
 
     /// - Parameters:
@@ -21,7 +22,7 @@ public struct SoukServices: Sendable {
     ///     instance invalidate it.
     public init(
         storage: any SoukStorage, hasher: any PasswordHasher, sessions: (any SessionStore)? = nil,
-        pageCache: (any PageCache)? = nil, sessionLifetime: Duration = .seconds(14 * 24 * 3600),
+        pageCache: (any PageCache)? = nil, flashSaleGate: (any FlashSaleGate)? = nil, sessionLifetime: Duration = .seconds(14 * 24 * 3600),
         cookies: CookiePolicy = .auto, logger: Logger = Logger(label: "souk")
     ) async throws {
         self.storage = pageCache.map { InvalidatingStorage(base: storage, cache: $0, logger: logger) } ?? storage
@@ -31,6 +32,13 @@ public struct SoukServices: Sendable {
         self.cookies = cookies
         self.pages = try PageRenderer()
         self.storefront = StorefrontCache(cache: pageCache)
+        guard let flashSaleStore = storage as? any FlashSaleStore else {
+            throw SoukError.forbidden("the storage does not keep flash sales")
+        }
+        let gate = flashSaleGate ?? InProcessFlashSaleGate(store: flashSaleStore)
+        self.flashSales = FlashSales(store: flashSaleStore, gate: gate) { vendorID in
+            try? await pageCache?.invalidate(vendorID: vendorID)
+        }
     }
 
     /// The vendor whose public store the path names, or 404. Vendors are never renamed or

@@ -5,6 +5,8 @@ import Logging
 import ServiceLifecycle
 import SoukCore
 import SoukSQL
+import SoukWorkers
+import SoukRedis
 import SoukServer
 
 /// `souk`: every role of Souk in one binary. Without a subcommand it runs the embedded store.
@@ -13,7 +15,7 @@ struct Souk: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "souk",
         abstract: "Souk: open a store in a minute, survive a flash sale.",
-        subcommands: [Run.self, Serve.self, Migrate.self, Seed.self],
+        subcommands: [Run.self, Serve.self, Worker.self, Migrate.self, Seed.self, Reconcile.self, LoadTest.self],
         defaultSubcommand: Run.self
     )
 }
@@ -63,7 +65,7 @@ struct Run: AsyncParsableCommand {
         let logger = Logger(label: "souk")
         try await Backend.with(configuration, logger: logger) { database in
             try await Migrator(database: database).migrate()
-            let (services, background) = try await Wiring.services(configuration, database: database, logger: logger)
+            let (services, background) = try await Wiring.services(configuration, database: database, withWorkers: true, logger: logger)
             if try await DemoData.seed(accounts: services.accounts, storage: services.storage) {
                 logger.info("seeded the demo store", metadata: ["souk.vendor": "\(DemoData.username)"])
             }
@@ -89,7 +91,7 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "souk")
         try await Backend.with(configuration, logger: logger) { database in
             try await Migrator(database: database).verifyUpToDate()
-            let (services, background) = try await Wiring.services(configuration, database: database, logger: logger)
+            let (services, background) = try await Wiring.services(configuration, database: database, withWorkers: false, logger: logger)
             try await Self.serve(services, background: background, configuration: configuration, logger: logger) { base in
                 announce("Souk is serving on \(base)")
             }
@@ -104,6 +106,61 @@ struct Serve: AsyncParsableCommand {
             announce("http://\(shownHost.contains(":") ? "[\(shownHost)]" : shownHost):\(port)")
         }
         try await app.runService()
+    }
+}
+
+/// `souk worker`: persists admitted flash-sale orders from Redis and runs the reconciler.
+struct Worker: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the background workers (flash-sale order persisters, reconciler).")
+    @OptionGroup var settings: SettingsOptions
+    @Option(help: "Persisting consumers in this process.") var consumers = 2
+
+    func run() async throws {
+        let configuration = try settings.load()
+        let logger = Logger(label: "souk")
+        let consumers = consumers
+        try await Backend.with(configuration, logger: logger) { database in
+            try await Migrator(database: database).verifyUpToDate()
+            let storage = SQLStorage(database: database)
+            var services: [any Service]
+            if let url = configuration.redisURL {
+                let redis = try RedisClient(url: url, logger: logger)
+                services = [redis] + Wiring.workers(redis: redis, storage: storage, consumers: consumers, logger: logger)
+            } else {
+                services = [PeriodicReconciler(reconciler: FlashSaleReconciler(redis: nil, store: storage, logger: logger))]
+            }
+            announce("Souk worker running (\(configuration.redisURL == nil ? "embedded: closing ended sales" : "\(consumers) persisters and the reconciler"))")
+            let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            try await group.run()
+        }
+    }
+}
+
+/// `souk reconcile`: compares a sale's Redis counters, stream and database, and repairs with --repair.
+struct Reconcile: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Check flash sales across Redis and the database.")
+    @OptionGroup var settings: SettingsOptions
+    @Option(help: "The sale to check (default: every open sale).") var sale: Int64?
+    @Flag(help: "Repair what can be repaired safely.") var repair = false
+
+    func run() async throws {
+        let configuration = try settings.load()
+        let logger = Logger(label: "souk")
+        let (saleID, repair) = (sale, repair)
+        try await Backend.with(configuration, logger: logger) { database in
+            let storage = SQLStorage(database: database)
+            let redis = try configuration.redisURL.map { try RedisClient(url: $0, logger: logger) }
+            defer { redis?.shutdown() }
+            let reconciler = FlashSaleReconciler(redis: redis, store: storage, logger: logger)
+            let reports = if let saleID {
+                [try await reconciler.reconcile(saleID: saleID, repair: repair)]
+            } else {
+                try await reconciler.reconcileAll(repair: repair)
+            }
+            for report in reports { announce(report.description) }
+            if reports.isEmpty { announce("No open sales.") }
+            if !repair, reports.contains(where: { !$0.isConsistent }) { throw ExitCode(1) }
+        }
     }
 }
 

@@ -1,0 +1,210 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import SoukCore
+
+/// Flash sales over the JSON API: vendors create and watch them (including a live SSE stream of
+/// counters); anyone reads a sale and buyers attempt purchases.
+struct FlashSaleController: Sendable {
+    let services: SoukServices
+    var flashSales: FlashSales { services.flashSales }
+
+    func addRoutes(to group: RouterGroup<SoukRequestContext>) {
+        group.get("flash-sales/:id", use: show)
+        group.post("flash-sales/:id/purchases", use: purchase)
+        let vendor = group.group().add(middleware: RequireVendorMiddleware())
+        vendor.post("flash-sales", use: create)
+        vendor.get("flash-sales", use: list)
+        vendor.get("flash-sales/:id/orders", use: orders)
+        vendor.get("flash-sales/:id/stats", use: stats)
+        vendor.get("flash-sales/:id/events", use: events)
+    }
+
+    struct CreateInput: Decodable {
+        let productId: Int64?
+        let quantity: Int?
+        let startsAt: String?
+        let endsAt: String?
+        let perBuyerLimit: Int?
+    }
+
+    struct SaleBody: Encodable {
+        struct ProductBody: Encodable {
+            let id: Int64?
+            let name: String
+            let priceMinor: Int64
+            let currency: String
+        }
+        let id: Int64
+        let product: ProductBody
+        let quantity: Int
+        let remaining: Int
+        let perBuyerLimit: Int
+        let startsAt: Date
+        let endsAt: Date
+        let status: String
+
+        init(_ sale: FlashSale, remaining: Int, now: Date = Date()) {
+            id = sale.id
+            product = ProductBody(id: sale.productID, name: sale.productName, priceMinor: sale.price.minor, currency: sale.price.currency.code)
+            quantity = sale.quantity
+            self.remaining = remaining
+            perBuyerLimit = sale.perBuyerLimit
+            startsAt = sale.startsAt
+            endsAt = sale.endsAt
+            status = sale.status(now: now, remaining: remaining).rawValue
+        }
+    }
+
+    @Sendable func create(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let input = try await JSONResponse.decode(CreateInput.self, from: request, context: context)
+        let draft = try FlashSaleDraft(
+            productID: input.productId, quantity: input.quantity, startsAt: try Self.date(input.startsAt, field: "starts_at"),
+            endsAt: try Self.date(input.endsAt, field: "ends_at"), perBuyerLimit: input.perBuyerLimit)
+        let sale = try await flashSales.create(vendorID: vendor.id, draft)
+        context.logger.info("flash sale created", metadata: ["souk.sale_id": "\(sale.id)"])
+        return try JSONResponse.make(SaleBody(sale, remaining: sale.quantity), status: .created, headers: [.location: "/api/v1/flash-sales/\(sale.id)"])
+    }
+
+    struct SaleList: Encodable { let flashSales: [SaleBody] }
+
+    @Sendable func list(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        var bodies: [SaleBody] = []
+        for sale in try await flashSales.store.flashSales(vendorID: vendor.id) {
+            bodies.append(SaleBody(sale, remaining: sale.quantity - (try await flashSales.gate.admittedCount(sale))))
+        }
+        return try JSONResponse.make(SaleList(flashSales: bodies))
+    }
+
+    @Sendable func show(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let sale = try await publicSale(context)
+        let admitted = try await flashSales.gate.admittedCount(sale)
+        return try JSONResponse.make(SaleBody(sale, remaining: max(0, sale.quantity - admitted)))
+    }
+
+    struct PurchaseInput: Decodable {
+        let buyerId: String
+    }
+
+    struct AdmittedBody: Encodable {
+        let orderId: String
+        let status: String
+        let saleId: Int64
+    }
+
+    /// 202 with the order id once admitted (the order is persisted shortly after); 409 with the reason otherwise.
+    @Sendable func purchase(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let input = try await JSONResponse.decode(PurchaseInput.self, from: request, context: context)
+        guard let saleID = context.parameters.get("id", as: Int64.self) else { throw SoukError.notFound("Flash sale") }
+        let result = try await flashSales.purchase(saleID: saleID, buyerID: input.buyerId, requestKey: request.headers[.idempotencyKey])
+        return try JSONResponse.make(AdmittedBody(orderId: result.orderID, status: "admitted", saleId: saleID), status: .accepted)
+    }
+
+    struct OrderBody: Encodable {
+        let orderId: String
+        let buyerId: String
+        let quantity: Int
+        let createdAt: Date
+        let admittedAt: Date
+    }
+
+    struct OrderList: Encodable {
+        let orders: [OrderBody]
+        let nextCursor: String?
+    }
+
+    @Sendable func orders(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let sale = try await ownSale(context)
+        let query = request.uri.queryParameters
+        var errors: [FieldError] = []
+        var limit = 100
+        if let raw = query["limit"] {
+            if let value = Int(raw), (1...1_000).contains(value) { limit = value } else { errors.append(FieldError(field: "limit", message: "must be between 1 and 1000")) }
+        }
+        var after: Int64?
+        if let raw = query["cursor"], !raw.isEmpty {
+            if let value = Int64(raw), value > 0 { after = value } else { errors.append(FieldError(field: "cursor", message: "must be a cursor from a previous page")) }
+        }
+        guard errors.isEmpty else { throw SoukError.validationFailed(errors) }
+        let orders = try await flashSales.store.flashSaleOrders(saleID: sale.id, after: after, limit: limit + 1)
+        let page = orders.prefix(limit)
+        let next = orders.count > limit ? page.last.map { String($0.sequence) } : nil
+        return try JSONResponse.make(OrderList(
+            orders: page.map { OrderBody(orderId: $0.orderID, buyerId: $0.buyerID, quantity: $0.quantity, createdAt: $0.createdAt, admittedAt: $0.admittedAt) },
+            nextCursor: next))
+    }
+
+    struct StatsBody: Encodable {
+        let quantity: Int
+        let admitted: Int
+        let persisted: Int
+        let pending: Int
+        let remaining: Int
+        let status: String
+
+        init(_ stats: FlashSaleStats, sale: FlashSale) {
+            quantity = stats.quantity
+            admitted = stats.admitted
+            persisted = stats.persisted
+            pending = stats.pending
+            remaining = stats.remaining
+            status = sale.status(now: Date(), remaining: stats.remaining).rawValue
+        }
+    }
+
+    @Sendable func stats(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let sale = try await ownSale(context)
+        return try JSONResponse.make(StatsBody(try await flashSales.stats(sale), sale: sale))
+    }
+
+    /// Server-sent events: the sale's counters twice a second, for the vendor's live page.
+    @Sendable func events(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let sale = try await ownSale(context)
+        let flashSales = flashSales
+        let body = ResponseBody { writer in
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < .seconds(3_600) {
+                let stats = try await flashSales.stats(sale)
+                let data = try JSONResponse.encoder.encode(StatsBody(stats, sale: sale))
+                var buffer = ByteBuffer(string: "event: stats\ndata: ")
+                buffer.writeBytes(data)
+                buffer.writeString("\n\n")
+                try await writer.write(buffer)
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+
+    func publicSale(_ context: SoukRequestContext) async throws -> FlashSale {
+        guard let id = context.parameters.get("id", as: Int64.self), let sale = try await flashSales.sale(id: id) else {
+            throw SoukError.notFound("Flash sale")
+        }
+        return sale
+    }
+
+    /// The caller's own sale; another vendor's is "not found".
+    func ownSale(_ context: SoukRequestContext) async throws -> FlashSale {
+        let vendor = try context.requireVendor()
+        let sale = try await publicSale(context)
+        guard sale.vendorID == vendor.id else { throw SoukError.notFound("Flash sale") }
+        return sale
+    }
+
+    static func date(_ raw: String?, field: String) throws(SoukError) -> Date? {
+        guard let raw else { return nil }
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: raw) { return date }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: raw) { return date }
+        throw .validationFailed([FieldError(field: field, message: "must be an ISO 8601 date-time such as 2026-11-21T18:00:00Z")])
+    }
+}
+
+extension HTTPField.Name {
+    static let idempotencyKey = Self("Idempotency-Key")!
+}

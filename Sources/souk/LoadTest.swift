@@ -1,0 +1,259 @@
+import ArgumentParser
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// `souk loadtest …`: Souk's own load generator, for scenarios wrk cannot check.
+struct LoadTest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loadtest", abstract: "Load generators with a verdict.", subcommands: [FlashSaleLoad.self])
+}
+
+/// Fires purchase attempts at a flash sale from many buyers over keep-alive connections, waits until
+/// the admitted orders are persisted, and checks the result: nothing oversold, no duplicate, none lost.
+struct FlashSaleLoad: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "flash-sale", abstract: "Storm a flash sale and check the outcome.")
+
+    @Option(help: "Souk's base URL.") var url = "http://127.0.0.1:8080"
+    @Option(help: "The sale id.") var sale: Int64
+    @Option(help: "Distinct buyers.") var buyers = 10_000
+    @Option(help: "Attempts per buyer (retries use the same buyer).") var attemptsPerBuyer = 1
+    @Option(help: "Connections kept open at once.") var concurrency = 256
+    @Option(help: "The vendor's API token, to verify the persisted orders (recommended).") var token: String?
+    @Option(help: "Seconds to wait for persistence.") var persistTimeout = 60
+
+    func run() async throws {
+        guard let base = URL(string: url), let host = base.host else { throw ValidationError("--url must be like http://127.0.0.1:8080") }
+        let port = base.port ?? 80
+        let total = buyers * attemptsPerBuyer
+        let runID = String(UInt32.random(in: 0 ... .max), radix: 36)
+        let before = try await Self.getJSON(host: host, port: port, path: "/api/v1/flash-sales/\(sale)")
+        guard let quantity = before["quantity"] as? Int else { throw ValidationError("sale \(sale) not found at \(url)") }
+
+        let results = LoadResults()
+        let next = NIOLockedValueBox(0)
+        let started = ContinuousClock.now
+        let progress = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(250))
+                Self.printProgress(done: results.count, total: total, started: started)
+            }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<min(concurrency, total) {
+                group.addTask {
+                    let connection = try await HTTPLoadConnection.connect(host: host, port: port)
+                    defer { connection.close() }
+                    while true {
+                        let index = next.withLockedValue { value -> Int in
+                            defer { value += 1 }
+                            return value
+                        }
+                        guard index < total else { return }
+                        let buyer = "lt-\(runID)-\(index % buyers)"
+                        let body = #"{"buyer_id":"\#(buyer)"}"#
+                        let sent = ContinuousClock.now
+                        let response = try await connection.post(path: "/api/v1/flash-sales/\(sale)/purchases", host: host, body: body)
+                        results.record(status: response.status, body: response.body, latency: ContinuousClock.now - sent)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        progress.cancel()
+        let elapsed = ContinuousClock.now - started
+        Self.printProgress(done: results.count, total: total, started: started)
+        print("")
+
+        let admitted = results.orderIDs
+        var persisted: [String] = []
+        var verdict = "PASS"
+        if let token {
+            let deadline = ContinuousClock.now + .seconds(persistTimeout)
+            var stats: [String: Any] = [:]
+            repeat {
+                stats = try await Self.getJSON(host: host, port: port, path: "/api/v1/flash-sales/\(sale)/stats", token: token)
+                if (stats["pending"] as? Int) == 0 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            } while ContinuousClock.now < deadline
+            var cursor = ""
+            repeat {
+                let page = try await Self.getJSON(host: host, port: port, path: "/api/v1/flash-sales/\(sale)/orders?limit=1000\(cursor.isEmpty ? "" : "&cursor=\(cursor)")", token: token)
+                persisted += (page["orders"] as? [[String: Any]] ?? []).compactMap { $0["order_id"] as? String }
+                cursor = page["next_cursor"] as? String ?? ""
+            } while !cursor.isEmpty
+        }
+        let latencies = results.sortedLatencies
+        func percentile(_ p: Double) -> String {
+            guard !latencies.isEmpty else { return "-" }
+            let value = latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))]
+            return String(format: "%.2f ms", Double(value.components.attoseconds) / 1e15 + Double(value.components.seconds) * 1_000)
+        }
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let duplicates = persisted.count - Set(persisted).count
+        let oversold = max(0, Set(persisted).count - quantity, admitted.count - quantity)
+        let lost = token == nil ? 0 : admitted.subtracting(persisted).count
+        print("""
+            attempts     \(total) in \(String(format: "%.2f", seconds)) s: \(String(format: "%.0f", Double(total) / seconds)) attempts/s, p50 \(percentile(0.5)), p99 \(percentile(0.99))
+            answers      \(results.statusSummary)
+            admitted     \(admitted.count) distinct orders (quantity \(quantity))
+            """)
+        if token != nil {
+            print("persisted    \(Set(persisted).count)")
+            print("duplicates   \(duplicates)")
+            print("lost         \(lost) (admitted but not persisted)")
+        } else {
+            print("persisted    (pass --token to verify persisted orders)")
+        }
+        print("oversold     \(oversold)")
+        if oversold > 0 || duplicates > 0 || lost > 0 || results.errors > 0 { verdict = "FAIL" }
+        print("verdict      \(verdict)")
+        if verdict != "PASS" { throw ExitCode(1) }
+    }
+
+    static func printProgress(done: Int, total: Int, started: ContinuousClock.Instant) {
+        let width = 30
+        let filled = total == 0 ? width : width * min(done, total) / total
+        let elapsed = ContinuousClock.now - started
+        let seconds = max(0.001, Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+        let line = "\r[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(done)/\(total) \(Int(Double(done) / seconds))/s"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    static func getJSON(host: String, port: Int, path: String, token: String? = nil) async throws -> [String: Any] {
+        let connection = try await HTTPLoadConnection.connect(host: host, port: port)
+        defer { connection.close() }
+        let response = try await connection.send(method: .GET, path: path, host: host, body: nil, token: token)
+        return (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:]
+    }
+}
+
+/// Everything the attempts answered, collected from many connections.
+final class LoadResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var statuses: [Int: Int] = [:]
+    private var codes: [String: Int] = [:]
+    private var orders: Set<String> = []
+    private var latencies: [Duration] = []
+    private(set) var errors = 0
+
+    func record(status: Int, body: String, latency: Duration) {
+        let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any]
+        lock.withLock {
+            statuses[status, default: 0] += 1
+            latencies.append(latency)
+            if status == 202, let order = json?["order_id"] as? String {
+                orders.insert(order)
+            } else if let code = (json?["error"] as? [String: Any])?["code"] as? String {
+                codes[code, default: 0] += 1
+            }
+            if status >= 500 { errors += 1 }
+        }
+    }
+
+    var count: Int { lock.withLock { latencies.count } }
+    var orderIDs: Set<String> { lock.withLock { orders } }
+    var sortedLatencies: [Duration] { lock.withLock { latencies.sorted() } }
+
+    var statusSummary: String {
+        lock.withLock {
+            (statuses.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" } + codes.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" })
+                .joined(separator: ", ")
+        }
+    }
+}
+
+/// A keep-alive HTTP/1.1 connection that sends one request at a time.
+final class HTTPLoadConnection: Sendable {
+    struct Reply: Sendable {
+        let status: Int
+        let body: String
+    }
+
+    let channel: any Channel
+    let collector: ReplyCollector
+
+    static func connect(host: String, port: Int) async throws -> HTTPLoadConnection {
+        let collector = ReplyCollector()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(collector)
+                }
+            }
+            .connect(host: host, port: port).get()
+        return HTTPLoadConnection(channel: channel, collector: collector)
+    }
+
+    init(channel: any Channel, collector: ReplyCollector) {
+        self.channel = channel
+        self.collector = collector
+    }
+
+    func post(path: String, host: String, body: String) async throws -> Reply {
+        try await send(method: .POST, path: path, host: host, body: body, token: nil)
+    }
+
+    func send(method: HTTPMethod, path: String, host: String, body: String?, token: String?) async throws -> Reply {
+        var headers = HTTPHeaders([("Host", host), ("Content-Length", String(body?.utf8.count ?? 0))])
+        if body != nil { headers.add(name: "Content-Type", value: "application/json") }
+        if let token { headers.add(name: "Authorization", value: "Bearer \(token)") }
+        let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
+        return try await withCheckedThrowingContinuation { continuation in
+            collector.expect(continuation)
+            channel.write(HTTPClientRequestPart.head(head), promise: nil)
+            if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(string: body))), promise: nil) }
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        }
+    }
+
+    func close() { channel.close(promise: nil) }
+
+    final class ReplyCollector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = HTTPClientResponsePart
+        private struct State {
+            var continuation: CheckedContinuation<Reply, any Error>?
+            var status = 0
+            var body = ByteBuffer()
+        }
+        private let state = NIOLockedValueBox(State())
+
+        func expect(_ continuation: CheckedContinuation<Reply, any Error>) {
+            state.withLockedValue { $0 = State(continuation: continuation) }
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head): state.withLockedValue { $0.status = Int(head.status.code) }
+            case .body(var buffer): state.withLockedValue { $0.body.writeBuffer(&buffer) }
+            case .end:
+                let (continuation, reply) = state.withLockedValue { state in
+                    defer { state.continuation = nil }
+                    return (state.continuation, Reply(status: state.status, body: String(buffer: state.body)))
+                }
+                continuation?.resume(returning: reply)
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            fail(error)
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            fail(ChannelError.ioOnClosedChannel)
+        }
+
+        private func fail(_ error: any Error) {
+            let continuation = state.withLockedValue { state in
+                defer { state.continuation = nil }
+                return state.continuation
+            }
+            continuation?.resume(throwing: error)
+        }
+    }
+}

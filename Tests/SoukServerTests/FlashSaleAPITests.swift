@@ -1,0 +1,117 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import Testing
+
+@Suite("Flash sale API")
+struct FlashSaleAPITests {
+    static func iso(_ offset: TimeInterval) -> String { ISO8601DateFormatter().string(from: Date().addingTimeInterval(offset)) }
+
+    static func createSale(_ app: TestApp, token: String, product: Int64, quantity: Int = 3, limit: Int = 1, startsIn: TimeInterval = -5) async throws -> TestApp.Reply {
+        try await app.json(.post, "/api/v1/flash-sales",
+            #"{"product_id":\#(product),"quantity":\#(quantity),"starts_at":"\#(iso(startsIn))","ends_at":"\#(iso(startsIn + 3_600))","per_buyer_limit":\#(limit)}"#, token: token)
+    }
+
+    @Test func aVendorRunsASaleAndBuyersPurchase() async throws {
+        try await TestApp.run { app in
+            let token = try await app.vendorToken("amina")
+            let phone = try await app.product(token: token, name: "Phone", price: 19_900, stock: 10)
+            let created = try await Self.createSale(app, token: token, product: phone, quantity: 3)
+            #expect(created.status == .created, "\(created.body)")
+            let id = try #require((created.json["id"] as? NSNumber)?.int64Value)
+            #expect((created.json["product"] as? [String: Any])?["name"] as? String == "Phone")
+            #expect(created.json["status"] as? String == "active" && (created.json["remaining"] as? NSNumber)?.intValue == 3)
+            #expect(try await app.stock(of: phone, token: token) == 7, "the sale's units left the product's stock")
+
+            var orders: [String] = []
+            for buyer in ["alice", "bob", "carol"] {
+                let reply = try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", #"{"buyer_id":"\#(buyer)"}"#)
+                #expect(reply.status == .accepted && reply.json["status"] as? String == "admitted")
+                orders.append(try #require(reply.json["order_id"] as? String))
+            }
+            let retry = try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", #"{"buyer_id":"alice"}"#)
+            #expect(retry.status == .accepted && retry.json["order_id"] as? String == orders[0], "a retry is the same purchase")
+            let late = try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", #"{"buyer_id":"dave"}"#)
+            #expect(late.status == .conflict && late.errorCode == "sold_out")
+
+            let shown = try await app.json(.get, "/api/v1/flash-sales/\(id)")
+            #expect(shown.json["status"] as? String == "sold_out" && (shown.json["remaining"] as? NSNumber)?.intValue == 0)
+            let stats = try await app.json(.get, "/api/v1/flash-sales/\(id)/stats", token: token)
+            #expect((stats.json["admitted"] as? NSNumber)?.intValue == 3 && (stats.json["persisted"] as? NSNumber)?.intValue == 3)
+            #expect((stats.json["pending"] as? NSNumber)?.intValue == 0 && (stats.json["quantity"] as? NSNumber)?.intValue == 3)
+            let page1 = try await app.json(.get, "/api/v1/flash-sales/\(id)/orders?limit=2", token: token)
+            let first = try #require(page1.json["orders"] as? [[String: Any]])
+            #expect(first.count == 2 && first[0]["buyer_id"] as? String == "alice" && (first[0]["quantity"] as? NSNumber)?.intValue == 1)
+            let cursor = try #require(page1.json["next_cursor"] as? String)
+            let page2 = try await app.json(.get, "/api/v1/flash-sales/\(id)/orders?limit=2&cursor=\(cursor)", token: token)
+            #expect((page2.json["orders"] as? [[String: Any]])?.compactMap { $0["order_id"] as? String } == [orders[2]])
+            let list = try await app.json(.get, "/api/v1/flash-sales", token: token)
+            #expect((list.json["flash_sales"] as? [[String: Any]])?.count == 1)
+        }
+    }
+
+    @Test func limitsKeysAndWindows() async throws {
+        try await TestApp.run { app in
+            let token = try await app.vendorToken("amina")
+            let phone = try await app.product(token: token, stock: 50)
+            let sale = try #require((try await Self.createSale(app, token: token, product: phone, quantity: 10, limit: 2).json["id"] as? NSNumber)?.int64Value)
+            func buy(_ key: String?) async throws -> TestApp.Reply {
+                var headers: HTTPFields = [:]
+                if let key { headers[.init("Idempotency-Key")!] = key }
+                return try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: ByteBuffer(string: #"{"buyer_id":"amina"}"#), headers: headers)
+            }
+            let a = try await buy("a")
+            let b = try await buy("b")
+            #expect(a.status == .accepted && b.status == .accepted && a.json["order_id"] as? String != b.json["order_id"] as? String)
+            #expect(try await buy("a").json["order_id"] as? String == a.json["order_id"] as? String)
+            let c = try await buy("c")
+            #expect(c.status == .conflict && c.errorCode == "limit_reached")
+            let badKey = try await buy(String(repeating: "k", count: 65))
+            #expect(badKey.status == .unprocessableContent)
+
+            let later = try #require((try await Self.createSale(app, token: token, product: phone, quantity: 5, startsIn: 600).json["id"] as? NSNumber)?.int64Value)
+            let early = try await app.json(.post, "/api/v1/flash-sales/\(later)/purchases", #"{"buyer_id":"x"}"#)
+            #expect(early.status == .conflict && early.errorCode == "not_started")
+            #expect(try await app.json(.get, "/api/v1/flash-sales/\(later)").json["status"] as? String == "scheduled")
+        }
+    }
+
+    @Test func badRequestsAreRefusedAndWriteNothing() async throws {
+        try await TestApp.run { app in
+            let token = try await app.vendorToken("amina")
+            let other = try await app.vendorToken("other")
+            let phone = try await app.product(token: token, stock: 5)
+            let cases: [(String, String)] = [
+                (#"{"product_id":\#(phone),"quantity":6,"starts_at":"\#(Self.iso(0))","ends_at":"\#(Self.iso(60))"}"#, "insufficient_stock"),
+                (#"{"product_id":\#(phone),"quantity":0,"starts_at":"\#(Self.iso(0))","ends_at":"\#(Self.iso(60))"}"#, "validation_failed"),
+                (#"{"product_id":\#(phone),"quantity":1,"starts_at":"yesterday","ends_at":"\#(Self.iso(60))"}"#, "validation_failed"),
+                (#"{"product_id":\#(phone),"quantity":1,"starts_at":"\#(Self.iso(60))","ends_at":"\#(Self.iso(30))"}"#, "validation_failed"),
+                (#"{"product_id":\#(phone),"quantity":1,"starts_at":"\#(Self.iso(-90))","ends_at":"\#(Self.iso(-30))"}"#, "validation_failed"),
+                (#"{"product_id":\#(phone),"quantity":1,"per_buyer_limit":0,"starts_at":"\#(Self.iso(0))","ends_at":"\#(Self.iso(60))"}"#, "validation_failed"),
+                (#"{"quantity":1}"#, "validation_failed"),
+            ]
+            for (body, code) in cases {
+                let reply = try await app.json(.post, "/api/v1/flash-sales", body, token: token)
+                #expect(reply.status.code >= 400 && reply.status.code < 500 && reply.errorCode == code, "\(body) → \(reply.body)")
+            }
+            let foreign = try await app.json(.post, "/api/v1/flash-sales", #"{"product_id":\#(phone),"quantity":1,"starts_at":"\#(Self.iso(0))","ends_at":"\#(Self.iso(60))"}"#, token: other)
+            #expect(foreign.status == .unprocessableContent, "another vendor's product")
+            #expect(try await app.json(.post, "/api/v1/flash-sales", "{}").status == .unauthorized)
+            #expect(try await app.count("flash_sales") == 0)
+            #expect(try await app.stock(of: phone, token: token) == 5)
+
+            let sale = try #require((try await Self.createSale(app, token: token, product: phone, quantity: 2).json["id"] as? NSNumber)?.int64Value)
+            for body in [#"{"buyer_id":""}"#, #"{"buyer_id":"has space"}"#, #"{}"#, "nope", #"{"buyer_id":42}"#] {
+                let reply = try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", body)
+                #expect(reply.status.code >= 400 && reply.status.code < 500, "\(body)")
+            }
+            #expect(try await app.json(.post, "/api/v1/flash-sales/999/purchases", #"{"buyer_id":"x"}"#).errorCode == "not_found")
+            #expect(try await app.count("flash_sale_orders") == 0)
+            // Another vendor cannot read this sale's orders or stats.
+            for path in ["orders", "stats", "events"] {
+                #expect(try await app.json(.get, "/api/v1/flash-sales/\(sale)/\(path)", token: other).status == .notFound, "\(path)")
+            }
+        }
+    }
+}

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -34,10 +36,11 @@ public final class SoukProcess: @unchecked Sendable {
     }
 
     /// Starts a long-running `souk` (run or serve) on a free port and waits until it announces its URL.
-    public static func start(_ arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(60)) async throws -> SoukProcess {
+    /// For roles without HTTP (`worker`), pass the line they print when ready as `announcement`.
+    public static func start(_ arguments: [String], environment: [String: String] = [:], announcement: String? = nil, timeout: Duration = .seconds(60)) async throws -> SoukProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try binary())
-        process.arguments = arguments + ["--port", "0", "--log-level", "warning"]
+        process.arguments = arguments + (announcement == nil ? ["--port", "0"] : []) + ["--log-level", "warning"]
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         let collector = OutputCollector()
         let pipe = Pipe()
@@ -47,7 +50,10 @@ public final class SoukProcess: @unchecked Sendable {
         try process.run()
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
-            if let url = collector.announcedURL() {
+            if let announcement, collector.text.contains(announcement) {
+                return SoukProcess(process: process, baseURL: URL(string: "http://127.0.0.1")!, output: collector)
+            }
+            if announcement == nil, let url = collector.announcedURL() {
                 return SoukProcess(process: process, baseURL: url, output: collector)
             }
             if !process.isRunning { break }
@@ -148,5 +154,35 @@ public struct HTTPTestClient: Sendable {
         }
         let (data, response) = try await URLSession.shared.data(for: request)
         return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// Reads the first bytes of a streamed response (server-sent events) over a raw connection.
+public enum RawHTTP {
+    public static func read(_ base: URL, path: String, headers: [String: String] = [:], for duration: Duration) async throws -> String {
+        let collector = ByteCollector()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) } }
+            .connect(host: base.host ?? "127.0.0.1", port: base.port ?? 80).get()
+        var request = "GET \(path) HTTP/1.1\r\nHost: \(base.host ?? "")\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        request += "\r\n"
+        try await channel.writeAndFlush(ByteBuffer(string: request))
+        try await Task.sleep(for: duration)
+        try? await channel.close()
+        return collector.text
+    }
+
+    final class ByteCollector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        private let lock = NSLock()
+        private var buffer = ByteBuffer()
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var chunk = unwrapInboundIn(data)
+            lock.withLock { _ = buffer.writeBuffer(&chunk) }
+        }
+
+        var text: String { lock.withLock { String(buffer: buffer) } }
     }
 }

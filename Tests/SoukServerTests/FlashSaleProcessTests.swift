@@ -1,0 +1,153 @@
+import Foundation
+import SoukTesting
+import Testing
+
+/// Flash sales across real processes: `souk serve` ×2 and `souk worker` ×2 on one PostgreSQL and one
+/// Redis (AOF), stormed by `souk loadtest`; and a worker killed with SIGKILL mid-persisting.
+@Suite("Flash sale (real processes)", .serialized)
+struct FlashSaleProcessTests {
+    struct Cluster: Sendable {
+        let environment: [String: String]
+        let serve: [SoukProcess]
+        let redis: PrivateRedisServer
+        let database: String
+        var token = ""
+        var saleID: Int64 = 0
+
+        func stop() {
+            for process in serve { process.stop() }
+        }
+    }
+
+    static func cluster(serves: Int) async throws -> Cluster {
+        let database = try await PostgresTestServer.shared.createDatabase(migrated: true)
+        let redis = try await PrivateRedisServer(arguments: ["--appendonly", "yes"])
+        let environment = ["SOUK_DATABASE_URL": try PostgresTestServer.url(database: database), "SOUK_REDIS_URL": redis.url]
+        var processes: [SoukProcess] = []
+        for _ in 0..<serves { processes.append(try await SoukProcess.start(["serve"], environment: environment)) }
+        return Cluster(environment: environment, serve: processes, redis: redis, database: database)
+    }
+
+    static func startWorker(_ environment: [String: String]) async throws -> SoukProcess {
+        try await SoukProcess.start(["worker", "--consumers", "2"], environment: environment, announcement: "Souk worker running")
+    }
+
+    /// Signs up a vendor and opens a sale of `quantity` units on the first instance.
+    static func openSale(_ cluster: inout Cluster, quantity: Int) async throws {
+        var vendor = HTTPTestClient(baseURL: cluster.serve[0].baseURL)
+        _ = try await vendor.send("POST", "/api/v1/vendors", json: #"{"username":"seller","password":"sesame1234","store_name":"Seller"}"#)
+        cluster.token = try #require(try await vendor.send("POST", "/api/v1/sessions", json: #"{"username":"seller","password":"sesame1234"}"#).json["token"] as? String)
+        vendor.token = cluster.token
+        let product = try await vendor.send("POST", "/api/v1/products", json: #"{"name":"Console","price_minor":49900,"currency":"USD","stock":\#(quantity)}"#)
+        let productID = try #require((product.json["id"] as? NSNumber)?.int64Value)
+        let formatter = ISO8601DateFormatter()
+        let sale = try await vendor.send("POST", "/api/v1/flash-sales", json: """
+            {"product_id":\(productID),"quantity":\(quantity),"per_buyer_limit":1,
+             "starts_at":"\(formatter.string(from: Date().addingTimeInterval(-1)))","ends_at":"\(formatter.string(from: Date().addingTimeInterval(3_600)))"}
+            """)
+        cluster.saleID = try #require((sale.json["id"] as? NSNumber)?.int64Value, "\(sale.body)")
+    }
+
+    static func loadtest(_ cluster: Cluster, instance: Int, buyers: Int, attempts: Int = 1) async throws -> (status: Int32, output: String) {
+        try await SoukProcess.run([
+            "loadtest", "flash-sale", "--url", cluster.serve[instance].baseURL.absoluteString, "--sale", String(cluster.saleID),
+            "--buyers", String(buyers), "--attempts-per-buyer", String(attempts), "--concurrency", "64", "--token", cluster.token,
+        ])
+    }
+
+    static func stats(_ cluster: Cluster) async throws -> [String: Any] {
+        try await HTTPTestClient(baseURL: cluster.serve[0].baseURL, token: cluster.token).send("GET", "/api/v1/flash-sales/\(cluster.saleID)/stats").json
+    }
+
+    static func persistedOrders(_ cluster: Cluster) async throws -> [String] {
+        var orders: [String] = []
+        var cursor = ""
+        repeat {
+            let page = try await HTTPTestClient(baseURL: cluster.serve[0].baseURL, token: cluster.token)
+                .send("GET", "/api/v1/flash-sales/\(cluster.saleID)/orders?limit=1000\(cursor.isEmpty ? "" : "&cursor=\(cursor)")").json
+            orders += (page["orders"] as? [[String: Any]] ?? []).compactMap { $0["order_id"] as? String }
+            cursor = page["next_cursor"] as? String ?? ""
+        } while !cursor.isEmpty
+        return orders
+    }
+
+    /// Invariants 1 and 2 with two servers and two workers: two load generators race through both servers.
+    @Test func twoServersAndTwoWorkersSellExactlyTheQuantity() async throws {
+        var cluster = try await Self.cluster(serves: 2)
+        defer { cluster.stop() }
+        let workers = [try await Self.startWorker(cluster.environment), try await Self.startWorker(cluster.environment)]
+        defer { for worker in workers { worker.stop() } }
+        try await Self.openSale(&cluster, quantity: 100)
+
+        let ready = cluster
+        async let viaA = Self.loadtest(ready, instance: 0, buyers: 3_000, attempts: 2)
+        async let viaB = Self.loadtest(ready, instance: 1, buyers: 3_000, attempts: 2)
+        let (a, b) = try await (viaA, viaB)
+        #expect(a.status == 0 && a.output.contains("verdict      PASS"), "\(a.output)")
+        #expect(b.status == 0 && b.output.contains("verdict      PASS"), "\(b.output)")
+        #expect(a.output.contains("oversold     0") && b.output.contains("oversold     0"))
+
+        let stats = try await Self.stats(cluster)
+        #expect((stats["admitted"] as? Int) == 100 && (stats["persisted"] as? Int) == 100 && (stats["pending"] as? Int) == 0, "\(stats)")
+        let orders = try await Self.persistedOrders(cluster)
+        #expect(orders.count == 100 && Set(orders).count == 100)
+        let buyers = Set(orders.map { $0.split(separator: "-").dropFirst().dropLast().joined(separator: "-") })
+        #expect(buyers.count == 100, "one unit per buyer")
+        let reconcile = try await SoukProcess.run(["reconcile", "--sale", String(cluster.saleID)], environment: cluster.environment)
+        #expect(reconcile.status == 0 && reconcile.output.contains("consistent"), "\(reconcile.output)")
+        try await PostgresTestServer.shared.dropDatabase(cluster.database)
+    }
+
+    /// Invariant 2: a worker dies (SIGKILL) in the middle of persisting; a new one finishes the job,
+    /// and every admitted order is persisted exactly once.
+    @Test func aWorkerKilledMidPersistingLosesAndRepeatsNothing() async throws {
+        var cluster = try await Self.cluster(serves: 1)
+        defer { cluster.stop() }
+        try await Self.openSale(&cluster, quantity: 3_000)
+        let doomed = try await Self.startWorker(cluster.environment)
+        let ready = cluster
+        async let load = Self.loadtest(ready, instance: 0, buyers: 3_000)
+        // Kill the worker while orders are flowing and being persisted.
+        var killedWhilePending = false
+        for _ in 0..<400 {
+            let stats = try await Self.stats(cluster)
+            if let persisted = stats["persisted"] as? Int, persisted > 0, let admitted = stats["admitted"] as? Int, admitted > persisted {
+                doomed.kill9()
+                killedWhilePending = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        doomed.kill9()
+        let replacement = try await Self.startWorker(cluster.environment)
+        defer { replacement.stop() }
+        let result = try await load
+        #expect(killedWhilePending, "the worker died mid-sale")
+        #expect(result.status == 0 && result.output.contains("verdict      PASS"), "\(result.output)")
+        let orders = try await Self.persistedOrders(cluster)
+        #expect(orders.count == 3_000 && Set(orders).count == 3_000)
+        let stats = try await Self.stats(cluster)
+        #expect((stats["persisted"] as? Int) == 3_000 && (stats["pending"] as? Int) == 0, "\(stats)")
+        try await PostgresTestServer.shared.dropDatabase(cluster.database)
+    }
+
+    /// Embedded mode: the same storm against `souk` alone (SQLite, in-process gate).
+    @Test func embeddedModeSellsExactlyTheQuantity() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("souk-fs-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let souk = try await SoukProcess.start(["--data-dir", directory.path])
+        defer { souk.stop() }
+        var cluster = Cluster(environment: [:], serve: [souk], redis: try await PrivateRedisServer(), database: "")
+        try await Self.openSale(&cluster, quantity: 100)
+        let result = try await Self.loadtest(cluster, instance: 0, buyers: 10_000)
+        #expect(result.status == 0 && result.output.contains("verdict      PASS") && result.output.contains("admitted     100 "), "\(result.output)")
+        let orders = try await Self.persistedOrders(cluster)
+        #expect(orders.count == 100 && Set(orders).count == 100)
+        // The vendor's live counters arrive as server-sent events.
+        let stream = try await RawHTTP.read(souk.baseURL, path: "/api/v1/flash-sales/\(cluster.saleID)/events",
+                                            headers: ["Authorization": "Bearer \(cluster.token)"], for: .milliseconds(1_200))
+        #expect(stream.lowercased().contains("content-type: text/event-stream"), "\(stream)")
+        #expect(stream.components(separatedBy: "event: stats").count >= 3, "two updates in 1.2 s")
+        #expect(stream.contains(#""persisted":100"#))
+    }
+}

@@ -16,6 +16,7 @@ public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> 
     router.get("healthz") { _, _ in
         Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
     }
+    Assets.addRoutes(to: router)
     APIController(services: services).addRoutes(to: router.group("api/v1"))
     FlashSaleController(services: services).addRoutes(to: router.group("api/v1"))
     PagesController(services: services).addRoutes(to: router.group().add(middleware: CSRFMiddleware(cookies: services.cookies)))

@@ -20,6 +20,7 @@ struct PagesController: Sendable {
         router.get("s/:username", use: store)
         router.post("s/:username/orders", use: placeOrder)
         router.get("s/:username/orders/:reference", use: orderPlaced)
+        router.post("s/:username/flash-sales/:id", use: buyFlashSale)
 
         let dashboard = router.group("dashboard").add(middleware: RequireVendorPageMiddleware())
         dashboard.get("", use: products)
@@ -31,6 +32,9 @@ struct PagesController: Sendable {
         dashboard.post("products/:id/delete", use: deleteProduct)
         dashboard.get("orders", use: orders)
         dashboard.post("orders/:id/status", use: updateOrderStatus)
+        dashboard.get("flash-sales", use: flashSalesPage)
+        dashboard.post("flash-sales", use: createFlashSale)
+        dashboard.get("flash-sales/:id", use: flashSalePage)
     }
 
     // MARK: Accounts
@@ -264,7 +268,13 @@ struct PagesController: Sendable {
 
     private func storeHTML(_ vendor: Vendor, form: Form? = nil, error: SoukError? = nil, context: SoukRequestContext) async throws -> (html: String, status: HTTPResponse.Status) {
         let products = try await storage.products(vendorID: vendor.id, availableOnly: true)
+        let formatter = ISO8601DateFormatter()
+        let sales = try await services.flashSales.upcoming(vendorID: vendor.id).map { sale -> [String: Any] in
+            ["id": sale.id, "product_name": sale.productName, "price": sale.price.formatted, "quantity": sale.quantity,
+             "limit": sale.perBuyerLimit, "starts_at": formatter.string(from: sale.startsAt), "ends_at": formatter.string(from: sale.endsAt)]
+        }
         var values: [String: Any] = [
+            "sales": sales,
             "username": vendor.username, "store_name": vendor.storeName, "has_products": !products.isEmpty,
             "products": products.map { product -> [String: Any] in
                 var values = Self.productValues(product)
@@ -323,6 +333,89 @@ struct PagesController: Sendable {
         values["store_name"] = vendor.storeName
         values["username"] = vendor.username
         return pages.page("order_placed", title: "Order \(order.reference)", values, context: context)
+    }
+
+    // MARK: Flash sales
+
+    @Sendable func buyFlashSale(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try await services.publicVendor(context)
+        let form = try await Form.read(request, context: context)
+        guard let saleID = context.parameters.get("id", as: Int64.self), let sale = try await services.flashSales.sale(id: saleID), sale.vendorID == vendor.id else {
+            throw SoukError.notFound("Flash sale")
+        }
+        do {
+            let result = try await services.flashSales.purchase(saleID: sale.id, buyerID: form["buyer_id"]?.trimmingCharacters(in: .whitespaces), requestKey: nil)
+            return pages.page("flash_sale_admitted", title: "You got it", [
+                "order_id": result.orderID, "repeated": result.repeated, "product_name": result.sale.productName,
+                "store_name": vendor.storeName, "username": vendor.username,
+            ], context: context, status: .accepted)
+        } catch let error as SoukError where error.code != "not_found" {
+            return try await storePage(vendor, error: error, context: context)
+        }
+    }
+
+    @Sendable func flashSalesPage(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        try await flashSalesForm(context: context)
+    }
+
+    private func flashSalesForm(_ form: Form? = nil, error: SoukError? = nil, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let formatter = ISO8601DateFormatter()
+        let sales = try await services.flashSales.store.flashSales(vendorID: vendor.id)
+        let products = try await storage.products(vendorID: vendor.id, availableOnly: false).filter { $0.stock > 0 }
+        var values: [String: Any] = [
+            "has_sales": !sales.isEmpty,
+            "sales": sales.map { ["id": $0.id, "product_name": $0.productName, "quantity": $0.quantity, "sold": $0.sold,
+                                  "starts_at": formatter.string(from: $0.startsAt), "ends_at": formatter.string(from: $0.endsAt)] as [String: Any] },
+            "products": products.map { ["id": $0.id, "name": $0.name, "stock": $0.stock] as [String: Any] },
+            "quantity": form?["quantity"] ?? "10", "starts_in": form?["starts_in"] ?? "0", "duration": form?["duration"] ?? "60",
+            "limit": form?["per_buyer_limit"] ?? "1",
+        ]
+        var status = HTTPResponse.Status.ok
+        if let error {
+            status = ErrorMiddleware.status(of: error)
+            if case .validationFailed(let fields) = error { values["errors"] = PageRenderer.errorMap(fields) } else { values["formError"] = error.message }
+        }
+        return pages.page("flash_sales", title: "Flash sales", values, context: context, status: status)
+    }
+
+    @Sendable func createFlashSale(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let form = try await Form.read(request, context: context)
+        do {
+            var errors: [FieldError] = []
+            let productID = form.integer("product_id", errors: &errors)
+            let quantity = form.integer("quantity", errors: &errors)
+            let startsIn = form.integer("starts_in", errors: &errors) ?? 0
+            let duration = form.integer("duration", label: "ends_at", errors: &errors) ?? 0
+            let limit = form.integer("per_buyer_limit", errors: &errors)
+            guard errors.isEmpty, (0...525_600).contains(startsIn), (1...44_640).contains(duration) else {
+                throw SoukError.validationFailed(errors.isEmpty ? [FieldError(field: "ends_at", message: "must start within a year and last 1 minute to 31 days")] : errors)
+            }
+            let startsAt = Date().addingTimeInterval(TimeInterval(startsIn * 60))
+            let draft = try FlashSaleDraft(
+                productID: productID, quantity: quantity.map { Int(clamping: $0) }, startsAt: startsAt,
+                endsAt: startsAt.addingTimeInterval(TimeInterval(duration * 60)), perBuyerLimit: limit.map { Int(clamping: $0) })
+            let sale = try await services.flashSales.create(vendorID: vendor.id, draft)
+            return .redirect(to: "/dashboard/flash-sales/\(sale.id)", type: .found)
+        } catch let error as SoukError {
+            return try await flashSalesForm(form, error: error, context: context)
+        }
+    }
+
+    @Sendable func flashSalePage(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        guard let id = context.parameters.get("id", as: Int64.self), let sale = try await services.flashSales.sale(id: id), sale.vendorID == vendor.id else {
+            throw SoukError.notFound("Flash sale")
+        }
+        let stats = try await services.flashSales.stats(sale)
+        let formatter = ISO8601DateFormatter()
+        return pages.page("flash_sale", title: "Flash sale \(sale.productName)", [
+            "id": sale.id, "product_name": sale.productName, "quantity": sale.quantity, "admitted": stats.admitted,
+            "persisted": stats.persisted, "pending": stats.pending, "remaining": stats.remaining,
+            "status": sale.status(now: Date(), remaining: stats.remaining).rawValue,
+            "starts_at": formatter.string(from: sale.startsAt), "ends_at": formatter.string(from: sale.endsAt),
+        ], context: context)
     }
 
     private func formError(_ template: String, title: String, _ error: SoukError, values: [String: Any], context: SoukRequestContext) -> Response {

@@ -3,6 +3,7 @@ enum Templates {
     static let all: [String: String] = [
         "header": header, "footer": footer, "error": error, "home": home, "signup": signup, "login": login,
         "products": products, "product_form": productForm, "orders": orders, "store": store, "order_placed": orderPlaced,
+        "flash_sales": flashSales, "flash_sale": flashSale, "flash_sale_admitted": flashSaleAdmitted,
     ]
 
     static let header = """
@@ -24,9 +25,12 @@ enum Templates {
         button.secondary{background:#8d7b6f}button.danger{background:#b00020}form.inline{display:inline}
         .status{padding:.1rem .5rem;border-radius:10px;background:#eee;font-size:.85rem}
         .card{background:#fff;border:1px solid #e6e0da;border-radius:8px;padding:1rem 1.5rem;margin-bottom:1rem}
-        </style></head><body>
+        .sale{border:2px solid #c0392b;background:#fff6f4}.countdown{font-weight:700;color:#c0392b}
+        .bar{background:#eee;height:1.4rem;border-radius:4px;position:relative;overflow:hidden;max-width:600px}
+        .bar div{position:absolute;top:0;bottom:0;left:0}.bar-admitted{background:#f0b27a}.bar-persisted{background:#5b3a29}
+        </style><script src="/assets/souk.js" defer></script></head><body>
         <header><a class="brand" href="/">Souk</a>
-        {{#vendor}}<a href="/dashboard">Products</a><a href="/dashboard/orders">Orders</a><a href="/s/{{username}}">My store</a>
+        {{#vendor}}<a href="/dashboard">Products</a><a href="/dashboard/orders">Orders</a><a href="/dashboard/flash-sales">Flash sales</a><a href="/s/{{username}}">My store</a>
         <form method="post" action="/logout"><input type="hidden" name="csrf" value="{{csrf}}"><button>Log out {{username}}</button></form>{{/vendor}}
         {{^vendor}}<a href="/login">Log in</a><a href="/signup">Open a store</a>{{/vendor}}
         </header><main>
@@ -120,6 +124,11 @@ enum Templates {
     static let store = """
         {{> header}}<h1>{{store_name}}</h1>
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        {{#sales}}<div class="card sale" data-sale-id="{{id}}" data-sale-starts="{{starts_at}}" data-sale-ends="{{ends_at}}">
+        <h2>Flash sale: {{product_name}} at {{price}}</h2><p><span class="countdown"></span> · <span class="remaining">{{quantity}} units</span> · at most {{limit}} per buyer</p>
+        <form method="post" action="/s/{{username}}/flash-sales/{{id}}"><input type="hidden" name="csrf" value="{{csrf}}">
+        <label for="buyer-{{id}}">Your phone or email</label><input id="buyer-{{id}}" name="buyer_id" required maxlength="64">
+        <p><button>Buy now</button></p></form></div>{{/sales}}
         {{^products}}<p class="muted">This store has nothing for sale right now.</p>{{/products}}
         {{#has_products}}<form method="post" action="/s/{{username}}/orders"><input type="hidden" name="csrf" value="{{csrf}}">
         <table><tr><th>Product</th><th class="num">Price</th><th class="num">In stock</th><th>Quantity</th></tr>{{/has_products}}
@@ -135,6 +144,41 @@ enum Templates {
         {{#errors.customer.address}}<div class="error">Address {{errors.customer.address}}</div>{{/errors.customer.address}}
         {{#errors.items}}<div class="error">Items {{errors.items}}</div>{{/errors.items}}
         <p><button>Place order</button></p></div></form>{{/has_products}}{{> footer}}
+        """
+
+    static let flashSales = """
+        {{> header}}<h1>Flash sales</h1>
+        {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        {{#has_sales}}<table><tr><th>Product</th><th class="num">Quantity</th><th class="num">Sold</th><th>Window (UTC)</th><th></th></tr>
+        {{#sales}}<tr><td>{{product_name}}</td><td class="num">{{quantity}}</td><td class="num">{{sold}}</td><td>{{starts_at}} → {{ends_at}}</td><td><a href="/dashboard/flash-sales/{{id}}">Watch live</a></td></tr>{{/sales}}
+        </table>{{/has_sales}}{{^has_sales}}<p class="muted">No flash sales yet.</p>{{/has_sales}}
+        <form method="post" action="/dashboard/flash-sales" class="card"><h2>Start a flash sale</h2><input type="hidden" name="csrf" value="{{csrf}}">
+        <label for="product_id">Product</label><select id="product_id" name="product_id">{{#products}}<option value="{{id}}">{{name}} ({{stock}} in stock)</option>{{/products}}</select>
+        {{#errors.product_id}}<div class="error">Product {{errors.product_id}}</div>{{/errors.product_id}}
+        <label for="quantity">Units for the sale (taken from the product's stock)</label><input id="quantity" name="quantity" type="number" min="1" value="{{quantity}}" required>
+        {{#errors.quantity}}<div class="error">Quantity {{errors.quantity}}</div>{{/errors.quantity}}
+        <label for="starts_in">Starts in (minutes)</label><input id="starts_in" name="starts_in" type="number" min="0" value="{{starts_in}}" required>
+        <label for="duration">Lasts (minutes)</label><input id="duration" name="duration" type="number" min="1" value="{{duration}}" required>
+        {{#errors.ends_at}}<div class="error">Window {{errors.ends_at}}</div>{{/errors.ends_at}}
+        <label for="per_buyer_limit">Most units per buyer</label><input id="per_buyer_limit" name="per_buyer_limit" type="number" min="1" value="{{limit}}" required>
+        {{#errors.per_buyer_limit}}<div class="error">Limit {{errors.per_buyer_limit}}</div>{{/errors.per_buyer_limit}}
+        <p><button>Start the sale</button></p></form>{{> footer}}
+        """
+
+    static let flashSale = """
+        {{> header}}<h1>Flash sale: {{product_name}}</h1>
+        <div class="card" data-live-sale="{{id}}"><p>Status: <strong class="status">{{status}}</strong> · {{starts_at}} → {{ends_at}} (UTC)</p>
+        <div class="bar"><div class="bar-admitted" style="width:0%"></div><div class="bar-persisted" style="width:0%"></div></div>
+        <table><tr><th>Quantity</th><th>Admitted</th><th>Persisted</th><th>Pending</th><th>Remaining</th></tr>
+        <tr><td>{{quantity}}</td><td class="admitted">{{admitted}}</td><td class="persisted">{{persisted}}</td><td class="pending">{{pending}}</td><td class="remaining">{{remaining}}</td></tr></table>
+        <p class="muted">Updated live. Admitted units are answered at once; persisted ones are written to the database.</p></div>
+        <p><a href="/dashboard/flash-sales">All flash sales</a></p>{{> footer}}
+        """
+
+    static let flashSaleAdmitted = """
+        {{> header}}<h1>You got it!</h1>
+        <p class="ok">Your {{product_name}} from {{store_name}} is reserved: order <strong>{{order_id}}</strong>{{#repeated}} (you had already been admitted){{/repeated}}.</p>
+        <p><a href="/s/{{username}}">Back to the store</a></p>{{> footer}}
         """
 
     static let orderPlaced = """

@@ -1,0 +1,60 @@
+import Hummingbird
+import NIOCore
+
+/// The one script Souk's pages use (served from our own origin, as the Content-Security-Policy
+/// requires): countdowns, live flash-sale counters over SSE, and remaining units on the store page.
+enum Assets {
+    static func addRoutes(to router: Router<SoukRequestContext>) {
+        router.get("assets/souk.js") { _, _ in
+            Response(
+                status: .ok,
+                headers: [.contentType: "text/javascript; charset=utf-8", .cacheControl: "public, max-age=3600"],
+                body: .init(byteBuffer: ByteBuffer(string: script)))
+        }
+    }
+
+    static let script = #"""
+        "use strict";
+        function soukDuration(ms) {
+          if (ms <= 0) return "now";
+          const s = Math.floor(ms / 1000), d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+          return (d ? d + "d " : "") + (h ? h + "h " : "") + m + "m " + (s % 60) + "s";
+        }
+        function soukTick() {
+          const now = Date.now();
+          document.querySelectorAll("[data-sale-starts]").forEach(function (el) {
+            const starts = Date.parse(el.dataset.saleStarts), ends = Date.parse(el.dataset.saleEnds);
+            const label = el.querySelector(".countdown"), button = el.querySelector("button");
+            if (now >= ends) { el.hidden = true; return; }
+            if (now < starts) { label.textContent = "Starts in " + soukDuration(starts - now); if (button) button.disabled = true; }
+            else { label.textContent = "Ends in " + soukDuration(ends - now); if (button && !el.dataset.soldOut) button.disabled = false; }
+          });
+        }
+        function soukRemaining() {
+          document.querySelectorAll("[data-sale-id]").forEach(function (el) {
+            fetch("/api/v1/flash-sales/" + el.dataset.saleId).then(function (r) { return r.json(); }).then(function (sale) {
+              const left = el.querySelector(".remaining");
+              if (left) left.textContent = sale.remaining + " of " + sale.quantity + " left";
+              if (sale.status === "sold_out") { el.dataset.soldOut = "1"; const b = el.querySelector("button"); if (b) { b.disabled = true; b.textContent = "Sold out"; } }
+            }).catch(function () {});
+          });
+        }
+        function soukLive() {
+          const panel = document.querySelector("[data-live-sale]");
+          if (!panel) return;
+          const events = new EventSource("/api/v1/flash-sales/" + panel.dataset.liveSale + "/events");
+          events.addEventListener("stats", function (e) {
+            const s = JSON.parse(e.data);
+            ["admitted", "persisted", "pending", "remaining", "status"].forEach(function (k) {
+              const cell = panel.querySelector("." + k); if (cell) cell.textContent = s[k];
+            });
+            panel.querySelector(".bar-admitted").style.width = (100 * s.admitted / s.quantity) + "%";
+            panel.querySelector(".bar-persisted").style.width = (100 * s.persisted / s.quantity) + "%";
+          });
+        }
+        document.addEventListener("DOMContentLoaded", function () {
+          soukTick(); soukRemaining(); soukLive();
+          setInterval(soukTick, 1000); setInterval(soukRemaining, 2000);
+        });
+        """#
+}

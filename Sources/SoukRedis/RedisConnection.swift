@@ -14,6 +14,9 @@ public final class RedisConnection: Sendable {
     let channel: any Channel
     private let machine: NIOLockedValueBox<Machine>
     private let deadlineTimer: NIOLockedValueBox<RepeatedTask?>
+    /// Whether a flush is already queued on the event loop: requests written meanwhile go out with it,
+    /// so a burst of callers costs one syscall instead of one each.
+    private let flushQueued = NIOLockedValueBox(false)
     let commandTimeout: Duration
 
     private init(channel: any Channel, machine: NIOLockedValueBox<Machine>, commandTimeout: Duration) {
@@ -88,7 +91,8 @@ public final class RedisConnection: Sendable {
                     case .write(let assigned):
                         id.withLockedValue { $0 = assigned }
                         // Written under the lock, so the order of writes is the order of the FIFO.
-                        channel.writeAndFlush(buffer, promise: nil)
+                        channel.write(buffer, promise: nil)
+                        scheduleFlush()
                         return nil
                     case .fail(let error):
                         return error
@@ -99,6 +103,17 @@ public final class RedisConnection: Sendable {
         } onCancel: {
             guard let assigned = id.withLockedValue({ $0 }) else { return }
             self.carryOut(machine.withLockedValue { $0.cancel(id: assigned) })
+        }
+    }
+
+    private func scheduleFlush() {
+        guard flushQueued.withLockedValue({ queued in
+            defer { queued = true }
+            return !queued
+        }) else { return }
+        channel.eventLoop.execute { [channel, flushQueued] in
+            flushQueued.withLockedValue { $0 = false }
+            channel.flush()
         }
     }
 

@@ -19,7 +19,7 @@ public final class RedisFlashSaleGate: FlashSaleGate {
         self.store = store
     }
 
-    static let admitScript = RedisScript("""
+    public static let admitScript = RedisScript("""
         local meta = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit')
         if not meta[1] then return {'unprepared'} end
         local field = ARGV[1] .. '|' .. ARGV[2]
@@ -42,7 +42,7 @@ public final class RedisFlashSaleGate: FlashSaleGate {
 
     /// Loads a sale into Redis unless it is there: its terms, the stock left and the buyers and
     /// orders already persisted (so a Redis that lost its data is rebuilt from the database).
-    static let prepareScript = RedisScript("""
+    public static let prepareScript = RedisScript("""
         if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
         redis.call('HSET', KEYS[1], 'starts', ARGV[1], 'ends', ARGV[2], 'limit', ARGV[3], 'quantity', ARGV[4])
         redis.call('SET', KEYS[2], ARGV[5])

@@ -89,18 +89,14 @@ struct FlashSaleController: Sendable {
         let buyerId: String
     }
 
-    struct AdmittedBody: Encodable {
-        let orderId: String
-        let status: String
-        let saleId: Int64
-    }
-
     /// 202 with the order id once admitted (the order is persisted shortly after); 409 with the reason otherwise.
     @Sendable func purchase(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let input = try await JSONResponse.decode(PurchaseInput.self, from: request, context: context)
         guard let saleID = context.parameters.get("id", as: Int64.self) else { throw SoukError.notFound("Flash sale") }
         let result = try await flashSales.purchase(saleID: saleID, buyerID: input.buyerId, requestKey: request.headers[.idempotencyKey])
-        return try JSONResponse.make(AdmittedBody(orderId: result.orderID, status: "admitted", saleId: saleID), status: .accepted)
+        // The hottest answer of all, written directly: order ids hold only [A-Za-z0-9_.@+-], nothing to escape.
+        let body = #"{"order_id":"\#(result.orderID)","sale_id":\#(saleID),"status":"admitted"}"#
+        return Response(status: .accepted, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     struct OrderBody: Encodable {

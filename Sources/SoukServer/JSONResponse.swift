@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOConcurrencyHelpers
 import NIOCore
 import SoukCore
 
@@ -25,18 +26,41 @@ enum JSONResponse {
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(data: try encoder.encode(value))))
     }
 
+    /// Encoded bodies of errors without field details: the same few (`sold_out`, `not_found`) are
+    /// answered tens of thousands of times a second under load, so they are encoded once.
+    private static let encodedErrors = NIOLockedValueBox<[String: ByteBuffer]>([:])
+
     static func error(_ problem: ErrorMiddleware.Problem) -> Response {
-        struct Body: Encodable {
-            struct Detail: Encodable {
-                let code: String
-                let message: String
-                let fields: [FieldError]?
-            }
-            let error: Detail
+        let key = "\(problem.status.code)|\(problem.code)|\(problem.message)"
+        if problem.fields.isEmpty, let body = encodedErrors.withLockedValue({ $0[key] }) {
+            return Response(status: problem.status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body))
         }
-        let body = Body(error: .init(code: problem.code, message: problem.message, fields: problem.fields.isEmpty ? nil : problem.fields))
+        let response = encodeError(problem)
+        if problem.fields.isEmpty, let body = try? encoder.encode(ErrorBody(problem)) {
+            encodedErrors.withLockedValue { cache in
+                if cache.count >= 512 { cache.removeAll(keepingCapacity: true) }
+                cache[key] = ByteBuffer(data: body)
+            }
+        }
+        return response
+    }
+
+    struct ErrorBody: Encodable {
+        struct Detail: Encodable {
+            let code: String
+            let message: String
+            let fields: [FieldError]?
+        }
+        let error: Detail
+
+        init(_ problem: ErrorMiddleware.Problem) {
+            error = Detail(code: problem.code, message: problem.message, fields: problem.fields.isEmpty ? nil : problem.fields)
+        }
+    }
+
+    private static func encodeError(_ problem: ErrorMiddleware.Problem) -> Response {
         // Encoding these plain strings cannot fail.
-        return (try? make(body, status: problem.status)) ?? Response(status: problem.status)
+        (try? make(ErrorBody(problem), status: problem.status)) ?? Response(status: problem.status)
     }
 
     /// Reads and decodes a JSON body; a body that is too large, malformed or of the wrong shape

@@ -15,7 +15,7 @@ struct Souk: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "souk",
         abstract: "Souk: open a store in a minute, survive a flash sale.",
-        subcommands: [Run.self, Serve.self, Worker.self, Migrate.self, Seed.self, Reconcile.self, LoadTest.self],
+        subcommands: [Run.self, Serve.self, Worker.self, Migrate.self, Seed.self, Reconcile.self, LoadTest.self, Scripts.self],
         defaultSubcommand: Run.self
     )
 }
@@ -160,6 +160,22 @@ struct Reconcile: AsyncParsableCommand {
             for report in reports { announce(report.description) }
             if reports.isEmpty { announce("No open sales.") }
             if !repair, reports.contains(where: { !$0.isConsistent }) { throw ExitCode(1) }
+        }
+    }
+}
+
+/// `souk scripts`: the Lua that Souk runs inside Redis, for auditing and for redis-benchmark.
+struct Scripts: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the Lua scripts Souk runs in Redis.")
+    @Flag(help: "Only the flash-sale admission script's source.") var admission = false
+
+    func run() {
+        if admission {
+            print(RedisFlashSaleGate.admitScript.source)
+            return
+        }
+        for (name, script) in [("flash-sale admission", RedisFlashSaleGate.admitScript), ("flash-sale preparation", RedisFlashSaleGate.prepareScript)] {
+            print("-- \(name) (SHA-1 \(script.sha1))\n\(script.source)\n")
         }
     }
 }

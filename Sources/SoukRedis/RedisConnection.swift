@@ -14,9 +14,14 @@ public final class RedisConnection: Sendable {
     let channel: any Channel
     private let machine: NIOLockedValueBox<Machine>
     private let deadlineTimer: NIOLockedValueBox<RepeatedTask?>
-    /// Whether a flush is already queued on the event loop: requests written meanwhile go out with it,
-    /// so a burst of callers costs one syscall instead of one each.
-    private let flushQueued = NIOLockedValueBox(false)
+    /// Requests waiting to be written, and whether a write is queued on the event loop: requests
+    /// sent meanwhile go out with it, so a burst of callers costs one syscall instead of one each.
+    private let outbox = NIOLockedValueBox(Outbox())
+
+    struct Outbox {
+        var buffers: [ByteBuffer] = []
+        var queued = false
+    }
     let commandTimeout: Duration
 
     private init(channel: any Channel, machine: NIOLockedValueBox<Machine>, commandTimeout: Duration) {
@@ -90,9 +95,8 @@ public final class RedisConnection: Sendable {
                     switch machine.send(expecting: commands.count, deadline: deadline, promise: continuation) {
                     case .write(let assigned):
                         id.withLockedValue { $0 = assigned }
-                        // Written under the lock, so the order of writes is the order of the FIFO.
-                        channel.write(buffer, promise: nil)
-                        scheduleFlush()
+                        // Queued under the lock, so the order of writes is the order of the FIFO.
+                        enqueue(buffer)
                         return nil
                     case .fail(let error):
                         return error
@@ -106,13 +110,22 @@ public final class RedisConnection: Sendable {
         }
     }
 
-    private func scheduleFlush() {
-        guard flushQueued.withLockedValue({ queued in
-            defer { queued = true }
-            return !queued
-        }) else { return }
-        channel.eventLoop.execute { [channel, flushQueued] in
-            flushQueued.withLockedValue { $0 = false }
+    private func enqueue(_ buffer: ByteBuffer) {
+        let schedule = outbox.withLockedValue { outbox in
+            outbox.buffers.append(buffer)
+            defer { outbox.queued = true }
+            return !outbox.queued
+        }
+        guard schedule else { return }
+        channel.eventLoop.execute { [channel, outbox] in
+            let buffers = outbox.withLockedValue { outbox in
+                defer {
+                    outbox.buffers.removeAll(keepingCapacity: true)
+                    outbox.queued = false
+                }
+                return outbox.buffers
+            }
+            for buffer in buffers { channel.write(buffer, promise: nil) }
             channel.flush()
         }
     }

@@ -26,9 +26,13 @@ public enum DemoData {
         ("Spice sampler", "Six spices in glass jars.", 2299, 0),
     ]
 
-    /// Seeds the demo vendor and products unless the demo vendor already exists; true when it seeded.
+    /// Demo buyers with store credit, for the checkout and `POST /api/v1/buy` flows.
+    public static let buyers: [(String, Int64)] = [("user1", 50_000), ("user2", 250_000), ("user3", 1_000_000), ("user4", 2_000), ("user5", 0)]
+
+    /// Seeds the demo vendor, its products and the demo buyers' credit unless the demo vendor
+    /// already exists; true when it seeded.
     @discardableResult
-    public static func seed(accounts: VendorAccounts, storage: any SoukStorage) async throws -> Bool {
+    public static func seed(accounts: VendorAccounts, storage: any SoukStorage, wallets: (any CheckoutStore)? = nil) async throws -> Bool {
         if try await storage.vendor(username: username) != nil { return false }
         let signup = try VendorSignup(username: username, password: password, storeName: "Demo Souk")
         let vendor: Vendor
@@ -43,6 +47,9 @@ public enum DemoData {
                 available: stock > 0
             )
             _ = try await storage.createProduct(vendorID: vendor.id, change)
+        }
+        for (buyer, credit) in buyers where credit > 0 {
+            _ = try await wallets?.credit(buyerID: buyer, amountMinor: credit, by: vendor.id)
         }
         return true
     }

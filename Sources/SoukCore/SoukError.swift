@@ -31,6 +31,10 @@ public enum SoukError: Error, Equatable, Sendable {
     case limitReached(limit: Int)
     case saleNotStarted(startsAt: Date)
     case saleEnded
+    case insufficientCredit
+    case invalidCoupon(String)
+    /// The stored denial of an earlier request with the same idempotency key, given again as it was.
+    case previousAnswer(status: Int, code: String, message: String)
 
     public var code: String {
         switch self {
@@ -50,6 +54,9 @@ public enum SoukError: Error, Equatable, Sendable {
         case .limitReached: "limit_reached"
         case .saleNotStarted: "not_started"
         case .saleEnded: "ended"
+        case .insufficientCredit: "insufficient_credit"
+        case .invalidCoupon: "invalid_coupon"
+        case .previousAnswer(_, let code, _): code
         }
     }
 
@@ -73,6 +80,9 @@ public enum SoukError: Error, Equatable, Sendable {
         case .limitReached(let limit): "You have already bought the most this sale allows (\(limit))."
         case .saleNotStarted(let startsAt): "The sale has not started yet; it starts at \(ISO8601DateFormatter().string(from: startsAt))."
         case .saleEnded: "The sale has ended."
+        case .insufficientCredit: "Deny: Not enough credit"
+        case .invalidCoupon(let why): "The coupon cannot be used: \(why)."
+        case .previousAnswer(_, _, let message): message
         }
     }
 }

@@ -43,6 +43,9 @@ public enum RedisKeys {
     /// Consumer group of the persisting workers on every admitted stream.
     public static let persisterGroup = "persisters"
 
+    /// Pub/sub channel on which saga runners announce decided checkouts (payload: the order id).
+    public static let checkoutResults = "\(prefix)checkout-results"
+
     /// A login session by token hash; expires with the session.
     public static func session(_ tokenHash: String) -> String { "\(prefix)session:\(tokenHash)" }
 }

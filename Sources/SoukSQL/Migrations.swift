@@ -220,6 +220,175 @@ public enum Migrations {
                 "CREATE INDEX flash_sale_orders_by_sale ON flash_sale_orders(sale_id, seq)",
             ]
         ),
+        Migration(
+            version: 5, name: "create wallets, coupons and checkout sagas",
+            sqlite: [
+                """
+                CREATE TABLE wallets (
+                    buyer_id TEXT PRIMARY KEY,
+                    balance_minor INTEGER NOT NULL CHECK (balance_minor >= 0),
+                    held_minor INTEGER NOT NULL CHECK (held_minor >= 0),
+                    captured_minor INTEGER NOT NULL CHECK (captured_minor >= 0),
+                    updated_at INTEGER NOT NULL)
+                """,
+                """
+                CREATE TABLE wallet_ledger (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    buyer_id TEXT NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('credit', 'hold', 'capture', 'release')),
+                    amount_minor INTEGER NOT NULL,
+                    checkout_id TEXT,
+                    vendor_id INTEGER,
+                    created_at INTEGER NOT NULL)
+                """,
+                "CREATE INDEX wallet_ledger_by_buyer ON wallet_ledger(buyer_id, id)",
+                """
+                CREATE TABLE coupons (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    vendor_id INTEGER NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    code TEXT NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('percent', 'fixed')),
+                    value INTEGER NOT NULL CHECK (value > 0),
+                    min_order_minor INTEGER NOT NULL,
+                    max_uses INTEGER NOT NULL,
+                    uses INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0 AND uses <= max_uses),
+                    expires_at INTEGER,
+                    created_at INTEGER NOT NULL,
+                    UNIQUE (vendor_id, code))
+                """,
+                """
+                CREATE TABLE checkouts (
+                    id TEXT PRIMARY KEY,
+                    vendor_id INTEGER NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    buyer_id TEXT NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('in_progress', 'confirmed', 'failed')),
+                    subtotal_minor INTEGER NOT NULL,
+                    discount_minor INTEGER NOT NULL,
+                    total_minor INTEGER NOT NULL CHECK (total_minor >= 0),
+                    currency TEXT NOT NULL,
+                    coupon_id INTEGER REFERENCES coupons(id) ON DELETE SET NULL,
+                    coupon_code TEXT,
+                    deadline_at INTEGER NOT NULL,
+                    failure_reason TEXT,
+                    lease_owner TEXT,
+                    lease_until INTEGER,
+                    next_attempt_at INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL)
+                """,
+                "CREATE INDEX checkouts_due ON checkouts(status, next_attempt_at)",
+                """
+                CREATE TABLE checkout_items (
+                    checkout_id TEXT NOT NULL REFERENCES checkouts(id) ON DELETE CASCADE,
+                    position INTEGER NOT NULL,
+                    product_id INTEGER REFERENCES products(id) ON DELETE SET NULL,
+                    name TEXT NOT NULL,
+                    unit_price_minor INTEGER NOT NULL,
+                    quantity INTEGER NOT NULL CHECK (quantity > 0),
+                    PRIMARY KEY (checkout_id, position))
+                """,
+                """
+                CREATE TABLE payments (
+                    checkout_id TEXT PRIMARY KEY REFERENCES checkouts(id) ON DELETE CASCADE,
+                    amount_minor INTEGER NOT NULL,
+                    created_at INTEGER NOT NULL)
+                """,
+                """
+                CREATE TABLE checkout_requests (
+                    buyer_id TEXT NOT NULL,
+                    idempotency_key TEXT NOT NULL,
+                    checkout_id TEXT,
+                    denial_code TEXT,
+                    denial_message TEXT,
+                    denial_status INTEGER,
+                    created_at INTEGER NOT NULL,
+                    PRIMARY KEY (buyer_id, idempotency_key))
+                """,
+            ],
+            postgres: [
+                """
+                CREATE TABLE wallets (
+                    buyer_id TEXT PRIMARY KEY,
+                    balance_minor BIGINT NOT NULL CHECK (balance_minor >= 0),
+                    held_minor BIGINT NOT NULL CHECK (held_minor >= 0),
+                    captured_minor BIGINT NOT NULL CHECK (captured_minor >= 0),
+                    updated_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE wallet_ledger (
+                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    buyer_id TEXT NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('credit', 'hold', 'capture', 'release')),
+                    amount_minor BIGINT NOT NULL,
+                    checkout_id TEXT,
+                    vendor_id BIGINT,
+                    created_at BIGINT NOT NULL)
+                """,
+                "CREATE INDEX wallet_ledger_by_buyer ON wallet_ledger(buyer_id, id)",
+                """
+                CREATE TABLE coupons (
+                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                    vendor_id BIGINT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    code TEXT NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('percent', 'fixed')),
+                    value BIGINT NOT NULL CHECK (value > 0),
+                    min_order_minor BIGINT NOT NULL,
+                    max_uses BIGINT NOT NULL,
+                    uses BIGINT NOT NULL DEFAULT 0 CHECK (uses >= 0 AND uses <= max_uses),
+                    expires_at BIGINT,
+                    created_at BIGINT NOT NULL,
+                    UNIQUE (vendor_id, code))
+                """,
+                """
+                CREATE TABLE checkouts (
+                    id TEXT PRIMARY KEY,
+                    vendor_id BIGINT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    buyer_id TEXT NOT NULL,
+                    status TEXT NOT NULL CHECK (status IN ('in_progress', 'confirmed', 'failed')),
+                    subtotal_minor BIGINT NOT NULL,
+                    discount_minor BIGINT NOT NULL,
+                    total_minor BIGINT NOT NULL CHECK (total_minor >= 0),
+                    currency TEXT NOT NULL,
+                    coupon_id BIGINT REFERENCES coupons(id) ON DELETE SET NULL,
+                    coupon_code TEXT,
+                    deadline_at BIGINT NOT NULL,
+                    failure_reason TEXT,
+                    lease_owner TEXT,
+                    lease_until BIGINT,
+                    next_attempt_at BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL)
+                """,
+                "CREATE INDEX checkouts_due ON checkouts(status, next_attempt_at)",
+                """
+                CREATE TABLE checkout_items (
+                    checkout_id TEXT NOT NULL REFERENCES checkouts(id) ON DELETE CASCADE,
+                    position BIGINT NOT NULL,
+                    product_id BIGINT REFERENCES products(id) ON DELETE SET NULL,
+                    name TEXT NOT NULL,
+                    unit_price_minor BIGINT NOT NULL,
+                    quantity BIGINT NOT NULL CHECK (quantity > 0),
+                    PRIMARY KEY (checkout_id, position))
+                """,
+                """
+                CREATE TABLE payments (
+                    checkout_id TEXT PRIMARY KEY REFERENCES checkouts(id) ON DELETE CASCADE,
+                    amount_minor BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE checkout_requests (
+                    buyer_id TEXT NOT NULL,
+                    idempotency_key TEXT NOT NULL,
+                    checkout_id TEXT,
+                    denial_code TEXT,
+                    denial_message TEXT,
+                    denial_status BIGINT,
+                    created_at BIGINT NOT NULL,
+                    PRIMARY KEY (buyer_id, idempotency_key))
+                """,
+            ]
+        ),
     ]
 }
 

@@ -67,14 +67,16 @@ public final class PostgresDatabase: SQLDatabase {
     private static func inTransaction<T: Sendable>(
         _ connection: PostgresConnection, logger: Logger, _ body: @Sendable (any SQLTransaction) async throws -> T
     ) async throws -> T {
-        try await connection.query("BEGIN", logger: logger)
+        // BEGIN, COMMIT and ROLLBACK run in tasks of their own, so that a cancelled caller never
+        // hands the connection back to the pool inside an open transaction.
+        try await Task { try await connection.query("BEGIN", logger: logger) }.value
         do {
             let result = try await body(Transaction(connection: connection, logger: logger))
-            try await connection.query("COMMIT", logger: logger)
+            try await Task { try await connection.query("COMMIT", logger: logger) }.value
             return result
         } catch {
             do {
-                try await connection.query("ROLLBACK", logger: logger)
+                try await Task { try await connection.query("ROLLBACK", logger: logger) }.value
             } catch {
                 logger.error("PostgreSQL rollback failed", metadata: ["error": "\(String(reflecting: error))"])
             }

@@ -52,14 +52,17 @@ public final class SQLiteDatabase: SQLDatabase {
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
         try await writeLock.withLock {
             // IMMEDIATE takes the write lock at BEGIN, so a transaction never fails half-way on it.
-            _ = try await writer.query("BEGIN IMMEDIATE")
+            let writer = writer
+            // BEGIN, COMMIT and ROLLBACK run in tasks of their own: a cancelled caller must never
+            // leave the one writer connection inside an open transaction.
+            try await Task { _ = try await writer.query("BEGIN IMMEDIATE") }.value
             do {
                 let result = try await body(Transaction(connection: writer))
-                _ = try await writer.query("COMMIT")
+                try await Task { _ = try await writer.query("COMMIT") }.value
                 return result
             } catch {
                 do {
-                    _ = try await writer.query("ROLLBACK")
+                    try await Task { _ = try await writer.query("ROLLBACK") }.value
                 } catch {
                     logger.error("SQLite rollback failed", metadata: ["error": "\(error)"])
                 }

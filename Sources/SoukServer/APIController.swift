@@ -12,6 +12,14 @@ struct APIController: Sendable {
         group.post("sessions", use: logIn)
         group.get("stores/:username", use: store)
         group.post("stores/:username/orders", use: placeOrder)
+        // Store orders (numeric ids, the vendor's) and checkout orders ("co_…", the buyer's key) share the path.
+        group.get("orders/:id") { request, context in
+            if context.parameters.get("id")?.hasPrefix("co_") == true {
+                return try await CheckoutController(services: services).show(request, context: context)
+            }
+            guard context.vendor != nil else { throw SoukError.unauthorized }
+            return try await getOrder(request, context: context)
+        }
 
         let vendor = group.group().add(middleware: RequireVendorMiddleware())
         vendor.delete("sessions", use: logOut)
@@ -22,7 +30,6 @@ struct APIController: Sendable {
         vendor.patch("products/:id", use: updateProduct)
         vendor.delete("products/:id", use: deleteProduct)
         vendor.get("orders", use: listOrders)
-        vendor.get("orders/:id", use: getOrder)
         vendor.patch("orders/:id", use: updateOrder)
     }
 

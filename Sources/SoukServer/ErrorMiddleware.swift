@@ -66,6 +66,9 @@ struct ErrorMiddleware: RouterMiddleware {
         case .notFound: .notFound
         case .usernameTaken, .productUnavailable, .insufficientStock, .invalidTransition: .conflict
         case .soldOut, .limitReached, .saleNotStarted, .saleEnded: .conflict
+        case .insufficientCredit: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
+        case .invalidCoupon: .unprocessableContent
+        case .previousAnswer(let status, _, _): HTTPResponse.Status(code: status)
         }
     }
 }

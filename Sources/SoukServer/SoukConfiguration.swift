@@ -18,6 +18,10 @@ public struct SoukConfiguration: Sendable, Equatable {
     public var cookies: CookiePolicy
     public var pageCache: PageCacheMode
     public var pageCacheTTL: Duration
+    /// `nil` for the simulated verifier, else its http:// URL.
+    public var verifierURL: URL?
+    public var verifierDelay: ClosedRange<Duration>
+    public var verifyDeadline: Duration
 
     /// Where store pages are cached.
     public enum PageCacheMode: String, Sendable, Equatable, CaseIterable {
@@ -49,6 +53,9 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_SECURE_COOKIES", flag: "--secure-cookies", defaultValue: "auto", meaning: "auto (Secure except plain HTTP on loopback), always or never"),
         .init(environment: "SOUK_PAGE_CACHE", flag: "--page-cache", defaultValue: "auto", meaning: "auto (in-process, plus Redis when configured), off, local or redis"),
         .init(environment: "SOUK_PAGE_CACHE_TTL", flag: "--page-cache-ttl", defaultValue: "15m", meaning: "how long a cached store page may be served, e.g. 900s, 15m, 1h"),
+        .init(environment: "SOUK_VERIFIER", flag: "--verifier", defaultValue: "simulated", meaning: "the checkout verifier: simulated, or an http:// URL answering {\"verified\": true|false}"),
+        .init(environment: "SOUK_VERIFIER_DELAY", flag: "--verifier-delay", defaultValue: "1s-100s", meaning: "the simulated verifier's random delay range"),
+        .init(environment: "SOUK_VERIFY_DEADLINE", flag: "--verify-deadline", defaultValue: "60s", meaning: "the hard limit of a checkout's verification"),
     ]
 
     /// All problems found, each naming its setting.
@@ -138,10 +145,31 @@ public struct SoukConfiguration: Sendable, Equatable {
             }
         }
 
+        var verifierURL: URL?
+        if let raw = value("SOUK_VERIFIER"), raw != "simulated" {
+            if let url = URL(string: raw), url.scheme == "http", url.host?.isEmpty == false { verifierURL = url } else {
+                problems.append("SOUK_VERIFIER: \"\(raw)\" is not simulated or an http://host[:port]/path URL (https is not supported; put a TLS proxy on loopback)")
+            }
+        }
+        var verifierDelay: ClosedRange<Duration> = .seconds(1) ... .seconds(100)
+        if let raw = value("SOUK_VERIFIER_DELAY") {
+            let parts = raw.split(separator: "-", maxSplits: 1).map { Self.duration(String($0)) }
+            if parts.count == 2, let low = parts[0], let high = parts[1], low <= high { verifierDelay = low ... high } else {
+                problems.append("SOUK_VERIFIER_DELAY: \"\(raw)\" is not a range such as 1s-100s")
+            }
+        }
+        var verifyDeadline = Duration.seconds(60)
+        if let raw = value("SOUK_VERIFY_DEADLINE") {
+            if let parsed = Self.duration(raw), parsed > .zero { verifyDeadline = parsed } else {
+                problems.append("SOUK_VERIFY_DEADLINE: \"\(raw)\" is not a duration such as 60s")
+            }
+        }
+
         guard problems.isEmpty else { throw Invalid(problems: problems) }
         return SoukConfiguration(
             host: host, port: port, dataDirectory: dataDirectory, database: database, redisURL: redisURL, logLevel: logLevel,
-            cookies: cookies, pageCache: pageCache, pageCacheTTL: pageCacheTTL
+            cookies: cookies, pageCache: pageCache, pageCacheTTL: pageCacheTTL, verifierURL: verifierURL, verifierDelay: verifierDelay,
+            verifyDeadline: verifyDeadline
         )
     }
 

@@ -13,6 +13,7 @@ public struct SoukServices: Sendable {
     let pages: PageRenderer
     let storefront: StorefrontCache
     public let flashSales: FlashSales
+    public let checkouts: Checkouts
     private let knownVendors = NIOLockedValueBox<[String: Vendor]>([:])
 
     /// - Parameters:
@@ -22,7 +23,8 @@ public struct SoukServices: Sendable {
     ///     instance invalidate it.
     public init(
         storage: any SoukStorage, hasher: any PasswordHasher, sessions: (any SessionStore)? = nil,
-        pageCache: (any PageCache)? = nil, flashSaleGate: (any FlashSaleGate)? = nil, sessionLifetime: Duration = .seconds(14 * 24 * 3600),
+        pageCache: (any PageCache)? = nil, flashSaleGate: (any FlashSaleGate)? = nil, checkoutNotifier: CheckoutNotifier = CheckoutNotifier(),
+        verifyDeadline: Duration = .seconds(60), sessionLifetime: Duration = .seconds(14 * 24 * 3600),
         cookies: CookiePolicy = .auto, logger: Logger = Logger(label: "souk")
     ) async throws {
         self.storage = pageCache.map { InvalidatingStorage(base: storage, cache: $0, logger: logger) } ?? storage
@@ -39,6 +41,10 @@ public struct SoukServices: Sendable {
         self.flashSales = FlashSales(store: flashSaleStore, gate: gate) { vendorID in
             try? await pageCache?.invalidate(vendorID: vendorID)
         }
+        guard let checkoutStore = storage as? any CheckoutStore else {
+            throw SoukError.forbidden("the storage does not keep checkouts")
+        }
+        self.checkouts = Checkouts(store: checkoutStore, notifier: checkoutNotifier, deadline: verifyDeadline)
     }
 
     /// The vendor whose public store the path names, or 404. Vendors are never renamed or

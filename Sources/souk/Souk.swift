@@ -31,6 +31,9 @@ struct SettingsOptions: ParsableArguments {
     @Option(help: "auto, always or never (SOUK_SECURE_COOKIES).") var secureCookies: String?
     @Option(help: "auto, off, local or redis (SOUK_PAGE_CACHE).") var pageCache: String?
     @Option(help: "Store-page cache lifetime, e.g. 15m (SOUK_PAGE_CACHE_TTL).") var pageCacheTtl: String?
+    @Option(help: "simulated or an http:// URL (SOUK_VERIFIER).") var verifier: String?
+    @Option(help: "Simulated verifier delay range, e.g. 1s-100s (SOUK_VERIFIER_DELAY).") var verifierDelay: String?
+    @Option(help: "Checkout verification deadline, e.g. 60s (SOUK_VERIFY_DEADLINE).") var verifyDeadline: String?
 
     /// Loads the configuration or exits non-zero listing every invalid setting.
     func load() throws -> SoukConfiguration {
@@ -44,6 +47,9 @@ struct SettingsOptions: ParsableArguments {
         flags["SOUK_SECURE_COOKIES"] = secureCookies
         flags["SOUK_PAGE_CACHE"] = pageCache
         flags["SOUK_PAGE_CACHE_TTL"] = pageCacheTtl
+        flags["SOUK_VERIFIER"] = verifier
+        flags["SOUK_VERIFIER_DELAY"] = verifierDelay
+        flags["SOUK_VERIFY_DEADLINE"] = verifyDeadline
         do {
             let configuration = try SoukConfiguration.load(environment: ProcessInfo.processInfo.environment, flags: flags)
             LogSetup.bootstrap(level: configuration.logLevel)
@@ -66,7 +72,7 @@ struct Run: AsyncParsableCommand {
         try await Backend.with(configuration, logger: logger) { database in
             try await Migrator(database: database).migrate()
             let (services, background) = try await Wiring.services(configuration, database: database, withWorkers: true, logger: logger)
-            if try await DemoData.seed(accounts: services.accounts, storage: services.storage) {
+            if try await DemoData.seed(accounts: services.accounts, storage: services.storage, wallets: services.checkouts.store) {
                 logger.info("seeded the demo store", metadata: ["souk.vendor": "\(DemoData.username)"])
             }
             try await Serve.serve(services, background: background, configuration: configuration, logger: logger) { base in
@@ -125,9 +131,12 @@ struct Worker: AsyncParsableCommand {
             var services: [any Service]
             if let url = configuration.redisURL {
                 let redis = try RedisClient(url: url, logger: logger)
-                services = [redis] + Wiring.workers(redis: redis, storage: storage, consumers: consumers, logger: logger)
+                services = [redis] + Wiring.workers(redis: redis, storage: storage, consumers: consumers, configuration: configuration, logger: logger)
             } else {
-                services = [PeriodicReconciler(reconciler: FlashSaleReconciler(redis: nil, store: storage, logger: logger))]
+                services = [
+                    PeriodicReconciler(reconciler: FlashSaleReconciler(redis: nil, store: storage, logger: logger)),
+                    Wiring.sagaRunner(storage: storage, configuration: configuration, logger: logger) { _ in },
+                ]
             }
             announce("Souk worker running (\(configuration.redisURL == nil ? "embedded: closing ended sales" : "\(consumers) persisters and the reconciler"))")
             let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -219,7 +228,7 @@ struct Seed: AsyncParsableCommand {
         try await Backend.with(configuration, logger: logger) { database in
             try await Migrator(database: database).verifyUpToDate()
             let services = try await SoukServices(storage: SQLStorage(database: database), hasher: BcryptPasswordHasher())
-            let seeded = try await DemoData.seed(accounts: services.accounts, storage: services.storage)
+            let seeded = try await DemoData.seed(accounts: services.accounts, storage: services.storage, wallets: services.checkouts.store)
             print(seeded ? "Seeded the demo store: /s/\(DemoData.username)" : "The demo store already exists.")
         }
     }

@@ -20,12 +20,24 @@ enum Wiring {
         var pageCache: (any PageCache)?
         var gate: (any FlashSaleGate)?
         let ttl = configuration.pageCacheTTL
+        let notifier = CheckoutNotifier()
+        var announce: @Sendable (String) async -> Void = { notifier.resolve($0) }
 
         if let url = configuration.redisURL {
             let redis = try RedisClient(url: url, logger: logger)
             background.append(redis)
             gate = RedisFlashSaleGate(redis: redis, store: storage)
-            if withWorkers { background += workers(redis: redis, storage: storage, consumers: 1, logger: logger) }
+            // Checkout results are decided by whichever process runs the saga; every instance hears them.
+            announce = { id in
+                notifier.resolve(id)
+                _ = try? await redis.publish(RedisKeys.checkoutResults, id)
+            }
+            background.append(BackgroundTask(name: "checkout-results") {
+                for await event in RedisSubscription.subscribe(redis, channels: [RedisKeys.checkoutResults]) {
+                    if case .message(_, let id) = event { notifier.resolve(id) }
+                }
+            })
+            if withWorkers { background += workers(redis: redis, storage: storage, consumers: 1, configuration: configuration, logger: logger) }
             sessions = RedisSessionStore(redis: redis, vendors: storage)
             switch configuration.pageCache {
             case .auto:
@@ -41,23 +53,37 @@ enum Wiring {
             // Embedded: the in-process gate writes admissions straight to the database; only the
             // closing of ended sales is left to do in the background.
             background.append(PeriodicReconciler(reconciler: FlashSaleReconciler(redis: nil, store: storage, logger: logger)))
+            if withWorkers { background.append(sagaRunner(storage: storage, configuration: configuration, logger: logger, onResult: announce)) }
         }
 
         let services = try await SoukServices(
             storage: storage, hasher: BcryptPasswordHasher(), sessions: sessions, pageCache: pageCache,
-            flashSaleGate: gate, cookies: configuration.cookies, logger: logger
+            flashSaleGate: gate, checkoutNotifier: notifier, verifyDeadline: configuration.verifyDeadline, cookies: configuration.cookies, logger: logger
         )
         return (services, background)
     }
 
     /// The worker role: persisters of admitted flash-sale orders and the periodic reconciler.
-    static func workers(redis: RedisClient, storage: SQLStorage, consumers: Int, logger: Logger) -> [any Service] {
-        let name = "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+    static func workers(redis: RedisClient, storage: SQLStorage, consumers: Int, configuration: SoukConfiguration, logger: Logger) -> [any Service] {
         var services: [any Service] = (0..<max(1, consumers)).map {
-            FlashSaleOrderPersister(redis: redis, store: storage, consumer: "\(name)-\($0)", logger: logger)
+            FlashSaleOrderPersister(redis: redis, store: storage, consumer: "\(processName)-\($0)", logger: logger)
         }
         services.append(PeriodicReconciler(reconciler: FlashSaleReconciler(redis: redis, store: storage, logger: logger)))
+        services.append(sagaRunner(storage: storage, configuration: configuration, logger: logger) { id in
+            _ = try? await redis.publish(RedisKeys.checkoutResults, id)
+        })
         return services
+    }
+
+    static var processName: String { "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)" }
+
+    static func sagaRunner(storage: SQLStorage, configuration: SoukConfiguration, logger: Logger, onResult: @escaping @Sendable (String) async -> Void) -> CheckoutSagaRunner {
+        let verifier: any UserVerifier = if let url = configuration.verifierURL, let http = try? HTTPVerifier(url: url) {
+            http
+        } else {
+            SimulatedVerifier(delay: configuration.verifierDelay)
+        }
+        return CheckoutSagaRunner(store: storage, verifier: verifier, owner: processName, logger: logger, onResult: onResult)
     }
 }
 

@@ -1,0 +1,229 @@
+import Foundation
+
+/// A buyer's store credit: spendable balance, and what open checkouts hold.
+public struct Wallet: Hashable, Sendable {
+    public let buyerID: String
+    public let balanceMinor: Int64
+    public let heldMinor: Int64
+    /// Captured by confirmed checkouts, for the conservation check.
+    public let capturedMinor: Int64
+
+    public init(buyerID: String, balanceMinor: Int64, heldMinor: Int64, capturedMinor: Int64) {
+        self.buyerID = buyerID
+        self.balanceMinor = balanceMinor
+        self.heldMinor = heldMinor
+        self.capturedMinor = capturedMinor
+    }
+}
+
+/// A vendor's discount code.
+public struct Coupon: Hashable, Sendable {
+    public enum Kind: String, Sendable, Codable { case percent, fixed }
+    public let id: Int64
+    public let vendorID: Int64
+    public let code: String
+    public let kind: Kind
+    /// Percent (1–100) or minor units.
+    public let value: Int64
+    public let minimumOrderMinor: Int64
+    public let maxUses: Int
+    public let uses: Int
+    public let expiresAt: Date?
+
+    public init(id: Int64, vendorID: Int64, code: String, kind: Kind, value: Int64, minimumOrderMinor: Int64, maxUses: Int, uses: Int, expiresAt: Date?) {
+        self.id = id
+        self.vendorID = vendorID
+        self.code = code
+        self.kind = kind
+        self.value = value
+        self.minimumOrderMinor = minimumOrderMinor
+        self.maxUses = maxUses
+        self.uses = uses
+        self.expiresAt = expiresAt
+    }
+
+    /// The discount on a subtotal, never more than the subtotal.
+    public func discount(on subtotal: Int64) -> Int64 {
+        switch kind {
+        case .percent: min(subtotal, subtotal * value / 100)
+        case .fixed: min(subtotal, value)
+        }
+    }
+}
+
+/// A validated coupon definition.
+public struct CouponDraft: Sendable {
+    public let code: String
+    public let kind: Coupon.Kind
+    public let value: Int64
+    public let minimumOrderMinor: Int64
+    public let maxUses: Int
+    public let expiresAt: Date?
+
+    public init(code: String?, kind: String?, value: Int64?, minimumOrderMinor: Int64?, maxUses: Int?, expiresAt: Date?, now: Date = Date()) throws(SoukError) {
+        var errors: [FieldError] = []
+        let code = (code ?? "").trimmingCharacters(in: .whitespaces).uppercased()
+        if !(3...32).contains(code.count) || !code.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
+            errors.append(.init(field: "code", message: "must be 3 to 32 letters, digits, - or _"))
+        }
+        let parsedKind = kind.flatMap(Coupon.Kind.init(rawValue:))
+        if parsedKind == nil { errors.append(.init(field: "kind", message: "must be percent or fixed")) }
+        let value = value ?? 0
+        if parsedKind == .percent && !(1...100).contains(value) { errors.append(.init(field: "value", message: "must be a percentage from 1 to 100")) }
+        if parsedKind == .fixed && !(1...ProductLimits.price.upperBound).contains(value) { errors.append(.init(field: "value", message: "must be a positive amount in minor units")) }
+        let minimum = minimumOrderMinor ?? 0
+        if !(0...ProductLimits.price.upperBound).contains(minimum) { errors.append(.init(field: "min_order_minor", message: "must be zero or more")) }
+        let maxUses = maxUses ?? 1
+        if !(1...10_000_000).contains(maxUses) { errors.append(.init(field: "max_uses", message: "must be between 1 and 10000000")) }
+        if let expiresAt, expiresAt <= now { errors.append(.init(field: "expires_at", message: "must be in the future")) }
+        guard errors.isEmpty, let parsedKind else { throw .validationFailed(errors) }
+        self.code = code
+        self.kind = parsedKind
+        self.value = value
+        self.minimumOrderMinor = minimum
+        self.maxUses = maxUses
+        self.expiresAt = expiresAt
+    }
+}
+
+/// Where a checkout is: answered at once as `inProgress`, then exactly one terminal state.
+public enum CheckoutStatus: String, Sendable, Codable {
+    case inProgress = "in_progress"
+    case confirmed
+    case failed
+
+    public var message: String {
+        switch self {
+        case .inProgress: "In Progress: Credit check passed. User verification in progress..."
+        case .confirmed: "Success: Buy order complete."
+        case .failed: "Failure: User verification unsuccessful."
+        }
+    }
+}
+
+/// A checkout order and its saga state.
+public struct CheckoutOrder: Hashable, Sendable {
+    public let id: String
+    public let vendorID: Int64
+    public let buyerID: String
+    public let status: CheckoutStatus
+    public let lines: [OrderLine]
+    public let subtotalMinor: Int64
+    public let discountMinor: Int64
+    public let totalMinor: Int64
+    public let currency: String
+    public let couponCode: String?
+    /// The hard limit of the verification, stored so that a restart still enforces it.
+    public let deadline: Date
+    public let failureReason: String?
+    public let createdAt: Date
+    public let updatedAt: Date
+
+    public init(
+        id: String, vendorID: Int64, buyerID: String, status: CheckoutStatus, lines: [OrderLine], subtotalMinor: Int64, discountMinor: Int64,
+        totalMinor: Int64, currency: String, couponCode: String?, deadline: Date, failureReason: String?, createdAt: Date, updatedAt: Date
+    ) {
+        self.id = id
+        self.vendorID = vendorID
+        self.buyerID = buyerID
+        self.status = status
+        self.lines = lines
+        self.subtotalMinor = subtotalMinor
+        self.discountMinor = discountMinor
+        self.totalMinor = totalMinor
+        self.currency = currency
+        self.couponCode = couponCode
+        self.deadline = deadline
+        self.failureReason = failureReason
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+
+    /// Unguessable: the id is the buyer's key to the order.
+    public static func newID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("abcdefghijkmnopqrstuvwxyz23456789")
+        return "co_" + String((0..<24).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
+    }
+}
+
+/// A validated checkout request.
+public struct CheckoutRequest: Sendable {
+    public let buyerID: String
+    public let items: [OrderRequest.Item]
+    public let couponCode: String?
+    public let idempotencyKey: String?
+
+    public init(buyerID: String?, items: [(productID: Int64, quantity: Int)], couponCode: String?, idempotencyKey: String?) throws(SoukError) {
+        let buyer = try BuyerID.validated(buyerID)
+        // The order rules (at least one item, sane quantities, merged and sorted) are those of store orders.
+        let order = try OrderRequest(name: buyer, phone: "00000", address: "-", items: items)
+        if let couponCode, couponCode.count > 32 { throw .validationFailed([FieldError(field: "coupon", message: "is too long")]) }
+        if let key = idempotencyKey, key.isEmpty || key.count > 64 || !key.allSatisfy({ $0.isASCII && !$0.isWhitespace }) {
+            throw .validationFailed([FieldError(field: "Idempotency-Key", message: "must be 1 to 64 visible ASCII characters")])
+        }
+        self.buyerID = buyer
+        self.items = order.items
+        self.couponCode = couponCode.map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.flatMap { $0.isEmpty ? nil : $0 }
+        self.idempotencyKey = idempotencyKey
+    }
+}
+
+/// The answer given to a checkout request, stored so that a replayed Idempotency-Key gets it again.
+public enum CheckoutAnswer: Equatable, Sendable {
+    case accepted(CheckoutOrder)
+    case denied(SoukError)
+}
+
+/// Wallets, coupons and checkout sagas. Every step is one transaction and idempotent.
+public protocol CheckoutStore: Sendable {
+    func credit(buyerID: String, amountMinor: Int64, by vendorID: Int64) async throws -> Wallet
+    func wallet(buyerID: String) async throws -> Wallet?
+    func createCoupon(vendorID: Int64, _ draft: CouponDraft) async throws -> Coupon
+    func coupons(vendorID: Int64) async throws -> [Coupon]
+
+    /// Holds the credit, reserves the stock and redeems the coupon in one transaction, or writes
+    /// nothing but the denial. A replayed idempotency key gets the first answer back.
+    func accept(_ request: CheckoutRequest, deadline: TimeInterval, now: Date) async throws -> CheckoutAnswer
+    func checkout(id: String) async throws -> CheckoutOrder?
+    /// Leases up to `limit` sagas that are due, for `lease` seconds, to `owner`.
+    func claimSagas(owner: String, lease: TimeInterval, limit: Int, now: Date) async throws -> [CheckoutOrder]
+    /// Extends the lease of a saga still being worked on; false when the lease was lost.
+    func renewLease(id: String, owner: String, until: Date) async throws -> Bool
+    /// Postpones a saga's next attempt (the verifier could not be reached) and frees its lease.
+    func retrySaga(id: String, owner: String, at: Date) async throws
+    /// Success: capture the held credit, record the payment, confirm. False when already final.
+    func confirm(id: String, now: Date) async throws -> Bool
+    /// Failure or timeout: release stock, coupon use and credit, fail. False when already final.
+    func fail(id: String, reason: String, now: Date) async throws -> Bool
+}
+
+/// The external check of a buyer; may be slow or stall. Returns whether the buyer is verified.
+public protocol UserVerifier: Sendable {
+    func verify(buyerID: String, orderID: String, timeout: Duration) async throws -> Bool
+}
+
+/// The verifier of the source text: sleeps a random time in a range, then says yes.
+public struct SimulatedVerifier: UserVerifier {
+    public let delay: ClosedRange<Duration>
+    public let verdict: @Sendable (String) -> Bool
+
+    public init(delay: ClosedRange<Duration> = .seconds(1) ... .seconds(100), verdict: @escaping @Sendable (String) -> Bool = { _ in true }) {
+        self.delay = delay
+        self.verdict = verdict
+    }
+
+    public func verify(buyerID: String, orderID: String, timeout: Duration) async throws -> Bool {
+        let low = delay.lowerBound.components, high = delay.upperBound.components
+        let lowMillis = low.seconds * 1_000 + low.attoseconds / 1_000_000_000_000_000
+        let highMillis = high.seconds * 1_000 + high.attoseconds / 1_000_000_000_000_000
+        let wait = Duration.milliseconds(Int64.random(in: lowMillis...max(lowMillis, highMillis)))
+        try await Task.sleep(for: min(wait, timeout))
+        if wait > timeout { throw VerifierTimeout() }
+        return verdict(buyerID)
+    }
+}
+
+public struct VerifierTimeout: Error {
+    public init() {}
+}

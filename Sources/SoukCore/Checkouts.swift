@@ -1,0 +1,35 @@
+import Foundation
+
+/// The checkout use cases: accept (answered at once), read, and wait for the result.
+public struct Checkouts: Sendable {
+    public let store: any CheckoutStore
+    public let notifier: CheckoutNotifier
+    /// The hard limit of the verification, stored with each saga.
+    public let deadline: Duration
+
+    public init(store: any CheckoutStore, notifier: CheckoutNotifier, deadline: Duration = .seconds(60)) {
+        self.store = store
+        self.notifier = notifier
+        self.deadline = deadline
+    }
+
+    public func checkout(_ request: CheckoutRequest, now: Date = Date()) async throws -> CheckoutOrder {
+        let seconds = Double(deadline.components.seconds) + Double(deadline.components.attoseconds) / 1e18
+        switch try await store.accept(request, deadline: seconds, now: now) {
+        case .accepted(let order): return order
+        case .denied(let error): throw error
+        }
+    }
+
+    /// The order once it is final, or as it is after `timeout` (long poll).
+    public func order(id: String, waitingUpTo timeout: Duration = .zero) async throws -> CheckoutOrder? {
+        guard var order = try await store.checkout(id: id) else { return nil }
+        let limit = ContinuousClock.now + timeout
+        while order.status == .inProgress, ContinuousClock.now < limit {
+            // Woken by the decision; re-read at least every two seconds in case a wake-up was missed.
+            await notifier.wait(for: id, timeout: min(.seconds(2), limit - ContinuousClock.now))
+            order = try await store.checkout(id: id) ?? order
+        }
+        return order
+    }
+}

@@ -1,0 +1,283 @@
+import Foundation
+import SoukCore
+
+extension SQLStorage: CheckoutStore {
+    // MARK: Wallets
+
+    public func credit(buyerID: String, amountMinor: Int64, by vendorID: Int64) async throws -> Wallet {
+        let now = Date()
+        return try await database.transaction { transaction in
+            try await transaction.query("""
+                INSERT INTO wallets (buyer_id, balance_minor, held_minor, captured_minor, updated_at) VALUES (\(buyerID), \(amountMinor), \(0), \(0), \(now))
+                ON CONFLICT (buyer_id) DO UPDATE SET balance_minor = wallets.balance_minor + \(amountMinor), updated_at = \(now)
+                """)
+            try await transaction.query("""
+                INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, vendor_id, created_at) VALUES (\(buyerID), 'credit', \(amountMinor), \(vendorID), \(now))
+                """)
+            return try Self.wallet(try await transaction.query("SELECT buyer_id, balance_minor, held_minor, captured_minor FROM wallets WHERE buyer_id = \(buyerID)")[0])
+        }
+    }
+
+    public func wallet(buyerID: String) async throws -> Wallet? {
+        try await database.readFirst("SELECT buyer_id, balance_minor, held_minor, captured_minor FROM wallets WHERE buyer_id = \(buyerID)").map(Self.wallet)
+    }
+
+    static func wallet(_ row: SQLRow) throws -> Wallet {
+        Wallet(buyerID: try row.string("buyer_id"), balanceMinor: try row.int("balance_minor"), heldMinor: try row.int("held_minor"), capturedMinor: try row.int("captured_minor"))
+    }
+
+    // MARK: Coupons
+
+    static let couponColumns: SQL = " id, vendor_id, code, kind, value, min_order_minor, max_uses, uses, expires_at "
+
+    public func createCoupon(vendorID: Int64, _ draft: CouponDraft) async throws -> Coupon {
+        var sql: SQL = """
+            INSERT INTO coupons (vendor_id, code, kind, value, min_order_minor, max_uses, uses, expires_at, created_at)
+            VALUES (\(vendorID), \(draft.code), \(draft.kind.rawValue), \(draft.value), \(draft.minimumOrderMinor), \(draft.maxUses), \(0),
+                    \(draft.expiresAt?.sqlMicroseconds), \(Date()))
+            ON CONFLICT (vendor_id, code) DO NOTHING RETURNING
+            """
+        sql.append(Self.couponColumns)
+        guard let row = try await database.write(sql).first else {
+            throw SoukError.validationFailed([FieldError(field: "code", message: "is already one of your coupons")])
+        }
+        return try Self.coupon(row)
+    }
+
+    public func coupons(vendorID: Int64) async throws -> [Coupon] {
+        var sql: SQL = "SELECT"
+        sql.append(Self.couponColumns)
+        sql.append("FROM coupons WHERE vendor_id = \(vendorID) ORDER BY id DESC")
+        return try await database.read(sql).map(Self.coupon)
+    }
+
+    static func coupon(_ row: SQLRow) throws -> Coupon {
+        Coupon(
+            id: try row.int("id"), vendorID: try row.int("vendor_id"), code: try row.string("code"),
+            kind: Coupon.Kind(rawValue: try row.string("kind")) ?? .fixed, value: try row.int("value"),
+            minimumOrderMinor: try row.int("min_order_minor"), maxUses: Int(try row.int("max_uses")), uses: Int(try row.int("uses")),
+            expiresAt: try row.optionalInt("expires_at").map { Date(sqlMicroseconds: $0) })
+    }
+
+    // MARK: Acceptance
+
+    /// Thrown inside the acceptance transaction when another request already owns the idempotency key.
+    struct KeyTaken: Error {}
+
+    public func accept(_ request: CheckoutRequest, deadline: TimeInterval, now: Date) async throws -> CheckoutAnswer {
+        if let key = request.idempotencyKey, let previous = try await previousAnswer(buyerID: request.buyerID, key: key) { return previous }
+        let id = CheckoutOrder.newID()
+        do {
+            try await database.transaction { transaction in try await Self.hold(request, id: id, deadline: deadline, now: now, transaction) }
+            return .accepted(try await checkout(id: id)!)
+        } catch let denial as SoukError {
+            guard let key = request.idempotencyKey else { return .denied(denial) }
+            let status = Self.statusCode(denial)
+            // Record the denial (unless a concurrent request with the key got there first), then answer what is recorded.
+            let recorded = try await database.write("""
+                INSERT INTO checkout_requests (buyer_id, idempotency_key, denial_code, denial_message, denial_status, created_at)
+                VALUES (\(request.buyerID), \(key), \(denial.code), \(denial.message), \(status), \(now)) ON CONFLICT DO NOTHING RETURNING buyer_id
+                """)
+            if !recorded.isEmpty { return .denied(denial) }
+            return try await previousAnswer(buyerID: request.buyerID, key: key) ?? .denied(denial)
+        } catch is KeyTaken {
+            guard let key = request.idempotencyKey, let previous = try await previousAnswer(buyerID: request.buyerID, key: key) else { throw KeyTaken() }
+            return previous
+        }
+    }
+
+    /// Statuses of denials, for replaying them; the HTTP layer maps the live ones itself.
+    static func statusCode(_ error: SoukError) -> Int {
+        switch error {
+        case .insufficientCredit: 402
+        case .insufficientStock, .productUnavailable: 409
+        default: 422
+        }
+    }
+
+    func previousAnswer(buyerID: String, key: String) async throws -> CheckoutAnswer? {
+        guard let row = try await database.readFirst("""
+            SELECT checkout_id, denial_code, denial_message, denial_status FROM checkout_requests WHERE buyer_id = \(buyerID) AND idempotency_key = \(key)
+            """) else { return nil }
+        if let id = try? row.string("checkout_id"), let order = try await checkout(id: id) { return .accepted(order) }
+        return .denied(.previousAnswer(status: Int(try row.optionalInt("denial_status") ?? 422), code: (try? row.string("denial_code")) ?? "denied",
+                                       message: (try? row.string("denial_message")) ?? ""))
+    }
+
+    /// Reserves stock, redeems the coupon and holds the credit; throws a ``SoukError`` to deny (rolling all back).
+    static func hold(_ request: CheckoutRequest, id: String, deadline: TimeInterval, now: Date, _ transaction: any SQLTransaction) async throws {
+        if let key = request.idempotencyKey {
+            let claimed = try await transaction.query("""
+                INSERT INTO checkout_requests (buyer_id, idempotency_key, checkout_id, created_at) VALUES (\(request.buyerID), \(key), \(id), \(now))
+                ON CONFLICT DO NOTHING RETURNING checkout_id
+                """)
+            if claimed.isEmpty { throw KeyTaken() }
+        }
+        var lines: [OrderLine] = []
+        var vendors: Set<Int64> = []
+        var currencies: Set<String> = []
+        for item in request.items {
+            guard let taken = try await transaction.first("""
+                UPDATE products SET stock = stock - \(item.quantity), updated_at = \(now)
+                WHERE id = \(item.productID) AND available = \(true) AND stock >= \(item.quantity)
+                RETURNING vendor_id, name, price_minor, currency
+                """)
+            else {
+                guard let row = try await transaction.first("SELECT name, available, stock FROM products WHERE id = \(item.productID)") else {
+                    throw SoukError.unknownProduct(productID: item.productID)
+                }
+                let name = try row.string("name")
+                guard try row.bool("available") else { throw SoukError.productUnavailable(productID: item.productID, name: name) }
+                throw SoukError.insufficientStock(productID: item.productID, name: name, requested: item.quantity, available: Int(try row.int("stock")))
+            }
+            vendors.insert(try taken.int("vendor_id"))
+            currencies.insert(try taken.string("currency"))
+            lines.append(OrderLine(productID: item.productID, name: try taken.string("name"), unitPriceMinor: try taken.int("price_minor"), quantity: item.quantity))
+        }
+        guard vendors.count == 1, let vendorID = vendors.first else {
+            throw SoukError.validationFailed([FieldError(field: "items", message: "must all come from one store")])
+        }
+        guard currencies.count == 1, let currency = currencies.first else { throw SoukError.mixedCurrency }
+        let subtotal = lines.reduce(Int64(0)) { $0 + $1.totalMinor }
+
+        var discount: Int64 = 0
+        var couponID: Int64?
+        if let code = request.couponCode {
+            var sql: SQL = "SELECT"
+            sql.append(couponColumns)
+            sql.append("FROM coupons WHERE vendor_id = \(vendorID) AND code = \(code)")
+            guard let row = try await transaction.first(sql) else { throw SoukError.invalidCoupon("there is no such code") }
+            let coupon = try Self.coupon(row)
+            if let expiresAt = coupon.expiresAt, expiresAt <= now { throw SoukError.invalidCoupon("it has expired") }
+            if subtotal < coupon.minimumOrderMinor {
+                throw SoukError.invalidCoupon("the order is below its minimum of \(Money(minor: coupon.minimumOrderMinor, currency: try Self.currency(currency)).formatted)")
+            }
+            let redeemed = try await transaction.query("UPDATE coupons SET uses = uses + 1 WHERE id = \(coupon.id) AND uses < max_uses RETURNING id")
+            if redeemed.isEmpty { throw SoukError.invalidCoupon("it has been used up") }
+            discount = coupon.discount(on: subtotal)
+            couponID = coupon.id
+        }
+        let total = subtotal - discount
+        let held = try await transaction.query("""
+            UPDATE wallets SET balance_minor = balance_minor - \(total), held_minor = held_minor + \(total), updated_at = \(now)
+            WHERE buyer_id = \(request.buyerID) AND balance_minor >= \(total) RETURNING buyer_id
+            """)
+        if held.isEmpty && total > 0 { throw SoukError.insufficientCredit }
+        try await transaction.query("""
+            INSERT INTO checkouts (id, vendor_id, buyer_id, status, subtotal_minor, discount_minor, total_minor, currency, coupon_id, coupon_code,
+                                   deadline_at, next_attempt_at, created_at, updated_at)
+            VALUES (\(id), \(vendorID), \(request.buyerID), 'in_progress', \(subtotal), \(discount), \(total), \(currency), \(couponID), \(request.couponCode),
+                    \(now.addingTimeInterval(deadline)), \(now), \(now), \(now))
+            """)
+        var items: SQL = "INSERT INTO checkout_items (checkout_id, position, product_id, name, unit_price_minor, quantity) VALUES "
+        for (position, line) in lines.enumerated() {
+            if position > 0 { items.append(", ") }
+            items.append("(\(id), \(position), \(line.productID), \(line.name), \(line.unitPriceMinor), \(line.quantity))")
+        }
+        try await transaction.query(items)
+        if !held.isEmpty {
+            try await transaction.query("""
+                INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, created_at) VALUES (\(request.buyerID), 'hold', \(total), \(id), \(now))
+                """)
+        }
+    }
+
+    // MARK: The saga
+
+    static let checkoutColumns: SQL = """
+         id, vendor_id, buyer_id, status, subtotal_minor, discount_minor, total_minor, currency, coupon_code, deadline_at, failure_reason,
+        created_at, updated_at 
+        """
+
+    public func checkout(id: String) async throws -> CheckoutOrder? {
+        var sql: SQL = "SELECT"
+        sql.append(Self.checkoutColumns)
+        sql.append("FROM checkouts WHERE id = \(id)")
+        guard let row = try await database.readFirst(sql) else { return nil }
+        let lines = try await database.read("SELECT product_id, name, unit_price_minor, quantity FROM checkout_items WHERE checkout_id = \(id) ORDER BY position")
+        return try Self.checkoutOrder(row, lines: lines)
+    }
+
+    public func claimSagas(owner: String, lease: TimeInterval, limit: Int, now: Date) async throws -> [CheckoutOrder] {
+        var sql: SQL = """
+            UPDATE checkouts SET lease_owner = \(owner), lease_until = \(now.addingTimeInterval(lease))
+            WHERE id IN (SELECT id FROM checkouts WHERE status = 'in_progress' AND next_attempt_at <= \(now)
+                         AND (lease_until IS NULL OR lease_until < \(now)) ORDER BY next_attempt_at LIMIT \(limit))
+              AND status = 'in_progress' AND (lease_until IS NULL OR lease_until < \(now))
+            RETURNING
+            """
+        sql.append(Self.checkoutColumns)
+        return try await database.write(sql).map { try Self.checkoutOrder($0, lines: []) }
+    }
+
+    /// Extends the lease of a saga still being worked on, so no one else takes it meanwhile.
+    public func renewLease(id: String, owner: String, until: Date) async throws -> Bool {
+        !(try await database.write("""
+            UPDATE checkouts SET lease_until = \(until) WHERE id = \(id) AND lease_owner = \(owner) AND status = 'in_progress' RETURNING id
+            """).isEmpty)
+    }
+
+    public func retrySaga(id: String, owner: String, at: Date) async throws {
+        try await database.write("""
+            UPDATE checkouts SET lease_owner = NULL, lease_until = NULL, next_attempt_at = \(at) WHERE id = \(id) AND lease_owner = \(owner)
+            """)
+    }
+
+    public func confirm(id: String, now: Date) async throws -> Bool {
+        try await database.transaction { transaction in
+            // Compare-and-set on the status: a saga ends once, whoever gets here first.
+            guard let row = try await transaction.first("""
+                UPDATE checkouts SET status = 'confirmed', lease_owner = NULL, lease_until = NULL, updated_at = \(now)
+                WHERE id = \(id) AND status = 'in_progress' RETURNING buyer_id, total_minor
+                """) else { return false }
+            let buyer = try row.string("buyer_id"), total = try row.int("total_minor")
+            if total > 0 {
+                try await transaction.query("""
+                    UPDATE wallets SET held_minor = held_minor - \(total), captured_minor = captured_minor + \(total), updated_at = \(now) WHERE buyer_id = \(buyer)
+                    """)
+                try await transaction.query("INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, created_at) VALUES (\(buyer), 'capture', \(total), \(id), \(now))")
+            }
+            try await transaction.query("INSERT INTO payments (checkout_id, amount_minor, created_at) VALUES (\(id), \(total), \(now))")
+            return true
+        }
+    }
+
+    public func fail(id: String, reason: String, now: Date) async throws -> Bool {
+        try await database.transaction { transaction in
+            guard let row = try await transaction.first("""
+                UPDATE checkouts SET status = 'failed', failure_reason = \(reason), lease_owner = NULL, lease_until = NULL, updated_at = \(now)
+                WHERE id = \(id) AND status = 'in_progress' RETURNING buyer_id, total_minor, coupon_id
+                """) else { return false }
+            let buyer = try row.string("buyer_id"), total = try row.int("total_minor")
+            // The compensations, in the same transaction as the verdict: stock, coupon use, credit.
+            try await transaction.query("""
+                UPDATE products SET stock = stock + (SELECT SUM(i.quantity) FROM checkout_items i WHERE i.checkout_id = \(id) AND i.product_id = products.id),
+                    updated_at = \(now)
+                WHERE id IN (SELECT product_id FROM checkout_items WHERE checkout_id = \(id) AND product_id IS NOT NULL)
+                """)
+            if let couponID = try row.optionalInt("coupon_id") {
+                try await transaction.query("UPDATE coupons SET uses = uses - 1 WHERE id = \(couponID) AND uses > 0")
+            }
+            if total > 0 {
+                try await transaction.query("""
+                    UPDATE wallets SET held_minor = held_minor - \(total), balance_minor = balance_minor + \(total), updated_at = \(now) WHERE buyer_id = \(buyer)
+                    """)
+                try await transaction.query("INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, created_at) VALUES (\(buyer), 'release', \(total), \(id), \(now))")
+            }
+            return true
+        }
+    }
+
+    static func checkoutOrder(_ row: SQLRow, lines: [SQLRow]) throws -> CheckoutOrder {
+        CheckoutOrder(
+            id: try row.string("id"), vendorID: try row.int("vendor_id"), buyerID: try row.string("buyer_id"),
+            status: CheckoutStatus(rawValue: try row.string("status")) ?? .inProgress,
+            lines: try lines.map { line in
+                OrderLine(productID: try line.optionalInt("product_id"), name: try line.string("name"),
+                          unitPriceMinor: try line.int("unit_price_minor"), quantity: Int(try line.int("quantity")))
+            },
+            subtotalMinor: try row.int("subtotal_minor"), discountMinor: try row.int("discount_minor"), totalMinor: try row.int("total_minor"),
+            currency: try row.string("currency"), couponCode: try? row.string("coupon_code"), deadline: try row.date("deadline_at"),
+            failureReason: try? row.string("failure_reason"), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+    }
+}

@@ -1,0 +1,238 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import SoukCore
+
+/// Store credit, coupons and checkouts over the JSON API: a checkout is answered at once; its result
+/// is pushed over SSE, answered to long polls, and shown on a self-updating page.
+struct CheckoutController: Sendable {
+    let services: SoukServices
+    var checkouts: Checkouts { services.checkouts }
+
+    func addRoutes(to group: RouterGroup<SoukRequestContext>) {
+        group.post("checkouts", use: checkout)
+        group.post("buy", use: buy)
+        group.get("checkouts/:id", use: show)
+        group.get("orders/:id/events", use: events)
+        let vendor = group.group().add(middleware: RequireVendorMiddleware())
+        vendor.post("wallets/:buyer/credit", use: credit)
+        vendor.get("wallets/:buyer", use: wallet)
+        vendor.post("coupons", use: createCoupon)
+        vendor.get("coupons", use: listCoupons)
+    }
+
+    // MARK: Checkouts
+
+    struct CheckoutInput: Decodable {
+        struct Item: Decodable {
+            let productId: Int64
+            let quantity: Int
+        }
+        let buyerId: String
+        let items: [Item]
+        let coupon: String?
+    }
+
+    struct OrderBody: Encodable {
+        struct Line: Encodable {
+            let productId: Int64?
+            let name: String
+            let unitPriceMinor: Int64
+            let quantity: Int
+        }
+        let orderId: String
+        let status: String
+        let message: String
+        let buyerId: String
+        let items: [Line]
+        let subtotalMinor: Int64
+        let discountMinor: Int64
+        let totalMinor: Int64
+        let currency: String
+        let coupon: String?
+        let deadline: Date
+        let createdAt: Date
+        let updatedAt: Date
+
+        init(_ order: CheckoutOrder) {
+            orderId = order.id
+            status = order.status.rawValue
+            message = order.status.message
+            buyerId = order.buyerID
+            items = order.lines.map { Line(productId: $0.productID, name: $0.name, unitPriceMinor: $0.unitPriceMinor, quantity: $0.quantity) }
+            subtotalMinor = order.subtotalMinor
+            discountMinor = order.discountMinor
+            totalMinor = order.totalMinor
+            currency = order.currency
+            coupon = order.couponCode
+            deadline = order.deadline
+            createdAt = order.createdAt
+            updatedAt = order.updatedAt
+        }
+    }
+
+    struct AcceptedBody: Encodable {
+        let orderId: String
+        let status: String
+        let message: String
+    }
+
+    @Sendable func checkout(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let input = try await JSONResponse.decode(CheckoutInput.self, from: request, context: context)
+        let checkoutRequest = try CheckoutRequest(
+            buyerID: input.buyerId, items: input.items.map { ($0.productId, $0.quantity) }, couponCode: input.coupon,
+            idempotencyKey: request.headers[.idempotencyKey])
+        return try await accept(checkoutRequest, context: context)
+    }
+
+    /// The source text's request, exactly: `{"user", "stockid", "quantity"}`.
+    struct BuyInput: Decodable {
+        let user: String
+        let stockid: Int64
+        let quantity: Int
+    }
+
+    @Sendable func buy(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let input = try await JSONResponse.decode(BuyInput.self, from: request, context: context)
+        let checkoutRequest = try CheckoutRequest(
+            buyerID: input.user, items: [(input.stockid, input.quantity)], couponCode: nil, idempotencyKey: request.headers[.idempotencyKey])
+        return try await accept(checkoutRequest, context: context)
+    }
+
+    func accept(_ checkoutRequest: CheckoutRequest, context: SoukRequestContext) async throws -> Response {
+        let order = try await checkouts.checkout(checkoutRequest)
+        if let cache = services.storefront.cache { try? await cache.invalidate(vendorID: order.vendorID) }
+        context.logger.info("checkout accepted", metadata: ["souk.order_id": "\(order.id)"])
+        return try JSONResponse.make(
+            AcceptedBody(orderId: order.id, status: order.status.rawValue, message: order.status.message), status: .accepted,
+            headers: [.location: "/api/v1/orders/\(order.id)"])
+    }
+
+    /// The order as it is, or (with `?wait=N`, up to 60 s) as soon as it is final.
+    @Sendable func show(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        guard let id = context.parameters.get("id"), id.count <= 40 else { throw SoukError.notFound("Order") }
+        var wait = Duration.zero
+        if let raw = request.uri.queryParameters["wait"] {
+            guard let seconds = Int(raw), (0...60).contains(seconds) else {
+                throw SoukError.validationFailed([FieldError(field: "wait", message: "must be 0 to 60 seconds")])
+            }
+            wait = .seconds(seconds)
+        }
+        guard let order = try await checkouts.order(id: id, waitingUpTo: wait) else { throw SoukError.notFound("Order") }
+        return try JSONResponse.make(OrderBody(order))
+    }
+
+    /// Server-sent events: the order now, then again the moment it is final; a heartbeat every 15 s.
+    @Sendable func events(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        guard let id = context.parameters.get("id"), id.hasPrefix("co_"), let first = try await checkouts.order(id: id) else {
+            throw SoukError.notFound("Order")
+        }
+        let checkouts = checkouts
+        let body = ResponseBody { writer in
+            func send(_ order: CheckoutOrder) async throws {
+                var buffer = ByteBuffer(string: "event: order\ndata: ")
+                buffer.writeBytes(try JSONResponse.encoder.encode(OrderBody(order)))
+                buffer.writeString("\n\n")
+                try await writer.write(buffer)
+            }
+            try await send(first)
+            var order = first
+            let started = ContinuousClock.now
+            while order.status == .inProgress, ContinuousClock.now - started < .seconds(600) {
+                let next = try await checkouts.order(id: id, waitingUpTo: .seconds(15)) ?? order
+                if next.status == .inProgress {
+                    try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
+                } else {
+                    try await send(next)
+                }
+                order = next
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+
+    // MARK: Wallets
+
+    struct CreditInput: Decodable { let amountMinor: Int64 }
+
+    struct WalletBody: Encodable {
+        let buyerId: String
+        let balanceMinor: Int64
+        let heldMinor: Int64
+        let capturedMinor: Int64
+
+        init(_ wallet: Wallet) {
+            buyerId = wallet.buyerID
+            balanceMinor = wallet.balanceMinor
+            heldMinor = wallet.heldMinor
+            capturedMinor = wallet.capturedMinor
+        }
+    }
+
+    @Sendable func credit(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let buyer = try BuyerID.validated(context.parameters.get("buyer"))
+        let input = try await JSONResponse.decode(CreditInput.self, from: request, context: context)
+        guard (1...ProductLimits.price.upperBound).contains(input.amountMinor) else {
+            throw SoukError.validationFailed([FieldError(field: "amount_minor", message: "must be between 1 and \(ProductLimits.price.upperBound)")])
+        }
+        return try JSONResponse.make(WalletBody(try await checkouts.store.credit(buyerID: buyer, amountMinor: input.amountMinor, by: vendor.id)))
+    }
+
+    @Sendable func wallet(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let buyer = try BuyerID.validated(context.parameters.get("buyer"))
+        let wallet = try await checkouts.store.wallet(buyerID: buyer) ?? Wallet(buyerID: buyer, balanceMinor: 0, heldMinor: 0, capturedMinor: 0)
+        return try JSONResponse.make(WalletBody(wallet))
+    }
+
+    // MARK: Coupons
+
+    struct CouponInput: Decodable {
+        let code: String?
+        let kind: String?
+        let value: Int64?
+        let minOrderMinor: Int64?
+        let maxUses: Int?
+        let expiresAt: String?
+    }
+
+    struct CouponBody: Encodable {
+        let id: Int64
+        let code: String
+        let kind: String
+        let value: Int64
+        let minOrderMinor: Int64
+        let maxUses: Int
+        let uses: Int
+        let expiresAt: Date?
+
+        init(_ coupon: Coupon) {
+            id = coupon.id
+            code = coupon.code
+            kind = coupon.kind.rawValue
+            value = coupon.value
+            minOrderMinor = coupon.minimumOrderMinor
+            maxUses = coupon.maxUses
+            uses = coupon.uses
+            expiresAt = coupon.expiresAt
+        }
+    }
+
+    @Sendable func createCoupon(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let input = try await JSONResponse.decode(CouponInput.self, from: request, context: context)
+        let draft = try CouponDraft(
+            code: input.code, kind: input.kind, value: input.value, minimumOrderMinor: input.minOrderMinor, maxUses: input.maxUses,
+            expiresAt: try FlashSaleController.date(input.expiresAt, field: "expires_at"))
+        return try JSONResponse.make(CouponBody(try await checkouts.store.createCoupon(vendorID: vendor.id, draft)), status: .created)
+    }
+
+    struct CouponList: Encodable { let coupons: [CouponBody] }
+
+    @Sendable func listCoupons(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        return try JSONResponse.make(CouponList(coupons: try await checkouts.store.coupons(vendorID: vendor.id).map(CouponBody.init)))
+    }
+}

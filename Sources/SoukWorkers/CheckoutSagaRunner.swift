@@ -1,0 +1,127 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SoukCore
+
+/// Drives checkout sagas to their one terminal state: leases due sagas from the database, calls the
+/// verifier within the deadline stored with each saga, then confirms (capture, payment) or fails
+/// (compensations), each in one transaction that only the first decision can make. A runner that
+/// dies leaves leases that expire; another runner resumes those sagas. Results are announced through
+/// `onResult` the moment they are committed.
+public struct CheckoutSagaRunner: Service {
+    public enum Step: String, Sendable {
+        case claimed, verified, decided
+    }
+
+    let store: any CheckoutStore
+    let verifier: any UserVerifier
+    let owner: String
+    let lease: Duration
+    let pollInterval: Duration
+    let logger: Logger
+    let onResult: @Sendable (String) async -> Void
+    /// Test hook: throwing here abandons the saga as a crash at that step would.
+    let fault: @Sendable (Step, String) throws -> Void
+
+    public init(
+        store: any CheckoutStore, verifier: any UserVerifier, owner: String, lease: Duration = .seconds(10), pollInterval: Duration = .milliseconds(20),
+        logger: Logger, onResult: @escaping @Sendable (String) async -> Void = { _ in }, fault: @escaping @Sendable (Step, String) throws -> Void = { _, _ in }
+    ) {
+        self.store = store
+        self.verifier = verifier
+        self.owner = owner
+        self.lease = lease
+        self.pollInterval = pollInterval
+        self.logger = logger
+        self.onResult = onResult
+        self.fault = fault
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                while !Task.isCancelled {
+                    do {
+                        let sagas = try await store.claimSagas(owner: owner, lease: seconds(lease), limit: 200, now: Date())
+                        for saga in sagas { group.addTask { await drive(saga) } }
+                        if sagas.isEmpty { try await Task.sleep(for: pollInterval) }
+                    } catch is CancellationError {
+                        return
+                    } catch {
+                        logger.warning("claiming checkout sagas failed", metadata: ["error": "\(error)"])
+                        try? await Task.sleep(for: .milliseconds(500))
+                    }
+                }
+            }
+        }
+    }
+
+    /// One saga from its lease to a decision (or to a later retry).
+    func drive(_ saga: CheckoutOrder) async {
+        do {
+            try fault(.claimed, saga.id)
+            let remaining = saga.deadline.timeIntervalSinceNow
+            var verdict: Bool? = nil
+            var reason = "verification refused"
+            if remaining <= 0 {
+                reason = "verification timed out"
+            } else {
+                do {
+                    verdict = try await withLeaseKept(saga) {
+                        try await verifier.verify(buyerID: saga.buyerID, orderID: saga.id, timeout: .milliseconds(Int64(remaining * 1_000)))
+                    }
+                } catch is VerifierTimeout {
+                    reason = "verification timed out"
+                } catch is CancellationError {
+                    return
+                } catch {
+                    // The verifier could not be asked (network, 5xx): try again soon, within the deadline.
+                    if saga.deadline.timeIntervalSinceNow > 1 {
+                        logger.info("verifier unavailable, retrying", metadata: ["souk.order_id": "\(saga.id)", "error": "\(error)"])
+                        try await store.retrySaga(id: saga.id, owner: owner, at: Date().addingTimeInterval(0.5))
+                        return
+                    }
+                    reason = "verification timed out"
+                }
+            }
+            try fault(.verified, saga.id)
+            let decided = verdict == true
+                ? try await store.confirm(id: saga.id, now: Date())
+                : try await store.fail(id: saga.id, reason: reason, now: Date())
+            try fault(.decided, saga.id)
+            if decided {
+                logger.info("checkout decided", metadata: ["souk.order_id": "\(saga.id)", "confirmed": "\(verdict == true)"])
+                await onResult(saga.id)
+            }
+        } catch {
+            // A crash at any step leaves the lease to expire; the saga is resumed by whoever claims it next.
+            logger.warning("checkout saga step failed", metadata: ["souk.order_id": "\(saga.id)", "error": "\(error)"])
+        }
+    }
+
+    /// Runs `body` while renewing the saga's lease, so a long verification is not taken over.
+    func withLeaseKept<T: Sendable>(_ saga: CheckoutOrder, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let renewing = store
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                while !Task.isCancelled {
+                    try await Task.sleep(for: lease / 3)
+                    _ = try await renewing.renewLease(id: saga.id, owner: owner, until: Date().addingTimeInterval(seconds(lease)))
+                }
+                return nil
+            }
+            group.addTask { try await body() }
+            while let result = try await group.next() {
+                if let result {
+                    group.cancelAll()
+                    return result
+                }
+            }
+            throw CancellationError()
+        }
+    }
+
+    func seconds(_ duration: Duration) -> TimeInterval {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}

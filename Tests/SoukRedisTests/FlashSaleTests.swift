@@ -193,7 +193,7 @@ struct FlashSaleTests {
             _ = try await harness.sales.purchase(saleID: sale.id, buyerID: "after", requestKey: nil)
             #expect(try await harness.waitPersisted(sale.id, count: 1) == 1)
             var dead: [RedisStreamEntry] = []
-            for _ in 0..<100 where dead.isEmpty {
+            for _ in 0..<500 where dead.isEmpty {
                 dead = try await redis.xrange(keys.deadLetters)
                 if dead.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
             }

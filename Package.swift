@@ -156,7 +156,7 @@ let package = Package(
         .testTarget(
             name: "SoukServerTests",
             dependencies: [
-                "SoukCore", "SoukSQL", "SoukServer", "SoukTesting",
+                "SoukCore", "SoukSQL", "SoukServer", "SoukWorkers", "SoukTesting",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

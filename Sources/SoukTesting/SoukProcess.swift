@@ -173,16 +173,43 @@ public enum RawHTTP {
         return collector.text
     }
 
+    /// Opens a streamed GET and keeps collecting what arrives, with the time of the latest chunk.
+    public static func open(_ base: URL, path: String, headers: [String: String] = [:]) async throws -> OpenStream {
+        let collector = ByteCollector()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) } }
+            .connect(host: base.host ?? "127.0.0.1", port: base.port ?? 80).get()
+        var request = "GET \(path) HTTP/1.1\r\nHost: \(base.host ?? "")\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        request += "\r\n"
+        try await channel.writeAndFlush(ByteBuffer(string: request))
+        return OpenStream(channel: channel, collector: collector)
+    }
+
+    public struct OpenStream: Sendable {
+        let channel: any Channel
+        let collector: ByteCollector
+        public var text: String { collector.text }
+        public var lastChunkAt: Date { collector.lastChunkAt }
+        public func close() { channel.close(promise: nil) }
+    }
+
     final class ByteCollector: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
         private let lock = NSLock()
         private var buffer = ByteBuffer()
+        private var last = Date.distantPast
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var chunk = unwrapInboundIn(data)
-            lock.withLock { _ = buffer.writeBuffer(&chunk) }
+            let now = Date()
+            lock.withLock {
+                _ = buffer.writeBuffer(&chunk)
+                last = now
+            }
         }
 
         var text: String { lock.withLock { String(buffer: buffer) } }
+        var lastChunkAt: Date { lock.withLock { last } }
     }
 }

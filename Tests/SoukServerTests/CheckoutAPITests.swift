@@ -1,0 +1,126 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import SoukCore
+import SoukTesting
+import SoukWorkers
+import Testing
+
+@Suite("Checkout API")
+struct CheckoutAPITests {
+    @Test func theAnswersAndTheirExactMessages() async throws {
+        try await TestApp.run { app in
+            let token = try await app.vendorToken("shop")
+            let stock = try await app.product(token: token, name: "Stock", price: 1_000, stock: 500)
+            let credited = try await app.json(.post, "/api/v1/wallets/user2/credit", #"{"amount_minor":150000}"#, token: token)
+            #expect(credited.status == .ok && (credited.json["balance_minor"] as? NSNumber)?.intValue == 150_000 && (credited.json["held_minor"] as? NSNumber)?.intValue == 0)
+            #expect(try await app.json(.post, "/api/v1/wallets/user2/credit", #"{"amount_minor":-5}"#, token: token).status == .unprocessableContent)
+            #expect(try await app.json(.post, "/api/v1/wallets/user2/credit", #"{"amount_minor":5}"#).status == .unauthorized)
+
+            // The source text's exact request: 100 × 10.00 is covered by 1,500.00 of credit.
+            let accepted = try await app.json(.post, "/api/v1/buy", #"{"user": "user2", "stockid": \#(stock), "quantity": 100}"#)
+            #expect(accepted.status == .accepted)
+            #expect(accepted.json["status"] as? String == "in_progress")
+            #expect(accepted.json["message"] as? String == "In Progress: Credit check passed. User verification in progress...")
+            let orderID = try #require(accepted.json["order_id"] as? String)
+            let denied = try await app.json(.post, "/api/v1/buy", #"{"user": "user2", "stockid": \#(stock), "quantity": 100}"#)
+            #expect(denied.status.code == 402)
+            #expect(denied.body == #"{"error":{"code":"insufficient_credit","message":"Deny: Not enough credit"}}"#)
+            let noStock = try await app.json(.post, "/api/v1/checkouts", #"{"buyer_id":"user2","items":[{"product_id":\#(stock),"quantity":1000}]}"#)
+            #expect(noStock.status == .conflict && noStock.errorCode == "insufficient_stock")
+            let badCoupon = try await app.json(.post, "/api/v1/checkouts", #"{"buyer_id":"user2","items":[{"product_id":\#(stock),"quantity":1}],"coupon":"NOPE"}"#)
+            #expect(badCoupon.status == .unprocessableContent && badCoupon.errorCode == "invalid_coupon")
+            let wallet = try await app.json(.get, "/api/v1/wallets/user2", token: token)
+            #expect((wallet.json["held_minor"] as? NSNumber)?.intValue == 100_000 && (wallet.json["balance_minor"] as? NSNumber)?.intValue == 50_000)
+
+            let shown = try await app.json(.get, "/api/v1/orders/\(orderID)")
+            #expect(shown.status == .ok && shown.json["status"] as? String == "in_progress" && shown.json["buyer_id"] as? String == "user2")
+            #expect(try await app.json(.get, "/api/v1/orders/co_doesnotexist").status == .notFound)
+            #expect(try await app.json(.get, "/api/v1/orders/1").status == .unauthorized, "store orders still need the vendor")
+
+            // Coupons.
+            let coupon = try await app.json(.post, "/api/v1/coupons", #"{"code":"half","kind":"percent","value":50,"min_order_minor":0,"max_uses":1}"#, token: token)
+            #expect(coupon.status == .created && coupon.json["code"] as? String == "HALF")
+            let withCoupon = try await app.json(.post, "/api/v1/checkouts", #"{"buyer_id":"user2","items":[{"product_id":\#(stock),"quantity":10}],"coupon":"HALF"}"#)
+            #expect(withCoupon.status == .accepted)
+            let discounted = try await app.json(.get, "/api/v1/orders/\(try #require(withCoupon.json["order_id"] as? String))")
+            #expect((discounted.json["total_minor"] as? NSNumber)?.intValue == 5_000 && (discounted.json["discount_minor"] as? NSNumber)?.intValue == 5_000)
+            let usedUp = try await app.json(.post, "/api/v1/checkouts", #"{"buyer_id":"user2","items":[{"product_id":\#(stock),"quantity":1}],"coupon":"HALF"}"#)
+            #expect(usedUp.errorCode == "invalid_coupon")
+            #expect((try await app.json(.get, "/api/v1/coupons", token: token).json["coupons"] as? [[String: Any]])?.first?["uses"] as? Int == 1)
+        }
+    }
+
+    @Test func replayingAnIdempotencyKeyOverHTTP() async throws {
+        try await TestApp.run { app in
+            let token = try await app.vendorToken("shop")
+            let stock = try await app.product(token: token, price: 1_000, stock: 50)
+            _ = try await app.json(.post, "/api/v1/wallets/amina/credit", #"{"amount_minor":1000}"#, token: token)
+            func checkout(_ key: String) async throws -> TestApp.Reply {
+                try await app.send(.post, "/api/v1/checkouts", body: ByteBuffer(string: #"{"buyer_id":"amina","items":[{"product_id":\#(stock),"quantity":1}]}"#),
+                                   headers: [.init("Idempotency-Key")!: key])
+            }
+            let first = try await checkout("a")
+            let second = try await checkout("a")
+            #expect(first.status == .accepted && second.status == .accepted && first.json["order_id"] as? String == second.json["order_id"] as? String)
+            let denied = try await checkout("b")
+            _ = try await app.json(.post, "/api/v1/wallets/amina/credit", #"{"amount_minor":100000}"#, token: token)
+            let replayed = try await checkout("b")
+            #expect(denied.status.code == 402 && replayed.status.code == 402 && replayed.body == denied.body)
+        }
+    }
+}
+
+/// The real binary with a verifier of known delay: the result reaches an SSE client and a long poll.
+@Suite("Checkout results pushed (real binary)")
+struct CheckoutPushTests {
+    @Test func theResultIsPushedWithinAHundredMilliseconds() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("souk-push-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let souk = try await SoukProcess.start(["--data-dir", directory.path, "--verifier-delay", "700ms-700ms"])
+        defer { souk.stop() }
+        let client = HTTPTestClient(baseURL: souk.baseURL)
+        // user2 has demo credit; product 1 is the demo's dark chocolate.
+        let accepted = try await client.send("POST", "/api/v1/buy", json: #"{"user": "user2", "stockid": 1, "quantity": 2}"#)
+        let orderID = try #require(accepted.json["order_id"] as? String, "\(accepted.body)")
+        async let longPoll = HTTPTestClient(baseURL: souk.baseURL).send("GET", "/api/v1/orders/\(orderID)?wait=10")
+        let stream = try await TimedSSE.read(souk.baseURL, path: "/api/v1/orders/\(orderID)/events", until: "confirmed", timeout: .seconds(10))
+        let final = try #require(stream.finalEvent)
+        #expect(final.contains(#""message":"Success: Buy order complete.""#))
+        let decidedText = try #require(final.firstMatch(of: /"updated_at":"([^"]+)"/)?.1)
+        let decided = try #require(try? Date(String(decidedText), strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)))
+        let latency = stream.receivedAt.timeIntervalSince(decided) * 1_000
+        print("checkout push latency: \(String(format: "%.1f", latency)) ms from decision to SSE client")
+        #expect(latency < 100, "pushed \(latency) ms after the decision")
+        let polled = try await longPoll
+        #expect(polled.json["status"] as? String == "confirmed")
+    }
+}
+
+/// Reads server-sent events over a raw connection and notes when the awaited event arrived.
+enum TimedSSE {
+    struct Result {
+        var finalEvent: String?
+        var receivedAt = Date.distantFuture
+    }
+
+    static func read(_ base: URL, path: String, until marker: String, timeout: Duration) async throws -> Result {
+        let deadline = ContinuousClock.now + timeout
+        var result = Result()
+        // Poll the stream's growing body on a live connection.
+        let collector = try await RawHTTP.open(base, path: path)
+        defer { collector.close() }
+        while ContinuousClock.now < deadline {
+            let body = collector.text
+            if let range = body.range(of: "\"status\":\"\(marker)\"") {
+                result.receivedAt = collector.lastChunkAt
+                let start = body[..<range.lowerBound].range(of: "data: ", options: .backwards)?.upperBound ?? body.startIndex
+                result.finalEvent = String(body[start...].prefix { $0 != "\n" })
+                return result
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        return result
+    }
+}

@@ -52,8 +52,19 @@ enum Assets {
             panel.querySelector(".bar-persisted").style.width = (100 * s.persisted / s.quantity) + "%";
           });
         }
+        function soukOrder() {
+          const panel = document.querySelector("[data-live-order]");
+          if (!panel) return;
+          const events = new EventSource("/api/v1/orders/" + panel.dataset.liveOrder + "/events");
+          events.addEventListener("order", function (e) {
+            const order = JSON.parse(e.data);
+            panel.querySelector(".message").textContent = order.message;
+            panel.querySelector(".status-message").className = "status-message " + order.status;
+            if (order.status !== "in_progress") events.close();
+          });
+        }
         document.addEventListener("DOMContentLoaded", function () {
-          soukTick(); soukRemaining(); soukLive();
+          soukTick(); soukRemaining(); soukLive(); soukOrder();
           setInterval(soukTick, 1000); setInterval(soukRemaining, 2000);
         });
         """#

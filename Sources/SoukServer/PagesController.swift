@@ -21,6 +21,7 @@ struct PagesController: Sendable {
         router.post("s/:username/orders", use: placeOrder)
         router.get("s/:username/orders/:reference", use: orderPlaced)
         router.post("s/:username/flash-sales/:id", use: buyFlashSale)
+        router.get("checkouts/:id", use: checkoutPage)
 
         let dashboard = router.group("dashboard").add(middleware: RequireVendorPageMiddleware())
         dashboard.get("", use: products)
@@ -333,6 +334,21 @@ struct PagesController: Sendable {
         values["store_name"] = vendor.storeName
         values["username"] = vendor.username
         return pages.page("order_placed", title: "Order \(order.reference)", values, context: context)
+    }
+
+    // MARK: Checkouts
+
+    /// The buyer's order page (its id is the key): the verdict appears by itself when it is decided.
+    @Sendable func checkoutPage(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        guard let id = context.parameters.get("id"), id.hasPrefix("co_"), id.count <= 40,
+              let order = try await services.checkouts.order(id: id), let currency = Currency(code: order.currency)
+        else { throw SoukError.notFound("Order") }
+        let money = { (minor: Int64) in Money(minor: minor, currency: currency).formatted }
+        return pages.page("checkout", title: "Your order", [
+            "id": order.id, "status": order.status.rawValue, "message": order.status.message, "total": money(order.totalMinor),
+            "discount": order.discountMinor > 0 ? money(order.discountMinor) : NSNull(), "coupon": order.couponCode ?? "",
+            "lines": order.lines.map { ["name": $0.name, "quantity": $0.quantity, "total": money($0.totalMinor)] as [String: Any] },
+        ], context: context)
     }
 
     // MARK: Flash sales

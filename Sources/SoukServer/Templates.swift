@@ -3,7 +3,7 @@ enum Templates {
     static let all: [String: String] = [
         "header": header, "footer": footer, "error": error, "home": home, "signup": signup, "login": login,
         "products": products, "product_form": productForm, "orders": orders, "store": store, "order_placed": orderPlaced,
-        "flash_sales": flashSales, "flash_sale": flashSale, "flash_sale_admitted": flashSaleAdmitted,
+        "flash_sales": flashSales, "flash_sale": flashSale, "flash_sale_admitted": flashSaleAdmitted, "checkout": checkout,
     ]
 
     static let header = """
@@ -179,6 +179,16 @@ enum Templates {
         {{> header}}<h1>You got it!</h1>
         <p class="ok">Your {{product_name}} from {{store_name}} is reserved: order <strong>{{order_id}}</strong>{{#repeated}} (you had already been admitted){{/repeated}}.</p>
         <p><a href="/s/{{username}}">Back to the store</a></p>{{> footer}}
+        """
+
+    static let checkout = """
+        {{> header}}<h1>Your order</h1>
+        <div class="card" data-live-order="{{id}}"><p class="status-message {{status}}"><strong class="message">{{message}}</strong></p>
+        <table><tr><th>Product</th><th class="num">Quantity</th><th class="num">Price</th></tr>
+        {{#lines}}<tr><td>{{name}}</td><td class="num">{{quantity}}</td><td class="num">{{total}}</td></tr>{{/lines}}
+        {{#discount}}<tr><td>Coupon {{coupon}}</td><td></td><td class="num">−{{discount}}</td></tr>{{/discount}}
+        <tr><th>Total</th><td></td><th class="num">{{total}}</th></tr></table>
+        <p class="muted">Order {{id}} · this page updates by itself.</p></div>{{> footer}}
         """
 
     static let orderPlaced = """

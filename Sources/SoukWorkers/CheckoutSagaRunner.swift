@@ -73,6 +73,9 @@ public struct CheckoutSagaRunner: Service {
                 } catch is VerifierTimeout {
                     reason = "verification timed out"
                 } catch is CancellationError {
+                    // Shutting down: hand the saga back at once rather than leaving the lease to expire.
+                    let (store, owner, id) = (store, owner, saga.id)
+                    try? await Task { try await store.retrySaga(id: id, owner: owner, at: Date()) }.value
                     return
                 } catch {
                     // The verifier could not be asked (network, 5xx): try again soon, within the deadline.

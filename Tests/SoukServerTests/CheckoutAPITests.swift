@@ -34,6 +34,9 @@ struct CheckoutAPITests {
             let wallet = try await app.json(.get, "/api/v1/wallets/user2", token: token)
             #expect((wallet.json["held_minor"] as? NSNumber)?.intValue == 100_000 && (wallet.json["balance_minor"] as? NSNumber)?.intValue == 50_000)
 
+            let page = try await app.send(.get, "/checkouts/\(orderID)")
+            #expect(page.status == .ok && page.body.contains("data-live-order=\"\(orderID)\"") && page.body.contains("In Progress: Credit check passed."))
+            #expect(try await app.send(.get, "/checkouts/co_unknown").status == .notFound)
             let shown = try await app.json(.get, "/api/v1/orders/\(orderID)")
             #expect(shown.status == .ok && shown.json["status"] as? String == "in_progress" && shown.json["buyer_id"] as? String == "user2")
             #expect(try await app.json(.get, "/api/v1/orders/co_doesnotexist").status == .notFound)

@@ -1,17 +1,19 @@
 import Foundation
 
-/// One numbered schema change, written for each dialect. Applied once, in order, in a transaction.
+/// One numbered schema change, applied once, in order, in a transaction. Its statements are
+/// written once; the few types that differ between the dialects are placeholders:
+/// `@ID` (an auto-assigned primary key), `@INT` (a 64-bit integer) and `@BOOL`.
 public struct Migration: Sendable {
     public let version: Int
     public let name: String
-    let sqlite: [String]
-    let postgres: [String]
+    let statements: [String]
 
     func statements(for dialect: SQLDialect) -> [String] {
-        switch dialect {
-        case .sqlite: sqlite
-        case .postgres: postgres
+        let types: [(String, String)] = switch dialect {
+        case .sqlite: [("@ID", "INTEGER PRIMARY KEY AUTOINCREMENT"), ("@INT", "INTEGER"), ("@BOOL", "INTEGER")]
+        case .postgres: [("@ID", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"), ("@INT", "BIGINT"), ("@BOOL", "BOOLEAN")]
         }
+        return statements.map { statement in types.reduce(statement) { $0.replacingOccurrences(of: $1.0, with: $1.1) } }
     }
 }
 
@@ -20,134 +22,71 @@ public enum Migrations {
     public static let all: [Migration] = [
         Migration(
             version: 1, name: "create vendors and sessions",
-            sqlite: [
+            statements: [
                 """
                 CREATE TABLE vendors (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id @ID,
                     username TEXT NOT NULL UNIQUE,
                     store_name TEXT NOT NULL,
                     password_hash TEXT NOT NULL,
-                    created_at INTEGER NOT NULL)
+                    created_at @INT NOT NULL)
                 """,
                 """
                 CREATE TABLE sessions (
                     token_hash TEXT PRIMARY KEY,
-                    vendor_id INTEGER NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
-                    expires_at INTEGER NOT NULL,
-                    created_at INTEGER NOT NULL)
-                """,
-                "CREATE INDEX sessions_by_expiry ON sessions(expires_at)",
-            ],
-            postgres: [
-                """
-                CREATE TABLE vendors (
-                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                    username TEXT NOT NULL UNIQUE,
-                    store_name TEXT NOT NULL,
-                    password_hash TEXT NOT NULL,
-                    created_at BIGINT NOT NULL)
-                """,
-                """
-                CREATE TABLE sessions (
-                    token_hash TEXT PRIMARY KEY,
-                    vendor_id BIGINT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
-                    expires_at BIGINT NOT NULL,
-                    created_at BIGINT NOT NULL)
+                    vendor_id @INT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    expires_at @INT NOT NULL,
+                    created_at @INT NOT NULL)
                 """,
                 "CREATE INDEX sessions_by_expiry ON sessions(expires_at)",
             ]
         ),
         Migration(
             version: 2, name: "create products",
-            sqlite: [
+            statements: [
                 """
                 CREATE TABLE products (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    vendor_id INTEGER NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    id @ID,
+                    vendor_id @INT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
                     name TEXT NOT NULL,
                     description TEXT NOT NULL,
-                    price_minor INTEGER NOT NULL CHECK (price_minor >= 0),
+                    price_minor @INT NOT NULL CHECK (price_minor >= 0),
                     currency TEXT NOT NULL,
-                    stock INTEGER NOT NULL CHECK (stock >= 0),
-                    available INTEGER NOT NULL CHECK (available IN (0, 1)),
+                    stock @INT NOT NULL CHECK (stock >= 0),
+                    available @BOOL NOT NULL,
                     status TEXT NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    updated_at INTEGER NOT NULL)
-                """,
-                "CREATE INDEX products_by_vendor ON products(vendor_id, id)",
-            ],
-            postgres: [
-                """
-                CREATE TABLE products (
-                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                    vendor_id BIGINT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
-                    name TEXT NOT NULL,
-                    description TEXT NOT NULL,
-                    price_minor BIGINT NOT NULL CHECK (price_minor >= 0),
-                    currency TEXT NOT NULL,
-                    stock BIGINT NOT NULL CHECK (stock >= 0),
-                    available BOOLEAN NOT NULL,
-                    status TEXT NOT NULL,
-                    created_at BIGINT NOT NULL,
-                    updated_at BIGINT NOT NULL)
+                    created_at @INT NOT NULL,
+                    updated_at @INT NOT NULL)
                 """,
                 "CREATE INDEX products_by_vendor ON products(vendor_id, id)",
             ]
         ),
         Migration(
             version: 3, name: "create orders and order items",
-            sqlite: [
+            statements: [
                 """
                 CREATE TABLE orders (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    vendor_id INTEGER NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    id @ID,
+                    vendor_id @INT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
                     reference TEXT NOT NULL UNIQUE,
                     status TEXT NOT NULL CHECK (status IN ('placed', 'confirmed', 'shipped', 'delivered', 'cancelled')),
                     customer_name TEXT NOT NULL,
                     customer_phone TEXT NOT NULL,
                     customer_address TEXT NOT NULL,
-                    total_minor INTEGER NOT NULL CHECK (total_minor >= 0),
+                    total_minor @INT NOT NULL CHECK (total_minor >= 0),
                     currency TEXT NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    updated_at INTEGER NOT NULL)
+                    created_at @INT NOT NULL,
+                    updated_at @INT NOT NULL)
                 """,
                 "CREATE INDEX orders_by_vendor ON orders(vendor_id, id)",
                 """
                 CREATE TABLE order_items (
-                    order_id INTEGER NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
-                    position INTEGER NOT NULL,
-                    product_id INTEGER REFERENCES products(id) ON DELETE SET NULL,
+                    order_id @INT NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
+                    position @INT NOT NULL,
+                    product_id @INT REFERENCES products(id) ON DELETE SET NULL,
                     name TEXT NOT NULL,
-                    unit_price_minor INTEGER NOT NULL,
-                    quantity INTEGER NOT NULL CHECK (quantity > 0),
-                    PRIMARY KEY (order_id, position))
-                """,
-                "CREATE INDEX order_items_by_product ON order_items(product_id)",
-            ],
-            postgres: [
-                """
-                CREATE TABLE orders (
-                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                    vendor_id BIGINT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
-                    reference TEXT NOT NULL UNIQUE,
-                    status TEXT NOT NULL CHECK (status IN ('placed', 'confirmed', 'shipped', 'delivered', 'cancelled')),
-                    customer_name TEXT NOT NULL,
-                    customer_phone TEXT NOT NULL,
-                    customer_address TEXT NOT NULL,
-                    total_minor BIGINT NOT NULL CHECK (total_minor >= 0),
-                    currency TEXT NOT NULL,
-                    created_at BIGINT NOT NULL,
-                    updated_at BIGINT NOT NULL)
-                """,
-                "CREATE INDEX orders_by_vendor ON orders(vendor_id, id)",
-                """
-                CREATE TABLE order_items (
-                    order_id BIGINT NOT NULL REFERENCES orders(id) ON DELETE CASCADE,
-                    position INT NOT NULL,
-                    product_id BIGINT REFERENCES products(id) ON DELETE SET NULL,
-                    name TEXT NOT NULL,
-                    unit_price_minor BIGINT NOT NULL,
-                    quantity BIGINT NOT NULL CHECK (quantity > 0),
+                    unit_price_minor @INT NOT NULL,
+                    quantity @INT NOT NULL CHECK (quantity > 0),
                     PRIMARY KEY (order_id, position))
                 """,
                 "CREATE INDEX order_items_by_product ON order_items(product_id)",
@@ -155,66 +94,34 @@ public enum Migrations {
         ),
         Migration(
             version: 4, name: "create flash sales and their orders",
-            sqlite: [
+            statements: [
                 """
                 CREATE TABLE flash_sales (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    vendor_id INTEGER NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
-                    product_id INTEGER REFERENCES products(id) ON DELETE SET NULL,
+                    id @ID,
+                    vendor_id @INT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    product_id @INT REFERENCES products(id) ON DELETE SET NULL,
                     product_name TEXT NOT NULL,
-                    price_minor INTEGER NOT NULL,
+                    price_minor @INT NOT NULL,
                     currency TEXT NOT NULL,
-                    quantity INTEGER NOT NULL CHECK (quantity > 0),
-                    per_buyer_limit INTEGER NOT NULL CHECK (per_buyer_limit > 0),
-                    sold INTEGER NOT NULL DEFAULT 0 CHECK (sold >= 0 AND sold <= quantity),
-                    starts_at INTEGER NOT NULL,
-                    ends_at INTEGER NOT NULL CHECK (ends_at > starts_at),
-                    created_at INTEGER NOT NULL,
-                    closed_at INTEGER)
+                    quantity @INT NOT NULL CHECK (quantity > 0),
+                    per_buyer_limit @INT NOT NULL CHECK (per_buyer_limit > 0),
+                    sold @INT NOT NULL DEFAULT 0 CHECK (sold >= 0 AND sold <= quantity),
+                    starts_at @INT NOT NULL,
+                    ends_at @INT NOT NULL CHECK (ends_at > starts_at),
+                    created_at @INT NOT NULL,
+                    closed_at @INT)
                 """,
                 "CREATE INDEX flash_sales_by_vendor ON flash_sales(vendor_id, id)",
                 """
                 CREATE TABLE flash_sale_orders (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    seq @ID,
                     order_id TEXT NOT NULL UNIQUE,
-                    sale_id INTEGER NOT NULL REFERENCES flash_sales(id) ON DELETE CASCADE,
+                    sale_id @INT NOT NULL REFERENCES flash_sales(id) ON DELETE CASCADE,
                     buyer_id TEXT NOT NULL,
-                    n INTEGER NOT NULL CHECK (n > 0),
+                    n @INT NOT NULL CHECK (n > 0),
                     request_key TEXT NOT NULL,
-                    admitted_at INTEGER NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    UNIQUE (sale_id, buyer_id, n))
-                """,
-                "CREATE INDEX flash_sale_orders_by_sale ON flash_sale_orders(sale_id, seq)",
-            ],
-            postgres: [
-                """
-                CREATE TABLE flash_sales (
-                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                    vendor_id BIGINT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
-                    product_id BIGINT REFERENCES products(id) ON DELETE SET NULL,
-                    product_name TEXT NOT NULL,
-                    price_minor BIGINT NOT NULL,
-                    currency TEXT NOT NULL,
-                    quantity BIGINT NOT NULL CHECK (quantity > 0),
-                    per_buyer_limit BIGINT NOT NULL CHECK (per_buyer_limit > 0),
-                    sold BIGINT NOT NULL DEFAULT 0 CHECK (sold >= 0 AND sold <= quantity),
-                    starts_at BIGINT NOT NULL,
-                    ends_at BIGINT NOT NULL CHECK (ends_at > starts_at),
-                    created_at BIGINT NOT NULL,
-                    closed_at BIGINT)
-                """,
-                "CREATE INDEX flash_sales_by_vendor ON flash_sales(vendor_id, id)",
-                """
-                CREATE TABLE flash_sale_orders (
-                    seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                    order_id TEXT NOT NULL UNIQUE,
-                    sale_id BIGINT NOT NULL REFERENCES flash_sales(id) ON DELETE CASCADE,
-                    buyer_id TEXT NOT NULL,
-                    n BIGINT NOT NULL CHECK (n > 0),
-                    request_key TEXT NOT NULL,
-                    admitted_at BIGINT NOT NULL,
-                    created_at BIGINT NOT NULL,
+                    admitted_at @INT NOT NULL,
+                    created_at @INT NOT NULL,
                     UNIQUE (sale_id, buyer_id, n))
                 """,
                 "CREATE INDEX flash_sale_orders_by_sale ON flash_sale_orders(sale_id, seq)",
@@ -222,76 +129,76 @@ public enum Migrations {
         ),
         Migration(
             version: 5, name: "create wallets, coupons and checkout sagas",
-            sqlite: [
+            statements: [
                 """
                 CREATE TABLE wallets (
                     buyer_id TEXT PRIMARY KEY,
-                    balance_minor INTEGER NOT NULL CHECK (balance_minor >= 0),
-                    held_minor INTEGER NOT NULL CHECK (held_minor >= 0),
-                    captured_minor INTEGER NOT NULL CHECK (captured_minor >= 0),
-                    updated_at INTEGER NOT NULL)
+                    balance_minor @INT NOT NULL CHECK (balance_minor >= 0),
+                    held_minor @INT NOT NULL CHECK (held_minor >= 0),
+                    captured_minor @INT NOT NULL CHECK (captured_minor >= 0),
+                    updated_at @INT NOT NULL)
                 """,
                 """
                 CREATE TABLE wallet_ledger (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id @ID,
                     buyer_id TEXT NOT NULL,
                     kind TEXT NOT NULL CHECK (kind IN ('credit', 'hold', 'capture', 'release')),
-                    amount_minor INTEGER NOT NULL,
+                    amount_minor @INT NOT NULL,
                     checkout_id TEXT,
-                    vendor_id INTEGER,
-                    created_at INTEGER NOT NULL)
+                    vendor_id @INT,
+                    created_at @INT NOT NULL)
                 """,
                 "CREATE INDEX wallet_ledger_by_buyer ON wallet_ledger(buyer_id, id)",
                 """
                 CREATE TABLE coupons (
-                    id INTEGER PRIMARY KEY AUTOINCREMENT,
-                    vendor_id INTEGER NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    id @ID,
+                    vendor_id @INT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
                     code TEXT NOT NULL,
                     kind TEXT NOT NULL CHECK (kind IN ('percent', 'fixed')),
-                    value INTEGER NOT NULL CHECK (value > 0),
-                    min_order_minor INTEGER NOT NULL,
-                    max_uses INTEGER NOT NULL,
-                    uses INTEGER NOT NULL DEFAULT 0 CHECK (uses >= 0 AND uses <= max_uses),
-                    expires_at INTEGER,
-                    created_at INTEGER NOT NULL,
+                    value @INT NOT NULL CHECK (value > 0),
+                    min_order_minor @INT NOT NULL,
+                    max_uses @INT NOT NULL,
+                    uses @INT NOT NULL DEFAULT 0 CHECK (uses >= 0 AND uses <= max_uses),
+                    expires_at @INT,
+                    created_at @INT NOT NULL,
                     UNIQUE (vendor_id, code))
                 """,
                 """
                 CREATE TABLE checkouts (
                     id TEXT PRIMARY KEY,
-                    vendor_id INTEGER NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    vendor_id @INT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
                     buyer_id TEXT NOT NULL,
                     status TEXT NOT NULL CHECK (status IN ('in_progress', 'confirmed', 'failed')),
-                    subtotal_minor INTEGER NOT NULL,
-                    discount_minor INTEGER NOT NULL,
-                    total_minor INTEGER NOT NULL CHECK (total_minor >= 0),
+                    subtotal_minor @INT NOT NULL,
+                    discount_minor @INT NOT NULL,
+                    total_minor @INT NOT NULL CHECK (total_minor >= 0),
                     currency TEXT NOT NULL,
-                    coupon_id INTEGER REFERENCES coupons(id) ON DELETE SET NULL,
+                    coupon_id @INT REFERENCES coupons(id) ON DELETE SET NULL,
                     coupon_code TEXT,
-                    deadline_at INTEGER NOT NULL,
+                    deadline_at @INT NOT NULL,
                     failure_reason TEXT,
                     lease_owner TEXT,
-                    lease_until INTEGER,
-                    next_attempt_at INTEGER NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    updated_at INTEGER NOT NULL)
+                    lease_until @INT,
+                    next_attempt_at @INT NOT NULL,
+                    created_at @INT NOT NULL,
+                    updated_at @INT NOT NULL)
                 """,
                 "CREATE INDEX checkouts_due ON checkouts(status, next_attempt_at)",
                 """
                 CREATE TABLE checkout_items (
                     checkout_id TEXT NOT NULL REFERENCES checkouts(id) ON DELETE CASCADE,
-                    position INTEGER NOT NULL,
-                    product_id INTEGER REFERENCES products(id) ON DELETE SET NULL,
+                    position @INT NOT NULL,
+                    product_id @INT REFERENCES products(id) ON DELETE SET NULL,
                     name TEXT NOT NULL,
-                    unit_price_minor INTEGER NOT NULL,
-                    quantity INTEGER NOT NULL CHECK (quantity > 0),
+                    unit_price_minor @INT NOT NULL,
+                    quantity @INT NOT NULL CHECK (quantity > 0),
                     PRIMARY KEY (checkout_id, position))
                 """,
                 """
                 CREATE TABLE payments (
                     checkout_id TEXT PRIMARY KEY REFERENCES checkouts(id) ON DELETE CASCADE,
-                    amount_minor INTEGER NOT NULL,
-                    created_at INTEGER NOT NULL)
+                    amount_minor @INT NOT NULL,
+                    created_at @INT NOT NULL)
                 """,
                 """
                 CREATE TABLE checkout_requests (
@@ -300,91 +207,8 @@ public enum Migrations {
                     checkout_id TEXT,
                     denial_code TEXT,
                     denial_message TEXT,
-                    denial_status INTEGER,
-                    created_at INTEGER NOT NULL,
-                    PRIMARY KEY (buyer_id, idempotency_key))
-                """,
-            ],
-            postgres: [
-                """
-                CREATE TABLE wallets (
-                    buyer_id TEXT PRIMARY KEY,
-                    balance_minor BIGINT NOT NULL CHECK (balance_minor >= 0),
-                    held_minor BIGINT NOT NULL CHECK (held_minor >= 0),
-                    captured_minor BIGINT NOT NULL CHECK (captured_minor >= 0),
-                    updated_at BIGINT NOT NULL)
-                """,
-                """
-                CREATE TABLE wallet_ledger (
-                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                    buyer_id TEXT NOT NULL,
-                    kind TEXT NOT NULL CHECK (kind IN ('credit', 'hold', 'capture', 'release')),
-                    amount_minor BIGINT NOT NULL,
-                    checkout_id TEXT,
-                    vendor_id BIGINT,
-                    created_at BIGINT NOT NULL)
-                """,
-                "CREATE INDEX wallet_ledger_by_buyer ON wallet_ledger(buyer_id, id)",
-                """
-                CREATE TABLE coupons (
-                    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                    vendor_id BIGINT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
-                    code TEXT NOT NULL,
-                    kind TEXT NOT NULL CHECK (kind IN ('percent', 'fixed')),
-                    value BIGINT NOT NULL CHECK (value > 0),
-                    min_order_minor BIGINT NOT NULL,
-                    max_uses BIGINT NOT NULL,
-                    uses BIGINT NOT NULL DEFAULT 0 CHECK (uses >= 0 AND uses <= max_uses),
-                    expires_at BIGINT,
-                    created_at BIGINT NOT NULL,
-                    UNIQUE (vendor_id, code))
-                """,
-                """
-                CREATE TABLE checkouts (
-                    id TEXT PRIMARY KEY,
-                    vendor_id BIGINT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
-                    buyer_id TEXT NOT NULL,
-                    status TEXT NOT NULL CHECK (status IN ('in_progress', 'confirmed', 'failed')),
-                    subtotal_minor BIGINT NOT NULL,
-                    discount_minor BIGINT NOT NULL,
-                    total_minor BIGINT NOT NULL CHECK (total_minor >= 0),
-                    currency TEXT NOT NULL,
-                    coupon_id BIGINT REFERENCES coupons(id) ON DELETE SET NULL,
-                    coupon_code TEXT,
-                    deadline_at BIGINT NOT NULL,
-                    failure_reason TEXT,
-                    lease_owner TEXT,
-                    lease_until BIGINT,
-                    next_attempt_at BIGINT NOT NULL,
-                    created_at BIGINT NOT NULL,
-                    updated_at BIGINT NOT NULL)
-                """,
-                "CREATE INDEX checkouts_due ON checkouts(status, next_attempt_at)",
-                """
-                CREATE TABLE checkout_items (
-                    checkout_id TEXT NOT NULL REFERENCES checkouts(id) ON DELETE CASCADE,
-                    position BIGINT NOT NULL,
-                    product_id BIGINT REFERENCES products(id) ON DELETE SET NULL,
-                    name TEXT NOT NULL,
-                    unit_price_minor BIGINT NOT NULL,
-                    quantity BIGINT NOT NULL CHECK (quantity > 0),
-                    PRIMARY KEY (checkout_id, position))
-                """,
-                """
-                CREATE TABLE payments (
-                    checkout_id TEXT PRIMARY KEY REFERENCES checkouts(id) ON DELETE CASCADE,
-                    amount_minor BIGINT NOT NULL,
-                    created_at BIGINT NOT NULL)
-                """,
-                """
-                CREATE TABLE checkout_requests (
-                    buyer_id TEXT NOT NULL,
-                    idempotency_key TEXT NOT NULL,
-                    checkout_id TEXT,
-                    denial_code TEXT,
-                    denial_message TEXT,
-                    denial_status BIGINT,
-                    created_at BIGINT NOT NULL,
+                    denial_status @INT,
+                    created_at @INT NOT NULL,
                     PRIMARY KEY (buyer_id, idempotency_key))
                 """,
             ]

@@ -30,8 +30,14 @@ public final class SoukProcess: @unchecked Sendable {
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        // Read on a thread of its own: blocking the cooperative pool could starve the test process.
+        let data = await withCheckedContinuation { (continuation: CheckedContinuation<Data, Never>) in
+            Thread.detachNewThread {
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                continuation.resume(returning: data)
+            }
+        }
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
@@ -71,18 +77,20 @@ public final class SoukProcess: @unchecked Sendable {
 
     public var outputText: String { output.text }
 
-    /// SIGTERM, then wait for a graceful exit.
+    /// SIGTERM, then wait for a graceful exit (SIGKILL after 15 s, so a stuck shutdown cannot hang a test).
     public func stop() {
         guard process.isRunning else { return }
         process.terminate()
-        process.waitUntilExit()
+        let deadline = Date().addingTimeInterval(15)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill9() }
     }
 
     /// SIGKILL: the process dies mid-flight, with no chance to clean up.
     public func kill9() {
         guard process.isRunning else { return }
         kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        while process.isRunning { usleep(5_000) }
     }
 
     deinit { kill9() }
@@ -160,17 +168,10 @@ public struct HTTPTestClient: Sendable {
 /// Reads the first bytes of a streamed response (server-sent events) over a raw connection.
 public enum RawHTTP {
     public static func read(_ base: URL, path: String, headers: [String: String] = [:], for duration: Duration) async throws -> String {
-        let collector = ByteCollector()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) } }
-            .connect(host: base.host ?? "127.0.0.1", port: base.port ?? 80).get()
-        var request = "GET \(path) HTTP/1.1\r\nHost: \(base.host ?? "")\r\n"
-        for (name, value) in headers { request += "\(name): \(value)\r\n" }
-        request += "\r\n"
-        try await channel.writeAndFlush(ByteBuffer(string: request))
+        let stream = try await open(base, path: path, headers: headers)
         try await Task.sleep(for: duration)
-        try? await channel.close()
-        return collector.text
+        stream.close()
+        return stream.text
     }
 
     /// Opens a streamed GET and keeps collecting what arrives, with the time of the latest chunk.

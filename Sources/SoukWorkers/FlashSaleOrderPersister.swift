@@ -119,13 +119,23 @@ public struct FlashSaleOrderPersister: Service {
         }
     }
 
-    /// Moves an entry to the dead-letter stream with the reason, then acknowledges it, and raises the alarm.
+    /// Moves an entry to the dead-letter stream with the reason and acknowledges it, atomically and
+    /// once (an entry redelivered after a lost reply is not dead-lettered twice), and raises the alarm.
     func deadLetter(_ entry: RedisStreamEntry, from stream: String, reason: String) async throws {
-        let deadLetters = stream.replacingOccurrences(of: ":admitted", with: ":dead")
-        try await redis.xadd(deadLetters, fields: entry.fields + [("entry", entry.id), ("reason", reason)])
-        try await redis.xack(stream, group: RedisKeys.persisterGroup, ids: [entry.id])
+        let fields = entry.fields + [("entry", entry.id), ("reason", reason)]
+        _ = try await redis.evalsha(
+            Self.deadLetterScript,
+            keys: [stream.replacingOccurrences(of: ":admitted", with: ":dead"), stream.replacingOccurrences(of: ":admitted", with: ":dead-ids"), stream],
+            arguments: [entry.id, RedisKeys.persisterGroup] + fields.flatMap { [$0.0, $0.1] })
         logger.error("admitted order dead-lettered", metadata: ["stream": "\(stream)", "entry": "\(entry.id)", "reason": "\(reason)"])
     }
+
+    static let deadLetterScript = RedisScript("""
+        if redis.call('HSETNX', KEYS[2], ARGV[1], '1') == 1 then
+            redis.call('XADD', KEYS[1], '*', unpack(ARGV, 3))
+        end
+        return redis.call('XACK', KEYS[3], ARGV[2], ARGV[1])
+        """)
 
     /// The admitted order an entry of a sale's stream describes, or nil when it is malformed.
     public static func order(from entry: RedisStreamEntry, stream: String) -> AdmittedOrder? {

@@ -25,9 +25,22 @@ enum Backend {
             let database = try PostgresDatabase(url: url, logger: logger)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await database.client.run() }
-                defer { group.cancelAll() }
+                defer {
+                    // The pool waits for every lease to come back; if one never does, the process
+                    // must still end: give the shutdown a few seconds, then exit anyway.
+                    Self.exitIfStillRunning(after: .seconds(5))
+                    group.cancelAll()
+                }
                 try await body(database)
             }
+        }
+    }
+
+    static func exitIfStillRunning(after delay: Duration) {
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: Double(delay.components.seconds))
+            FileHandle.standardError.write(Data("souk: shutdown took too long; exiting\n".utf8))
+            exit(0)
         }
     }
 }

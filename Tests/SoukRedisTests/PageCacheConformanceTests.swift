@@ -57,14 +57,14 @@ struct PageCacheConformanceTests {
 
     @Test(arguments: PageCacheBackend.allCases)
     func pagesExpireByAge(backend: PageCacheBackend) async throws {
-        try await backend.withCache(timeToLive: .milliseconds(300)) { cache in
+        try await backend.withCache(timeToLive: .seconds(2)) { cache in
             let key = PageKey(vendorID: Self.vendorID(), variant: "html")
             let version = try await cache.version(of: key.vendorID)
-            try await cache.store(Self.page("old", age: 1), for: key, version: version)
+            try await cache.store(Self.page("old", age: 3), for: key, version: version)
             #expect(try await cache.page(key, version: version) == nil, "a page older than the limit is never served")
             try await cache.store(Self.page("fresh"), for: key, version: version)
             #expect(try await cache.page(key, version: version) != nil)
-            try await Task.sleep(for: .milliseconds(400))
+            try await Task.sleep(for: .milliseconds(2_300))
             #expect(try await cache.page(key, version: version) == nil)
         }
     }

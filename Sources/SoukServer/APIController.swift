@@ -162,25 +162,10 @@ struct APIController: Sendable {
 
     @Sendable func listOrders(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        let query = request.uri.queryParameters
-        var errors: [FieldError] = []
-        var limit = 20
-        if let raw = query["limit"] {
-            if let value = Int(raw), (1...100).contains(value) { limit = value } else {
-                errors.append(FieldError(field: "limit", message: "must be between 1 and 100"))
-            }
-        }
-        var before: Int64?
-        if let raw = query["cursor"], !raw.isEmpty {
-            if let value = Int64(raw), value > 0 { before = value } else {
-                errors.append(FieldError(field: "cursor", message: "must be a cursor from a previous page"))
-            }
-        }
-        guard errors.isEmpty else { throw SoukError.validationFailed(errors) }
-        let orders = try await services.storage.orders(vendorID: vendor.id, before: before, limit: limit + 1)
-        let page = orders.prefix(limit)
-        let next = orders.count > limit ? page.last.map { String($0.id) } : nil
-        return try JSONResponse.make(OrderList(orders: page.map(API.OrderBody.init), nextCursor: next))
+        let paging = try Paging(request, defaultLimit: 20, maximumLimit: 100)
+        let orders = try await services.storage.orders(vendorID: vendor.id, before: paging.cursor, limit: paging.limit + 1)
+        let page = paging.page(orders) { $0.id }
+        return try JSONResponse.make(OrderList(orders: page.items.map(API.OrderBody.init), nextCursor: page.next))
     }
 
     @Sendable func getOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {

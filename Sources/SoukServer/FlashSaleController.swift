@@ -114,20 +114,9 @@ struct FlashSaleController: Sendable {
 
     @Sendable func orders(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let sale = try await ownSale(context)
-        let query = request.uri.queryParameters
-        var errors: [FieldError] = []
-        var limit = 100
-        if let raw = query["limit"] {
-            if let value = Int(raw), (1...1_000).contains(value) { limit = value } else { errors.append(FieldError(field: "limit", message: "must be between 1 and 1000")) }
-        }
-        var after: Int64?
-        if let raw = query["cursor"], !raw.isEmpty {
-            if let value = Int64(raw), value > 0 { after = value } else { errors.append(FieldError(field: "cursor", message: "must be a cursor from a previous page")) }
-        }
-        guard errors.isEmpty else { throw SoukError.validationFailed(errors) }
-        let orders = try await flashSales.store.flashSaleOrders(saleID: sale.id, after: after, limit: limit + 1)
-        let page = orders.prefix(limit)
-        let next = orders.count > limit ? page.last.map { String($0.sequence) } : nil
+        let paging = try Paging(request, defaultLimit: 100, maximumLimit: 1_000)
+        let orders = try await flashSales.store.flashSaleOrders(saleID: sale.id, after: paging.cursor, limit: paging.limit + 1)
+        let (page, next) = paging.page(orders) { $0.sequence }
         return try JSONResponse.make(OrderList(
             orders: page.map { OrderBody(orderId: $0.orderID, buyerId: $0.buyerID, quantity: $0.quantity, createdAt: $0.createdAt, admittedAt: $0.admittedAt) },
             nextCursor: next))

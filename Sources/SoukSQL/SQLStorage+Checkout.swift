@@ -122,14 +122,7 @@ extension SQLStorage: CheckoutStore {
                 WHERE id = \(item.productID) AND available = \(true) AND stock >= \(item.quantity)
                 RETURNING vendor_id, name, price_minor, currency
                 """)
-            else {
-                guard let row = try await transaction.first("SELECT name, available, stock FROM products WHERE id = \(item.productID)") else {
-                    throw SoukError.unknownProduct(productID: item.productID)
-                }
-                let name = try row.string("name")
-                guard try row.bool("available") else { throw SoukError.productUnavailable(productID: item.productID, name: name) }
-                throw SoukError.insufficientStock(productID: item.productID, name: name, requested: item.quantity, available: Int(try row.int("stock")))
-            }
+            else { throw try await Self.whyNotTaken(item, vendorID: nil, transaction) }
             vendors.insert(try taken.int("vendor_id"))
             currencies.insert(try taken.string("currency"))
             lines.append(OrderLine(productID: item.productID, name: try taken.string("name"), unitPriceMinor: try taken.int("price_minor"), quantity: item.quantity))

@@ -64,11 +64,14 @@ extension SQLStorage {
         }
     }
 
-    /// Explains a failed decrement: unknown product, unavailable, or not enough left.
-    private static func whyNotTaken(_ item: OrderRequest.Item, vendorID: Int64, _ transaction: any SQLTransaction) async throws -> SoukError {
-        guard let row = try await transaction.first("""
-            SELECT name, available, stock FROM products WHERE id = \(item.productID) AND vendor_id = \(vendorID)
-            """) else { return .unknownProduct(productID: item.productID) }
+    /// Explains a failed decrement for a store order (scoped to the store's vendor) or a checkout (any vendor).
+    static func whyNotTaken(_ item: OrderRequest.Item, vendorID: Int64?, _ transaction: any SQLTransaction) async throws -> SoukError {
+        let found: SQLRow? = if let vendorID {
+            try await transaction.first("SELECT name, available, stock FROM products WHERE id = \(item.productID) AND vendor_id = \(vendorID)")
+        } else {
+            try await transaction.first("SELECT name, available, stock FROM products WHERE id = \(item.productID)")
+        }
+        guard let row = found else { return .unknownProduct(productID: item.productID) }
         let name = try row.string("name")
         guard try row.bool("available") else { return .productUnavailable(productID: item.productID, name: name) }
         return .insufficientStock(productID: item.productID, name: name, requested: item.quantity, available: Int(try row.int("stock")))

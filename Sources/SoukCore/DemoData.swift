@@ -26,6 +26,9 @@ public enum DemoData {
         ("Spice sampler", "Six spices in glass jars.", 2299, 0),
     ]
 
+    /// The demo product whose price follows the simulated market's first item.
+    static let followingProduct = "Saffron"
+
     /// Demo buyers with store credit, for the checkout and `POST /api/v1/buy` flows.
     public static let buyers: [(String, Int64)] = [("user1", 50_000), ("user2", 250_000), ("user3", 1_000_000), ("user4", 2_000), ("user5", 0)]
 
@@ -44,7 +47,7 @@ public enum DemoData {
         for (name, description, price, stock) in products {
             let change = try ProductChange.newProduct(
                 name: name, description: description, priceMinor: price, currency: "USD", stock: stock,
-                available: stock > 0
+                available: stock > 0, priceFeedItem: name == followingProduct ? "SIM-0001" : nil
             )
             _ = try await storage.createProduct(vendorID: vendor.id, change)
         }

@@ -18,11 +18,14 @@ public struct Product: Hashable, Sendable {
     public let status: ProductStatus
     public let createdAt: Date
     public let updatedAt: Date
+    /// The price-feed item whose price this product takes as ticks arrive, if any.
+    public let priceFeedItem: String?
 
     public init(
         id: Int64, vendorID: Int64, name: String, description: String, price: Money, stock: Int,
-        available: Bool, status: ProductStatus, createdAt: Date, updatedAt: Date
+        available: Bool, status: ProductStatus, createdAt: Date, updatedAt: Date, priceFeedItem: String? = nil
     ) {
+        self.priceFeedItem = priceFeedItem
         self.id = id
         self.vendorID = vendorID
         self.name = name
@@ -53,15 +56,24 @@ public struct ProductChange: Sendable, Equatable {
     public var currency: Currency?
     public var stock: Int?
     public var available: Bool?
+    /// A feed item to follow, or "" to stop following.
+    public var priceFeedItem: String?
 
     public init() {}
 
     /// Validates raw client values; every failing field is reported at once.
     public init(
         name: String?, description: String?, priceMinor: Int64?, currency: String?, stock: Int?,
-        available: Bool?
+        available: Bool?, priceFeedItem: String? = nil
     ) throws(SoukError) {
         var errors: [FieldError] = []
+        if let priceFeedItem {
+            let trimmed = priceFeedItem.trimmingCharacters(in: .whitespaces)
+            if !trimmed.isEmpty, !PriceItem.isValid(trimmed) {
+                errors.append(.init(field: "price_feed_item", message: "must be 1–64 letters, digits or . _ - : (such as SIM-0001)"))
+            }
+            self.priceFeedItem = trimmed
+        }
         if let name {
             let trimmed = name.trimmingCharacters(in: .whitespacesAndNewlines)
             if let problem = Validate.text(trimmed, min: 1, max: ProductLimits.nameLength) {
@@ -102,7 +114,7 @@ public struct ProductChange: Sendable, Equatable {
     /// A change that creates a product: name, price, currency and stock are required.
     public static func newProduct(
         name: String?, description: String?, priceMinor: Int64?, currency: String?, stock: Int?,
-        available: Bool?
+        available: Bool?, priceFeedItem: String? = nil
     ) throws(SoukError) -> ProductChange {
         var missing: [FieldError] = []
         if name == nil { missing.append(.init(field: "name", message: "is required")) }
@@ -113,7 +125,7 @@ public struct ProductChange: Sendable, Equatable {
         do {
             change = try ProductChange(
                 name: name, description: description ?? "", priceMinor: priceMinor, currency: currency,
-                stock: stock, available: available ?? true
+                stock: stock, available: available ?? true, priceFeedItem: priceFeedItem
             )
         } catch {
             guard case .validationFailed(let fields) = error else { throw error }
@@ -125,6 +137,6 @@ public struct ProductChange: Sendable, Equatable {
     }
 
     public var isEmpty: Bool {
-        name == nil && description == nil && priceMinor == nil && currency == nil && stock == nil && available == nil
+        name == nil && description == nil && priceMinor == nil && currency == nil && stock == nil && available == nil && priceFeedItem == nil
     }
 }

@@ -46,6 +46,18 @@ public enum RedisKeys {
     /// Pub/sub channel on which saga runners announce decided checkouts (payload: the order id).
     public static let checkoutResults = "\(prefix)checkout-results"
 
+    /// The price log: a stream of published tick chunks (fields source, interval, ticks), and the
+    /// producers' checkpoints (hash: source → interval start in ms). Tagged `{feed}` so that the
+    /// publishing script touches one Cluster slot.
+    public static let feedLog = "\(prefix){feed}:log"
+    public static let feedCheckpoints = "\(prefix){feed}:checkpoints"
+
+    /// Consumer group of the workers that apply the price log.
+    public static let feedGroup = "appliers"
+
+    /// A feed item's price list: a sorted set scored by tick time (ms), members `at:price_minor`.
+    public static func priceList(_ item: String) -> String { "\(prefix)price:\(item)" }
+
     /// A login session by token hash; expires with the session.
     public static func session(_ tokenHash: String) -> String { "\(prefix)session:\(tokenHash)" }
 }

@@ -213,6 +213,33 @@ public enum Migrations {
                 """,
             ]
         ),
+        Migration(
+            version: 6, name: "create the price feed log, checkpoints and history; products follow feed items",
+            statements: [
+                """
+                CREATE TABLE price_ticks (
+                    item TEXT NOT NULL,
+                    at @INT NOT NULL,
+                    price_minor @INT NOT NULL CHECK (price_minor > 0),
+                    PRIMARY KEY (item, at))
+                """,
+                """
+                CREATE TABLE price_log (
+                    position @INT PRIMARY KEY,
+                    source TEXT NOT NULL,
+                    interval_at @INT NOT NULL,
+                    ticks TEXT NOT NULL)
+                """,
+                // One row whose lock orders publishers, so positions become visible in order.
+                "CREATE TABLE price_log_head (id @INT PRIMARY KEY, position @INT NOT NULL)",
+                "INSERT INTO price_log_head (id, position) VALUES (1, 0)",
+                "CREATE TABLE price_log_offsets (consumer_group TEXT PRIMARY KEY, position @INT NOT NULL)",
+                "CREATE TABLE price_feed_checkpoints (source TEXT PRIMARY KEY, interval_at @INT NOT NULL)",
+                "ALTER TABLE products ADD COLUMN price_feed_item TEXT",
+                "ALTER TABLE products ADD COLUMN price_feed_at @INT",
+                "CREATE INDEX products_by_price_feed_item ON products(price_feed_item)",
+            ]
+        ),
     ]
 }
 

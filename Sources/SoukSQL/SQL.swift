@@ -111,6 +111,11 @@ public struct SQLRow: Sendable {
         return try int(column)
     }
 
+    public func optionalString(_ column: String) throws -> String? {
+        if case .null = try value(column) { return nil }
+        return try string(column)
+    }
+
     public func string(_ column: String) throws -> String {
         guard case .text(let value) = try value(column) else {
             throw SQLDatabaseError.typeMismatch(column: column, expected: "text")

@@ -2,15 +2,15 @@ import Foundation
 import SoukCore
 
 extension SQLStorage {
-    static let productColumns: SQL = " id, vendor_id, name, description, price_minor, currency, stock, available, status, created_at, updated_at "
+    static let productColumns: SQL = " id, vendor_id, name, description, price_minor, currency, stock, available, status, created_at, updated_at, price_feed_item "
 
     public func createProduct(vendorID: Int64, _ change: ProductChange) async throws -> Product {
         let now = Date()
         var sql: SQL = """
-            INSERT INTO products (vendor_id, name, description, price_minor, currency, stock, available, status, created_at, updated_at)
+            INSERT INTO products (vendor_id, name, description, price_minor, currency, stock, available, status, created_at, updated_at, price_feed_item)
             VALUES (\(vendorID), \(change.name ?? ""), \(change.description ?? ""), \(change.priceMinor ?? 0),
                     \(change.currency?.code ?? "USD"), \(change.stock ?? 0), \(change.available ?? true),
-                    \(ProductStatus.active.rawValue), \(now), \(now))
+                    \(ProductStatus.active.rawValue), \(now), \(now), \(change.priceFeedItem.flatMap { $0.isEmpty ? nil : $0 }))
             RETURNING
             """
         sql.append(Self.productColumns)
@@ -42,6 +42,9 @@ extension SQLStorage {
                 currency = COALESCE(CAST(\(change.currency?.code) AS TEXT), currency),
                 stock = COALESCE(CAST(\(change.stock.map(Int64.init)) AS BIGINT), stock),
                 available = COALESCE(CAST(\(change.available) AS BOOLEAN), available),
+                price_feed_item = CASE WHEN CAST(\(change.priceFeedItem) AS TEXT) IS NULL THEN price_feed_item
+                                       ELSE NULLIF(CAST(\(change.priceFeedItem) AS TEXT), '') END,
+                price_feed_at = CASE WHEN CAST(\(change.priceFeedItem) AS TEXT) IS NULL THEN price_feed_at ELSE NULL END,
                 updated_at = \(Date())
             WHERE id = \(id) AND vendor_id = \(vendorID)
             RETURNING
@@ -65,7 +68,8 @@ extension SQLStorage {
             available: try row.bool("available"),
             status: ProductStatus(rawValue: try row.string("status")) ?? .active,
             createdAt: try row.date("created_at"),
-            updatedAt: try row.date("updated_at")
+            updatedAt: try row.date("updated_at"),
+            priceFeedItem: try row.optionalString("price_feed_item")
         )
     }
 

@@ -14,8 +14,10 @@ enum API {
         let status: String
         let createdAt: Date
         let updatedAt: Date
+        let priceFeedItem: String?
 
         init(_ product: Product) {
+            priceFeedItem = product.priceFeedItem
             id = product.id
             name = product.name
             description = product.description
@@ -37,13 +39,15 @@ enum API {
         let currency: String?
         let stock: Int?
         let available: Bool?
+        /// A feed item to follow; "" or null stops following (on update, absent leaves it as it is).
+        let priceFeedItem: String?
 
         func newProduct() throws(SoukError) -> ProductChange {
-            try .newProduct(name: name, description: description, priceMinor: priceMinor, currency: currency, stock: stock, available: available)
+            try .newProduct(name: name, description: description, priceMinor: priceMinor, currency: currency, stock: stock, available: available, priceFeedItem: priceFeedItem)
         }
 
         func change() throws(SoukError) -> ProductChange {
-            let change = try ProductChange(name: name, description: description, priceMinor: priceMinor, currency: currency, stock: stock, available: available)
+            let change = try ProductChange(name: name, description: description, priceMinor: priceMinor, currency: currency, stock: stock, available: available, priceFeedItem: priceFeedItem)
             guard !change.isEmpty else {
                 throw .validationFailed([FieldError(field: "body", message: "must change at least one field")])
             }

@@ -20,6 +20,7 @@ public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> 
     APIController(services: services).addRoutes(to: router.group("api/v1"))
     FlashSaleController(services: services).addRoutes(to: router.group("api/v1"))
     CheckoutController(services: services).addRoutes(to: router.group("api/v1"))
+    PriceController(services: services).addRoutes(to: router.group("api/v1"))
     PagesController(services: services).addRoutes(to: router.group().add(middleware: CSRFMiddleware(cookies: services.cookies)))
     return router
 }

@@ -95,7 +95,8 @@ struct PagesController: Sendable {
     @Sendable func products(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
         let products = try await storage.products(vendorID: vendor.id, availableOnly: false)
-        return pages.page("products", title: "Products", ["products": products.map(Self.productValues), "has_products": !products.isEmpty], context: context)
+        let sparklines = await sparklines(for: products)
+        return pages.page("products", title: "Products", ["products": products.map { Self.productValues($0, sparkline: sparklines[$0.id]) }, "has_products": !products.isEmpty], context: context)
     }
 
     @Sendable func newProductForm(_ request: Request, context: SoukRequestContext) async throws -> Response {
@@ -107,7 +108,7 @@ struct PagesController: Sendable {
         let form = try await Form.read(request, context: context)
         do {
             let input = try Self.productInput(form)
-            let change = try ProductChange.newProduct(name: input.name, description: input.description, priceMinor: input.price, currency: input.currency, stock: input.stock, available: input.available)
+            let change = try ProductChange.newProduct(name: input.name, description: input.description, priceMinor: input.price, currency: input.currency, stock: input.stock, available: input.available, priceFeedItem: input.priceFeedItem)
             _ = try await storage.createProduct(vendorID: vendor.id, change)
             return .redirect(to: "/dashboard", type: .found)
         } catch let error as SoukError {
@@ -130,7 +131,7 @@ struct PagesController: Sendable {
         let form = try await Form.read(request, context: context)
         do {
             let input = try Self.productInput(form)
-            let change = try ProductChange(name: input.name ?? "", description: input.description ?? "", priceMinor: input.price, currency: input.currency, stock: input.stock, available: input.available)
+            let change = try ProductChange(name: input.name ?? "", description: input.description ?? "", priceMinor: input.price, currency: input.currency, stock: input.stock, available: input.available, priceFeedItem: input.priceFeedItem ?? "")
             guard change.priceMinor != nil, change.stock != nil else {
                 throw SoukError.validationFailed(
                     (change.priceMinor == nil ? [FieldError(field: "price", message: "is required")] : [])
@@ -174,6 +175,7 @@ struct PagesController: Sendable {
         var currency: String?
         var stock: Int?
         var available: Bool
+        var priceFeedItem: String?
     }
 
     private static func productInput(_ form: Form) throws(SoukError) -> ProductFormInput {
@@ -187,18 +189,43 @@ struct PagesController: Sendable {
         guard errors.isEmpty else { throw .validationFailed(errors) }
         return ProductFormInput(
             name: form["name"], description: form["description"], price: price, currency: currencyCode.isEmpty ? nil : currencyCode,
-            stock: stock.map(Int.init), available: form["available"] != nil
+            stock: stock.map(Int.init), available: form["available"] != nil, priceFeedItem: form["price_feed_item"]
         )
     }
 
     private static func formValues(_ form: Form, action: String) -> [String: Any] {
         ["action": action, "name": form["name"] ?? "", "description": form["description"] ?? "", "price": form["price"] ?? "",
-         "currency": form["currency"] ?? "", "stock": form["stock"] ?? "", "available": form["available"] != nil]
+         "currency": form["currency"] ?? "", "stock": form["stock"] ?? "", "available": form["available"] != nil,
+         "price_feed_item": form["price_feed_item"] ?? ""]
     }
 
-    static func productValues(_ product: Product) -> [String: Any] {
-        ["id": product.id, "name": product.name, "description": product.description, "price": product.price.formatted,
-         "stock": product.stock, "available": product.available, "in_stock": product.stock > 0]
+    static func productValues(_ product: Product, sparkline: String? = nil) -> [String: Any] {
+        var values: [String: Any] = [
+            "id": product.id, "name": product.name, "description": product.description, "price": product.price.formatted,
+            "stock": product.stock, "available": product.available, "in_stock": product.stock > 0,
+        ]
+        if let item = product.priceFeedItem { values["price_feed_item"] = item }
+        if let sparkline { values["sparkline"] = sparkline }
+        return values
+    }
+
+    /// How much price history a product's sparkline shows.
+    static let sparklineWindow: Int64 = 6 * 3_600_000
+
+    /// The sparklines of the products that follow a feed item, by product id. A price list that
+    /// cannot be read leaves the product without one rather than failing the page.
+    func sparklines(for products: [Product]) async -> [Int64: String] {
+        guard let prices = services.prices else { return [:] }
+        var result: [Int64: String] = [:]
+        let now = FeedSchedule.now()
+        for product in products {
+            guard let item = product.priceFeedItem,
+                  let ticks = try? await prices.ticks(item: item, from: now - Self.sparklineWindow, to: now, limit: 360),
+                  let svg = Sparkline.svg(ticks.map(\.priceMinor), label: "\(item) over the last hours")
+            else { continue }
+            result[product.id] = svg
+        }
+        return result
     }
 
     /// "12.50" for a form field (no currency code).
@@ -269,6 +296,7 @@ struct PagesController: Sendable {
 
     private func storeHTML(_ vendor: Vendor, form: Form? = nil, error: SoukError? = nil, context: SoukRequestContext) async throws -> (html: String, status: HTTPResponse.Status) {
         let products = try await storage.products(vendorID: vendor.id, availableOnly: true)
+        let sparklines = await sparklines(for: products)
         let formatter = ISO8601DateFormatter()
         let sales = try await services.flashSales.upcoming(vendorID: vendor.id).map { sale -> [String: Any] in
             ["id": sale.id, "product_name": sale.productName, "price": sale.price.formatted, "quantity": sale.quantity,
@@ -278,7 +306,7 @@ struct PagesController: Sendable {
             "sales": sales,
             "username": vendor.username, "store_name": vendor.storeName, "has_products": !products.isEmpty,
             "products": products.map { product -> [String: Any] in
-                var values = Self.productValues(product)
+                var values = Self.productValues(product, sparkline: sparklines[product.id])
                 values["quantity"] = form?["qty_\(product.id)"] ?? "0"
                 return values
             },

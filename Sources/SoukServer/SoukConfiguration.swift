@@ -22,6 +22,16 @@ public struct SoukConfiguration: Sendable, Equatable {
     public var verifierURL: URL?
     public var verifierDelay: ClosedRange<Duration>
     public var verifyDeadline: Duration
+    public var feedSource: FeedSource
+    public var feedInterval: Duration
+    public var feedItems: Int
+
+    /// Where `souk feed` gets prices.
+    public enum FeedSource: Sendable, Equatable {
+        case simulated
+        case http(URL)
+        case file(path: String)
+    }
 
     /// Where store pages are cached.
     public enum PageCacheMode: String, Sendable, Equatable, CaseIterable {
@@ -56,6 +66,9 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_VERIFIER", flag: "--verifier", defaultValue: "simulated", meaning: "the checkout verifier: simulated, or an http:// URL answering {\"verified\": true|false}"),
         .init(environment: "SOUK_VERIFIER_DELAY", flag: "--verifier-delay", defaultValue: "1s-100s", meaning: "the simulated verifier's random delay range"),
         .init(environment: "SOUK_VERIFY_DEADLINE", flag: "--verify-deadline", defaultValue: "60s", meaning: "the hard limit of a checkout's verification"),
+        .init(environment: "SOUK_FEED_SOURCE", flag: "--feed-source", defaultValue: "simulated", meaning: "the price feed: simulated, an http:// URL answering JSON or CSV rows (item, price, timestamp), or file:///path.csv to replay"),
+        .init(environment: "SOUK_FEED_INTERVAL", flag: "--feed-interval", defaultValue: "60s", meaning: "how often the price feed is polled (tests and demos use 1s)"),
+        .init(environment: "SOUK_FEED_ITEMS", flag: "--feed-items", defaultValue: "20", meaning: "how many items the simulated market quotes (SIM-0001 …)"),
     ]
 
     /// All problems found, each naming its setting.
@@ -165,11 +178,34 @@ public struct SoukConfiguration: Sendable, Equatable {
             }
         }
 
+        var feedSource = FeedSource.simulated
+        if let raw = value("SOUK_FEED_SOURCE"), raw != "simulated" {
+            if let url = URL(string: raw), url.scheme == "http", url.host?.isEmpty == false {
+                feedSource = .http(url)
+            } else if raw.hasPrefix("file://"), let url = URL(string: raw), !url.path.isEmpty {
+                feedSource = .file(path: url.path)
+            } else {
+                problems.append("SOUK_FEED_SOURCE: \"\(raw)\" is not simulated, an http://host[:port]/path URL or file:///path.csv")
+            }
+        }
+        var feedInterval = Duration.seconds(60)
+        if let raw = value("SOUK_FEED_INTERVAL") {
+            if let parsed = Self.duration(raw), parsed >= .milliseconds(10) { feedInterval = parsed } else {
+                problems.append("SOUK_FEED_INTERVAL: \"\(raw)\" is not a duration of at least 10ms, such as 60s or 1s")
+            }
+        }
+        var feedItems = 20
+        if let raw = value("SOUK_FEED_ITEMS") {
+            if let parsed = Int(raw), (1...1_000_000).contains(parsed) { feedItems = parsed } else {
+                problems.append("SOUK_FEED_ITEMS: \"\(raw)\" is not a count from 1 to 1000000")
+            }
+        }
+
         guard problems.isEmpty else { throw Invalid(problems: problems) }
         return SoukConfiguration(
             host: host, port: port, dataDirectory: dataDirectory, database: database, redisURL: redisURL, logLevel: logLevel,
             cookies: cookies, pageCache: pageCache, pageCacheTTL: pageCacheTTL, verifierURL: verifierURL, verifierDelay: verifierDelay,
-            verifyDeadline: verifyDeadline
+            verifyDeadline: verifyDeadline, feedSource: feedSource, feedInterval: feedInterval, feedItems: feedItems
         )
     }
 

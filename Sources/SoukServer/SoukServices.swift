@@ -14,6 +14,8 @@ public struct SoukServices: Sendable {
     let storefront: StorefrontCache
     public let flashSales: FlashSales
     public let checkouts: Checkouts
+    /// Price lists of feed items (Redis lists with the SQL history behind, or the SQL history).
+    public let prices: (any PriceHistory)?
     private let knownVendors = NIOLockedValueBox<[String: Vendor]>([:])
 
     /// - Parameters:
@@ -24,7 +26,7 @@ public struct SoukServices: Sendable {
     public init(
         storage: any SoukStorage, hasher: any PasswordHasher, sessions: (any SessionStore)? = nil,
         pageCache: (any PageCache)? = nil, flashSaleGate: (any FlashSaleGate)? = nil, checkoutNotifier: CheckoutNotifier = CheckoutNotifier(),
-        verifyDeadline: Duration = .seconds(60), sessionLifetime: Duration = .seconds(14 * 24 * 3600),
+        prices: (any PriceHistory)? = nil, verifyDeadline: Duration = .seconds(60), sessionLifetime: Duration = .seconds(14 * 24 * 3600),
         cookies: CookiePolicy = .auto, logger: Logger = Logger(label: "souk")
     ) async throws {
         self.storage = pageCache.map { InvalidatingStorage(base: storage, cache: $0, logger: logger) } ?? storage
@@ -45,6 +47,7 @@ public struct SoukServices: Sendable {
             throw SoukError.forbidden("the storage does not keep checkouts")
         }
         self.checkouts = Checkouts(store: checkoutStore, notifier: checkoutNotifier, deadline: verifyDeadline)
+        self.prices = prices ?? (storage as? any PriceHistory)
     }
 
     /// The vendor whose public store the path names, or 404. Vendors are never renamed or

@@ -82,7 +82,7 @@ enum Templates {
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
         {{^products}}<p class="muted">No products yet.</p>{{/products}}
         {{#has_products}}<table><tr><th>Name</th><th class="num">Price</th><th class="num">Stock</th><th>Available</th><th></th></tr>{{/has_products}}
-        {{#products}}<tr><td><strong>{{name}}</strong><br><span class="muted">{{description}}</span></td><td class="num">{{price}}</td><td class="num">{{stock}}</td>
+        {{#products}}<tr><td><strong>{{name}}</strong><br><span class="muted">{{description}}</span></td><td class="num">{{price}}{{#price_feed_item}}<br><span class="muted">follows {{price_feed_item}}</span>{{/price_feed_item}}{{#sparkline}}<br>{{{sparkline}}}{{/sparkline}}</td><td class="num">{{stock}}</td>
         <td><form class="inline" method="post" action="/dashboard/products/{{id}}/toggle"><input type="hidden" name="csrf" value="{{csrf}}">
         <button class="secondary" title="Toggle availability">{{#available}}Yes{{/available}}{{^available}}No{{/available}}</button></form></td>
         <td><a href="/dashboard/products/{{id}}/edit">Edit</a>
@@ -104,6 +104,8 @@ enum Templates {
         {{#errors.currency}}<div class="error">Currency {{errors.currency}}</div>{{/errors.currency}}
         <label for="stock">Stock</label><input id="stock" name="stock" type="number" min="0" value="{{stock}}" required>
         {{#errors.stock}}<div class="error">Stock {{errors.stock}}</div>{{/errors.stock}}
+        <label for="price_feed_item">Follow the price of feed item (optional)</label><input id="price_feed_item" name="price_feed_item" value="{{price_feed_item}}" maxlength="64" placeholder="SIM-0001">
+        {{#errors.price_feed_item}}<div class="error">Feed item {{errors.price_feed_item}}</div>{{/errors.price_feed_item}}
         <label><input type="checkbox" name="available" value="yes" {{#available}}checked{{/available}}> Available in the store</label>
         <p><button>Save</button> <a href="/dashboard">Cancel</a></p></form>{{> footer}}
         """
@@ -132,7 +134,7 @@ enum Templates {
         {{^products}}<p class="muted">This store has nothing for sale right now.</p>{{/products}}
         {{#has_products}}<form method="post" action="/s/{{username}}/orders"><input type="hidden" name="csrf" value="{{csrf}}">
         <table><tr><th>Product</th><th class="num">Price</th><th class="num">In stock</th><th>Quantity</th></tr>{{/has_products}}
-        {{#products}}<tr><td><strong>{{name}}</strong><br><span class="muted">{{description}}</span></td><td class="num">{{price}}</td><td class="num">{{stock}}</td>
+        {{#products}}<tr><td><strong>{{name}}</strong><br><span class="muted">{{description}}</span></td><td class="num">{{price}}{{#sparkline}}<br>{{{sparkline}}}{{/sparkline}}</td><td class="num">{{stock}}</td>
         <td>{{#in_stock}}<input class="qty" type="number" name="qty_{{id}}" min="0" max="{{stock}}" value="{{quantity}}" aria-label="Quantity of {{name}}">{{/in_stock}}{{^in_stock}}<span class="muted">Sold out</span>{{/in_stock}}</td></tr>{{/products}}
         {{#has_products}}</table>
         <div class="card"><h2>Your details</h2>

@@ -15,9 +15,10 @@ public final class HTTPLoadConnection: Sendable {
     let channel: any Channel
     let collector: ReplyCollector
 
-    public static func connect(host: String, port: Int) async throws -> HTTPLoadConnection {
+    public static func connect(host: String, port: Int, timeout: Duration = .seconds(10)) async throws -> HTTPLoadConnection {
         let collector = ReplyCollector()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.milliseconds(Int64(max(1, timeout.components.seconds * 1_000 + timeout.components.attoseconds / 1_000_000_000_000_000))))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -52,6 +53,31 @@ public final class HTTPLoadConnection: Sendable {
     }
 
     public func close() { channel.close(promise: nil) }
+
+    /// One request on a new connection that is closed when `timeout` passes or the task is
+    /// cancelled, so that a stalled server never holds the caller.
+    public static func request(
+        host: String, port: Int, method: HTTPMethod, path: String, body: String?, timeout: Duration
+    ) async throws -> Reply {
+        try await withThrowingTaskGroup(of: Reply?.self) { group in
+            group.addTask {
+                let connection = try await connect(host: host, port: port, timeout: timeout)
+                defer { connection.close() }
+                return try await withTaskCancellationHandler {
+                    try await connection.send(method: method, path: path, host: host, body: body, token: nil)
+                } onCancel: {
+                    connection.close()
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let reply = try await group.next() ?? nil else { throw HTTPTimeout(timeout: timeout) }
+            return reply
+        }
+    }
 
     final class ReplyCollector: ChannelInboundHandler, Sendable {
         typealias InboundIn = HTTPClientResponsePart
@@ -96,4 +122,10 @@ public final class HTTPLoadConnection: Sendable {
             continuation?.resume(throwing: error)
         }
     }
+}
+
+/// A request that got no complete answer in time.
+public struct HTTPTimeout: Error, CustomStringConvertible {
+    public let timeout: Duration
+    public var description: String { "no answer within \(timeout)" }
 }

@@ -18,26 +18,18 @@ public struct HTTPVerifier: UserVerifier {
     }
 
     public func verify(buyerID: String, orderID: String, timeout: Duration) async throws -> Bool {
-        try await withThrowingTaskGroup(of: Bool?.self) { group in
-            group.addTask {
-                let connection = try await HTTPLoadConnection.connect(host: host, port: port)
-                defer { connection.close() }
-                let reply = try await connection.send(method: .POST, path: path, host: host, body: #"{"buyer_id":"\#(buyerID)","order_id":"\#(orderID)"}"#, token: nil)
-                guard reply.status == 200,
-                      let json = try? JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [String: Any],
-                      let verified = json["verified"] as? Bool
-                else { throw VerifierUnavailable(status: reply.status) }
-                return verified
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            let first = try await group.next() ?? nil
-            group.cancelAll()
-            guard let first else { throw VerifierTimeout() }
-            return first
+        let reply: HTTPLoadConnection.Reply
+        do {
+            reply = try await HTTPLoadConnection.request(
+                host: host, port: port, method: .POST, path: path, body: #"{"buyer_id":"\#(buyerID)","order_id":"\#(orderID)"}"#, timeout: timeout)
+        } catch is HTTPTimeout {
+            throw VerifierTimeout()
         }
+        guard reply.status == 200,
+              let json = try? JSONSerialization.jsonObject(with: Data(reply.body.utf8)) as? [String: Any],
+              let verified = json["verified"] as? Bool
+        else { throw VerifierUnavailable(status: reply.status) }
+        return verified
     }
 }
 

@@ -15,7 +15,7 @@ struct Souk: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "souk",
         abstract: "Souk: open a store in a minute, survive a flash sale.",
-        subcommands: [Run.self, Serve.self, Worker.self, Migrate.self, Seed.self, Reconcile.self, LoadTest.self, Scripts.self],
+        subcommands: [Run.self, Serve.self, Worker.self, Feed.self, Migrate.self, Seed.self, Reconcile.self, LoadTest.self, Scripts.self],
         defaultSubcommand: Run.self
     )
 }
@@ -34,6 +34,9 @@ struct SettingsOptions: ParsableArguments {
     @Option(help: "simulated or an http:// URL (SOUK_VERIFIER).") var verifier: String?
     @Option(help: "Simulated verifier delay range, e.g. 1s-100s (SOUK_VERIFIER_DELAY).") var verifierDelay: String?
     @Option(help: "Checkout verification deadline, e.g. 60s (SOUK_VERIFY_DEADLINE).") var verifyDeadline: String?
+    @Option(help: "simulated, an http:// URL or file:///path.csv (SOUK_FEED_SOURCE).") var feedSource: String?
+    @Option(help: "Price feed polling interval, e.g. 60s (SOUK_FEED_INTERVAL).") var feedInterval: String?
+    @Option(help: "Items of the simulated market (SOUK_FEED_ITEMS).") var feedItems: String?
 
     /// Loads the configuration or exits non-zero listing every invalid setting.
     func load() throws -> SoukConfiguration {
@@ -50,6 +53,9 @@ struct SettingsOptions: ParsableArguments {
         flags["SOUK_VERIFIER"] = verifier
         flags["SOUK_VERIFIER_DELAY"] = verifierDelay
         flags["SOUK_VERIFY_DEADLINE"] = verifyDeadline
+        flags["SOUK_FEED_SOURCE"] = feedSource
+        flags["SOUK_FEED_INTERVAL"] = feedInterval
+        flags["SOUK_FEED_ITEMS"] = feedItems
         do {
             let configuration = try SoukConfiguration.load(environment: ProcessInfo.processInfo.environment, flags: flags)
             LogSetup.bootstrap(level: configuration.logLevel)
@@ -133,12 +139,52 @@ struct Worker: AsyncParsableCommand {
                 let redis = try RedisClient(url: url, logger: logger)
                 services = [redis] + Wiring.workers(redis: redis, storage: storage, consumers: consumers, configuration: configuration, logger: logger)
             } else {
+                let log = SQLPriceFeedLog(database: database)
                 services = [
                     PeriodicReconciler(reconciler: FlashSaleReconciler(redis: nil, store: storage, logger: logger)),
                     Wiring.sagaRunner(storage: storage, configuration: configuration, logger: logger) { _ in },
+                    PriceFeedConsumer(log: log, histories: [storage], followers: storage, consumer: Wiring.processName, logger: logger) { _ in },
                 ]
             }
             announce("Souk worker running (\(configuration.redisURL == nil ? "embedded: closing ended sales" : "\(consumers) persisters and the reconciler"))")
+            let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            try await group.run()
+        }
+    }
+}
+
+/// `souk feed`: the price-feed producer. One per source; it resumes from its checkpoint.
+struct Feed: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Poll the price source every interval and publish its ticks.")
+    @OptionGroup var settings: SettingsOptions
+    @Option(help: "On the very first start, begin this long ago (e.g. 2h) and backfill up to now.") var since: String?
+
+    func run() async throws {
+        let configuration = try settings.load()
+        let logger = Logger(label: "souk")
+        var since: Duration?
+        if let raw = self.since {
+            guard let parsed = SoukConfiguration.duration(raw) else {
+                FileHandle.standardError.write(Data("--since: \"\(raw)\" is not a duration such as 2h\n".utf8))
+                throw ExitCode(2)
+            }
+            since = parsed
+        }
+        let start = since
+        try await Backend.with(configuration, logger: logger) { database in
+            try await Migrator(database: database).verifyUpToDate()
+            var services: [any Service] = []
+            let log: any PriceFeedLog
+            if let url = configuration.redisURL {
+                let redis = try RedisClient(url: url, logger: logger)
+                services.append(redis)
+                log = RedisPriceFeedLog(redis: redis)
+            } else {
+                log = SQLPriceFeedLog(database: database)
+            }
+            let producer = try Wiring.feedProducer(configuration, log: log, since: start, logger: logger)
+            services.append(producer)
+            announce("Souk feed running (\(producer.source.name) every \(configuration.feedInterval))")
             let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
         }

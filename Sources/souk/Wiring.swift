@@ -16,6 +16,7 @@ enum Wiring {
     static func services(_ configuration: SoukConfiguration, database: any SQLDatabase, withWorkers: Bool, logger: Logger) async throws -> (SoukServices, [any Service]) {
         let storage = SQLStorage(database: database)
         var background: [any Service] = []
+        var prices: any PriceHistory = storage
         var sessions: (any SessionStore)?
         var pageCache: (any PageCache)?
         var gate: (any FlashSaleGate)?
@@ -37,7 +38,11 @@ enum Wiring {
                     if case .message(_, let id) = event { notifier.resolve(id) }
                 }
             })
-            if withWorkers { background += workers(redis: redis, storage: storage, consumers: 1, configuration: configuration, logger: logger) }
+            if withWorkers {
+                background += workers(redis: redis, storage: storage, consumers: 1, configuration: configuration, logger: logger)
+                background.append(try feedProducer(configuration, log: RedisPriceFeedLog(redis: redis), logger: logger))
+            }
+            prices = RedisPriceHistory(redis: redis, archive: storage)
             sessions = RedisSessionStore(redis: redis, vendors: storage)
             switch configuration.pageCache {
             case .auto:
@@ -53,12 +58,19 @@ enum Wiring {
             // Embedded: the in-process gate writes admissions straight to the database; only the
             // closing of ended sales is left to do in the background.
             background.append(PeriodicReconciler(reconciler: FlashSaleReconciler(redis: nil, store: storage, logger: logger)))
-            if withWorkers { background.append(sagaRunner(storage: storage, configuration: configuration, logger: logger, onResult: announce)) }
+            if withWorkers {
+                background.append(sagaRunner(storage: storage, configuration: configuration, logger: logger, onResult: announce))
+                let log = SQLPriceFeedLog(database: database)
+                background.append(try feedProducer(configuration, log: log, logger: logger))
+                background.append(PriceFeedConsumer(log: log, histories: [storage], followers: storage, consumer: processName, logger: logger) { [pageCache] vendor in
+                    try? await pageCache?.invalidate(vendorID: vendor)
+                })
+            }
         }
 
         let services = try await SoukServices(
             storage: storage, hasher: BcryptPasswordHasher(), sessions: sessions, pageCache: pageCache,
-            flashSaleGate: gate, checkoutNotifier: notifier, verifyDeadline: configuration.verifyDeadline, cookies: configuration.cookies, logger: logger
+            flashSaleGate: gate, checkoutNotifier: notifier, prices: prices, verifyDeadline: configuration.verifyDeadline, cookies: configuration.cookies, logger: logger
         )
         return (services, background)
     }
@@ -72,7 +84,25 @@ enum Wiring {
         services.append(sagaRunner(storage: storage, configuration: configuration, logger: logger) { id in
             _ = try? await redis.publish(RedisKeys.checkoutResults, id)
         })
+        let pages = RedisPageCache(redis: redis, timeToLive: configuration.pageCacheTTL)
+        services.append(PriceFeedConsumer(
+            log: RedisPriceFeedLog(redis: redis), histories: [RedisPriceHistory(redis: redis), storage], followers: storage,
+            consumer: "\(processName)-feed", logger: logger
+        ) { vendor in try? await pages.invalidate(vendorID: vendor) })
         return services
+    }
+
+    /// The source `SOUK_FEED_SOURCE` names.
+    static func priceSource(_ configuration: SoukConfiguration) throws -> any PriceSource {
+        switch configuration.feedSource {
+        case .simulated: SimulatedMarket(items: configuration.feedItems)
+        case .http(let url): try HTTPPriceSource(url: url)
+        case .file(let path): FilePriceSource(path: path)
+        }
+    }
+
+    static func feedProducer(_ configuration: SoukConfiguration, log: any PriceFeedLog, since: Duration? = nil, logger: Logger) throws -> PriceFeedProducer {
+        PriceFeedProducer(source: try priceSource(configuration), log: log, interval: configuration.feedInterval, since: since, logger: logger)
     }
 
     static var processName: String { "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)" }

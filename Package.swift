@@ -125,6 +125,7 @@ let package = Package(
                 "SoukCore", "SoukSQL", "SoukRedis", "SoukWorkers",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
             swiftSettings: swiftSettings

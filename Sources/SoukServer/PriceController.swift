@@ -47,8 +47,9 @@ struct PriceController: Sendable {
             }
             return at
         }
-        let to = time("to") ?? FeedSchedule.now()
-        let from = time("from") ?? to - 24 * 3_600_000
+        let (askedFrom, askedTo) = (time("from"), time("to"))
+        let to = askedTo ?? FeedSchedule.now()
+        let from = askedFrom ?? to - 24 * 3_600_000
         if problems.isEmpty, from > to { problems.append(FieldError(field: "from", message: "must not be after to")) }
         guard problems.isEmpty else { throw SoukError.validationFailed(problems) }
         let ticks = try await prices.ticks(item: item, from: from, to: to, limit: Self.maxTicks)

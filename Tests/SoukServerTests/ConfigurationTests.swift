@@ -1,3 +1,4 @@
+import Foundation
 import SoukServer
 import Testing
 
@@ -31,6 +32,28 @@ struct ConfigurationTests {
             let problems = (error as? SoukConfiguration.Invalid)?.problems ?? []
             let names = ["SOUK_HTTP_HOST", "SOUK_HTTP_PORT", "SOUK_DATABASE_URL", "SOUK_REDIS_URL", "SOUK_LOG_LEVEL", "SOUK_SECURE_COOKIES"]
             return problems.count == names.count && zip(problems, names).allSatisfy { $0.hasPrefix($1) }
+        }
+    }
+
+    @Test func priceFeedSettings() throws {
+        let defaults = try SoukConfiguration.load(environment: [:])
+        #expect(defaults.feedSource == .simulated && defaults.feedInterval == .seconds(60) && defaults.feedItems == 20)
+        let set = try SoukConfiguration.load(environment: ["SOUK_FEED_SOURCE": "http://prices.local:8081/now", "SOUK_FEED_INTERVAL": "1s", "SOUK_FEED_ITEMS": "10000"])
+        #expect(set.feedSource == .http(URL(string: "http://prices.local:8081/now")!) && set.feedInterval == .seconds(1) && set.feedItems == 10_000)
+        #expect(try SoukConfiguration.load(environment: ["SOUK_FEED_SOURCE": "file:///tmp/replay.csv"]).feedSource == .file(path: "/tmp/replay.csv"))
+        #expect {
+            try SoukConfiguration.load(environment: ["SOUK_FEED_SOURCE": "ftp://x", "SOUK_FEED_INTERVAL": "1ms", "SOUK_FEED_ITEMS": "0"])
+        } throws: { error in
+            let problems = (error as? SoukConfiguration.Invalid)?.problems ?? []
+            return problems.count == 3 && zip(problems, ["SOUK_FEED_SOURCE", "SOUK_FEED_INTERVAL", "SOUK_FEED_ITEMS"]).allSatisfy { $0.hasPrefix($1) }
+        }
+    }
+
+    @Test func theReadmeTableListsEverySetting() throws {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        for setting in SoukConfiguration.settings {
+            #expect(text.contains("| `\(setting.environment)` | `\(setting.flag)` |"), "README.md lacks \(setting.environment)")
         }
     }
 }

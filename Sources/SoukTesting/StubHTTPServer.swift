@@ -1,0 +1,64 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// An HTTP server on loopback that plays a script: each request gets the next reply (the last one
+/// repeats), so tests can make an outside service fail, stall or answer garbage on cue.
+public final class StubHTTPServer: Sendable {
+    public enum Reply: Sendable {
+        case answer(status: Int, body: String)
+        /// Reads the request and never answers.
+        case stall
+    }
+
+    private let channel: any Channel
+    private let state: NIOLockedValueBox<(script: [Reply], requests: Int)>
+
+    public var port: Int { channel.localAddress?.port ?? 0 }
+    public var url: URL { URL(string: "http://127.0.0.1:\(port)/prices")! }
+    public var requests: Int { state.withLockedValue { $0.requests } }
+
+    public init(_ script: [Reply]) async throws {
+        let state = NIOLockedValueBox((script: script, requests: 0))
+        self.state = state
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(Handler(state: state))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    /// Replaces the rest of the script.
+    public func play(_ script: [Reply]) {
+        state.withLockedValue { $0.script = script }
+    }
+
+    public func close() { channel.close(promise: nil) }
+
+    final class Handler: ChannelInboundHandler, Sendable {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let state: NIOLockedValueBox<(script: [Reply], requests: Int)>
+
+        init(state: NIOLockedValueBox<(script: [Reply], requests: Int)>) { self.state = state }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .end = unwrapInboundIn(data) else { return }
+            let reply = state.withLockedValue { state -> Reply in
+                state.requests += 1
+                return state.script.count > 1 ? state.script.removeFirst() : state.script.first ?? .stall
+            }
+            guard case .answer(let status, let body) = reply else { return }
+            let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: ["Content-Length": String(body.utf8.count)])
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+}

@@ -58,7 +58,11 @@ public struct PriceFeedConsumer: Service {
 
     func apply(_ entries: [PriceLogEntry], followed: Set<String>) async throws {
         let ticks = entries.flatMap(\.ticks)
-        for history in histories { try await history.apply(ticks) }
+        // The sinks are independent: Redis and PostgreSQL work at the same time.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for history in histories { group.addTask { try await history.apply(ticks) } }
+            try await group.waitForAll()
+        }
         guard let followers, !followed.isEmpty else { return }
         var newest: [String: PriceTick] = [:]
         for tick in ticks where followed.contains(tick.item) {

@@ -29,7 +29,7 @@ public struct SimulatedMarket: PriceSource {
         let itemHash = Self.mix(seed ^ UInt64(index) &* 0x9E37_79B9_7F4A_7C15)
         let base = Int64(1_000 + itemHash % 99_000)
         let period = Int64(60 + (itemHash >> 20) % 180)
-        let phase = (at / 1_000 + Int64((itemHash >> 40) % 1_000)) % period
+        let phase = (at / 60_000 + Int64((itemHash >> 40) % 1_000)) % period  // minutes: a wave over hours
         let triangle = abs(phase * 2 - period)  // 0…period, a slow wave
         let wave = base * triangle / (period * 8)
         let noiseSpan = UInt64(base / 50 + 1)

@@ -40,7 +40,7 @@ enum Wiring {
             })
             if withWorkers {
                 background += workers(redis: redis, storage: storage, consumers: 1, configuration: configuration, logger: logger)
-                background.append(try feedProducer(configuration, log: RedisPriceFeedLog(redis: redis), logger: logger))
+                background.append(try feedProducer(configuration, log: RedisPriceFeedLog(redis: redis), since: demoHistory, logger: logger))
             }
             prices = RedisPriceHistory(redis: redis, archive: storage)
             sessions = RedisSessionStore(redis: redis, vendors: storage)
@@ -61,7 +61,7 @@ enum Wiring {
             if withWorkers {
                 background.append(sagaRunner(storage: storage, configuration: configuration, logger: logger, onResult: announce))
                 let log = SQLPriceFeedLog(database: database)
-                background.append(try feedProducer(configuration, log: log, logger: logger))
+                background.append(try feedProducer(configuration, log: log, since: demoHistory, logger: logger))
                 background.append(PriceFeedConsumer(log: log, histories: [storage], followers: storage, consumer: processName, logger: logger) { [pageCache] vendor in
                     try? await pageCache?.invalidate(vendorID: vendor)
                 })
@@ -91,6 +91,9 @@ enum Wiring {
         ) { vendor in try? await pages.invalidate(vendorID: vendor) })
         return services
     }
+
+    /// `souk run` starts a fresh feed six hours back, so the demo store's sparklines have a history.
+    static let demoHistory: Duration = .seconds(6 * 3_600)
 
     /// The source `SOUK_FEED_SOURCE` names.
     static func priceSource(_ configuration: SoukConfiguration) throws -> any PriceSource {

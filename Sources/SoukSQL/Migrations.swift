@@ -7,8 +7,25 @@ public struct Migration: Sendable {
     public let version: Int
     public let name: String
     let statements: [String]
+    /// For the rare change that each engine does its own way (search indexes).
+    let dialectStatements: [SQLDialect: [String]]
+
+    init(version: Int, name: String, statements: [String]) {
+        self.version = version
+        self.name = name
+        self.statements = statements
+        self.dialectStatements = [:]
+    }
+
+    init(version: Int, name: String, sqlite: [String], postgres: [String]) {
+        self.version = version
+        self.name = name
+        self.statements = []
+        self.dialectStatements = [.sqlite: sqlite, .postgres: postgres]
+    }
 
     func statements(for dialect: SQLDialect) -> [String] {
+        let statements = dialectStatements[dialect] ?? statements
         let types: [(String, String)] = switch dialect {
         case .sqlite: [("@ID", "INTEGER PRIMARY KEY AUTOINCREMENT"), ("@INT", "INTEGER"), ("@BOOL", "INTEGER")]
         case .postgres: [("@ID", "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY"), ("@INT", "BIGINT"), ("@BOOL", "BOOLEAN")]
@@ -238,6 +255,47 @@ public enum Migrations {
                 "ALTER TABLE products ADD COLUMN price_feed_item TEXT",
                 "ALTER TABLE products ADD COLUMN price_feed_at @INT",
                 "CREATE INDEX products_by_price_feed_item ON products(price_feed_item)",
+            ]
+        ),
+        Migration(
+            version: 7, name: "search products: full text, trigrams; kept in the product's own transaction",
+            sqlite: [
+                // External-content FTS5 tables over products, kept in step by triggers, which run
+                // inside the statement (and so the transaction) that changes the product.
+                "CREATE VIRTUAL TABLE products_fts USING fts5(name, description, content='products', content_rowid='id', tokenize='porter unicode61 remove_diacritics 2')",
+                "CREATE VIRTUAL TABLE products_trigrams USING fts5(name, content='products', content_rowid='id', tokenize='trigram')",
+                "INSERT INTO products_fts(products_fts) VALUES ('rebuild')",
+                "INSERT INTO products_trigrams(products_trigrams) VALUES ('rebuild')",
+                """
+                CREATE TRIGGER products_search_insert AFTER INSERT ON products BEGIN
+                    INSERT INTO products_fts(rowid, name, description) VALUES (new.id, new.name, new.description);
+                    INSERT INTO products_trigrams(rowid, name) VALUES (new.id, new.name);
+                END
+                """,
+                """
+                CREATE TRIGGER products_search_delete AFTER DELETE ON products BEGIN
+                    INSERT INTO products_fts(products_fts, rowid, name, description) VALUES ('delete', old.id, old.name, old.description);
+                    INSERT INTO products_trigrams(products_trigrams, rowid, name) VALUES ('delete', old.id, old.name);
+                END
+                """,
+                """
+                CREATE TRIGGER products_search_update AFTER UPDATE OF name, description ON products BEGIN
+                    INSERT INTO products_fts(products_fts, rowid, name, description) VALUES ('delete', old.id, old.name, old.description);
+                    INSERT INTO products_trigrams(products_trigrams, rowid, name) VALUES ('delete', old.id, old.name);
+                    INSERT INTO products_fts(rowid, name, description) VALUES (new.id, new.name, new.description);
+                    INSERT INTO products_trigrams(rowid, name) VALUES (new.id, new.name);
+                END
+                """,
+            ],
+            postgres: [
+                "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+                // A generated column is computed in the statement that writes the row.
+                """
+                ALTER TABLE products ADD COLUMN search_document tsvector GENERATED ALWAYS AS (
+                    setweight(to_tsvector('english', name), 'A') || setweight(to_tsvector('english', description), 'B')) STORED
+                """,
+                "CREATE INDEX products_search ON products USING GIN (search_document)",
+                "CREATE INDEX products_name_trigrams ON products USING GIN (lower(name) gin_trgm_ops)",
             ]
         ),
     ]

@@ -21,6 +21,7 @@ public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> 
     FlashSaleController(services: services).addRoutes(to: router.group("api/v1"))
     CheckoutController(services: services).addRoutes(to: router.group("api/v1"))
     PriceController(services: services).addRoutes(to: router.group("api/v1"))
+    SearchController(services: services).addRoutes(to: router.group("api/v1"))
     PagesController(services: services).addRoutes(to: router.group().add(middleware: CSRFMiddleware(cookies: services.cookies)))
     return router
 }

@@ -63,8 +63,26 @@ enum Assets {
             if (order.status !== "in_progress") events.close();
           });
         }
+        function soukSuggest() {
+          document.querySelectorAll("[data-suggest]").forEach(function (input) {
+            const list = document.getElementById(input.getAttribute("list"));
+            let timer = null;
+            input.addEventListener("input", function () {
+              clearTimeout(timer);
+              const text = input.value.trim();
+              if (text.length < 2) return;
+              timer = setTimeout(function () {
+                fetch("/api/v1/search/suggest?q=" + encodeURIComponent(text)).then(function (r) { return r.json(); }).then(function (body) {
+                  list.replaceChildren.apply(list, (body.suggestions || []).map(function (name) {
+                    const option = document.createElement("option"); option.value = name; return option;
+                  }));
+                }).catch(function () {});
+              }, 120);
+            });
+          });
+        }
         document.addEventListener("DOMContentLoaded", function () {
-          soukTick(); soukRemaining(); soukLive(); soukOrder();
+          soukTick(); soukRemaining(); soukLive(); soukOrder(); soukSuggest();
           setInterval(soukTick, 1000); setInterval(soukRemaining, 2000);
         });
         """#

@@ -22,6 +22,7 @@ struct PagesController: Sendable {
         router.get("s/:username/orders/:reference", use: orderPlaced)
         router.post("s/:username/flash-sales/:id", use: buyFlashSale)
         router.get("checkouts/:id", use: checkoutPage)
+        router.get("search", use: searchPage)
 
         let dashboard = router.group("dashboard").add(middleware: RequireVendorPageMiddleware())
         dashboard.get("", use: products)
@@ -231,6 +232,38 @@ struct PagesController: Sendable {
     /// "12.50" for a form field (no currency code).
     static func plainAmount(_ money: Money) -> String {
         String(money.formatted.split(separator: " ").first ?? "")
+    }
+
+    // MARK: Search
+
+    /// `/search?q=&vendor=`: the results page of the search box (not cached: every search is fresh).
+    @Sendable func searchPage(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let parameters = request.uri.queryParameters
+        var values: [String: Any] = ["q": parameters.get("q") ?? ""]
+        if let vendor = parameters.get("vendor"), !vendor.isEmpty { values["username"] = vendor }
+        guard parameters.get("q") != nil, let search = services.search else { return pages.page("search", title: "Search", values, context: context) }
+        do {
+            let query = try SearchController.query(parameters)
+            let hits = try await search.search(query)
+            values["searched"] = true
+            values["results"] = hits.prefix(query.limit).map { hit -> [String: Any] in
+                var row = Self.productValues(hit.product)
+                row["vendor"] = hit.vendorUsername
+                return row
+            }
+            values["has_results"] = !hits.isEmpty
+            if hits.count > query.limit {
+                var components = URLComponents()
+                components.path = "/search"
+                components.queryItems = [URLQueryItem(name: "q", value: query.text), URLQueryItem(name: "offset", value: String(query.offset + query.limit))]
+                    + (query.vendor.map { [URLQueryItem(name: "vendor", value: $0)] } ?? [])
+                values["next"] = components.string
+            }
+            return pages.page("search", title: "Search: \(query.text)", values, context: context)
+        } catch let error as SoukError {
+            values["formError"] = error.message
+            return pages.page("search", title: "Search", values, context: context, status: ErrorMiddleware.status(of: error))
+        }
     }
 
     // MARK: Orders (vendor)

@@ -16,6 +16,8 @@ public struct SoukServices: Sendable {
     public let checkouts: Checkouts
     /// Price lists of feed items (Redis lists with the SQL history behind, or the SQL history).
     public let prices: (any PriceHistory)?
+    /// Full-text product search (the SQL storage's own index).
+    public let search: (any ProductSearch)?
     private let knownVendors = NIOLockedValueBox<[String: Vendor]>([:])
 
     /// - Parameters:
@@ -48,6 +50,7 @@ public struct SoukServices: Sendable {
         }
         self.checkouts = Checkouts(store: checkoutStore, notifier: checkoutNotifier, deadline: verifyDeadline)
         self.prices = prices ?? (storage as? any PriceHistory)
+        self.search = storage as? any ProductSearch
     }
 
     /// The vendor whose public store the path names, or 404. Vendors are never renamed or

@@ -2,7 +2,7 @@
 enum Templates {
     static let all: [String: String] = [
         "header": header, "footer": footer, "error": error, "home": home, "signup": signup, "login": login,
-        "products": products, "product_form": productForm, "orders": orders, "store": store, "order_placed": orderPlaced,
+        "products": products, "product_form": productForm, "orders": orders, "store": store, "search": search, "search_box": searchBox, "order_placed": orderPlaced,
         "flash_sales": flashSales, "flash_sale": flashSale, "flash_sale_admitted": flashSaleAdmitted, "checkout": checkout,
     ]
 
@@ -16,6 +16,7 @@ enum Templates {
         header a{color:#fff;text-decoration:none}header .brand{font-weight:700;font-size:1.2rem;margin-right:auto}
         header form{margin:0}header button{background:none;border:1px solid #fff;color:#fff;padding:.2rem .6rem;border-radius:4px;cursor:pointer}
         main{max-width:960px;margin:1.5rem auto;padding:0 1.5rem}
+        form.search{display:flex;gap:.5rem;margin:0 0 1rem}form.search input[type=search]{flex:1;max-width:28rem}
         table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.5rem;border-bottom:1px solid #e6e0da;text-align:left;vertical-align:top}
         .num{text-align:right}.muted{color:#777}.error{color:#b00020}.notice{background:#fdecea;border:1px solid #f5c2c0;padding:.6rem 1rem;border-radius:6px}
         .ok{background:#e8f5e9;border:1px solid #b7dfb9;padding:.6rem 1rem;border-radius:6px}
@@ -123,8 +124,23 @@ enum Templates {
         {{#older}}<p><a href="/dashboard/orders?before={{older}}">Older orders →</a></p>{{/older}}{{> footer}}
         """
 
+    static let searchBox = """
+        <form class="search" method="get" action="/search" role="search"><input type="search" name="q" value="{{q}}" placeholder="Search{{#username}} this store{{/username}}…" aria-label="Search" list="souk-suggestions" data-suggest maxlength="200" required>
+        {{#username}}<input type="hidden" name="vendor" value="{{username}}">{{/username}}<datalist id="souk-suggestions"></datalist> <button>Search</button></form>
+        """
+
+    static let search = """
+        {{> header}}<h1>Search</h1>{{> search_box}}
+        {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        {{#searched}}{{^results}}<p class="muted">Nothing matches “{{q}}”.</p>{{/results}}{{/searched}}
+        {{#has_results}}<table><tr><th>Product</th><th>Store</th><th class="num">Price</th><th class="num">In stock</th></tr>{{/has_results}}
+        {{#results}}<tr><td><strong>{{name}}</strong><br><span class="muted">{{description}}</span></td><td><a href="/s/{{vendor}}">{{vendor}}</a></td><td class="num">{{price}}</td><td class="num">{{stock}}</td></tr>{{/results}}
+        {{#has_results}}</table>{{/has_results}}
+        {{#next}}<p><a href="{{next}}">More results →</a></p>{{/next}}{{> footer}}
+        """
+
     static let store = """
-        {{> header}}<h1>{{store_name}}</h1>
+        {{> header}}<h1>{{store_name}}</h1>{{> search_box}}
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
         {{#sales}}<div class="card sale" data-sale-id="{{id}}" data-sale-starts="{{starts_at}}" data-sale-ends="{{ends_at}}">
         <h2>Flash sale: {{product_name}} at {{price}}</h2><p><span class="countdown"></span> · <span class="remaining">{{quantity}} units</span> · at most {{limit}} per buyer</p>

@@ -86,6 +86,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // libvips, through pkg-config; a few inline C wrappers stand in for its variadic calls.
+        .systemLibrary(name: "CVips", path: "Sources/CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
+        // Image decoding and thumbnails on libvips: the ImageProcessor port's backend.
+        .target(
+            name: "SoukImages",
+            dependencies: [
+                "SoukCore", "CVips",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The Hummingbird application: JSON API, HTML pages, sessions, CSRF, error mapping.
         .target(
             name: "SoukServer",
@@ -106,7 +117,7 @@ let package = Package(
         .executableTarget(
             name: "souk",
             dependencies: [
-                "SoukCore", "SoukSQL", "SoukServer", "SoukRedis", "SoukWorkers",
+                "SoukCore", "SoukSQL", "SoukServer", "SoukRedis", "SoukWorkers", "SoukImages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -157,7 +168,7 @@ let package = Package(
         .testTarget(
             name: "SoukServerTests",
             dependencies: [
-                "SoukCore", "SoukSQL", "SoukServer", "SoukWorkers", "SoukTesting",
+                "SoukCore", "SoukSQL", "SoukServer", "SoukWorkers", "SoukTesting", "SoukImages",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

@@ -4,7 +4,7 @@ import Logging
 /// Wraps the storage so that every committed change to a vendor's products (including stock taken
 /// by an order or returned by a cancellation) invalidates that vendor's cached store pages before
 /// the caller hears that the change succeeded.
-public struct InvalidatingStorage: SoukStorage {
+public struct InvalidatingStorage: SoukStorage, ProductImageStore {
     public let base: any SoukStorage
     let cache: any PageCache
     let logger: Logger
@@ -50,6 +50,24 @@ public struct InvalidatingStorage: SoukStorage {
         let deleted = try await base.deleteProduct(id: id, vendorID: vendorID)
         if deleted { await invalidate(vendorID) }
         return deleted
+    }
+
+    public func setImage(productID: Int64, vendorID: Int64, imageKey: String) async throws -> Product? {
+        guard let images = base as? any ProductImageStore else { return nil }
+        let product = try await images.setImage(productID: productID, vendorID: vendorID, imageKey: imageKey)
+        if product != nil { await invalidate(vendorID) }
+        return product
+    }
+
+    public func thumbnailsMade(productID: Int64, imageKey: String, sizes: [Int]) async throws -> Int64? {
+        guard let images = base as? any ProductImageStore else { return nil }
+        let vendor = try await images.thumbnailsMade(productID: productID, imageKey: imageKey, sizes: sizes)
+        if let vendor { await invalidate(vendor) }
+        return vendor
+    }
+
+    public func productsAwaitingThumbnails(before: Date, limit: Int) async throws -> [(productID: Int64, imageKey: String)] {
+        try await (base as? any ProductImageStore)?.productsAwaitingThumbnails(before: before, limit: limit) ?? []
     }
 
     public func placeOrder(vendorID: Int64, _ request: OrderRequest) async throws -> Order {

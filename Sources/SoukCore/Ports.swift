@@ -28,6 +28,17 @@ public protocol ProductStore: Sendable {
     func deleteProduct(id: Int64, vendorID: Int64) async throws -> Bool
 }
 
+/// A product's image and the thumbnails made from it.
+public protocol ProductImageStore: Sendable {
+    /// Gives the product a new image: its thumbnails are to be made, so it is `processing` until then.
+    func setImage(productID: Int64, vendorID: Int64, imageKey: String) async throws -> Product?
+    /// Records the thumbnails of `imageKey` and makes the product `active`; nil (and nothing
+    /// changed) when the product is gone or has another image by now. Returns the vendor's id.
+    func thumbnailsMade(productID: Int64, imageKey: String, sizes: [Int]) async throws -> Int64?
+    /// Products still `processing` whose last change is older than `before`: their job may have been lost.
+    func productsAwaitingThumbnails(before: Date, limit: Int) async throws -> [(productID: Int64, imageKey: String)]
+}
+
 /// Orders at one vendor's store.
 public protocol OrderStore: Sendable {
     /// Atomically takes the stock of every item and records the order, or writes nothing and throws

@@ -20,12 +20,19 @@ public struct Product: Hashable, Sendable {
     public let updatedAt: Date
     /// The price-feed item whose price this product takes as ticks arrive, if any.
     public let priceFeedItem: String?
+    /// The content hash naming the product's uploaded image, if any.
+    public let imageKey: String?
+    /// The thumbnail sizes made from that image so far (all of ``ImageLimits/thumbnailSizes`` once done).
+    public let thumbnailSizes: [Int]
 
     public init(
         id: Int64, vendorID: Int64, name: String, description: String, price: Money, stock: Int,
-        available: Bool, status: ProductStatus, createdAt: Date, updatedAt: Date, priceFeedItem: String? = nil
+        available: Bool, status: ProductStatus, createdAt: Date, updatedAt: Date, priceFeedItem: String? = nil,
+        imageKey: String? = nil, thumbnailSizes: [Int] = []
     ) {
         self.priceFeedItem = priceFeedItem
+        self.imageKey = imageKey
+        self.thumbnailSizes = thumbnailSizes
         self.id = id
         self.vendorID = vendorID
         self.name = name

@@ -33,6 +33,10 @@ public enum SoukError: Error, Equatable, Sendable {
     case saleEnded
     case insufficientCredit
     case invalidCoupon(String)
+    /// An upload that is not a JPEG, PNG or WebP image (by its content, not its name).
+    case unsupportedImageType
+    /// An image that cannot be decoded, or is too large in pixels.
+    case invalidImage(String)
     /// The stored denial of an earlier request with the same idempotency key, given again as it was.
     case previousAnswer(status: Int, code: String, message: String)
 
@@ -56,6 +60,8 @@ public enum SoukError: Error, Equatable, Sendable {
         case .saleEnded: "ended"
         case .insufficientCredit: "insufficient_credit"
         case .invalidCoupon: "invalid_coupon"
+        case .unsupportedImageType: "unsupported_media_type"
+        case .invalidImage: "invalid_image"
         case .previousAnswer(_, let code, _): code
         }
     }
@@ -82,6 +88,8 @@ public enum SoukError: Error, Equatable, Sendable {
         case .saleEnded: "The sale has ended."
         case .insufficientCredit: "Deny: Not enough credit"
         case .invalidCoupon(let why): "The coupon cannot be used: \(why)."
+        case .unsupportedImageType: "Images must be JPEG, PNG or WebP."
+        case .invalidImage(let why): "The image cannot be used: \(why)."
         case .previousAnswer(_, _, let message): message
         }
     }

@@ -58,6 +58,22 @@ public enum RedisKeys {
     /// A feed item's price list: a sorted set scored by tick time (ms), members `at:price_minor`.
     public static func priceList(_ item: String) -> String { "\(prefix)price:\(item)" }
 
+    /// The job queue, all under the hash tag `{jobs}` so its scripts touch one Cluster slot.
+    public enum Jobs {
+        /// Stream of due jobs (field `id`), read by the `job-workers` group.
+        public static let queue = "\(prefix){jobs}:queue"
+        /// Sorted set of jobs waiting for a retry, scored by when they are due (ms).
+        public static let delayed = "\(prefix){jobs}:delayed"
+        /// Hashes by job id: kind, payload, attempts so far.
+        public static let kinds = "\(prefix){jobs}:kind"
+        public static let payloads = "\(prefix){jobs}:payload"
+        public static let attempts = "\(prefix){jobs}:attempts"
+        /// Hash of dead jobs: id → "failed-at-ms reason".
+        public static let dead = "\(prefix){jobs}:dead"
+        public static let group = "job-workers"
+        public static var all: [String] { [queue, delayed, kinds, payloads, attempts, dead] }
+    }
+
     /// A login session by token hash; expires with the session.
     public static func session(_ tokenHash: String) -> String { "\(prefix)session:\(tokenHash)" }
 }

@@ -298,6 +298,28 @@ public enum Migrations {
                 "CREATE INDEX products_name_trigrams ON products USING GIN (lower(name) gin_trgm_ops)",
             ]
         ),
+        Migration(
+            version: 8, name: "create jobs; products get an image and thumbnails",
+            statements: [
+                """
+                CREATE TABLE jobs (
+                    id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'dead')),
+                    attempts @INT NOT NULL DEFAULT 0,
+                    run_at @INT NOT NULL,
+                    lease_owner TEXT,
+                    lease_until @INT,
+                    last_error TEXT,
+                    created_at @INT NOT NULL,
+                    updated_at @INT NOT NULL)
+                """,
+                "CREATE INDEX jobs_due ON jobs(state, run_at)",
+                "ALTER TABLE products ADD COLUMN image_key TEXT",
+                "ALTER TABLE products ADD COLUMN thumbnail_sizes TEXT",
+            ]
+        ),
     ]
 }
 

@@ -1,8 +1,8 @@
 import Foundation
 import SoukCore
 
-extension SQLStorage {
-    static let productColumns: SQL = " id, vendor_id, name, description, price_minor, currency, stock, available, status, created_at, updated_at, price_feed_item "
+extension SQLStorage: ProductImageStore {
+    static let productColumns: SQL = " id, vendor_id, name, description, price_minor, currency, stock, available, status, created_at, updated_at, price_feed_item, image_key, thumbnail_sizes "
 
     public func createProduct(vendorID: Int64, _ change: ProductChange) async throws -> Product {
         let now = Date()
@@ -69,8 +69,36 @@ extension SQLStorage {
             status: ProductStatus(rawValue: try row.string("status")) ?? .active,
             createdAt: try row.date("created_at"),
             updatedAt: try row.date("updated_at"),
-            priceFeedItem: try row.optionalString("price_feed_item")
+            priceFeedItem: try row.optionalString("price_feed_item"),
+            imageKey: try row.optionalString("image_key"),
+            thumbnailSizes: (try row.optionalString("thumbnail_sizes") ?? "").split(separator: ",").compactMap { Int($0) }
         )
+    }
+
+    public func setImage(productID: Int64, vendorID: Int64, imageKey: String) async throws -> Product? {
+        var sql: SQL = """
+            UPDATE products SET image_key = \(imageKey), thumbnail_sizes = NULL, status = \(ProductStatus.processing.rawValue), updated_at = \(Date())
+            WHERE id = \(productID) AND vendor_id = \(vendorID)
+            RETURNING
+            """
+        sql.append(Self.productColumns)
+        return try await database.write(sql).first.map(Self.product)
+    }
+
+    public func thumbnailsMade(productID: Int64, imageKey: String, sizes: [Int]) async throws -> Int64? {
+        try await database.write("""
+            UPDATE products SET thumbnail_sizes = \(sizes.map(String.init).joined(separator: ",")), status = \(ProductStatus.active.rawValue), updated_at = \(Date())
+            WHERE id = \(productID) AND image_key = \(imageKey)
+            RETURNING vendor_id
+            """).first.map { try $0.int("vendor_id") }
+    }
+
+    public func productsAwaitingThumbnails(before: Date, limit: Int) async throws -> [(productID: Int64, imageKey: String)] {
+        try await database.read("""
+            SELECT id, image_key FROM products
+            WHERE status = \(ProductStatus.processing.rawValue) AND image_key IS NOT NULL AND updated_at < \(before)
+            ORDER BY updated_at LIMIT \(limit)
+            """).map { (try $0.int("id"), try $0.string("image_key")) }
     }
 
     static func currency(_ code: String) throws -> Currency {

@@ -6,7 +6,7 @@ import SoukCore
 /// with a trigram table whose candidates are ranked here the way pg_trgm would. Both indexes are
 /// written by the statement that writes the product, so a search never misses a committed change.
 extension SQLStorage: ProductSearch {
-    static let qualifiedProductColumns = "p.id, p.vendor_id, p.name, p.description, p.price_minor, p.currency, p.stock, p.available, p.status, p.created_at, p.updated_at, p.price_feed_item, v.username AS vendor_username"
+    static let qualifiedProductColumns = "p.id, p.vendor_id, p.name, p.description, p.price_minor, p.currency, p.stock, p.available, p.status, p.created_at, p.updated_at, p.price_feed_item, p.image_key, p.thumbnail_sizes, v.username AS vendor_username"
 
     /// Candidates ranked in Swift for typo matching (SQLite) and suggestions are bounded, so a short
     /// or common prefix costs the same as a rare one.

@@ -15,9 +15,15 @@ enum API {
         let createdAt: Date
         let updatedAt: Date
         let priceFeedItem: String?
+        /// Size → URL, once made.
+        let thumbnails: [String: String]?
 
         init(_ product: Product) {
             priceFeedItem = product.priceFeedItem
+            thumbnails = product.imageKey.flatMap { key in
+                product.thumbnailSizes.isEmpty ? nil
+                    : Dictionary(uniqueKeysWithValues: product.thumbnailSizes.map { (String($0), MediaNames.url(MediaNames.thumbnail(key, size: $0))) })
+            }
             id = product.id
             name = product.name
             description = product.description

@@ -22,6 +22,7 @@ public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> 
     CheckoutController(services: services).addRoutes(to: router.group("api/v1"))
     PriceController(services: services).addRoutes(to: router.group("api/v1"))
     SearchController(services: services).addRoutes(to: router.group("api/v1"))
+    ImageController(services: services).addRoutes(api: router.group("api/v1"), root: router.group())
     PagesController(services: services).addRoutes(to: router.group().add(middleware: CSRFMiddleware(cookies: services.cookies)))
     return router
 }

@@ -67,7 +67,8 @@ struct ErrorMiddleware: RouterMiddleware {
         case .usernameTaken, .productUnavailable, .insufficientStock, .invalidTransition: .conflict
         case .soldOut, .limitReached, .saleNotStarted, .saleEnded: .conflict
         case .insufficientCredit: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
-        case .invalidCoupon: .unprocessableContent
+        case .invalidCoupon, .invalidImage: .unprocessableContent
+        case .unsupportedImageType: .unsupportedMediaType
         case .previousAnswer(let status, _, _): HTTPResponse.Status(code: status)
         }
     }

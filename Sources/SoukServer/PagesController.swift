@@ -206,6 +206,10 @@ struct PagesController: Sendable {
             "stock": product.stock, "available": product.available, "in_stock": product.stock > 0,
         ]
         if let item = product.priceFeedItem { values["price_feed_item"] = item }
+        if let key = product.imageKey, product.thumbnailSizes.contains(200) {
+            values["thumbnail"] = MediaNames.url(MediaNames.thumbnail(key, size: 200))
+        }
+        if product.status == .processing { values["processing"] = true }
         if let sparkline { values["sparkline"] = sparkline }
         return values
     }

@@ -23,6 +23,8 @@ public struct SoukConfiguration: Sendable, Equatable {
     public var verifierDelay: ClosedRange<Duration>
     public var verifyDeadline: Duration
     public var feedSource: FeedSource
+    /// Uploaded images and thumbnails: `media` under the data directory.
+    public var mediaDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("media") }
     public var feedInterval: Duration
     public var feedItems: Int
 

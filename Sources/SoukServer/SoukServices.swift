@@ -18,6 +18,10 @@ public struct SoukServices: Sendable {
     public let prices: (any PriceHistory)?
     /// Full-text product search (the SQL storage's own index).
     public let search: (any ProductSearch)?
+    /// Image checks and thumbnails, where images are kept, and the job queue; nil disables uploads.
+    public let images: (any ImageProcessor)?
+    public let media: (any MediaStore)?
+    public let jobs: (any JobQueue)?
     private let knownVendors = NIOLockedValueBox<[String: Vendor]>([:])
 
     /// - Parameters:
@@ -28,7 +32,8 @@ public struct SoukServices: Sendable {
     public init(
         storage: any SoukStorage, hasher: any PasswordHasher, sessions: (any SessionStore)? = nil,
         pageCache: (any PageCache)? = nil, flashSaleGate: (any FlashSaleGate)? = nil, checkoutNotifier: CheckoutNotifier = CheckoutNotifier(),
-        prices: (any PriceHistory)? = nil, verifyDeadline: Duration = .seconds(60), sessionLifetime: Duration = .seconds(14 * 24 * 3600),
+        prices: (any PriceHistory)? = nil, images: (any ImageProcessor)? = nil, media: (any MediaStore)? = nil, jobs: (any JobQueue)? = nil,
+        verifyDeadline: Duration = .seconds(60), sessionLifetime: Duration = .seconds(14 * 24 * 3600),
         cookies: CookiePolicy = .auto, logger: Logger = Logger(label: "souk")
     ) async throws {
         self.storage = pageCache.map { InvalidatingStorage(base: storage, cache: $0, logger: logger) } ?? storage
@@ -51,6 +56,9 @@ public struct SoukServices: Sendable {
         self.checkouts = Checkouts(store: checkoutStore, notifier: checkoutNotifier, deadline: verifyDeadline)
         self.prices = prices ?? (storage as? any PriceHistory)
         self.search = storage as? any ProductSearch
+        self.images = images
+        self.media = media
+        self.jobs = jobs
     }
 
     /// The vendor whose public store the path names, or 404. Vendors are never renamed or

@@ -16,6 +16,7 @@ enum Templates {
         header a{color:#fff;text-decoration:none}header .brand{font-weight:700;font-size:1.2rem;margin-right:auto}
         header form{margin:0}header button{background:none;border:1px solid #fff;color:#fff;padding:.2rem .6rem;border-radius:4px;cursor:pointer}
         main{max-width:960px;margin:1.5rem auto;padding:0 1.5rem}
+        img.thumb{float:left;margin-right:.6rem;object-fit:cover;border-radius:4px}
         form.search{display:flex;gap:.5rem;margin:0 0 1rem}form.search input[type=search]{flex:1;max-width:28rem}
         table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.5rem;border-bottom:1px solid #e6e0da;text-align:left;vertical-align:top}
         .num{text-align:right}.muted{color:#777}.error{color:#b00020}.notice{background:#fdecea;border:1px solid #f5c2c0;padding:.6rem 1rem;border-radius:6px}
@@ -83,7 +84,7 @@ enum Templates {
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
         {{^products}}<p class="muted">No products yet.</p>{{/products}}
         {{#has_products}}<table><tr><th>Name</th><th class="num">Price</th><th class="num">Stock</th><th>Available</th><th></th></tr>{{/has_products}}
-        {{#products}}<tr><td><strong>{{name}}</strong><br><span class="muted">{{description}}</span></td><td class="num">{{price}}{{#price_feed_item}}<br><span class="muted">follows {{price_feed_item}}</span>{{/price_feed_item}}{{#sparkline}}<br>{{{sparkline}}}{{/sparkline}}</td><td class="num">{{stock}}</td>
+        {{#products}}<tr><td>{{#thumbnail}}<img class="thumb" src="{{thumbnail}}" alt="" width="56" height="56" loading="lazy">{{/thumbnail}}<strong>{{name}}</strong>{{#processing}} <span class="status">processing</span>{{/processing}}<br><span class="muted">{{description}}</span>{{#image_error}}<br><span class="error">Image: {{image_error}}</span>{{/image_error}}</td><td class="num">{{price}}{{#price_feed_item}}<br><span class="muted">follows {{price_feed_item}}</span>{{/price_feed_item}}{{#sparkline}}<br>{{{sparkline}}}{{/sparkline}}</td><td class="num">{{stock}}</td>
         <td><form class="inline" method="post" action="/dashboard/products/{{id}}/toggle"><input type="hidden" name="csrf" value="{{csrf}}">
         <button class="secondary" title="Toggle availability">{{#available}}Yes{{/available}}{{^available}}No{{/available}}</button></form></td>
         <td><a href="/dashboard/products/{{id}}/edit">Edit</a>
@@ -150,7 +151,7 @@ enum Templates {
         {{^products}}<p class="muted">This store has nothing for sale right now.</p>{{/products}}
         {{#has_products}}<form method="post" action="/s/{{username}}/orders"><input type="hidden" name="csrf" value="{{csrf}}">
         <table><tr><th>Product</th><th class="num">Price</th><th class="num">In stock</th><th>Quantity</th></tr>{{/has_products}}
-        {{#products}}<tr><td><strong>{{name}}</strong><br><span class="muted">{{description}}</span></td><td class="num">{{price}}{{#sparkline}}<br>{{{sparkline}}}{{/sparkline}}</td><td class="num">{{stock}}</td>
+        {{#products}}<tr><td>{{#thumbnail}}<img class="thumb" src="{{thumbnail}}" alt="" width="56" height="56" loading="lazy">{{/thumbnail}}<strong>{{name}}</strong><br><span class="muted">{{description}}</span></td><td class="num">{{price}}{{#sparkline}}<br>{{{sparkline}}}{{/sparkline}}</td><td class="num">{{stock}}</td>
         <td>{{#in_stock}}<input class="qty" type="number" name="qty_{{id}}" min="0" max="{{stock}}" value="{{quantity}}" aria-label="Quantity of {{name}}">{{/in_stock}}{{^in_stock}}<span class="muted">Sold out</span>{{/in_stock}}</td></tr>{{/products}}
         {{#has_products}}</table>
         <div class="card"><h2>Your details</h2>

@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import ServiceLifecycle
 import SoukCore
+import SoukImages
 import SoukSQL
 import SoukWorkers
 import SoukRedis
@@ -140,7 +141,9 @@ struct Worker: AsyncParsableCommand {
                 services = [redis] + Wiring.workers(redis: redis, storage: storage, consumers: consumers, configuration: configuration, logger: logger)
             } else {
                 let log = SQLPriceFeedLog(database: database)
-                services = [
+                let media = try FileMediaStore(directory: configuration.mediaDirectory)
+                services = Wiring.jobWorkers(queue: SQLJobQueue(database: database), storage: storage, images: try VipsImageProcessor(), media: media, logger: logger) { _ in }
+                services += [
                     PeriodicReconciler(reconciler: FlashSaleReconciler(redis: nil, store: storage, logger: logger)),
                     Wiring.sagaRunner(storage: storage, configuration: configuration, logger: logger) { _ in },
                     PriceFeedConsumer(log: log, histories: [storage], followers: storage, consumer: Wiring.processName, logger: logger) { _ in },

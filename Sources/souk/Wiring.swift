@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SoukCore
+import SoukImages
 import SoukRedis
 import SoukServer
 import SoukSQL
@@ -17,6 +18,9 @@ enum Wiring {
         let storage = SQLStorage(database: database)
         var background: [any Service] = []
         var prices: any PriceHistory = storage
+        let images = try VipsImageProcessor()
+        let media = try FileMediaStore(directory: configuration.mediaDirectory)
+        var jobs: any JobQueue = SQLJobQueue(database: database)
         var sessions: (any SessionStore)?
         var pageCache: (any PageCache)?
         var gate: (any FlashSaleGate)?
@@ -27,6 +31,7 @@ enum Wiring {
         if let url = configuration.redisURL {
             let redis = try RedisClient(url: url, logger: logger)
             background.append(redis)
+            jobs = RedisJobQueue(redis: redis)
             gate = RedisFlashSaleGate(redis: redis, store: storage)
             // Checkout results are decided by whichever process runs the saga; every instance hears them.
             announce = { id in
@@ -65,12 +70,16 @@ enum Wiring {
                 background.append(PriceFeedConsumer(log: log, histories: [storage], followers: storage, consumer: processName, logger: logger) { [pageCache] vendor in
                     try? await pageCache?.invalidate(vendorID: vendor)
                 })
+                background += jobWorkers(queue: jobs, storage: storage, images: images, media: media, logger: logger) { [pageCache] vendor in
+                    try? await pageCache?.invalidate(vendorID: vendor)
+                }
             }
         }
 
         let services = try await SoukServices(
             storage: storage, hasher: BcryptPasswordHasher(), sessions: sessions, pageCache: pageCache,
-            flashSaleGate: gate, checkoutNotifier: notifier, prices: prices, verifyDeadline: configuration.verifyDeadline, cookies: configuration.cookies, logger: logger
+            flashSaleGate: gate, checkoutNotifier: notifier, prices: prices, images: images, media: media, jobs: jobs,
+            verifyDeadline: configuration.verifyDeadline, cookies: configuration.cookies, logger: logger
         )
         return (services, background)
     }
@@ -89,7 +98,25 @@ enum Wiring {
             log: RedisPriceFeedLog(redis: redis), histories: [RedisPriceHistory(redis: redis), storage], followers: storage,
             consumer: "\(processName)-feed", logger: logger
         ) { vendor in try? await pages.invalidate(vendorID: vendor) })
+        if let images = try? VipsImageProcessor(), let media = try? FileMediaStore(directory: configuration.mediaDirectory) {
+            services += jobWorkers(queue: RedisJobQueue(redis: redis), storage: storage, images: images, media: media, logger: logger) { vendor in
+                try? await pages.invalidate(vendorID: vendor)
+            }
+        }
         return services
+    }
+
+    /// The job runner with every handler Souk has, and the sweeper that re-queues lost thumbnail jobs.
+    static func jobWorkers(
+        queue: any JobQueue, storage: SQLStorage, images: any ImageProcessor, media: any MediaStore, logger: Logger,
+        invalidate: @escaping @Sendable (Int64) async -> Void
+    ) -> [any Service] {
+        [
+            JobRunner(
+                queue: queue, handlers: [ThumbnailJob.kind: ThumbnailJob(images: images, media: media, products: storage, invalidate: invalidate)],
+                worker: "\(processName)-jobs", logger: logger),
+            ThumbnailSweeper(products: storage, queue: queue),
+        ]
     }
 
     /// `souk run` starts a fresh feed six hours back, so the demo store's sparklines have a history.

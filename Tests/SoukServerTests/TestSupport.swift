@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import SoukCore
+import SoukImages
 import SoukServer
 import SoukSQL
 import SoukTesting
@@ -13,15 +14,24 @@ struct TestApp {
     let client: any TestClientProtocol
     let storage: SQLStorage
     let database: any SQLDatabase
+    /// Where uploaded images go (a fresh temporary directory), and the job queue (in the database).
+    let media: FileMediaStore
+    let jobs: SQLJobQueue
 
     static func run(backend: TestBackend = .sqlite, pageCache: (any PageCache)? = nil, _ body: @escaping @Sendable (TestApp) async throws -> Void) async throws {
         try await backend.withDatabase { database in
             let storage = SQLStorage(database: database)
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("souk-media-\(UUID().uuidString)")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let media = try FileMediaStore(directory: directory)
+            let jobs = SQLJobQueue(database: database)
             // Cost 4 keeps bcrypt real but fast enough for hundreds of sign-ups in tests.
-            let services = try await SoukServices(storage: storage, hasher: BcryptPasswordHasher(cost: 4), pageCache: pageCache, logger: TestLog.logger)
+            let services = try await SoukServices(
+                storage: storage, hasher: BcryptPasswordHasher(cost: 4), pageCache: pageCache, images: try VipsImageProcessor(), media: media, jobs: jobs,
+                logger: TestLog.logger)
             let app = buildApplication(services, host: "127.0.0.1", port: 0, logger: TestLog.logger)
             try await app.test(.router) { client in
-                try await body(TestApp(client: client, storage: storage, database: database))
+                try await body(TestApp(client: client, storage: storage, database: database, media: media, jobs: jobs))
             }
         }
     }
@@ -30,6 +40,7 @@ struct TestApp {
         let status: HTTPResponse.Status
         let headers: HTTPFields
         let body: String
+        var bytes: [UInt8] = []
 
         /// The body as a JSON object (empty when it is not one).
         var json: [String: Any] {
@@ -46,7 +57,7 @@ struct TestApp {
         if let token { headers[.authorization] = "Bearer \(token)" }
         if body != nil, headers[.contentType] == nil { headers[.contentType] = "application/json" }
         let response = try await client.executeRequest(uri: uri, method: method, headers: headers, body: body)
-        return Reply(status: response.status, headers: response.headers, body: String(buffer: response.body))
+        return Reply(status: response.status, headers: response.headers, body: String(buffer: response.body), bytes: Array(buffer: response.body))
     }
 
     /// Sends a JSON body given as a literal string (so tests can send exactly the bytes they mean).

@@ -18,19 +18,28 @@ public struct RedisJobQueue: JobQueue {
     }
 
     public func claim(worker: String, lease: Duration, wait: Duration) async throws -> Job? {
-        _ = try await redis.evalsha(Self.promoteScript, keys: [Keys.delayed, Keys.queue], arguments: [String(Self.now())])
-        do {
-            return try await take(worker: worker, lease: lease, wait: wait)
-        } catch let error as RESPServerError where error.code == "NOGROUP" {
-            try await redis.xgroupCreate(Keys.queue, group: Keys.group, startingAt: "0")
-            return try await take(worker: worker, lease: lease, wait: wait)
+        // Short blocking reads, so that a retry falling due during the wait is promoted and seen.
+        let deadline = ContinuousClock.now + wait
+        while true {
+            _ = try await redis.evalsha(Self.promoteScript, keys: [Keys.delayed, Keys.queue], arguments: [String(Self.now())])
+            let block = min(deadline - ContinuousClock.now, .milliseconds(250))
+            let job: Job?
+            do {
+                job = try await take(worker: worker, lease: lease, wait: block)
+            } catch let error as RESPServerError where error.code == "NOGROUP" {
+                try await redis.xgroupCreate(Keys.queue, group: Keys.group, startingAt: "0")
+                continue
+            }
+            if let job { return job }
+            if ContinuousClock.now >= deadline { return nil }
         }
     }
 
     private func take(worker: String, lease: Duration, wait: Duration) async throws -> Job? {
         var entry = try await redis.xautoclaim(Keys.queue, group: Keys.group, consumer: worker, minIdle: lease, count: 1).entries.first
         if entry == nil {
-            entry = try await redis.xreadgroup(group: Keys.group, consumer: worker, stream: Keys.queue, count: 1, block: wait).first
+            // BLOCK 0 would wait forever: no wait means a plain read.
+            entry = try await redis.xreadgroup(group: Keys.group, consumer: worker, stream: Keys.queue, count: 1, block: wait > .zero ? wait : nil).first
         }
         guard let entry, let id = entry["id"] else { return nil }
         let reply = try await redis.evalsha(Self.startScript, keys: [Keys.kinds, Keys.payloads, Keys.attempts, Keys.queue], arguments: [id, entry.id, Keys.group])

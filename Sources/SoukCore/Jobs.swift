@@ -57,7 +57,9 @@ public struct JobCounts: Sendable, Equatable {
 /// delay the caller asks for, or dead-lettered with the reason.
 public protocol JobQueue: Sendable {
     func enqueue(id: String, kind: String, payload: String) async throws
-    /// The next due job, leased to `worker` for `lease`; nil when none is due within `wait`.
+    /// The next due job, leased to `worker` for `lease`; nil when none is due within `wait`. Every
+    /// worker of a queue uses the same lease (on Redis it is also how long a job must sit idle
+    /// before another worker takes it over).
     func claim(worker: String, lease: Duration, wait: Duration) async throws -> Job?
     func complete(_ job: Job) async throws
     /// Schedules the job again after `delay`, or dead-letters it with `reason` when `delay` is nil.

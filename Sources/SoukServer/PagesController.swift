@@ -32,6 +32,8 @@ struct PagesController: Sendable {
         dashboard.post("products/:id", use: updateProduct)
         dashboard.post("products/:id/toggle", use: toggleProduct)
         dashboard.post("products/:id/delete", use: deleteProduct)
+        dashboard.post("products/:id/image", use: uploadImage)
+        dashboard.post("products/:id/image/retry", use: retryImage)
         dashboard.get("orders", use: orders)
         dashboard.post("orders/:id/status", use: updateOrderStatus)
         dashboard.get("flash-sales", use: flashSalesPage)
@@ -97,7 +99,15 @@ struct PagesController: Sendable {
         let vendor = try context.requireVendor()
         let products = try await storage.products(vendorID: vendor.id, availableOnly: false)
         let sparklines = await sparklines(for: products)
-        return pages.page("products", title: "Products", ["products": products.map { Self.productValues($0, sparkline: sparklines[$0.id]) }, "has_products": !products.isEmpty], context: context)
+        let imageErrors = await imageErrors(for: products)
+        return pages.page("products", title: "Products", [
+            "products": products.map { product -> [String: Any] in
+                var values = Self.productValues(product, sparkline: sparklines[product.id])
+                if let error = imageErrors[product.id] { values["image_error"] = error }
+                return values
+            },
+            "has_products": !products.isEmpty,
+        ], context: context)
     }
 
     @Sendable func newProductForm(_ request: Request, context: SoukRequestContext) async throws -> Response {
@@ -143,6 +153,37 @@ struct PagesController: Sendable {
         } catch let error as SoukError where error.code == "validation_failed" {
             return formError("product_form", title: "Edit \(product.name)", error, values: Self.formValues(form, action: "/dashboard/products/\(product.id)"), context: context)
         }
+    }
+
+    /// The product form's image upload (multipart): the same checks and job as the API.
+    @Sendable func uploadImage(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let product = try await ownProduct(context)
+        let upload = try await MultipartForm.read(request, context: context, limit: ImageLimits.maxBytes + 64 * 1024)
+        do {
+            guard let image = upload.files["image"], !image.isEmpty else {
+                throw SoukError.validationFailed([FieldError(field: "image", message: "choose a JPEG, PNG or WebP file")])
+            }
+            _ = try await services.attachImage(image, productID: product.id, vendorID: vendor.id)
+            return .redirect(to: "/dashboard", type: .found)
+        } catch let error as SoukError {
+            var values = Self.productValues(product)
+            values["action"] = "/dashboard/products/\(product.id)"
+            values["price"] = Self.plainAmount(product.price)
+            values["currency"] = product.price.currency.code
+            values["imageError"] = error.message
+            return pages.page("product_form", title: "Edit \(product.name)", values, context: context, status: ErrorMiddleware.status(of: error))
+        }
+    }
+
+    /// Puts a product's dead thumbnail job back in the queue.
+    @Sendable func retryImage(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let product = try await ownProduct(context)
+        _ = try await Form.read(request, context: context)
+        if let key = product.imageKey, let jobs = services.jobs {
+            _ = try await jobs.retry(id: "thumbnails:\(product.id):\(key)")
+        }
+        return .redirect(to: "/dashboard", type: .found)
     }
 
     @Sendable func toggleProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
@@ -212,6 +253,19 @@ struct PagesController: Sendable {
         if product.status == .processing { values["processing"] = true }
         if let sparkline { values["sparkline"] = sparkline }
         return values
+    }
+
+    /// The reasons this vendor's thumbnail jobs died, by product: only its own products are looked at.
+    func imageErrors(for products: [Product]) async -> [Int64: String] {
+        guard let jobs = services.jobs, products.contains(where: { $0.status == .processing }),
+              let dead = try? await jobs.deadJobs(limit: 1_000)
+        else { return [:] }
+        let reasons = Dictionary(dead.map { ($0.id, $0.reason) }, uniquingKeysWith: { first, _ in first })
+        var errors: [Int64: String] = [:]
+        for product in products where product.status == .processing {
+            if let key = product.imageKey, let reason = reasons["thumbnails:\(product.id):\(key)"] { errors[product.id] = reason }
+        }
+        return errors
     }
 
     /// How much price history a product's sparkline shows.

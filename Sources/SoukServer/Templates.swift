@@ -84,7 +84,7 @@ enum Templates {
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
         {{^products}}<p class="muted">No products yet.</p>{{/products}}
         {{#has_products}}<table><tr><th>Name</th><th class="num">Price</th><th class="num">Stock</th><th>Available</th><th></th></tr>{{/has_products}}
-        {{#products}}<tr><td>{{#thumbnail}}<img class="thumb" src="{{thumbnail}}" alt="" width="56" height="56" loading="lazy">{{/thumbnail}}<strong>{{name}}</strong>{{#processing}} <span class="status">processing</span>{{/processing}}<br><span class="muted">{{description}}</span>{{#image_error}}<br><span class="error">Image: {{image_error}}</span>{{/image_error}}</td><td class="num">{{price}}{{#price_feed_item}}<br><span class="muted">follows {{price_feed_item}}</span>{{/price_feed_item}}{{#sparkline}}<br>{{{sparkline}}}{{/sparkline}}</td><td class="num">{{stock}}</td>
+        {{#products}}<tr><td>{{#thumbnail}}<img class="thumb" src="{{thumbnail}}" alt="" width="56" height="56" loading="lazy">{{/thumbnail}}<strong>{{name}}</strong>{{#processing}} <span class="status">processing</span>{{/processing}}<br><span class="muted">{{description}}</span>{{#image_error}}<br><span class="error">Image: {{image_error}}</span> <form class="inline" method="post" action="/dashboard/products/{{id}}/image/retry"><input type="hidden" name="csrf" value="{{csrf}}"><button class="secondary">Retry</button></form>{{/image_error}}</td><td class="num">{{price}}{{#price_feed_item}}<br><span class="muted">follows {{price_feed_item}}</span>{{/price_feed_item}}{{#sparkline}}<br>{{{sparkline}}}{{/sparkline}}</td><td class="num">{{stock}}</td>
         <td><form class="inline" method="post" action="/dashboard/products/{{id}}/toggle"><input type="hidden" name="csrf" value="{{csrf}}">
         <button class="secondary" title="Toggle availability">{{#available}}Yes{{/available}}{{^available}}No{{/available}}</button></form></td>
         <td><a href="/dashboard/products/{{id}}/edit">Edit</a>
@@ -109,7 +109,12 @@ enum Templates {
         <label for="price_feed_item">Follow the price of feed item (optional)</label><input id="price_feed_item" name="price_feed_item" value="{{price_feed_item}}" maxlength="64" placeholder="SIM-0001">
         {{#errors.price_feed_item}}<div class="error">Feed item {{errors.price_feed_item}}</div>{{/errors.price_feed_item}}
         <label><input type="checkbox" name="available" value="yes" {{#available}}checked{{/available}}> Available in the store</label>
-        <p><button>Save</button> <a href="/dashboard">Cancel</a></p></form>{{> footer}}
+        <p><button>Save</button> <a href="/dashboard">Cancel</a></p></form>
+        {{#id}}<form method="post" action="/dashboard/products/{{id}}/image" enctype="multipart/form-data" class="card"><input type="hidden" name="csrf" value="{{csrf}}">
+        <h2>Image</h2>{{#thumbnail}}<p><img src="{{thumbnail}}" alt="" width="120"></p>{{/thumbnail}}{{#processing}}<p class="muted">Making thumbnails…</p>{{/processing}}
+        <label for="image">JPEG, PNG or WebP, up to 8 MB</label><input id="image" type="file" name="image" accept="image/jpeg,image/png,image/webp" required>
+        {{#imageError}}<div class="error">{{imageError}}</div>{{/imageError}}
+        <p><button>Upload</button></p></form>{{/id}}{{> footer}}
         """
 
     static let orders = """

@@ -16,7 +16,7 @@ struct Souk: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "souk",
         abstract: "Souk: open a store in a minute, survive a flash sale.",
-        subcommands: [Run.self, Serve.self, Worker.self, Feed.self, Migrate.self, Seed.self, Reconcile.self, LoadTest.self, Scripts.self],
+        subcommands: [Run.self, Serve.self, Worker.self, Feed.self, Jobs.self, Migrate.self, Seed.self, Reconcile.self, LoadTest.self, Scripts.self],
         defaultSubcommand: Run.self
     )
 }
@@ -190,6 +190,50 @@ struct Feed: AsyncParsableCommand {
             announce("Souk feed running (\(producer.source.name) every \(configuration.feedInterval))")
             let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             try await group.run()
+        }
+    }
+}
+
+/// `souk jobs`: the background job queue — counts and dead jobs, retry or purge them.
+struct Jobs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the job queue's dead jobs, retry or purge them.",
+        discussion: "souk jobs list | souk jobs retry ID | souk jobs retry --all | souk jobs purge [ID]")
+    @OptionGroup var settings: SettingsOptions
+    @Argument(help: "list, retry or purge") var action: String = "list"
+    @Argument(help: "A dead job's id (retry, purge).") var id: String?
+    @Flag(help: "With retry: every dead job.") var all = false
+
+    func run() async throws {
+        let configuration = try settings.load()
+        let logger = Logger(label: "souk")
+        let (action, id, all) = (action, id, all)
+        guard ["list", "retry", "purge"].contains(action), action != "retry" || id != nil || all else {
+            FileHandle.standardError.write(Data("usage: souk jobs list | retry ID | retry --all | purge [ID]\n".utf8))
+            throw ExitCode(2)
+        }
+        try await Backend.with(configuration, logger: logger) { database in
+            let redis = try configuration.redisURL.map { try RedisClient(url: $0, logger: logger) }
+            defer { redis?.shutdown() }
+            let queue: any JobQueue = redis.map { RedisJobQueue(redis: $0) } ?? SQLJobQueue(database: database)
+            switch action {
+            case "retry":
+                let ids = all ? try await queue.deadJobs(limit: 100_000).map(\.id) : [id!]
+                var retried = 0
+                for id in ids where try await queue.retry(id: id) { retried += 1 }
+                announce("Retried \(retried) job\(retried == 1 ? "" : "s").")
+                if !all && retried == 0 { throw ExitCode(1) }
+            case "purge":
+                let purged = try await queue.purge(id: id)
+                announce("Purged \(purged) dead job\(purged == 1 ? "" : "s").")
+            default:
+                let counts = try await queue.counts()
+                announce("queued \(counts.queued), running \(counts.running), dead \(counts.dead)")
+                let formatter = ISO8601DateFormatter()
+                for job in try await queue.deadJobs(limit: 100) {
+                    announce("dead  \(job.id)  \(job.kind)  attempts \(job.attempts)  \(formatter.string(from: job.failedAt))  \(job.reason)")
+                }
+            }
         }
     }
 }

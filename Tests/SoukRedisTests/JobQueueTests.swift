@@ -21,7 +21,10 @@ enum JobQueueBackend: String, CaseIterable, Sendable {
 
 @Suite("Job queue")
 struct JobQueueTests {
-    static let lease = Duration.milliseconds(400)
+    /// Long enough that a loaded machine never lets a lease run out by accident.
+    static let lease = Duration.seconds(30)
+    /// For the test about leases running out.
+    static let shortLease = Duration.seconds(2)
 
     @Test(arguments: JobQueueBackend.allCases)
     func jobsAreClaimedOnceCompletedOnceAndNotDoubled(backend: JobQueueBackend) async throws {
@@ -41,8 +44,7 @@ struct JobQueueTests {
             try await queue.complete(second)
             try await queue.complete(second)  // a second completion changes nothing
             #expect(try await queue.counts() == JobCounts())
-            try await Task.sleep(for: Self.lease + .milliseconds(100))
-            #expect(try await queue.claim(worker: "c", lease: Self.lease, wait: .zero) == nil, "completed jobs never come back")
+            #expect(try await queue.claim(worker: "c", lease: Self.lease, wait: .milliseconds(300)) == nil, "completed jobs never come back")
         }
     }
 
@@ -50,10 +52,10 @@ struct JobQueueTests {
     func aJobWhoseWorkerDiedIsTakenOverAfterItsLease(backend: JobQueueBackend) async throws {
         try await backend.withQueue { queue in
             try await queue.enqueue(id: "j1", kind: "k", payload: "p")
-            let lost = try #require(try await queue.claim(worker: "doomed", lease: Self.lease, wait: .zero))
-            #expect(try await queue.claim(worker: "b", lease: Self.lease, wait: .zero) == nil, "leased")
-            try await Task.sleep(for: Self.lease + .milliseconds(150))
-            let again = try #require(try await queue.claim(worker: "b", lease: Self.lease, wait: .zero))
+            let lost = try #require(try await queue.claim(worker: "doomed", lease: Self.shortLease, wait: .zero))
+            #expect(try await queue.claim(worker: "b", lease: Self.shortLease, wait: .zero) == nil, "leased")
+            try await Task.sleep(for: Self.shortLease + .milliseconds(200))
+            let again = try #require(try await queue.claim(worker: "b", lease: Self.shortLease, wait: .zero))
             #expect(again.id == "j1" && again.attempt == 2)
             try await queue.complete(lost)  // the dead worker's late word does not settle the new delivery
             try await queue.complete(again)
@@ -66,9 +68,9 @@ struct JobQueueTests {
         try await backend.withQueue { queue in
             try await queue.enqueue(id: "j1", kind: "k", payload: "p")
             let first = try #require(try await queue.claim(worker: "a", lease: Self.lease, wait: .zero))
-            try await queue.fail(first, reason: "flaky", retryAfter: .milliseconds(300))
+            try await queue.fail(first, reason: "flaky", retryAfter: .seconds(2))
             #expect(try await queue.claim(worker: "a", lease: Self.lease, wait: .zero) == nil, "not before its backoff")
-            let second = try #require(try await queue.claim(worker: "a", lease: Self.lease, wait: .seconds(2)))
+            let second = try #require(try await queue.claim(worker: "a", lease: Self.lease, wait: .seconds(10)))
             #expect(second.attempt == 2)
             try await queue.fail(second, reason: "broken for good", retryAfter: nil)
             #expect(try await queue.counts() == JobCounts(dead: 1))

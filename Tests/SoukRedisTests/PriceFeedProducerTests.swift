@@ -9,7 +9,7 @@ import Testing
 @Suite("Price feed producer")
 struct PriceFeedProducerTests {
     /// Waits until `condition` holds, or fails the test after `timeout`.
-    static func eventually(_ what: String, timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async throws {
+    static func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while try await !condition() {
             try #require(ContinuousClock.now < deadline, "timed out waiting until \(what)")
@@ -43,7 +43,7 @@ struct PriceFeedProducerTests {
             defer { stub.close() }
             let log = SQLPriceFeedLog(database: database)
             let producer = PriceFeedProducer(
-                source: try HTTPPriceSource(url: stub.url, timeout: .milliseconds(200)), log: log, interval: .milliseconds(700), logger: TestLog.logger)
+                source: try HTTPPriceSource(url: stub.url, timeout: .seconds(1)), log: log, interval: .seconds(3), logger: TestLog.logger)
             let running = Task { try await producer.run() }
             defer { running.cancel() }
 

@@ -99,3 +99,44 @@ struct ProductImageTests {
         }
     }
 }
+
+@Suite("Product images on the dashboard")
+struct ProductImagePageTests {
+    static func multipart(csrf: String, image: [UInt8], boundary: String = "souk-test-boundary") -> (ByteBuffer, String) {
+        var body: [UInt8] = []
+        body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n\(csrf)\r\n".utf8)
+        body += Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.png\"\r\nContent-Type: image/png\r\n\r\n".utf8)
+        body += image
+        body += Array("\r\n--\(boundary)--\r\n".utf8)
+        return (ByteBuffer(bytes: body), "multipart/form-data; boundary=\(boundary)")
+    }
+
+    @Test func aVendorUploadsAnImageOnTheFormAndSeesErrorsThere() async throws {
+        try await TestApp.run { app in
+            let vendor = Browser(app)
+            _ = try await vendor.get("/signup")
+            _ = try await vendor.post("/signup", [("username", "amina"), ("password", "sesame1234"), ("store_name", "Amina's Souk")])
+            _ = try await vendor.post("/dashboard/products", [("name", "Tagine"), ("price", "49.99"), ("currency", "USD"), ("stock", "3"), ("available", "yes")])
+            let product = try #require(try await app.storage.products(vendorID: 1, availableOnly: false).first)
+            let edit = try await vendor.get("/dashboard/products/\(product.id)/edit")
+            #expect(edit.body.contains(#"enctype="multipart/form-data""#) && edit.body.contains(#"type="file" name="image""#))
+
+            let (corrupt, type) = Self.multipart(csrf: vendor.csrf, image: Array(TestImages.png(width: 100, height: 100).prefix(60)))
+            let refused = try await vendor.request(.post, "/dashboard/products/\(product.id)/image", body: corrupt, contentType: type)
+            #expect(refused.status == .unprocessableContent && refused.body.contains("The image cannot be used"), "shown on the form")
+            #expect(try await app.storage.product(id: product.id, vendorID: 1)?.imageKey == nil)
+
+            let (forged, _) = Self.multipart(csrf: "forged", image: TestImages.png(width: 100, height: 100))
+            #expect(try await vendor.request(.post, "/dashboard/products/\(product.id)/image", body: forged, contentType: type).status == .forbidden)
+
+            let (good, _) = Self.multipart(csrf: vendor.csrf, image: TestImages.png(width: 640, height: 480))
+            let uploaded = try await vendor.request(.post, "/dashboard/products/\(product.id)/image", body: good, contentType: type)
+            #expect(uploaded.status == .found)
+            #expect(try await app.storage.product(id: product.id, vendorID: 1)?.status == .processing)
+            #expect(try await vendor.get("/dashboard").body.contains("processing"))
+            #expect(try await ProductImageTests.runJobs(app) == 1)
+            let done = try await vendor.get("/dashboard")
+            #expect(done.body.contains("-200.jpg") && !done.body.contains(#"<span class="status">processing"#))
+        }
+    }
+}

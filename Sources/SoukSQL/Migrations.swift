@@ -320,6 +320,21 @@ public enum Migrations {
                 "ALTER TABLE products ADD COLUMN thumbnail_sizes TEXT",
             ]
         ),
+        Migration(
+            version: 9, name: "count store page views per vendor and minute; index orders by time",
+            statements: [
+                """
+                CREATE TABLE store_views (
+                    vendor_id @INT NOT NULL,
+                    minute @INT NOT NULL,
+                    views @INT NOT NULL,
+                    PRIMARY KEY (vendor_id, minute))
+                """,
+                "CREATE INDEX orders_by_vendor_time ON orders(vendor_id, created_at)",
+                "CREATE INDEX checkouts_by_vendor_time ON checkouts(vendor_id, created_at)",
+                "CREATE INDEX flash_sale_orders_by_time ON flash_sale_orders(sale_id, created_at)",
+            ]
+        ),
     ]
 }
 

@@ -23,7 +23,9 @@ public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> 
     PriceController(services: services).addRoutes(to: router.group("api/v1"))
     SearchController(services: services).addRoutes(to: router.group("api/v1"))
     ImageController(services: services).addRoutes(api: router.group("api/v1"), root: router.group())
-    PagesController(services: services).addRoutes(to: router.group().add(middleware: CSRFMiddleware(cookies: services.cookies)))
+    let pages = router.group().add(middleware: CSRFMiddleware(cookies: services.cookies))
+    AnalyticsController(services: services).addRoutes(pages: pages, api: router.group("api/v1"))
+    PagesController(services: services).addRoutes(to: pages)
     return router
 }
 

@@ -63,6 +63,12 @@ enum Assets {
             if (order.status !== "in_progress") events.close();
           });
         }
+        function soukAnalytics() {
+          const panel = document.querySelector("[data-live-analytics]");
+          if (!panel) return;
+          const events = new EventSource("/dashboard/analytics/events");
+          events.addEventListener("analytics", function (e) { panel.innerHTML = e.data; });
+        }
         function soukSuggest() {
           document.querySelectorAll("[data-suggest]").forEach(function (input) {
             const list = document.getElementById(input.getAttribute("list"));
@@ -82,7 +88,7 @@ enum Assets {
           });
         }
         document.addEventListener("DOMContentLoaded", function () {
-          soukTick(); soukRemaining(); soukLive(); soukOrder(); soukSuggest();
+          soukTick(); soukRemaining(); soukLive(); soukOrder(); soukSuggest(); soukAnalytics();
           setInterval(soukTick, 1000); setInterval(soukRemaining, 2000);
         });
         """#

@@ -26,6 +26,11 @@ struct PageRenderer: Sendable {
         return library.render(values, withTemplate: template) ?? "<h1>\(title)</h1>"
     }
 
+    /// A piece of a page (no layout), e.g. a panel pushed to the browser over server-sent events.
+    func fragment(_ template: String, _ values: [String: Any]) -> String {
+        library.render(values, withTemplate: template) ?? ""
+    }
+
     func page(_ template: String, title: String, _ values: [String: Any] = [:], context: SoukRequestContext, status: HTTPResponse.Status = .ok) -> Response {
         let html = render(template, title: title, values, context: context)
         return Response(

@@ -371,6 +371,7 @@ struct PagesController: Sendable {
     /// vendor's header differs, so theirs is rendered fresh.
     @Sendable func store(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try await services.publicVendor(context)
+        services.views.count(vendorID: vendor.id)
         guard context.vendor == nil else { return try await storePage(vendor, context: context) }
         let page = try await services.storefront.page(for: PageKey(vendorID: vendor.id, variant: "html"), logger: context.logger) {
             var anonymous = context

@@ -22,6 +22,9 @@ public struct SoukServices: Sendable {
     public let images: (any ImageProcessor)?
     public let media: (any MediaStore)?
     public let jobs: (any JobQueue)?
+    /// Store-page views counted in memory until the ``ViewFlusher`` writes them; the analytics source.
+    public let views = ViewCounter()
+    public let analytics: (any AnalyticsStore)?
     private let knownVendors = NIOLockedValueBox<[String: Vendor]>([:])
 
     /// - Parameters:
@@ -59,6 +62,7 @@ public struct SoukServices: Sendable {
         self.images = images
         self.media = media
         self.jobs = jobs
+        self.analytics = storage as? any AnalyticsStore
     }
 
     /// The vendor whose public store the path names, or 404. Vendors are never renamed or

@@ -2,7 +2,7 @@
 enum Templates {
     static let all: [String: String] = [
         "header": header, "footer": footer, "error": error, "home": home, "signup": signup, "login": login,
-        "products": products, "product_form": productForm, "orders": orders, "store": store, "search": search, "search_box": searchBox, "order_placed": orderPlaced,
+        "products": products, "product_form": productForm, "orders": orders, "store": store, "search": search, "search_box": searchBox, "analytics": analytics, "analytics_panel": analyticsPanel, "order_placed": orderPlaced,
         "flash_sales": flashSales, "flash_sale": flashSale, "flash_sale_admitted": flashSaleAdmitted, "checkout": checkout,
     ]
 
@@ -16,6 +16,7 @@ enum Templates {
         header a{color:#fff;text-decoration:none}header .brand{font-weight:700;font-size:1.2rem;margin-right:auto}
         header form{margin:0}header button{background:none;border:1px solid #fff;color:#fff;padding:.2rem .6rem;border-radius:4px;cursor:pointer}
         main{max-width:960px;margin:1.5rem auto;padding:0 1.5rem}
+        .stats{display:flex;gap:1rem;flex-wrap:wrap}.stats .card{flex:1;min-width:9rem}.stats strong{font-size:1.5rem}
         img.thumb{float:left;margin-right:.6rem;object-fit:cover;border-radius:4px}
         form.search{display:flex;gap:.5rem;margin:0 0 1rem}form.search input[type=search]{flex:1;max-width:28rem}
         table{border-collapse:collapse;width:100%;background:#fff}th,td{padding:.5rem;border-bottom:1px solid #e6e0da;text-align:left;vertical-align:top}
@@ -32,7 +33,7 @@ enum Templates {
         .bar div{position:absolute;top:0;bottom:0;left:0}.bar-admitted{background:#f0b27a}.bar-persisted{background:#5b3a29}
         </style><script src="/assets/souk.js" defer></script></head><body>
         <header><a class="brand" href="/">Souk</a>
-        {{#vendor}}<a href="/dashboard">Products</a><a href="/dashboard/orders">Orders</a><a href="/dashboard/flash-sales">Flash sales</a><a href="/s/{{username}}">My store</a>
+        {{#vendor}}<a href="/dashboard">Products</a><a href="/dashboard/orders">Orders</a><a href="/dashboard/flash-sales">Flash sales</a><a href="/dashboard/analytics">Analytics</a><a href="/s/{{username}}">My store</a>
         <form method="post" action="/logout"><input type="hidden" name="csrf" value="{{csrf}}"><button>Log out {{username}}</button></form>{{/vendor}}
         {{^vendor}}<a href="/login">Log in</a><a href="/signup">Open a store</a>{{/vendor}}
         </header><main>
@@ -128,6 +129,22 @@ enum Templates {
         <input type="hidden" name="status" value="{{status}}"><button class="{{style}}">{{label}}</button></form> {{/next}}</td><td class="muted">{{placed_at}}</td></tr>{{/orders}}
         {{#has_orders}}</table>{{/has_orders}}
         {{#older}}<p><a href="/dashboard/orders?before={{older}}">Older orders →</a></p>{{/older}}{{> footer}}
+        """
+
+    static let analytics = """
+        {{> header}}<h1>Analytics</h1><p class="muted">The last hour, live.</p>
+        <div data-live-analytics>{{> analytics_panel}}</div>{{> footer}}
+        """
+
+    static let analyticsPanel = """
+        <div class="stats"><div class="card"><div class="muted">Orders</div><strong>{{orders}}</strong></div>
+        <div class="card"><div class="muted">Revenue</div><strong>{{#has_revenue}}{{revenue}}{{/has_revenue}}{{^has_revenue}}—{{/has_revenue}}</strong></div>
+        <div class="card"><div class="muted">Store page views</div><strong>{{views}}</strong></div>
+        <div class="card"><div class="muted">Conversion</div><strong>{{conversion}}</strong></div></div>
+        <div class="card"><div class="muted">Orders per minute (peak {{peak}})</div>{{{chart}}}</div>
+        <div class="card"><h2>Top products</h2>{{^top}}<p class="muted">No sales in the last hour.</p>{{/top}}<ol>{{#top}}<li>{{name}} — {{units}}</li>{{/top}}</ol></div>
+        {{#sales}}<div class="card"><h2>Flash sale: {{name}}</h2><p>{{sold}} of {{quantity}} sold ({{percent}} %)</p>
+        <svg viewBox="0 0 100 6" width="100%" height="12" preserveAspectRatio="none" role="img" aria-label="{{percent}} percent sold"><rect width="100" height="6" fill="#e6e0da"/><rect width="{{percent}}" height="6" fill="#1a7f37"/></svg></div>{{/sales}}
         """
 
     static let searchBox = """

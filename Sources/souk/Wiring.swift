@@ -81,6 +81,7 @@ enum Wiring {
             flashSaleGate: gate, checkoutNotifier: notifier, prices: prices, images: images, media: media, jobs: jobs,
             verifyDeadline: configuration.verifyDeadline, cookies: configuration.cookies, logger: logger
         )
+        background.append(ViewFlusher(counter: services.views, store: storage))
         return (services, background)
     }
 

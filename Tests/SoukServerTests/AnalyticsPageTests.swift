@@ -1,0 +1,51 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import NIOCore
+import SoukCore
+import SoukTesting
+import Testing
+
+@Suite("Analytics dashboard")
+struct AnalyticsPageTests {
+    @Test func theDashboardShowsTheVendorsLiveNumbersAndNobodyElses() async throws {
+        try await TestApp.run { app in
+            let vendor = Browser(app)
+            _ = try await vendor.get("/signup")
+            _ = try await vendor.post("/signup", [("username", "amina"), ("password", "sesame1234"), ("store_name", "Amina's Souk")])
+            let token = try #require(try await app.json(.post, "/api/v1/sessions", #"{"username":"amina","password":"sesame1234"}"#).json["token"] as? String)
+            let tea = try await app.product(token: token, name: "Mint tea", price: 450)
+            for _ in 0..<4 { _ = try await app.send(.get, "/s/amina") }
+            let order = #"{"customer":{"name":"Amina","phone":"+212600000000","address":"1 Rue"},"items":[{"product_id":\#(tea),"quantity":2}]}"#
+            #expect(try await app.json(.post, "/api/v1/stores/amina/orders", order).status == .created)
+
+            let api = try await app.json(.get, "/api/v1/analytics", token: token)
+            #expect(api.json["orders"] as? Int == 1)
+            #expect((api.json["revenue"] as? [[String: Any]])?.first?["amount_minor"] as? Int == 900)
+            #expect(((api.json["top_products"] as? [[String: Any]])?.first?["name"] as? String) == "Mint tea")
+            #expect((api.json["orders_per_minute"] as? [Any])?.count == 60)
+
+            let page = try await vendor.get("/dashboard/analytics")
+            #expect(page.status == .ok && page.body.contains("data-live-analytics") && page.body.contains("Mint tea — 2") && page.body.contains("9.00 USD"))
+            #expect(page.body.contains(#"<svg class="chart""#))
+
+            #expect(try await app.json(.get, "/api/v1/analytics").status == .unauthorized)
+            let stranger = try await app.vendorToken("bilal")
+            #expect(try await app.json(.get, "/api/v1/analytics", token: stranger).json["orders"] as? Int == 0, "another vendor sees only its own")
+            #expect(try await Browser(app).get("/dashboard/analytics").status == .found, "pages need a login")
+        }
+    }
+
+    @Test func theEventStreamPushesThePanelFromARealServer() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("souk-analytics-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let souk = try await SoukProcess.start(["run", "--data-dir", directory.path])
+        defer { souk.stop() }
+        let login = try await HTTPTestClient(baseURL: souk.baseURL).send("POST", "/api/v1/sessions", json: #"{"username":"demo","password":"demo1234"}"#)
+        let token = try #require(login.json["token"] as? String)
+        let stream = try await RawHTTP.read(souk.baseURL, path: "/dashboard/analytics/events", headers: ["Cookie": "souk_session=\(token)"], for: .milliseconds(2_500))
+        #expect(stream.lowercased().contains("content-type: text/event-stream"), "\(stream.prefix(300))")
+        #expect(stream.components(separatedBy: "event: analytics").count >= 2, "a panel at once, then every 2 s")
+        #expect(stream.contains("data: <div class=\"stats\">") && stream.contains("Orders per minute"))
+    }
+}

@@ -85,8 +85,8 @@ public struct SearchHit: Sendable, Equatable {
 public protocol ProductSearch: Sendable {
     /// The best matches first: up to `limit + 1`, the extra one telling that a next page exists.
     func search(_ query: SearchQuery) async throws -> [SearchHit]
-    /// Product names for a search box: words that start with the text, or nearly match it.
-    func suggest(_ text: String, limit: Int) async throws -> [String]
+    /// The names of available products, newest first, from which suggestions are built.
+    func suggestionNames(limit: Int) async throws -> [String]
 }
 
 /// Word similarity by shared trigrams, as PostgreSQL's pg_trgm computes it: used where the engine

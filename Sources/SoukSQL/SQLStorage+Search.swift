@@ -22,32 +22,8 @@ extension SQLStorage: ProductSearch {
         }
     }
 
-    public func suggest(_ text: String, limit: Int) async throws -> [String] {
-        let terms = SearchQuery.terms(of: text)
-        guard !terms.isEmpty else { return [] }
-        let phrase = terms.joined(separator: " ")
-        var names: [String]
-        switch database.dialect {
-        case .postgres:
-            names = try await postgresRead("""
-                SELECT c.name FROM (
-                    SELECT p.id, p.name FROM products p
-                    WHERE p.available = TRUE AND (p.search_document @@ to_tsquery('english', \(Self.prefixQuery(terms, nameOnly: true))) OR \(phrase) <% lower(p.name))
-                    LIMIT \(Self.candidateLimit)) c
-                ORDER BY word_similarity(\(phrase), lower(c.name)) DESC, length(c.name), c.id
-                LIMIT \(limit * 3)
-                """).map { try $0.string("name") }
-        case .sqlite:
-            names = try await database.read("""
-                SELECT p.name FROM products_fts f JOIN products p ON p.id = f.rowid
-                WHERE products_fts MATCH \(terms.map { "name : \"\($0)\"*" }.joined(separator: " AND ")) AND p.available = \(true)
-                LIMIT \(Self.candidateLimit)
-                """).map { try $0.string("name") }
-            if names.isEmpty { names = try await trigramCandidates(terms).map(\.name) }
-            names = Self.ranked(names, phrase: phrase, terms: terms)
-        }
-        var seen: Set<String> = []
-        return Array(names.filter { seen.insert($0.lowercased()).inserted }.prefix(limit))
+    public func suggestionNames(limit: Int) async throws -> [String] {
+        try await database.read("SELECT name FROM products WHERE available = \(true) ORDER BY id DESC LIMIT \(limit)").map { try $0.string("name") }
     }
 
     // MARK: PostgreSQL
@@ -60,16 +36,32 @@ extension SQLStorage: ProductSearch {
 
     func postgresSearch(_ query: SearchQuery) async throws -> [SearchHit] {
         let tsquery = Self.prefixQuery(query.terms)
+        var sql: SQL = "SELECT "
+        sql.append(SQL(stringLiteral: Self.qualifiedProductColumns))
+        sql.append("""
+            , ts_rank(p.search_document, to_tsquery('english', \(tsquery))) AS score
+            FROM products p JOIN vendors v ON v.id = p.vendor_id
+            WHERE p.search_document @@ to_tsquery('english', \(tsquery)) AND p.available = TRUE
+            """)
+        sql.append(Self.filters(query))
+        sql.append(" ORDER BY score DESC, p.id DESC LIMIT \(query.limit + 1) OFFSET \(query.offset)")
+        let hits = try await database.read(sql).map(Self.hit)
+        if !hits.isEmpty || query.offset > 0 { return hits }
+        return try await postgresTypoSearch(query)
+    }
+
+    /// Nothing matched word for word: names whose words are close to the query's (pg_trgm).
+    func postgresTypoSearch(_ query: SearchQuery) async throws -> [SearchHit] {
         let phrase = query.terms.joined(separator: " ")
         var sql: SQL = "SELECT "
         sql.append(SQL(stringLiteral: Self.qualifiedProductColumns))
         sql.append("""
-            , ts_rank_cd(p.search_document, to_tsquery('english', \(tsquery))) + word_similarity(\(phrase), lower(p.name)) AS score
+            , word_similarity(\(phrase), lower(p.name)) AS score
             FROM products p JOIN vendors v ON v.id = p.vendor_id
-            WHERE p.available = TRUE AND (p.search_document @@ to_tsquery('english', \(tsquery)) OR \(phrase) <% lower(p.name))
+            WHERE \(phrase) <% lower(p.name) AND p.available = TRUE
             """)
         sql.append(Self.filters(query))
-        sql.append(" ORDER BY score DESC, p.id DESC LIMIT \(query.limit + 1) OFFSET \(query.offset)")
+        sql.append(" ORDER BY score DESC, p.id DESC LIMIT \(query.limit + 1)")
         return try await postgresRead(sql).map(Self.hit)
     }
 

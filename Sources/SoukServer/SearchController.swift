@@ -42,7 +42,8 @@ struct SearchController: Sendable {
     @Sendable func suggest(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let text = request.uri.queryParameters.get("q") ?? ""
         guard text.count <= 200 else { throw SoukError.validationFailed([FieldError(field: "q", message: "must be at most 200 characters")]) }
-        let suggestions = try await searcher().suggest(text, limit: Self.maxSuggestions)
+        guard let index = services.suggestions else { throw SoukError.notFound("Search") }
+        let suggestions = try await index.suggest(text, limit: Self.maxSuggestions)
         return try JSONResponse.make(SuggestBody(query: text, suggestions: suggestions))
     }
 

@@ -18,6 +18,7 @@ public struct SoukServices: Sendable {
     public let prices: (any PriceHistory)?
     /// Full-text product search (the SQL storage's own index).
     public let search: (any ProductSearch)?
+    let suggestions: Suggestions?
     /// Image checks and thumbnails, where images are kept, and the job queue; nil disables uploads.
     public let images: (any ImageProcessor)?
     public let media: (any MediaStore)?
@@ -59,6 +60,7 @@ public struct SoukServices: Sendable {
         self.checkouts = Checkouts(store: checkoutStore, notifier: checkoutNotifier, deadline: verifyDeadline)
         self.prices = prices ?? (storage as? any PriceHistory)
         self.search = storage as? any ProductSearch
+        self.suggestions = search.map { Suggestions(search: $0) }
         self.images = images
         self.media = media
         self.jobs = jobs

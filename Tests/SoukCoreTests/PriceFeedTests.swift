@@ -1,5 +1,5 @@
 import Foundation
-import SoukCore
+@testable import SoukCore
 import Testing
 
 @Suite("Price feed: market, schedule, rows")
@@ -91,5 +91,31 @@ struct PriceFeedTests {
         let second = try await file.fetch(interval: 120_000, length: 60_000)
         #expect(second == PriceFetch(ticks: [PriceTick(item: "A", at: 120_000, priceMinor: 300)]))
         #expect(try await file.fetch(interval: 180_000, length: 60_000) == PriceFetch(ticks: []))
+    }
+}
+
+@Suite("Suggestion index")
+struct SuggestionIndexTests {
+    static let index = SuggestionIndex(names: [
+        "Dark chocolate bar", "Milk chocolate bar", "Chocolate cake", "Brass lantern", "Copper lantern", "Brass lamp",
+        "Woven basket", "Silk scarf", "Ceramic teapot", "Saffron", "Lantern festival poster",
+    ])
+
+    @Test func prefixesCompleteToTheMostFrequentWordsFirst() {
+        #expect(Self.index.suggest("lan", limit: 5) == ["lantern"])
+        #expect(Self.index.suggest("b", limit: 5) == ["bar", "brass", "basket"], "by how many names hold them")
+        #expect(Self.index.suggest("ba", limit: 5) == ["bar", "basket"], "bar is in two names")
+        #expect(Self.index.suggest("brass la", limit: 5) == ["brass lantern", "brass lamp"])
+        #expect(Self.index.suggest("CHOC", limit: 1) == ["chocolate"], "case does not matter")
+    }
+
+    @Test func typosWithinAnEditOrTwoAreCorrected() {
+        #expect(Self.index.suggest("choclate", limit: 5) == ["chocolate"], "a missing letter")
+        #expect(Self.index.suggest("lantren", limit: 5) == ["lantern"], "two letters swapped")
+        #expect(Self.index.suggest("basqet", limit: 5) == ["basket"], "a wrong letter")
+        #expect(Self.index.suggest("teappot", limit: 5) == ["teapot"], "an extra letter")
+        #expect(Self.index.suggest("zzz", limit: 5).isEmpty)
+        #expect(Self.index.suggest("", limit: 5).isEmpty && Self.index.suggest("%%", limit: 5).isEmpty)
+        #expect(SuggestionIndex.distance("choclate", "chocolate") == 1 && SuggestionIndex.distance("lantren", "lantern") == 1)
     }
 }

@@ -2,7 +2,13 @@
 // variadic functions.
 #include <vips/vips.h>
 
-static inline int souk_vips_init(void) { return vips_init("souk"); }
+/// Starts libvips with its operation cache off: Souk never repeats an operation on the same image,
+/// so the cache would only hold memory.
+static inline int souk_vips_init(void) {
+    if (vips_init("souk") != 0) return -1;
+    vips_cache_set_max(0);
+    return 0;
+}
 
 /// Decodes every pixel (so that truncated or corrupt data fails here, not later) and reports the size.
 static inline int souk_vips_check(const void *buffer, size_t length, int *width, int *height, double *average) {

@@ -14,7 +14,10 @@ public struct SuggestionIndex: Sendable {
     public init(names: some Sequence<String>) {
         var frequency: [String: Int] = [:]
         for name in names {
-            for word in Set(SearchQuery.terms(of: name)) where word.count >= 2 { frequency[word, default: 0] += 1 }
+            // Numbers (sizes, model numbers) are not worth completing and would swell the index.
+            for word in Set(SearchQuery.terms(of: name)) where word.count >= 2 && !word.allSatisfy(\.isNumber) {
+                frequency[word, default: 0] += 1
+            }
         }
         let sorted = frequency.keys.sorted()
         words = sorted

@@ -50,7 +50,12 @@ struct ProductImageTests {
             }
             let store = try await app.send(.get, "/s/amina")
             #expect(store.body.contains(thumbnails["200"]!), "the store page shows the thumbnail")
-            #expect(try await Self.runJobs(app) == 0, "the job is done and gone")
+            // A JPEG is taken as well (the 400 px thumbnail, uploaded to another product).
+            let jpeg = try await app.send(.get, try #require(thumbnails["400"]))
+            let other = try await app.product(token: token, name: "Lantern")
+            #expect(try await Self.upload(app, product: other, token: token, jpeg.bytes).status == .accepted)
+            #expect(try await Self.runJobs(app) == 1)
+            #expect(try await Self.runJobs(app) == 0, "the jobs are done and gone")
         }
     }
 

@@ -46,3 +46,14 @@ public protocol ImageProcessor: Sendable {
     /// A JPEG that fits in `size` × `size`, never enlarged.
     func thumbnail(_ data: [UInt8], size: Int) async throws -> [UInt8]
 }
+
+/// How thumbnail jobs are named, shared by the upload (which queues them) and the worker.
+public enum ThumbnailJobs {
+    public static let kind = "thumbnails"
+
+    /// Every upload queues a job of its own (`upload` tells them apart), so an upload that lands
+    /// while the previous job of the same image is finishing still gets its thumbnails recorded.
+    public static func id(productID: Int64, imageKey: String, upload: String) -> String { "\(prefix(productID: productID, imageKey: imageKey))\(upload)" }
+    public static func prefix(productID: Int64, imageKey: String) -> String { "\(kind):\(productID):\(imageKey):" }
+    public static func payload(productID: Int64, imageKey: String) -> String { "\(productID):\(imageKey)" }
+}

@@ -51,10 +51,16 @@ extension SoukServices {
         guard let images, let media, let jobs, let store = storage as? any ProductImageStore else { throw SoukError.notFound("Image uploads") }
         _ = try await images.inspect(bytes)
         let key = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        if let current = try await storage.product(id: productID, vendorID: vendorID), current.imageKey == key,
+           Set(current.thumbnailSizes) == Set(ImageLimits.thumbnailSizes) {
+            return current  // the same image again: its thumbnails are made already
+        }
         try await media.put(MediaNames.original(key), bytes)
         guard let product = try await store.setImage(productID: productID, vendorID: vendorID, imageKey: key) else { throw SoukError.notFound("Product") }
         // If this process dies here, the worker's sweeper finds the product still processing and queues the job.
-        try await jobs.enqueue(id: "thumbnails:\(productID):\(key)", kind: "thumbnails", payload: "\(productID):\(key)")
+        try await jobs.enqueue(
+            id: ThumbnailJobs.id(productID: productID, imageKey: key, upload: SessionTokens.randomToken().prefix(12).description),
+            kind: ThumbnailJobs.kind, payload: ThumbnailJobs.payload(productID: productID, imageKey: key))
         return product
     }
 }

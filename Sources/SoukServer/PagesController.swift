@@ -181,7 +181,8 @@ struct PagesController: Sendable {
         let product = try await ownProduct(context)
         _ = try await Form.read(request, context: context)
         if let key = product.imageKey, let jobs = services.jobs {
-            _ = try await jobs.retry(id: "thumbnails:\(product.id):\(key)")
+            let prefix = ThumbnailJobs.prefix(productID: product.id, imageKey: key)
+            for job in try await jobs.deadJobs(limit: 1_000) where job.id.hasPrefix(prefix) { _ = try await jobs.retry(id: job.id) }
         }
         return .redirect(to: "/dashboard", type: .found)
     }
@@ -260,10 +261,11 @@ struct PagesController: Sendable {
         guard let jobs = services.jobs, products.contains(where: { $0.status == .processing }),
               let dead = try? await jobs.deadJobs(limit: 1_000)
         else { return [:] }
-        let reasons = Dictionary(dead.map { ($0.id, $0.reason) }, uniquingKeysWith: { first, _ in first })
         var errors: [Int64: String] = [:]
         for product in products where product.status == .processing {
-            if let key = product.imageKey, let reason = reasons["thumbnails:\(product.id):\(key)"] { errors[product.id] = reason }
+            guard let key = product.imageKey else { continue }
+            let prefix = ThumbnailJobs.prefix(productID: product.id, imageKey: key)
+            if let job = dead.first(where: { $0.id.hasPrefix(prefix) }) { errors[product.id] = job.reason }
         }
         return errors
     }

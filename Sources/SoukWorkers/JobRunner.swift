@@ -94,7 +94,7 @@ public struct JobRunner: Service {
 /// Makes a product's thumbnails from its uploaded image and marks it active. Thumbnails already
 /// made are kept, and an image replaced meanwhile is left alone, so running twice is harmless.
 public struct ThumbnailJob: JobHandler {
-    public static let kind = "thumbnails"
+    public static let kind = ThumbnailJobs.kind
     let images: any ImageProcessor
     let media: any MediaStore
     let products: any ProductImageStore
@@ -106,9 +106,6 @@ public struct ThumbnailJob: JobHandler {
         self.products = products
         self.invalidate = invalidate
     }
-
-    public static func id(productID: Int64, imageKey: String) -> String { "thumbnails:\(productID):\(imageKey)" }
-    public static func payload(productID: Int64, imageKey: String) -> String { "\(productID):\(imageKey)" }
 
     public func run(_ job: Job) async throws {
         let parts = job.payload.split(separator: ":")
@@ -158,7 +155,9 @@ public struct ThumbnailSweeper: Service {
     public func sweep() async throws -> Int {
         let stuck = try await products.productsAwaitingThumbnails(before: Date().addingTimeInterval(-Double(grace.components.seconds)), limit: 100)
         for (productID, key) in stuck {
-            try await queue.enqueue(id: ThumbnailJob.id(productID: productID, imageKey: key), kind: ThumbnailJob.kind, payload: ThumbnailJob.payload(productID: productID, imageKey: key))
+            try await queue.enqueue(
+                id: ThumbnailJobs.id(productID: productID, imageKey: key, upload: "sweep"), kind: ThumbnailJobs.kind,
+                payload: ThumbnailJobs.payload(productID: productID, imageKey: key))
         }
         return stuck.count
     }

@@ -84,14 +84,7 @@ struct MultipartForm: Sendable {
                   .map({ String($0.dropFirst("boundary=".count)).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }),
               !boundary.isEmpty, boundary.utf8.count <= 70
         else { throw SoukError.malformedRequest("expected a multipart/form-data body") }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: limit)
-        } catch is NIOTooManyBytesError {
-            throw SoukError.payloadTooLarge(limit: limit)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw SoukError.payloadTooLarge(limit: limit)
-        }
+        let body = try await JSONResponse.readBody(request, limit: limit)
         let parsed = try parse(Array(buffer: body), boundary: boundary)
         try CSRFMiddleware.verify(parsed.form["csrf"], context: context)
         return parsed

@@ -19,14 +19,7 @@ struct ImageController: Sendable {
         let vendor = try context.requireVendor()
         let id = try APIController.id(context)
         guard try await services.storage.product(id: id, vendorID: vendor.id) != nil else { throw SoukError.notFound("Product") }
-        let body: ByteBuffer
-        do {
-            body = try await request.body.collect(upTo: ImageLimits.maxBytes)
-        } catch is NIOTooManyBytesError {
-            throw SoukError.payloadTooLarge(limit: ImageLimits.maxBytes)
-        } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw SoukError.payloadTooLarge(limit: ImageLimits.maxBytes)
-        }
+        let body = try await JSONResponse.readBody(request, limit: ImageLimits.maxBytes)
         let product = try await services.attachImage(Array(buffer: body), productID: id, vendorID: vendor.id)
         return try JSONResponse.make(API.ProductBody(product), status: .accepted)
     }

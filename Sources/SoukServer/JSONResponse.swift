@@ -79,12 +79,17 @@ enum JSONResponse {
     }
 
     static func readBody(_ request: Request, context: SoukRequestContext) async throws -> ByteBuffer {
+        try await readBody(request, limit: context.maxUploadSize)
+    }
+
+    /// The whole body, or ``SoukError/payloadTooLarge(limit:)`` past `limit` bytes.
+    static func readBody(_ request: Request, limit: Int) async throws -> ByteBuffer {
         do {
-            return try await request.body.collect(upTo: context.maxUploadSize)
+            return try await request.body.collect(upTo: limit)
         } catch let error as HTTPError where error.status == .contentTooLarge {
-            throw SoukError.payloadTooLarge(limit: context.maxUploadSize)
+            throw SoukError.payloadTooLarge(limit: limit)
         } catch is NIOTooManyBytesError {
-            throw SoukError.payloadTooLarge(limit: context.maxUploadSize)
+            throw SoukError.payloadTooLarge(limit: limit)
         }
     }
 

@@ -21,6 +21,8 @@ public enum RedisTestServer {
     public static func withClient<T: Sendable>(poolSize: Int = 2, _ body: (RedisClient) async throws -> T) async throws -> T {
         var configuration = try RedisConfiguration(url: try url())
         configuration.poolSize = poolSize
+        // The whole suite shares two cores: a command may queue for seconds; tests of timeouts set their own.
+        configuration.commandTimeout = .seconds(30)
         let client = RedisClient(configuration: configuration, logger: TestLog.logger)
         defer { client.shutdown() }
         return try await body(client)

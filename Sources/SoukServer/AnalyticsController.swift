@@ -32,19 +32,9 @@ struct AnalyticsController: Sendable {
     @Sendable func events(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
         let controller = self
-        let body = ResponseBody { writer in
-            let started = ContinuousClock.now
-            while ContinuousClock.now - started < .seconds(3_600) {
-                let html = controller.services.pages.fragment("analytics_panel", Self.values(try await controller.snapshot(vendor)))
-                var buffer = ByteBuffer(string: "event: analytics\n")
-                for line in html.split(separator: "\n", omittingEmptySubsequences: false) { buffer.writeString("data: \(line)\n") }
-                buffer.writeString("\n")
-                try await writer.write(buffer)
-                try await Task.sleep(for: Self.pushEvery)
-            }
-            try await writer.finish(nil)
+        return ServerSentEvents.repeating(every: Self.pushEvery, event: "analytics") {
+            controller.services.pages.fragment("analytics_panel", Self.values(try await controller.snapshot(vendor)))
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 
     struct MinuteBody: Encodable {

@@ -149,20 +149,9 @@ struct FlashSaleController: Sendable {
     @Sendable func events(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let sale = try await ownSale(context)
         let flashSales = flashSales
-        let body = ResponseBody { writer in
-            let started = ContinuousClock.now
-            while ContinuousClock.now - started < .seconds(3_600) {
-                let stats = try await flashSales.stats(sale)
-                let data = try JSONResponse.encoder.encode(StatsBody(stats, sale: sale))
-                var buffer = ByteBuffer(string: "event: stats\ndata: ")
-                buffer.writeBytes(data)
-                buffer.writeString("\n\n")
-                try await writer.write(buffer)
-                try await Task.sleep(for: .milliseconds(500))
-            }
-            try await writer.finish(nil)
+        return ServerSentEvents.repeating(every: .milliseconds(500), event: "stats") {
+            String(decoding: try JSONResponse.encoder.encode(StatsBody(try await flashSales.stats(sale), sale: sale)), as: UTF8.self)
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 
     func publicSale(_ context: SoukRequestContext) async throws -> FlashSale {

@@ -41,7 +41,10 @@ enum FlashSaleBackend: String, CaseIterable, Sendable {
         case .redisPostgres:
             try await TestBackend.postgres.withDatabase { database in
                 let server = try await PrivateRedisServer(arguments: ["--appendonly", "yes", "--appendfsync", "everysec"])
-                let redis = try RedisClient(url: server.url, logger: TestLog.logger)
+                var configuration = try RedisConfiguration(url: server.url)
+                // 10,000 concurrent buyers on a CI machine running the whole suite: commands may queue for seconds.
+                configuration.commandTimeout = .seconds(30)
+                let redis = RedisClient(configuration: configuration, logger: TestLog.logger)
                 defer { redis.shutdown() }
                 let storage = SQLStorage(database: database)
                 let sales = FlashSales(store: storage, gate: RedisFlashSaleGate(redis: redis, store: storage))

@@ -3,25 +3,25 @@ import Logging
 import NIOCore
 import PostgresNIO
 
-/// The production backend: a pooled `PostgresClient`. Its `run()` must be going (it is a
-/// ServiceLifecycle `Service`; ``PostgresDatabase/service`` hands it to the service group).
+/// The production backend: PostgreSQL through a pool of PostgresNIO connections
+/// (``PostgresConnectionPool``). ``close()`` closes the connections.
 public final class PostgresDatabase: SQLDatabase {
     public var dialect: SQLDialect { .postgres }
 
-    public let client: PostgresClient
+    private let pool: PostgresConnectionPool
     private let logger: Logger
 
-    public init(client: PostgresClient, logger: Logger) {
-        self.client = client
+    public init(configuration: PostgresConnection.Configuration, maximumConnections: Int = 20, logger: Logger) {
+        self.pool = PostgresConnectionPool(configuration: configuration, maximumConnections: maximumConnections, logger: logger)
         self.logger = logger
     }
 
-    /// Builds a client from `postgres://user:password@host:port/database?sslmode=disable|prefer|require`.
+    /// Connects to `postgres://user:password@host:port/database?sslmode=disable|prefer|require`.
     public convenience init(url: String, maximumConnections: Int = 20, logger: Logger) throws {
-        try self.init(client: PostgresClient(configuration: Self.configuration(url: url, maximumConnections: maximumConnections)), logger: logger)
+        self.init(configuration: try Self.configuration(url: url), maximumConnections: maximumConnections, logger: logger)
     }
 
-    public static func configuration(url: String, maximumConnections: Int = 20) throws -> PostgresClient.Configuration {
+    public static func configuration(url: String) throws -> PostgresConnection.Configuration {
         guard let components = URLComponents(string: url), let scheme = components.scheme,
               scheme == "postgres" || scheme == "postgresql"
         else { throw SQLDatabaseError.invalidURL("expected postgres://user@host:port/database") }
@@ -29,30 +29,36 @@ public final class PostgresDatabase: SQLDatabase {
         guard let user = components.user, !user.isEmpty else { throw SQLDatabaseError.invalidURL("no user") }
         let database = String(components.path.drop(while: { $0 == "/" }))
         let sslMode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "disable"
-        let tls: PostgresClient.Configuration.TLS
-        switch sslMode {
-        case "disable": tls = .disable
-        case "prefer": tls = .prefer(.makeClientConfiguration())
-        case "require": tls = .require(.makeClientConfiguration())
-        default: throw SQLDatabaseError.invalidURL("sslmode must be disable, prefer or require")
+        let tls: PostgresConnection.Configuration.TLS
+        do {
+            switch sslMode {
+            case "disable": tls = .disable
+            case "prefer": tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            case "require": tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+            default: throw SQLDatabaseError.invalidURL("sslmode must be disable, prefer or require")
+            }
+        } catch let error as SQLDatabaseError {
+            throw error
+        } catch {
+            throw SQLDatabaseError.invalidURL("TLS could not be set up: \(error)")
         }
-        var configuration = PostgresClient.Configuration(
+        return PostgresConnection.Configuration(
             host: host, port: components.port ?? 5432, username: user, password: components.password,
             database: database.isEmpty ? user : database, tls: tls
         )
-        configuration.options.maximumConnections = maximumConnections
-        return configuration
     }
 
     public func read(_ sql: SQL) async throws -> [SQLRow] {
-        try await Self.collect(client.query(Self.query(sql), logger: logger))
+        try await pool.withConnection { connection in
+            try await Self.collect(connection.query(Self.query(sql), logger: logger))
+        }
     }
 
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
         var attempt = 1
         while true {
             do {
-                return try await client.withConnection { connection in
+                return try await pool.withConnection { connection in
                     try await Self.inTransaction(connection, logger: logger, body)
                 }
             } catch let error as PSQLError where attempt < 5 && Self.isRetryable(error) {
@@ -84,7 +90,9 @@ public final class PostgresDatabase: SQLDatabase {
         }
     }
 
-    public func close() async throws {}
+    public func close() async throws {
+        await pool.close()
+    }
 
     static func isRetryable(_ error: PSQLError) -> Bool {
         guard let state = error.serverInfo?[.sqlState] else { return false }

@@ -29,8 +29,8 @@ public enum TestBackend: String, CaseIterable, Sendable {
         case .postgres:
             let name = try await PostgresTestServer.shared.createDatabase(migrated: migrated)
             do {
-                let result = try await PostgresTestServer.shared.withClient(database: name) { client in
-                    try await body(PostgresDatabase(client: client, logger: TestLog.logger))
+                let result = try await PostgresTestServer.shared.withDatabase(name) { database in
+                    try await body(database)
                 }
                 try await PostgresTestServer.shared.dropDatabase(name)
                 return result
@@ -105,28 +105,37 @@ public actor PostgresTestServer {
         if let templateName { return templateName }
         let name = "souk_template_\(ProcessInfo.processInfo.processIdentifier)_\(UInt32.random(in: 0 ... .max))"
         try await admin("CREATE DATABASE \(name) TEMPLATE template0")
-        try await withClient(database: name) { client in
-            try await Migrator(database: PostgresDatabase(client: client, logger: TestLog.logger)).migrate()
+        try await withDatabase(name) { database in
+            try await Migrator(database: database).migrate()
         }
         templateName = name
         return name
     }
 
-    /// Runs `body` with a client of `database`, its pool running for just that long.
-    public nonisolated func withClient<T: Sendable>(database: String, _ body: @Sendable (PostgresClient) async throws -> T) async throws -> T {
-        var configuration = try PostgresDatabase.configuration(url: try Self.url(database: database), maximumConnections: 24)
-        configuration.options.keepAliveBehavior = nil
-        let client = PostgresClient(configuration: configuration)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
+    /// Runs `body` with `database` open, and closes its connections afterwards.
+    @discardableResult
+    public nonisolated func withDatabase<T: Sendable>(_ name: String, _ body: @Sendable (SoukSQL.PostgresDatabase) async throws -> T) async throws -> T {
+        let database = PostgresDatabase(configuration: try PostgresDatabase.configuration(url: try Self.url(database: name)), maximumConnections: 24, logger: TestLog.logger)
+        do {
+            let result = try await body(database)
+            try await database.close()
+            return result
+        } catch {
+            try? await database.close()
+            throw error
         }
     }
 
     private func admin(_ statement: String) async throws {
-        try await withClient(database: "postgres") { client in
-            try await client.query(PostgresQuery(unsafeSQL: statement), logger: TestLog.logger)
+        let connection = try await PostgresConnection.connect(
+            configuration: try PostgresDatabase.configuration(url: try Self.url(database: "postgres")), id: 0, logger: TestLog.logger
+        )
+        do {
+            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: TestLog.logger)
+            try await connection.close()
+        } catch {
+            try? await connection.close()
+            throw error
         }
     }
 }

@@ -4,7 +4,7 @@ import PostgresNIO
 import SoukServer
 import SoukSQL
 
-/// Opens the configured database for the length of `body`, running the PostgreSQL pool beside it.
+/// Opens the configured database for the length of `body` and closes it afterwards.
 enum Backend {
     static func with(_ configuration: SoukConfiguration, logger: Logger, _ body: @Sendable (any SQLDatabase) async throws -> Void) async throws {
         switch configuration.database {
@@ -23,16 +23,13 @@ enum Backend {
             try await database.close()
         case .postgres(let url):
             let database = try PostgresDatabase(url: url, logger: logger)
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { await database.client.run() }
-                defer {
-                    // The pool waits for every lease to come back; if one never does, the process
-                    // must still end: give the shutdown a few seconds, then exit anyway.
-                    Self.exitIfStillRunning(after: .seconds(5))
-                    group.cancelAll()
-                }
+            do {
                 try await body(database)
+            } catch {
+                try? await database.close()
+                throw error
             }
+            try await database.close()
         }
     }
 

@@ -58,8 +58,8 @@ struct PriceFeedProcessTests {
         }
         worker.stop()
 
-        let sql = try await PostgresTestServer.shared.withClient(database: database) { client in
-            let storage = SQLStorage(database: PostgresDatabase(client: client, logger: TestLog.logger))
+        let sql = try await PostgresTestServer.shared.withDatabase(database) { postgres in
+            let storage = SQLStorage(database: postgres)
             var lists: [String: [PriceTick]] = [:]
             for item in market.itemNames { lists[item] = try await storage.ticks(item: item, from: 0, to: .max, limit: 1_000_000) }
             return lists

@@ -1,0 +1,116 @@
+import Foundation
+import NIOConcurrencyHelpers
+import PostgresNIO
+@testable import SoukSQL
+import SoukTesting
+import Testing
+
+/// Souk's own PostgreSQL pool, against the real server of `scripts/test`.
+@Suite("PostgreSQL connection pool")
+struct PostgresConnectionPoolTests {
+    private func withPool<T: Sendable>(size: Int, _ body: @Sendable (PostgresConnectionPool) async throws -> T) async throws -> T {
+        let pool = PostgresConnectionPool(
+            configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), maximumConnections: size, logger: TestLog.logger
+        )
+        do {
+            let result = try await body(pool)
+            await pool.close()
+            return result
+        } catch {
+            await pool.close()
+            throw error
+        }
+    }
+
+    private static func backendPID(_ connection: PostgresConnection) async throws -> Int32 {
+        for try await pid in try await connection.query("SELECT pg_backend_pid()", logger: TestLog.logger).decode(Int32.self) { return pid }
+        throw TestFailure("no pid")
+    }
+
+    @Test func manyCallersShareAtMostTheMaximumOfConnectionsAndAllFinish() async throws {
+        let (peak, backends) = try await withPool(size: 3) { pool in
+            let counters = NIOLockedValueBox((inUse: 0, peak: 0, backends: Set<Int32>()))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<200 {
+                    group.addTask {
+                        try await pool.withConnection { connection in
+                            counters.withLockedValue { $0.inUse += 1; $0.peak = max($0.peak, $0.inUse) }
+                            let pid = try await Self.backendPID(connection)
+                            counters.withLockedValue { $0.inUse -= 1; $0.backends.insert(pid) }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            return counters.withLockedValue { ($0.peak, $0.backends) }
+        }
+        #expect(peak <= 3)
+        #expect(backends.count <= 3, "connections are kept and reused, not opened per lease")
+    }
+
+    @Test func aCancelledWaiterGivesUpWithoutTakingTheConnection() async throws {
+        try await withPool(size: 1) { pool in
+            let holding = AsyncStream<Void>.makeStream()
+            let release = AsyncStream<Void>.makeStream()
+            let holder = Task {
+                try await pool.withConnection { _ in
+                    holding.continuation.yield()
+                    for await _ in release.stream { break }
+                }
+            }
+            for await _ in holding.stream { break }
+            let waiter = Task { try await pool.withConnection { try await Self.backendPID($0) } }
+            try await Task.sleep(for: .milliseconds(50))
+            waiter.cancel()
+            await #expect(throws: CancellationError.self) { try await waiter.value }
+            release.continuation.yield()
+            try await holder.value
+            // The one connection is free again: the cancelled waiter did not keep it.
+            _ = try await pool.withConnection { try await Self.backendPID($0) }
+        }
+    }
+
+    @Test func aConnectionTheServerClosedIsReplaced() async throws {
+        try await withPool(size: 1) { pool in
+            let first = try await pool.withConnection { try await Self.backendPID($0) }
+            let admin = try await PostgresConnection.connect(
+                configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), id: 99, logger: TestLog.logger
+            )
+            try await admin.query("SELECT pg_terminate_backend(\(first))", logger: TestLog.logger)
+            try await admin.close()
+            // The idle connection is dead now; one failed attempt at most, then a fresh backend.
+            var second: Int32?
+            for _ in 0..<3 where second == nil {
+                second = try? await pool.withConnection { try await Self.backendPID($0) }
+                if second == nil { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            let replaced = try #require(second)
+            #expect(replaced != first)
+        }
+    }
+
+    @Test func closingFailsWaitersAndLaterLeases() async throws {
+        let pool = PostgresConnectionPool(
+            configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), maximumConnections: 1, logger: TestLog.logger
+        )
+        let holding = AsyncStream<Void>.makeStream()
+        let holder = Task {
+            try await pool.withConnection { _ in
+                holding.continuation.yield()
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        for await _ in holding.stream { break }
+        let waiter = Task { try await pool.withConnection { _ in } }
+        try await Task.sleep(for: .milliseconds(50))
+        await pool.close()
+        await #expect(throws: PostgresConnectionPool.PoolError.self) { try await waiter.value }
+        try await holder.value
+        await #expect(throws: PostgresConnectionPool.PoolError.self) { try await pool.withConnection { _ in } }
+    }
+}
+
+private struct TestFailure: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}

@@ -39,6 +39,14 @@ public enum SoukError: Error, Equatable, Sendable {
     case invalidImage(String)
     /// The stored denial of an earlier request with the same idempotency key, given again as it was.
     case previousAnswer(status: Int, code: String, message: String)
+    /// Too many attempts from this address, for this account or by this buyer; try again later.
+    case rateLimited(retryAfterSeconds: Int)
+
+    /// Seconds the client should wait before trying again (`Retry-After`), when that is known.
+    public var retryAfterSeconds: Int? {
+        if case .rateLimited(let seconds) = self { return seconds }
+        return nil
+    }
 
     public var code: String {
         switch self {
@@ -63,6 +71,7 @@ public enum SoukError: Error, Equatable, Sendable {
         case .unsupportedImageType: "unsupported_media_type"
         case .invalidImage: "invalid_image"
         case .previousAnswer(_, let code, _): code
+        case .rateLimited: "rate_limited"
         }
     }
 
@@ -91,6 +100,7 @@ public enum SoukError: Error, Equatable, Sendable {
         case .unsupportedImageType: "Images must be JPEG, PNG or WebP."
         case .invalidImage(let why): "The image cannot be used: \(why)."
         case .previousAnswer(_, _, let message): message
+        case .rateLimited(let seconds): "Too many attempts: try again in \(seconds) second\(seconds == 1 ? "" : "s")."
         }
     }
 }

@@ -55,6 +55,10 @@ public enum RedisKeys {
     /// Consumer group of the workers that apply the price log.
     public static let feedGroup = "appliers"
 
+    /// A rate-limited key's next arrival time (GCRA), expiring when it no longer matters. One tag
+    /// for all, so that a request's several limits are checked in one script.
+    public static func rateLimit(_ key: String) -> String { "\(prefix){rate}:\(key)" }
+
     /// A feed item's price list: a sorted set scored by tick time (ms), members `at:price_minor`.
     public static func priceList(_ item: String) -> String { "\(prefix)price:\(item)" }
 

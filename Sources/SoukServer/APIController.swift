@@ -59,6 +59,7 @@ struct APIController: Sendable {
 
     @Sendable func signUp(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let input = try await JSONResponse.decode(SignupInput.self, from: request, context: context)
+        try await services.rateGuard.check([(.signupPerAddress, services.rateGuard.clientAddress(request, context))])
         let vendor = try await services.accounts.signUp(VendorSignup(username: input.username, password: input.password, storeName: input.storeName))
         return try JSONResponse.make(VendorBody(vendor), status: .created, headers: [.location: "/api/v1/vendors/me"])
     }
@@ -75,6 +76,7 @@ struct APIController: Sendable {
 
     @Sendable func logIn(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let input = try await JSONResponse.decode(LoginInput.self, from: request, context: context)
+        try await services.rateGuard.checkLogin(username: input.username, request: request, context: context)
         guard let vendor = try await services.accounts.authenticate(username: input.username, password: input.password) else {
             throw SoukError.unauthorized
         }
@@ -148,6 +150,7 @@ struct APIController: Sendable {
     @Sendable func placeOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try await services.publicVendor(context)
         let orderRequest = try await JSONResponse.decode(API.OrderInput.self, from: request, context: context).request()
+        try await services.rateGuard.check([(.orderPerAddress, services.rateGuard.clientAddress(request, context))])
         let order = try await services.storage.placeOrder(vendorID: vendor.id, orderRequest)
         context.logger.info("order placed", metadata: ["souk.order_id": "\(order.id)", "souk.vendor_id": "\(vendor.id)"])
         return try JSONResponse.make(API.OrderBody(order), status: .created)

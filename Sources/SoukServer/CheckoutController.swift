@@ -83,7 +83,7 @@ struct CheckoutController: Sendable {
         let checkoutRequest = try CheckoutRequest(
             buyerID: input.buyerId, items: input.items.map { ($0.productId, $0.quantity) }, couponCode: input.coupon,
             idempotencyKey: request.headers[.idempotencyKey])
-        return try await accept(checkoutRequest, context: context)
+        return try await accept(checkoutRequest, request: request, context: context)
     }
 
     /// The source text's request, exactly: `{"user", "stockid", "quantity"}`.
@@ -97,10 +97,11 @@ struct CheckoutController: Sendable {
         let input = try await JSONResponse.decode(BuyInput.self, from: request, context: context)
         let checkoutRequest = try CheckoutRequest(
             buyerID: input.user, items: [(input.stockid, input.quantity)], couponCode: nil, idempotencyKey: request.headers[.idempotencyKey])
-        return try await accept(checkoutRequest, context: context)
+        return try await accept(checkoutRequest, request: request, context: context)
     }
 
-    func accept(_ checkoutRequest: CheckoutRequest, context: SoukRequestContext) async throws -> Response {
+    func accept(_ checkoutRequest: CheckoutRequest, request: Request, context: SoukRequestContext) async throws -> Response {
+        try await services.rateGuard.checkCheckout(buyer: checkoutRequest.buyerID, request: request, context: context)
         let order = try await checkouts.checkout(checkoutRequest)
         if let cache = services.storefront.cache { try? await cache.invalidate(vendorID: order.vendorID) }
         context.logger.info("checkout accepted", metadata: ["souk.order_id": "\(order.id)"])

@@ -18,10 +18,9 @@ struct ErrorMiddleware: RouterMiddleware {
             if problem.status == .internalServerError {
                 context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
             }
-            if request.uri.path.hasPrefix("/api/") {
-                return JSONResponse.error(problem)
-            }
-            return pages.errorPage(problem, context: context)
+            var response = request.uri.path.hasPrefix("/api/") ? JSONResponse.error(problem) : pages.errorPage(problem, context: context)
+            response.setRetryAfter(problem.retryAfterSeconds)
+            return response
         }
     }
 
@@ -31,6 +30,7 @@ struct ErrorMiddleware: RouterMiddleware {
         let code: String
         let message: String
         var fields: [FieldError] = []
+        var retryAfterSeconds: Int?
     }
 
     static func problem(for error: any Error) -> Problem {
@@ -38,6 +38,7 @@ struct ErrorMiddleware: RouterMiddleware {
         case let error as SoukError:
             var problem = Problem(status: status(of: error), code: error.code, message: error.message)
             if case .validationFailed(let fields) = error { problem.fields = fields }
+            problem.retryAfterSeconds = error.retryAfterSeconds
             return problem
         case is NIOTooManyBytesError:
             return Problem(status: .contentTooLarge, code: "payload_too_large", message: "The request body is too large.")
@@ -70,6 +71,14 @@ struct ErrorMiddleware: RouterMiddleware {
         case .invalidCoupon, .invalidImage: .unprocessableContent
         case .unsupportedImageType: .unsupportedMediaType
         case .previousAnswer(let status, _, _): HTTPResponse.Status(code: status)
+        case .rateLimited: .tooManyRequests
         }
+    }
+}
+
+extension Response {
+    /// `Retry-After` for answers that ask the client to wait (429).
+    mutating func setRetryAfter(_ seconds: Int?) {
+        if let seconds { headers[.retryAfter] = String(seconds) }
     }
 }

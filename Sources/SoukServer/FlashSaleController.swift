@@ -93,6 +93,7 @@ struct FlashSaleController: Sendable {
     @Sendable func purchase(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let input = try await JSONResponse.decode(PurchaseInput.self, from: request, context: context)
         guard let saleID = context.parameters.get("id", as: Int64.self) else { throw SoukError.notFound("Flash sale") }
+        try await services.rateGuard.checkPurchase(buyer: input.buyerId, request: request, context: context)
         let result = try await flashSales.purchase(saleID: saleID, buyerID: input.buyerId, requestKey: request.headers[.idempotencyKey])
         // The hottest answer of all, written directly: order ids hold only [A-Za-z0-9_.@+-], nothing to escape.
         let body = #"{"order_id":"\#(result.orderID)","sale_id":\#(saleID),"status":"admitted"}"#

@@ -56,6 +56,7 @@ struct PagesController: Sendable {
         let form = try await Form.read(request, context: context)
         let values: [String: Any] = ["username": form["username"] ?? "", "store_name": form["store_name"] ?? ""]
         do {
+            try await services.rateGuard.check([(.signupPerAddress, services.rateGuard.clientAddress(request, context))])
             let signup = try VendorSignup(username: form["username"] ?? "", password: form["password"] ?? "", storeName: form["store_name"] ?? "")
             let vendor = try await services.accounts.signUp(signup)
             return try await startSession(for: vendor, request: request, redirectTo: "/dashboard")
@@ -71,6 +72,11 @@ struct PagesController: Sendable {
 
     @Sendable func logIn(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let form = try await Form.read(request, context: context)
+        do {
+            try await services.rateGuard.checkLogin(username: form["username"] ?? "", request: request, context: context)
+        } catch let error as SoukError {
+            return formError("login", title: "Log in", error, values: ["username": form["username"] ?? ""], context: context)
+        }
         guard let vendor = try await services.accounts.authenticate(username: form["username"] ?? "", password: form["password"] ?? "") else {
             return pages.page("login", title: "Log in", ["username": form["username"] ?? "", "formError": "That username and password do not match."], context: context, status: .unauthorized)
         }
@@ -385,7 +391,9 @@ struct PagesController: Sendable {
 
     private func storePage(_ vendor: Vendor, form: Form? = nil, error: SoukError? = nil, context: SoukRequestContext) async throws -> Response {
         let (html, status) = try await storeHTML(vendor, form: form, error: error, context: context)
-        return Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: html)))
+        var response = Response(status: status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"], body: .init(byteBuffer: ByteBuffer(string: html)))
+        response.setRetryAfter(error?.retryAfterSeconds)
+        return response
     }
 
     private func storeHTML(_ vendor: Vendor, form: Form? = nil, error: SoukError? = nil, context: SoukRequestContext) async throws -> (html: String, status: HTTPResponse.Status) {
@@ -439,6 +447,7 @@ struct PagesController: Sendable {
             guard errors.isEmpty else { throw SoukError.validationFailed(errors) }
             if items.isEmpty { throw SoukError.validationFailed([FieldError(field: "items", message: "choose a quantity for at least one product")]) }
             let orderRequest = try OrderRequest(name: form["name"] ?? "", phone: form["phone"] ?? "", address: form["address"] ?? "", items: items)
+            try await services.rateGuard.check([(.orderPerAddress, services.rateGuard.clientAddress(request, context))])
             let order = try await storage.placeOrder(vendorID: vendor.id, orderRequest)
             context.logger.info("order placed", metadata: ["souk.order_id": "\(order.id)", "souk.vendor_id": "\(vendor.id)"])
             return .redirect(to: "/s/\(vendor.username)/orders/\(order.reference)", type: .found)
@@ -482,7 +491,9 @@ struct PagesController: Sendable {
             throw SoukError.notFound("Flash sale")
         }
         do {
-            let result = try await services.flashSales.purchase(saleID: sale.id, buyerID: form["buyer_id"]?.trimmingCharacters(in: .whitespaces), requestKey: nil)
+            let buyer = form["buyer_id"]?.trimmingCharacters(in: .whitespaces)
+            try await services.rateGuard.checkPurchase(buyer: buyer, request: request, context: context)
+            let result = try await services.flashSales.purchase(saleID: sale.id, buyerID: buyer, requestKey: nil)
             return pages.page("flash_sale_admitted", title: "You got it", [
                 "order_id": result.orderID, "repeated": result.repeated, "product_name": result.sale.productName,
                 "store_name": vendor.storeName, "username": vendor.username,
@@ -563,6 +574,8 @@ struct PagesController: Sendable {
         } else {
             values["formError"] = error.message
         }
-        return pages.page(template, title: title, values, context: context, status: ErrorMiddleware.status(of: error))
+        var response = pages.page(template, title: title, values, context: context, status: ErrorMiddleware.status(of: error))
+        response.setRetryAfter(error.retryAfterSeconds)
+        return response
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SoukCore
 
 /// Souk's settings, from flags, then `SOUK_*` environment variables, then defaults.
 /// Every invalid setting is reported at once, by name.
@@ -27,6 +28,10 @@ public struct SoukConfiguration: Sendable, Equatable {
     public var mediaDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("media") }
     public var feedInterval: Duration
     public var feedItems: Int
+    public var rateLimits: RateLimitPolicy = RateLimitPolicy()
+    /// Whether the client's address is the last hop of `X-Forwarded-For` (behind nginx) rather
+    /// than the connection's peer.
+    public var behindProxy = false
 
     /// Where `souk feed` gets prices.
     public enum FeedSource: Sendable, Equatable {
@@ -71,6 +76,8 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_FEED_SOURCE", flag: "--feed-source", defaultValue: "simulated", meaning: "the price feed: simulated, an http:// URL answering JSON or CSV rows (item, price, timestamp), or file:///path.csv to replay"),
         .init(environment: "SOUK_FEED_INTERVAL", flag: "--feed-interval", defaultValue: "60s", meaning: "how often the price feed is polled (tests and demos use 1s)"),
         .init(environment: "SOUK_FEED_ITEMS", flag: "--feed-items", defaultValue: "20", meaning: "how many items the simulated market quotes (SIM-0001 …)"),
+        .init(environment: "SOUK_RATE_LIMITS", flag: "--rate-limits", defaultValue: "default", meaning: "default, off, or overrides such as login_ip=10/1m,purchase_ip=off (see docs/operations.md)"),
+        .init(environment: "SOUK_BEHIND_PROXY", flag: "--behind-proxy", defaultValue: "no", meaning: "yes: the client address is the last X-Forwarded-For hop (set it behind nginx, never when exposed directly)"),
     ]
 
     /// All problems found, each naming its setting.
@@ -203,21 +210,35 @@ public struct SoukConfiguration: Sendable, Equatable {
             }
         }
 
+        var rateLimits = RateLimitPolicy()
+        if let raw = value("SOUK_RATE_LIMITS") {
+            if let parsed = RateLimitPolicy.parse(raw) { rateLimits = parsed } else {
+                let names = RateLimitPolicy.Name.allCases.map(\.rawValue).joined(separator: ", ")
+                problems.append("SOUK_RATE_LIMITS: \"\(raw)\" is not default, off or a list such as login_ip=10/1m,purchase_ip=off (names: \(names))")
+            }
+        }
+        var behindProxy = false
+        if let raw = value("SOUK_BEHIND_PROXY") {
+            switch raw.lowercased() {
+            case "yes", "true", "1": behindProxy = true
+            case "no", "false", "0": behindProxy = false
+            default: problems.append("SOUK_BEHIND_PROXY: \"\(raw)\" is not yes or no")
+            }
+        }
+
         guard problems.isEmpty else { throw Invalid(problems: problems) }
-        return SoukConfiguration(
+        var configuration = SoukConfiguration(
             host: host, port: port, dataDirectory: dataDirectory, database: database, redisURL: redisURL, logLevel: logLevel,
             cookies: cookies, pageCache: pageCache, pageCacheTTL: pageCacheTTL, verifierURL: verifierURL, verifierDelay: verifierDelay,
             verifyDeadline: verifyDeadline, feedSource: feedSource, feedInterval: feedInterval, feedItems: feedItems
         )
+        configuration.rateLimits = rateLimits
+        configuration.behindProxy = behindProxy
+        return configuration
     }
 
     /// "250ms", "30s", "15m", "1h", or a bare number of seconds.
     public static func duration(_ text: String) -> Duration? {
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)]
-        for (suffix, millis) in units where text.hasSuffix(suffix) {
-            guard let number = Int64(text.dropLast(suffix.count)), number >= 0, number < Int64.max / millis else { return nil }
-            return .milliseconds(number * millis)
-        }
-        return Int64(text).map { .seconds($0) }
+        Duration.parsing(text)
     }
 }

@@ -11,8 +11,12 @@ public struct SoukRequestContext: RequestContext {
     /// The CSRF token to embed in forms, set by ``CSRFMiddleware`` on HTML routes.
     public var csrfToken: String = ""
 
+    /// The address of the connection's peer (the client, or the proxy in front).
+    public let peerAddress: String?
+
     public init(source: Source) {
         self.coreContext = .init(source: source)
+        self.peerAddress = source.channel.remoteAddress?.ipAddress
     }
 
     /// Souk takes small JSON and form bodies only; anything larger is refused with 413.

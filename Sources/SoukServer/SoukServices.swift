@@ -26,6 +26,7 @@ public struct SoukServices: Sendable {
     /// Store-page views counted in memory until the ``ViewFlusher`` writes them; the analytics source.
     public let views = ViewCounter()
     public let analytics: (any AnalyticsStore)?
+    let rateGuard: RateGuard
     private let knownVendors = NIOLockedValueBox<[String: Vendor]>([:])
 
     /// - Parameters:
@@ -33,13 +34,16 @@ public struct SoukServices: Sendable {
     ///   - sessions: where login sessions live (Redis when configured); the storage by default.
     ///   - pageCache: the store-page cache, or nil to render every time. Changes made through this
     ///     instance invalidate it.
+    ///   - rateLimiter: where rate limits are counted (Redis when configured); in-process by default.
     public init(
         storage: any SoukStorage, hasher: any PasswordHasher, sessions: (any SessionStore)? = nil,
         pageCache: (any PageCache)? = nil, flashSaleGate: (any FlashSaleGate)? = nil, checkoutNotifier: CheckoutNotifier = CheckoutNotifier(),
         prices: (any PriceHistory)? = nil, images: (any ImageProcessor)? = nil, media: (any MediaStore)? = nil, jobs: (any JobQueue)? = nil,
         verifyDeadline: Duration = .seconds(60), sessionLifetime: Duration = .seconds(14 * 24 * 3600),
-        cookies: CookiePolicy = .auto, logger: Logger = Logger(label: "souk")
+        cookies: CookiePolicy = .auto, rateLimiter: (any RateLimiter)? = nil, rateLimits: RateLimitPolicy = RateLimitPolicy(),
+        behindProxy: Bool = false, logger: Logger = Logger(label: "souk")
     ) async throws {
+        self.rateGuard = RateGuard(limiter: rateLimiter ?? InProcessRateLimiter(), policy: rateLimits, behindProxy: behindProxy, logger: logger)
         self.storage = pageCache.map { InvalidatingStorage(base: storage, cache: $0, logger: logger) } ?? storage
         self.accounts = try await VendorAccounts(vendors: storage, hasher: hasher)
         self.sessionStore = sessions ?? storage

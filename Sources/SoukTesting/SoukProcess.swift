@@ -20,12 +20,20 @@ public final class SoukProcess: @unchecked Sendable {
         return path
     }
 
+    /// This process's environment with rate limits off: end-to-end tests storm Souk from one
+    /// address (a test that wants them passes `SOUK_RATE_LIMITS`).
+    static var defaultEnvironment: [String: String] {
+        var environment = ProcessInfo.processInfo.environment
+        environment["SOUK_RATE_LIMITS"] = environment["SOUK_RATE_LIMITS"] ?? "off"
+        return environment
+    }
+
     /// Runs `souk` to completion (migrate, seed, a refused start) and returns its exit code and output.
     public static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try binary())
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.environment = Self.defaultEnvironment.merging(environment) { $1 }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
@@ -47,7 +55,7 @@ public final class SoukProcess: @unchecked Sendable {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try binary())
         process.arguments = arguments + (announcement == nil ? ["--port", "0"] : []) + ["--log-level", "warning"]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.environment = Self.defaultEnvironment.merging(environment) { $1 }
         let collector = OutputCollector()
         let pipe = Pipe()
         process.standardOutput = pipe

@@ -38,6 +38,8 @@ struct SettingsOptions: ParsableArguments {
     @Option(help: "simulated, an http:// URL or file:///path.csv (SOUK_FEED_SOURCE).") var feedSource: String?
     @Option(help: "Price feed polling interval, e.g. 60s (SOUK_FEED_INTERVAL).") var feedInterval: String?
     @Option(help: "Items of the simulated market (SOUK_FEED_ITEMS).") var feedItems: String?
+    @Option(help: "default, off or overrides such as login_ip=10/1m (SOUK_RATE_LIMITS).") var rateLimits: String?
+    @Option(help: "yes when behind a proxy that sets X-Forwarded-For (SOUK_BEHIND_PROXY).") var behindProxy: String?
 
     /// Loads the configuration or exits non-zero listing every invalid setting.
     func load() throws -> SoukConfiguration {
@@ -57,6 +59,8 @@ struct SettingsOptions: ParsableArguments {
         flags["SOUK_FEED_SOURCE"] = feedSource
         flags["SOUK_FEED_INTERVAL"] = feedInterval
         flags["SOUK_FEED_ITEMS"] = feedItems
+        flags["SOUK_RATE_LIMITS"] = rateLimits
+        flags["SOUK_BEHIND_PROXY"] = behindProxy
         do {
             let configuration = try SoukConfiguration.load(environment: ProcessInfo.processInfo.environment, flags: flags)
             LogSetup.bootstrap(level: configuration.logLevel)

@@ -24,6 +24,7 @@ enum Wiring {
         var sessions: (any SessionStore)?
         var pageCache: (any PageCache)?
         var gate: (any FlashSaleGate)?
+        var rateLimiter: (any RateLimiter)?
         let ttl = configuration.pageCacheTTL
         let notifier = CheckoutNotifier()
         var announce: @Sendable (String) async -> Void = { notifier.resolve($0) }
@@ -33,6 +34,7 @@ enum Wiring {
             background.append(redis)
             jobs = RedisJobQueue(redis: redis)
             gate = RedisFlashSaleGate(redis: redis, store: storage)
+            rateLimiter = RedisRateLimiter(redis: redis)
             // Checkout results are decided by whichever process runs the saga; every instance hears them.
             announce = { id in
                 notifier.resolve(id)
@@ -79,7 +81,8 @@ enum Wiring {
         let services = try await SoukServices(
             storage: storage, hasher: BcryptPasswordHasher(), sessions: sessions, pageCache: pageCache,
             flashSaleGate: gate, checkoutNotifier: notifier, prices: prices, images: images, media: media, jobs: jobs,
-            verifyDeadline: configuration.verifyDeadline, cookies: configuration.cookies, logger: logger
+            verifyDeadline: configuration.verifyDeadline, cookies: configuration.cookies,
+            rateLimiter: rateLimiter, rateLimits: configuration.rateLimits, behindProxy: configuration.behindProxy, logger: logger
         )
         background.append(ViewFlusher(counter: services.views, store: storage))
         return (services, background)

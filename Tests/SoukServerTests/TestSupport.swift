@@ -18,7 +18,8 @@ struct TestApp {
     let media: FileMediaStore
     let jobs: SQLJobQueue
 
-    static func run(backend: TestBackend = .sqlite, pageCache: (any PageCache)? = nil, _ body: @escaping @Sendable (TestApp) async throws -> Void) async throws {
+    /// Rate limits are off unless a test asks for them: most tests act as one client doing a lot.
+    static func run(backend: TestBackend = .sqlite, pageCache: (any PageCache)? = nil, rateLimits: RateLimitPolicy = .off, _ body: @escaping @Sendable (TestApp) async throws -> Void) async throws {
         try await backend.withDatabase { database in
             let storage = SQLStorage(database: database)
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("souk-media-\(UUID().uuidString)")
@@ -28,7 +29,7 @@ struct TestApp {
             // Cost 4 keeps bcrypt real but fast enough for hundreds of sign-ups in tests.
             let services = try await SoukServices(
                 storage: storage, hasher: BcryptPasswordHasher(cost: 4), pageCache: pageCache, images: try VipsImageProcessor(), media: media, jobs: jobs,
-                logger: TestLog.logger)
+                rateLimits: rateLimits, logger: TestLog.logger)
             let app = buildApplication(services, host: "127.0.0.1", port: 0, logger: TestLog.logger)
             try await app.test(.router) { client in
                 try await body(TestApp(client: client, storage: storage, database: database, media: media, jobs: jobs))

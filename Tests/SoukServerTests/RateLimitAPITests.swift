@@ -1,0 +1,74 @@
+import Foundation
+import HTTPTypes
+import NIOCore
+import SoukCore
+import Testing
+
+/// Rate limits as clients meet them: 429 with `Retry-After`, a stable code, and nothing done.
+@Suite("Rate limits (HTTP)")
+struct RateLimitAPITests {
+    static func policy(_ text: String) throws -> RateLimitPolicy { try #require(RateLimitPolicy.parse(text)) }
+
+    @Test func loginsAreLimitedPerUsernameWhateverThePassword() async throws {
+        try await TestApp.run(rateLimits: try Self.policy("login_user=3/1m")) { app in
+            _ = try await app.vendorToken("amina")  // one login
+            for _ in 0..<2 {
+                #expect(try await app.json(.post, "/api/v1/sessions", #"{"username":"amina","password":"wrong-guess"}"#).status == .unauthorized)
+            }
+            // Even the right password is refused now, with a stable code and a wait.
+            let limited = try await app.json(.post, "/api/v1/sessions", #"{"username":"Amina","password":"password123"}"#)
+            #expect(limited.status == .tooManyRequests)
+            #expect(limited.errorCode == "rate_limited")
+            let wait = try #require(limited.headers[.retryAfter].flatMap(Int.init))
+            #expect((1...20).contains(wait), "Retry-After \(wait)")
+            #expect(limited.json["token"] == nil)
+            // Another account is not affected.
+            _ = try await app.vendorToken("bilal")
+        }
+    }
+
+    @Test func theLoginFormShowsTheLimitOnTheForm() async throws {
+        try await TestApp.run(rateLimits: try Self.policy("login_ip=2/1m")) { app in
+            let browser = Browser(app)
+            _ = try await browser.get("/login")
+            for _ in 0..<2 {
+                #expect(try await browser.post("/login", [("username", "nobody"), ("password", "wrong-guess")]).status == .unauthorized)
+            }
+            let limited = try await browser.post("/login", [("username", "nobody"), ("password", "wrong-guess")])
+            #expect(limited.status == .tooManyRequests)
+            #expect(limited.headers[.retryAfter] != nil)
+            #expect(limited.body.contains("Too many attempts"), "the form says why")
+            #expect(limited.body.contains("name=\"username\""), "the login form is shown again")
+        }
+    }
+
+    @Test func purchasesAreLimitedPerBuyerAndARefusedOneTakesNothing() async throws {
+        try await TestApp.run(rateLimits: try Self.policy("purchase_buyer=2/1m")) { app in
+            let token = try await app.vendorToken("amina")
+            let phone = try await app.product(token: token, stock: 50)
+            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: 10, limit: 5).json["id"] as? NSNumber)?.int64Value)
+            func buy(_ buyer: String, key: String) async throws -> TestApp.Reply {
+                try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: ByteBuffer(string: #"{"buyer_id":"\#(buyer)"}"#),
+                                   headers: [HTTPField.Name("Idempotency-Key")!: key])
+            }
+            #expect(try await buy("zoe", key: "1").status == .accepted)
+            #expect(try await buy("zoe", key: "2").status == .accepted)
+            let limited = try await buy("zoe", key: "3")
+            #expect(limited.status == .tooManyRequests && limited.errorCode == "rate_limited", "\(limited.body)")
+            #expect(try await buy("yann", key: "1").status == .accepted, "another buyer is not affected")
+            let stats = try await app.json(.get, "/api/v1/flash-sales/\(sale)/stats", token: token)
+            #expect((stats.json["admitted"] as? NSNumber)?.intValue == 3, "the refused attempt admitted nothing: \(stats.body)")
+        }
+    }
+
+    @Test func signupsAreLimitedPerAddress() async throws {
+        try await TestApp.run(rateLimits: try Self.policy("signup_ip=2/1h")) { app in
+            _ = try await app.vendorToken("first")
+            _ = try await app.vendorToken("second")
+            let limited = try await app.json(.post, "/api/v1/vendors", #"{"username":"third","password":"password123","store_name":"Third"}"#)
+            #expect(limited.status == .tooManyRequests && limited.errorCode == "rate_limited")
+            #expect(try await app.json(.post, "/api/v1/sessions", #"{"username":"third","password":"password123"}"#).status == .unauthorized,
+                    "the refused signup created no account")
+        }
+    }
+}

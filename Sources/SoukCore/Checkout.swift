@@ -178,7 +178,8 @@ public enum CheckoutAnswer: Equatable, Sendable {
 /// Wallets, coupons and checkout sagas. Every step is one transaction and idempotent.
 public protocol CheckoutStore: Sendable {
     func credit(buyerID: String, amountMinor: Int64, by vendorID: Int64) async throws -> Wallet
-    func wallet(buyerID: String) async throws -> Wallet?
+    /// A buyer's credit at one store: credit is given by a store and spent only there.
+    func wallet(vendorID: Int64, buyerID: String) async throws -> Wallet?
     func createCoupon(vendorID: Int64, _ draft: CouponDraft) async throws -> Coupon
     func coupons(vendorID: Int64) async throws -> [Coupon]
 

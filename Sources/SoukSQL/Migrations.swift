@@ -335,6 +335,35 @@ public enum Migrations {
                 "CREATE INDEX flash_sale_orders_by_time ON flash_sale_orders(sale_id, created_at)",
             ]
         ),
+        Migration(
+            // Credit was one wallet per buyer across all stores: a vendor could credit a buyer and
+            // the buyer spend it at another store. Credit now belongs to the store that gave it.
+            // An existing wallet goes to the store that credited it last.
+            version: 10, name: "store credit belongs to one store",
+            statements: [
+                """
+                CREATE TABLE store_credits (
+                    vendor_id @INT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    buyer_id TEXT NOT NULL,
+                    balance_minor @INT NOT NULL CHECK (balance_minor >= 0),
+                    held_minor @INT NOT NULL CHECK (held_minor >= 0),
+                    captured_minor @INT NOT NULL CHECK (captured_minor >= 0),
+                    updated_at @INT NOT NULL,
+                    PRIMARY KEY (vendor_id, buyer_id))
+                """,
+                """
+                INSERT INTO store_credits (vendor_id, buyer_id, balance_minor, held_minor, captured_minor, updated_at)
+                SELECT vendor_id, buyer_id, balance_minor, held_minor, captured_minor, updated_at FROM (
+                    SELECT (SELECT l.vendor_id FROM wallet_ledger l WHERE l.buyer_id = w.buyer_id AND l.kind = 'credit' AND l.vendor_id IS NOT NULL
+                            ORDER BY l.id DESC LIMIT 1) AS vendor_id,
+                           w.buyer_id, w.balance_minor, w.held_minor, w.captured_minor, w.updated_at
+                    FROM wallets w) moved
+                WHERE vendor_id IS NOT NULL
+                """,
+                "DROP TABLE wallets",
+                "CREATE INDEX wallet_ledger_by_vendor_buyer ON wallet_ledger(vendor_id, buyer_id, id)",
+            ]
+        ),
     ]
 }
 

@@ -8,18 +8,23 @@ extension SQLStorage: CheckoutStore {
         let now = Date()
         return try await database.transaction { transaction in
             try await transaction.query("""
-                INSERT INTO wallets (buyer_id, balance_minor, held_minor, captured_minor, updated_at) VALUES (\(buyerID), \(amountMinor), \(0), \(0), \(now))
-                ON CONFLICT (buyer_id) DO UPDATE SET balance_minor = wallets.balance_minor + \(amountMinor), updated_at = \(now)
+                INSERT INTO store_credits (vendor_id, buyer_id, balance_minor, held_minor, captured_minor, updated_at)
+                VALUES (\(vendorID), \(buyerID), \(amountMinor), \(0), \(0), \(now))
+                ON CONFLICT (vendor_id, buyer_id) DO UPDATE SET balance_minor = store_credits.balance_minor + \(amountMinor), updated_at = \(now)
                 """)
             try await transaction.query("""
                 INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, vendor_id, created_at) VALUES (\(buyerID), 'credit', \(amountMinor), \(vendorID), \(now))
                 """)
-            return try Self.wallet(try await transaction.query("SELECT buyer_id, balance_minor, held_minor, captured_minor FROM wallets WHERE buyer_id = \(buyerID)")[0])
+            return try Self.wallet(try await transaction.query("""
+                SELECT buyer_id, balance_minor, held_minor, captured_minor FROM store_credits WHERE vendor_id = \(vendorID) AND buyer_id = \(buyerID)
+                """)[0])
         }
     }
 
-    public func wallet(buyerID: String) async throws -> Wallet? {
-        try await database.readFirst("SELECT buyer_id, balance_minor, held_minor, captured_minor FROM wallets WHERE buyer_id = \(buyerID)").map(Self.wallet)
+    public func wallet(vendorID: Int64, buyerID: String) async throws -> Wallet? {
+        try await database.readFirst("""
+            SELECT buyer_id, balance_minor, held_minor, captured_minor FROM store_credits WHERE vendor_id = \(vendorID) AND buyer_id = \(buyerID)
+            """).map(Self.wallet)
     }
 
     static func wallet(_ row: SQLRow) throws -> Wallet {
@@ -152,8 +157,8 @@ extension SQLStorage: CheckoutStore {
         }
         let total = subtotal - discount
         let held = try await transaction.query("""
-            UPDATE wallets SET balance_minor = balance_minor - \(total), held_minor = held_minor + \(total), updated_at = \(now)
-            WHERE buyer_id = \(request.buyerID) AND balance_minor >= \(total) RETURNING buyer_id
+            UPDATE store_credits SET balance_minor = balance_minor - \(total), held_minor = held_minor + \(total), updated_at = \(now)
+            WHERE vendor_id = \(vendorID) AND buyer_id = \(request.buyerID) AND balance_minor >= \(total) RETURNING buyer_id
             """)
         if held.isEmpty && total > 0 { throw SoukError.insufficientCredit }
         try await transaction.query("""
@@ -170,7 +175,8 @@ extension SQLStorage: CheckoutStore {
         try await transaction.query(items)
         if !held.isEmpty {
             try await transaction.query("""
-                INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, created_at) VALUES (\(request.buyerID), 'hold', \(total), \(id), \(now))
+                INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
+                VALUES (\(request.buyerID), 'hold', \(total), \(id), \(vendorID), \(now))
                 """)
         }
     }
@@ -221,14 +227,17 @@ extension SQLStorage: CheckoutStore {
             // Compare-and-set on the status: a saga ends once, whoever gets here first.
             guard let row = try await transaction.first("""
                 UPDATE checkouts SET status = 'confirmed', lease_owner = NULL, lease_until = NULL, updated_at = \(now)
-                WHERE id = \(id) AND status = 'in_progress' RETURNING buyer_id, total_minor
+                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor
                 """) else { return false }
-            let buyer = try row.string("buyer_id"), total = try row.int("total_minor")
+            let vendor = try row.int("vendor_id"), buyer = try row.string("buyer_id"), total = try row.int("total_minor")
             if total > 0 {
                 try await transaction.query("""
-                    UPDATE wallets SET held_minor = held_minor - \(total), captured_minor = captured_minor + \(total), updated_at = \(now) WHERE buyer_id = \(buyer)
+                    UPDATE store_credits SET held_minor = held_minor - \(total), captured_minor = captured_minor + \(total), updated_at = \(now)
+                    WHERE vendor_id = \(vendor) AND buyer_id = \(buyer)
                     """)
-                try await transaction.query("INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, created_at) VALUES (\(buyer), 'capture', \(total), \(id), \(now))")
+                try await transaction.query("""
+                    INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at) VALUES (\(buyer), 'capture', \(total), \(id), \(vendor), \(now))
+                    """)
             }
             try await transaction.query("INSERT INTO payments (checkout_id, amount_minor, created_at) VALUES (\(id), \(total), \(now))")
             return true
@@ -239,9 +248,9 @@ extension SQLStorage: CheckoutStore {
         try await database.transaction { transaction in
             guard let row = try await transaction.first("""
                 UPDATE checkouts SET status = 'failed', failure_reason = \(reason), lease_owner = NULL, lease_until = NULL, updated_at = \(now)
-                WHERE id = \(id) AND status = 'in_progress' RETURNING buyer_id, total_minor, coupon_id
+                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor, coupon_id
                 """) else { return false }
-            let buyer = try row.string("buyer_id"), total = try row.int("total_minor")
+            let vendor = try row.int("vendor_id"), buyer = try row.string("buyer_id"), total = try row.int("total_minor")
             // The compensations, in the same transaction as the verdict: stock, coupon use, credit.
             try await transaction.query("""
                 UPDATE products SET stock = stock + (SELECT SUM(i.quantity) FROM checkout_items i WHERE i.checkout_id = \(id) AND i.product_id = products.id),
@@ -253,9 +262,12 @@ extension SQLStorage: CheckoutStore {
             }
             if total > 0 {
                 try await transaction.query("""
-                    UPDATE wallets SET held_minor = held_minor - \(total), balance_minor = balance_minor + \(total), updated_at = \(now) WHERE buyer_id = \(buyer)
+                    UPDATE store_credits SET held_minor = held_minor - \(total), balance_minor = balance_minor + \(total), updated_at = \(now)
+                    WHERE vendor_id = \(vendor) AND buyer_id = \(buyer)
                     """)
-                try await transaction.query("INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, created_at) VALUES (\(buyer), 'release', \(total), \(id), \(now))")
+                try await transaction.query("""
+                    INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at) VALUES (\(buyer), 'release', \(total), \(id), \(vendor), \(now))
+                    """)
             }
             return true
         }

@@ -183,8 +183,9 @@ struct CheckoutController: Sendable {
     }
 
     @Sendable func wallet(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
         let buyer = try BuyerID.validated(context.parameters.get("buyer"))
-        let wallet = try await checkouts.store.wallet(buyerID: buyer) ?? Wallet(buyerID: buyer, balanceMinor: 0, heldMinor: 0, capturedMinor: 0)
+        let wallet = try await checkouts.store.wallet(vendorID: vendor.id, buyerID: buyer) ?? Wallet(buyerID: buyer, balanceMinor: 0, heldMinor: 0, capturedMinor: 0)
         return try JSONResponse.make(WalletBody(wallet))
     }
 

@@ -85,7 +85,7 @@ struct CheckoutHarness: Sendable {
     func money(_ buyers: [String]) async throws -> Int64 {
         var total: Int64 = 0
         for buyer in buyers {
-            if let wallet = try await storage.wallet(buyerID: buyer) { total += wallet.balanceMinor + wallet.heldMinor + wallet.capturedMinor }
+            if let wallet = try await storage.wallet(vendorID: vendorID, buyerID: buyer) { total += wallet.balanceMinor + wallet.heldMinor + wallet.capturedMinor }
         }
         return total
     }
@@ -106,7 +106,7 @@ struct CheckoutTests {
             await #expect(throws: SoukError.self) { try await h.checkouts.checkout(try h.request("user2", quantity: 1, coupon: "ONCE")) }  // below minimum
             await #expect(throws: SoukError.invalidCoupon("there is no such code")) { try await h.checkouts.checkout(try h.request("user2", coupon: "NOPE")) }
             await #expect(throws: SoukError.insufficientCredit) { try await h.checkouts.checkout(try h.request("nobody")) }
-            let wallet = try #require(try await h.storage.wallet(buyerID: "user2"))
+            let wallet = try #require(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "user2"))
             #expect(wallet.balanceMinor == 2_500 && wallet.heldMinor == 0)
             #expect(try await h.stock() == 5)
             #expect(try await h.storage.coupons(vendorID: h.vendorID).first?.uses == 0)
@@ -122,13 +122,13 @@ struct CheckoutTests {
             let order = try await h.checkouts.checkout(try h.request("user2", quantity: 3, coupon: "ten"))
             #expect(order.status == .inProgress && order.status.message == "In Progress: Credit check passed. User verification in progress...")
             #expect(order.totalMinor == 2_700 && order.discountMinor == 300 && order.id.hasPrefix("co_"))
-            let held = try #require(try await h.storage.wallet(buyerID: "user2"))
+            let held = try #require(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "user2"))
             #expect(held.balanceMinor == 7_300 && held.heldMinor == 2_700)
             try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .milliseconds(50)))]) {
                 let done = try await h.final(order.id)
                 #expect(done.status == .confirmed && done.status.message == "Success: Buy order complete.")
             }
-            let wallet = try #require(try await h.storage.wallet(buyerID: "user2"))
+            let wallet = try #require(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "user2"))
             #expect(wallet.balanceMinor == 7_300 && wallet.heldMinor == 0 && wallet.capturedMinor == 2_700)
             #expect(try await h.money(["user2"]) == before)
             #expect(try await h.stock() == 7)
@@ -155,7 +155,7 @@ struct CheckoutTests {
                 #expect(done.status == .failed && done.failureReason == "verification timed out")
             }
             #expect(ContinuousClock.now - started < .seconds(5), "decided at the deadline, not later")
-            let wallet = try #require(try await h.storage.wallet(buyerID: "user2"))
+            let wallet = try #require(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "user2"))
             #expect(wallet.balanceMinor == 10_000 && wallet.heldMinor == 0 && wallet.capturedMinor == 0, "credit released")
             #expect(try await h.stock() == 10)
         }
@@ -176,7 +176,7 @@ struct CheckoutTests {
                 #expect(status == .confirmed)
             }
             try await Task.sleep(for: .milliseconds(200))
-            let wallet = try #require(try await h.storage.wallet(buyerID: "user1"))
+            let wallet = try #require(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "user1"))
             #expect(wallet.capturedMinor == 2_000 && wallet.heldMinor == 0 && wallet.balanceMinor == 3_000, "charged once")
             #expect(try await h.money(["user1"]) == before)
             #expect(try await h.stock() == 8)
@@ -202,7 +202,7 @@ struct CheckoutTests {
                 return try await group.reduce(0, +)
             }
             #expect(accepted == 50)
-            let wallet = try #require(try await h.storage.wallet(buyerID: "spender"))
+            let wallet = try #require(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "spender"))
             #expect(wallet.balanceMinor == 0 && wallet.heldMinor == 5_000)
             #expect(try await h.stock() == 950)
         }

@@ -55,6 +55,29 @@ struct CheckoutAPITests {
         }
     }
 
+    /// Credit is given by a store and spent only there: another vendor neither sees it nor mints
+    /// credit that buys from this store.
+    @Test func creditBelongsToTheStoreThatGaveIt() async throws {
+        try await TestApp.run { app in
+            let shop = try await app.vendorToken("shop")
+            let other = try await app.vendorToken("other")
+            let tea = try await app.product(token: shop, name: "Tea", price: 1_000, stock: 10)
+            #expect(try await app.json(.post, "/api/v1/wallets/carol/credit", #"{"amount_minor":5000}"#, token: other).status == .ok)
+            let refused = try await app.json(.post, "/api/v1/checkouts", #"{"buyer_id":"carol","items":[{"product_id":\#(tea),"quantity":2}]}"#)
+            #expect(refused.status.code == 402 && refused.errorCode == "insufficient_credit", "credit from another store bought nothing here")
+            #expect(try await app.stock(of: tea, token: shop) == 10)
+            let seenByShop = try await app.json(.get, "/api/v1/wallets/carol", token: shop)
+            #expect((seenByShop.json["balance_minor"] as? NSNumber)?.intValue == 0, "the shop does not see the other store's credit: \(seenByShop.body)")
+
+            #expect(try await app.json(.post, "/api/v1/wallets/carol/credit", #"{"amount_minor":3000}"#, token: shop).status == .ok)
+            #expect(try await app.json(.post, "/api/v1/checkouts", #"{"buyer_id":"carol","items":[{"product_id":\#(tea),"quantity":2}]}"#).status == .accepted)
+            let atShop = try await app.json(.get, "/api/v1/wallets/carol", token: shop)
+            #expect((atShop.json["balance_minor"] as? NSNumber)?.intValue == 1_000 && (atShop.json["held_minor"] as? NSNumber)?.intValue == 2_000)
+            let atOther = try await app.json(.get, "/api/v1/wallets/carol", token: other)
+            #expect((atOther.json["balance_minor"] as? NSNumber)?.intValue == 5_000 && (atOther.json["held_minor"] as? NSNumber)?.intValue == 0)
+        }
+    }
+
     @Test func replayingAnIdempotencyKeyOverHTTP() async throws {
         try await TestApp.run { app in
             let token = try await app.vendorToken("shop")

@@ -45,7 +45,8 @@ public struct Coupon: Hashable, Sendable {
     /// The discount on a subtotal, never more than the subtotal.
     public func discount(on subtotal: Int64) -> Int64 {
         switch kind {
-        case .percent: min(subtotal, subtotal * value / 100)
+        // floor(subtotal × value / 100) without the product: subtotals reach 10^17.
+        case .percent: min(subtotal, (subtotal / 100) * value + (subtotal % 100) * value / 100)
         case .fixed: min(subtotal, value)
         }
     }

@@ -122,8 +122,10 @@ public struct OrderRequest: Sendable, Equatable {
             }
             if !(1...Self.maxQuantity).contains(item.quantity) {
                 errors.append(.init(field: "items[\(index)].quantity", message: "must be between 1 and \(Self.maxQuantity)"))
+            } else {
+                // Only quantities in range are added up: at most maxItems × maxQuantity, no overflow.
+                quantities[item.productID, default: 0] += item.quantity
             }
-            quantities[item.productID, default: 0] += item.quantity
         }
         if quantities.values.contains(where: { $0 > Self.maxQuantity }) {
             errors.append(.init(field: "items", message: "must ask for at most \(Self.maxQuantity) of one product"))

@@ -174,7 +174,7 @@ struct CheckoutController: Sendable {
 
     @Sendable func credit(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        let buyer = try BuyerID.validated(context.parameters.get("buyer"))
+        let buyer = try BuyerID.validated(context.parameters.decoded("buyer"))
         let input = try await JSONResponse.decode(CreditInput.self, from: request, context: context)
         guard (1...ProductLimits.price.upperBound).contains(input.amountMinor) else {
             throw SoukError.validationFailed([FieldError(field: "amount_minor", message: "must be between 1 and \(ProductLimits.price.upperBound)")])
@@ -184,7 +184,7 @@ struct CheckoutController: Sendable {
 
     @Sendable func wallet(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        let buyer = try BuyerID.validated(context.parameters.get("buyer"))
+        let buyer = try BuyerID.validated(context.parameters.decoded("buyer"))
         let wallet = try await checkouts.store.wallet(vendorID: vendor.id, buyerID: buyer) ?? Wallet(buyerID: buyer, balanceMinor: 0, heldMinor: 0, capturedMinor: 0)
         return try JSONResponse.make(WalletBody(wallet))
     }

@@ -67,7 +67,7 @@ struct PriceController: Sendable {
 
     func itemAndPrices(_ context: SoukRequestContext) throws -> (String, any PriceHistory) {
         guard let prices = services.prices else { throw SoukError.notFound("Price item") }
-        guard let item = context.parameters.get("item"), PriceItem.isValid(item) else { throw SoukError.notFound("Price item") }
+        guard let item = context.parameters.decoded("item"), PriceItem.isValid(item) else { throw SoukError.notFound("Price item") }
         return (item, prices)
     }
 }

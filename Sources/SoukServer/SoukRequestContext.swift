@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import SoukCore
 
@@ -11,6 +12,8 @@ public struct SoukRequestContext: RequestContext {
     /// The CSRF token to embed in forms, set by ``CSRFMiddleware`` on HTML routes.
     public var csrfToken: String = ""
 
+    /// This request's id (``RequestIDMiddleware``), also in the logger's metadata.
+    public var requestID: String = ""
     /// The address of the connection's peer (the client, or the proxy in front).
     public let peerAddress: String?
 
@@ -26,5 +29,13 @@ public struct SoukRequestContext: RequestContext {
     func requireVendor() throws -> Vendor {
         guard let vendor else { throw SoukError.unauthorized }
         return vendor
+    }
+}
+
+extension Parameters {
+    /// A path parameter with its percent-encoding undone (`alice%40example.com` is `alice@example.com`);
+    /// nil when it is missing or not valid percent-encoded UTF-8.
+    func decoded(_ name: String) -> String? {
+        get(name)?.removingPercentEncoding
     }
 }

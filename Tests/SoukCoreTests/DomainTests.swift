@@ -83,3 +83,25 @@ struct ValidationTests {
         #expect(references.allSatisfy { $0.count == 10 && $0.allSatisfy { "0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains($0) } })
     }
 }
+
+/// Numbers a client chooses never overflow: found by fuzzing the API (a crash took the process down).
+@Suite("Arithmetic limits")
+struct ArithmeticLimitTests {
+    @Test func hugeQuantitiesAreRefusedNotAddedUp() {
+        #expect(throws: SoukError.self) {
+            try OrderRequest(name: "Ann", phone: "0123456789", address: "1 Road", items: [(1, Int.max), (1, 1)])
+        }
+        #expect(throws: SoukError.self) {
+            try CheckoutRequest(buyerID: "x", items: [(1, Int.max), (1, Int.max)], couponCode: nil, idempotencyKey: nil)
+        }
+    }
+
+    @Test func percentDiscountsOfTheLargestSubtotalsAreExact() {
+        let coupon = Coupon(id: 1, vendorID: 1, code: "ALL", kind: .percent, value: 100, minimumOrderMinor: 0, maxUses: 1, uses: 0, expiresAt: nil)
+        let largest: Int64 = 100_000_000_000 * 10_000 * 100  // price × quantity × items at their limits
+        #expect(coupon.discount(on: largest) == largest)
+        let third = Coupon(id: 1, vendorID: 1, code: "THIRD", kind: .percent, value: 33, minimumOrderMinor: 0, maxUses: 1, uses: 0, expiresAt: nil)
+        #expect(third.discount(on: 1_099) == 362)  // floor(1099 × 33 / 100)
+        #expect(third.discount(on: largest) == largest / 100 * 33)
+    }
+}

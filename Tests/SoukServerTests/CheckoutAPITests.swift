@@ -78,6 +78,26 @@ struct CheckoutAPITests {
         }
     }
 
+    /// What schemathesis found: requests that crashed the process or were misread.
+    @Test func fuzzedRequestsGetClearAnswers() async throws {
+        try await TestApp.run { app in
+            let token = try await app.vendorToken("shop")
+            let tea = try await app.product(token: token, name: "Tea", price: 100_000_000_000, stock: 10_000)
+            let huge = try await app.json(.post, "/api/v1/checkouts", #"{"buyer_id":"x","items":[{"product_id":\#(tea),"quantity":9223372036854775807},{"product_id":\#(tea),"quantity":1}]}"#)
+            #expect(huge.status == .unprocessableContent && huge.errorCode == "validation_failed", "\(huge.body)")
+            let order = try await app.json(.post, "/api/v1/stores/shop/orders", #"{"customer":{"name":"Ann","phone":"0123456789","address":"1 Road"},"items":[{"product_id":\#(tea),"quantity":9223372036854775807},{"product_id":\#(tea),"quantity":1}]}"#)
+            #expect(order.status == .unprocessableContent, "\(order.body)")
+            // A 100 % coupon on the largest order: the discount is the whole subtotal, no overflow.
+            #expect(try await app.json(.post, "/api/v1/coupons", #"{"code":"all","kind":"percent","value":100,"min_order_minor":0,"max_uses":5}"#, token: token).status == .created)
+            let free = try await app.json(.post, "/api/v1/checkouts", #"{"buyer_id":"x","items":[{"product_id":\#(tea),"quantity":10000}],"coupon":"ALL"}"#)
+            #expect(free.status == .accepted, "\(free.body)")
+            // Percent-encoded path segments are decoded.
+            #expect(try await app.json(.post, "/api/v1/wallets/alice%40example.com/credit", #"{"amount_minor":700}"#, token: token).status == .ok)
+            let wallet = try await app.json(.get, "/api/v1/wallets/alice@example.com", token: token)
+            #expect((wallet.json["balance_minor"] as? NSNumber)?.intValue == 700 && wallet.json["buyer_id"] as? String == "alice@example.com", "\(wallet.body)")
+        }
+    }
+
     @Test func replayingAnIdempotencyKeyOverHTTP() async throws {
         try await TestApp.run { app in
             let token = try await app.vendorToken("shop")

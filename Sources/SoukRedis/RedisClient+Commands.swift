@@ -270,6 +270,36 @@ extension RedisClient {
         return Int(count)
     }
 
+    /// One consumer group of a stream as `XINFO GROUPS` reports it.
+    public struct StreamGroupInfo: Sendable, Equatable {
+        public let name: String
+        public let pending: Int
+        /// Entries not yet delivered to the group (nil when Redis cannot tell, e.g. after a trim).
+        public let lag: Int?
+    }
+
+    /// The stream's consumer groups; none when the stream does not exist.
+    public func xinfoGroups(_ key: String) async throws -> [StreamGroupInfo] {
+        let reply: RESPValue
+        do {
+            reply = try await execute(RESPCommand("XINFO", ["GROUPS", key]))
+        } catch let error as RESPServerError where error.message.lowercased().contains("no such key") {
+            return []
+        }
+        guard let groups = reply.elements else { throw RedisClientError(.unexpectedReply, "XINFO GROUPS") }
+        return groups.compactMap { group in
+            guard let fields = group.elements else { return nil }
+            var values: [String: RESPValue] = [:]
+            var index = 0
+            while index + 1 < fields.count {
+                if let name = fields[index].string { values[name] = fields[index + 1] }
+                index += 2
+            }
+            guard let name = values["name"]?.string else { return nil }
+            return StreamGroupInfo(name: name, pending: Int(values["pending"]?.int ?? 0), lag: values["lag"]?.int.map { Int($0) })
+        }
+    }
+
     public func xlen(_ key: String) async throws -> Int {
         Int(try Self.integer(await execute(RESPCommand("XLEN", [key]))))
     }

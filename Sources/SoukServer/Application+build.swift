@@ -8,14 +8,14 @@ import SoukCore
 /// Builds the router: every route, with its middleware, in one place.
 public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> Router<SoukRequestContext> {
     let router = Router(context: SoukRequestContext.self)
+    router.add(middleware: RequestIDMiddleware())
     if logRequests { router.add(middleware: LogRequestsMiddleware(.debug)) }
+    router.add(middleware: MetricsMiddleware())
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ErrorMiddleware(pages: services.pages))
     router.add(middleware: SessionMiddleware(store: services.sessionStore))
 
-    router.get("healthz") { _, _ in
-        Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: #"{"status":"ok"}"#)))
-    }
+    OperationsController(metricsSources: services.metricsSources, readinessChecks: services.readinessChecks).addRoutes(to: router)
     Assets.addRoutes(to: router)
     APIController(services: services).addRoutes(to: router.group("api/v1"))
     FlashSaleController(services: services).addRoutes(to: router.group("api/v1"))

@@ -27,6 +27,9 @@ public struct SoukServices: Sendable {
     public let views = ViewCounter()
     public let analytics: (any AnalyticsStore)?
     let rateGuard: RateGuard
+    /// Gauges read when `/metrics` is scraped, and what `/readyz` must reach.
+    let metricsSources: [any MetricsSource]
+    let readinessChecks: [ReadinessCheck]
     private let knownVendors = NIOLockedValueBox<[String: Vendor]>([:])
 
     /// - Parameters:
@@ -41,8 +44,10 @@ public struct SoukServices: Sendable {
         prices: (any PriceHistory)? = nil, images: (any ImageProcessor)? = nil, media: (any MediaStore)? = nil, jobs: (any JobQueue)? = nil,
         verifyDeadline: Duration = .seconds(60), sessionLifetime: Duration = .seconds(14 * 24 * 3600),
         cookies: CookiePolicy = .auto, rateLimiter: (any RateLimiter)? = nil, rateLimits: RateLimitPolicy = RateLimitPolicy(),
-        behindProxy: Bool = false, logger: Logger = Logger(label: "souk")
+        behindProxy: Bool = false, metricsSources: [any MetricsSource] = [], readinessChecks: [ReadinessCheck] = [],
+        logger: Logger = Logger(label: "souk")
     ) async throws {
+        self.readinessChecks = readinessChecks
         self.rateGuard = RateGuard(limiter: rateLimiter ?? InProcessRateLimiter(), policy: rateLimits, behindProxy: behindProxy, logger: logger)
         self.storage = pageCache.map { InvalidatingStorage(base: storage, cache: $0, logger: logger) } ?? storage
         self.accounts = try await VendorAccounts(vendors: storage, hasher: hasher)
@@ -69,6 +74,7 @@ public struct SoukServices: Sendable {
         self.media = media
         self.jobs = jobs
         self.analytics = storage as? any AnalyticsStore
+        self.metricsSources = [FlashSaleMetrics(flashSales: flashSales)] + (jobs.map { [JobQueueMetrics(queue: $0)] } ?? []) + metricsSources
     }
 
     /// The vendor whose public store the path names, or 404. Vendors are never renamed or

@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import SoukCore
+import Metrics
 
 /// Serves store pages (`/s/{username}` and its JSON twin) from the ``PageCache``, with an ETag so
 /// that repeat visitors get `304 Not Modified`. HTML pages are cached with a marker where the
@@ -25,6 +26,10 @@ struct StorefrontCache: Sendable {
         self.cache = cache
     }
 
+    /// Page-cache lookups by result: the hit ratio is hits / (hits + misses).
+    static let hits = Counter(label: "souk_page_cache_lookups_total", dimensions: [("result", "hit")])
+    static let misses = Counter(label: "souk_page_cache_lookups_total", dimensions: [("result", "miss")])
+
     /// The cached page for `key`, rendering (and caching) it when missing. A cache that fails is
     /// logged and bypassed: the page is rendered from the database instead.
     func page(for key: PageKey, logger: Logger, render: @escaping @Sendable () async throws -> [UInt8]) async throws -> CachedPage {
@@ -32,7 +37,11 @@ struct StorefrontCache: Sendable {
         let version: UInt64
         do {
             let found = try await cache.lookup(key)
-            if let page = found.page { return page }
+            if let page = found.page {
+                Self.hits.increment()
+                return page
+            }
+            Self.misses.increment()
             version = found.version
         } catch {
             logger.warning("page cache unavailable, rendering uncached", metadata: ["error": "\(error)"])

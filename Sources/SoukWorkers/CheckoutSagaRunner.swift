@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SoukCore
+import CoreMetrics
 
 /// Drives checkout sagas to their one terminal state: leases due sagas from the database, calls the
 /// verifier within the deadline stored with each saga, then confirms (capture, payment) or fails
@@ -93,6 +94,8 @@ public struct CheckoutSagaRunner: Service {
                 : try await store.fail(id: saga.id, reason: reason, now: Date())
             try fault(.decided, saga.id)
             if decided {
+                let outcome = verdict == true ? "confirmed" : (reason == "verification timed out" ? "timed_out" : "failed")
+                Counter(label: "souk_checkout_outcomes_total", dimensions: [("outcome", outcome)]).increment()
                 logger.info("checkout decided", metadata: ["souk.order_id": "\(saga.id)", "confirmed": "\(verdict == true)"])
                 await onResult(saga.id)
             }

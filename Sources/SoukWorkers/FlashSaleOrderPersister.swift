@@ -4,6 +4,7 @@ import RESP
 import ServiceLifecycle
 import SoukCore
 import SoukRedis
+import CoreMetrics
 
 /// A worker of the `persisters` consumer group: reads admitted orders from every sale's stream,
 /// writes them to the database in batches (one statement per batch, idempotent by order id) and
@@ -127,6 +128,7 @@ public struct FlashSaleOrderPersister: Service {
             Self.deadLetterScript,
             keys: [stream.replacingOccurrences(of: ":admitted", with: ":dead"), stream.replacingOccurrences(of: ":admitted", with: ":dead-ids"), stream],
             arguments: [entry.id, RedisKeys.persisterGroup] + fields.flatMap { [$0.0, $0.1] })
+        Counter(label: "souk_flash_sale_dead_letters_total").increment()
         logger.error("admitted order dead-lettered", metadata: ["stream": "\(stream)", "entry": "\(entry.id)", "reason": "\(reason)"])
     }
 

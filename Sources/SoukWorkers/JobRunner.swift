@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import SoukCore
+import CoreMetrics
 
 /// Does one kind of job. Handlers must be idempotent: a job may run again after a worker died.
 public protocol JobHandler: Sendable {
@@ -78,12 +79,18 @@ public struct JobRunner: Service {
         } catch let error as CancellationError {
             throw error
         } catch let failure as PermanentJobFailure {
+            Counter(label: "souk_jobs_dead_total", dimensions: [("kind", job.kind)]).increment()
             logger.error("job failed for good", metadata: ["job": "\(job.id)", "reason": "\(failure.reason)"])
             try await queue.fail(job, reason: failure.reason, retryAfter: nil)
             return
         } catch {
             let delay = policy.delay(afterAttempt: job.attempt)
-            if delay == nil { logger.error("job dead-lettered", metadata: ["job": "\(job.id)", "attempts": "\(job.attempt)", "error": "\(error)"]) }
+            if delay == nil {
+                Counter(label: "souk_jobs_dead_total", dimensions: [("kind", job.kind)]).increment()
+                logger.error("job dead-lettered", metadata: ["job": "\(job.id)", "attempts": "\(job.attempt)", "error": "\(error)"])
+            } else {
+                Counter(label: "souk_job_retries_total", dimensions: [("kind", job.kind)]).increment()
+            }
             try await queue.fail(job, reason: "\(error)", retryAfter: delay)
             return
         }

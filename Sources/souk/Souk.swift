@@ -64,6 +64,7 @@ struct SettingsOptions: ParsableArguments {
         do {
             let configuration = try SoukConfiguration.load(environment: ProcessInfo.processInfo.environment, flags: flags)
             LogSetup.bootstrap(level: configuration.logLevel)
+            SoukMetrics.bootstrap()
             return configuration
         } catch {
             FileHandle.standardError.write(Data((error.description + "\n").utf8))
@@ -131,11 +132,12 @@ struct Worker: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the background workers (flash-sale order persisters, reconciler).")
     @OptionGroup var settings: SettingsOptions
     @Option(help: "Persisting consumers in this process.") var consumers = 2
+    @Option(help: "Serve /healthz, /readyz and /metrics on this port (on SOUK_HTTP_HOST).") var metricsPort: Int?
 
     func run() async throws {
         let configuration = try settings.load()
         let logger = Logger(label: "souk")
-        let consumers = consumers
+        let (consumers, metricsPort) = (consumers, metricsPort)
         try await Backend.with(configuration, logger: logger) { database in
             try await Migrator(database: database).verifyUpToDate()
             let storage = SQLStorage(database: database)
@@ -143,10 +145,16 @@ struct Worker: AsyncParsableCommand {
             if let url = configuration.redisURL {
                 let redis = try RedisClient(url: url, logger: logger)
                 services = [redis] + Wiring.workers(redis: redis, storage: storage, consumers: consumers, configuration: configuration, logger: logger)
+                services += Wiring.operationsEndpoint(
+                    port: metricsPort, host: configuration.host, database: database, redis: redis,
+                    sources: [RedisStreamMetrics(redis: redis, sales: storage), JobQueueMetrics(queue: RedisJobQueue(redis: redis))], logger: logger)
             } else {
                 let log = SQLPriceFeedLog(database: database)
                 let media = try FileMediaStore(directory: configuration.mediaDirectory)
                 services = Wiring.jobWorkers(queue: SQLJobQueue(database: database), storage: storage, images: try VipsImageProcessor(), media: media, logger: logger) { _ in }
+                services += Wiring.operationsEndpoint(
+                    port: metricsPort, host: configuration.host, database: database, redis: nil,
+                    sources: [JobQueueMetrics(queue: SQLJobQueue(database: database))], logger: logger)
                 services += [
                     PeriodicReconciler(reconciler: FlashSaleReconciler(redis: nil, store: storage, logger: logger)),
                     Wiring.sagaRunner(storage: storage, configuration: configuration, logger: logger) { _ in },

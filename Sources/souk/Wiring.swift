@@ -25,12 +25,14 @@ enum Wiring {
         var pageCache: (any PageCache)?
         var gate: (any FlashSaleGate)?
         var rateLimiter: (any RateLimiter)?
+        var redisClient: RedisClient?
         let ttl = configuration.pageCacheTTL
         let notifier = CheckoutNotifier()
         var announce: @Sendable (String) async -> Void = { notifier.resolve($0) }
 
         if let url = configuration.redisURL {
             let redis = try RedisClient(url: url, logger: logger)
+            redisClient = redis
             background.append(redis)
             jobs = RedisJobQueue(redis: redis)
             gate = RedisFlashSaleGate(redis: redis, store: storage)
@@ -82,10 +84,26 @@ enum Wiring {
             storage: storage, hasher: BcryptPasswordHasher(), sessions: sessions, pageCache: pageCache,
             flashSaleGate: gate, checkoutNotifier: notifier, prices: prices, images: images, media: media, jobs: jobs,
             verifyDeadline: configuration.verifyDeadline, cookies: configuration.cookies,
-            rateLimiter: rateLimiter, rateLimits: configuration.rateLimits, behindProxy: configuration.behindProxy, logger: logger
+            rateLimiter: rateLimiter, rateLimits: configuration.rateLimits, behindProxy: configuration.behindProxy,
+            metricsSources: redisClient.map { [RedisStreamMetrics(redis: $0, sales: storage)] } ?? [],
+            readinessChecks: readiness(database: database, redis: redisClient), logger: logger
         )
         background.append(ViewFlusher(counter: services.views, store: storage))
         return (services, background)
+    }
+
+    /// What `/readyz` checks: the database, and Redis when configured.
+    static func readiness(database: any SQLDatabase, redis: RedisClient?) -> [ReadinessCheck] {
+        var checks = [ReadinessCheck("database") { _ = try await database.read("SELECT 1") }]
+        if let redis { checks.append(ReadinessCheck("redis") { _ = try await redis.ping() }) }
+        return checks
+    }
+
+    /// `/healthz`, `/readyz` and `/metrics` on their own port, for processes without pages.
+    static func operationsEndpoint(port: Int?, host: String, database: any SQLDatabase, redis: RedisClient?, sources: [any MetricsSource], logger: Logger) -> [any Service] {
+        guard let port else { return [] }
+        return [buildOperationsApplication(
+            host: host, port: port, metricsSources: sources, readinessChecks: readiness(database: database, redis: redis), logger: logger)]
     }
 
     /// The worker role: persisters of admitted flash-sale orders and the periodic reconciler.

@@ -55,5 +55,8 @@ public enum ThumbnailJobs {
     /// while the previous job of the same image is finishing still gets its thumbnails recorded.
     public static func id(productID: Int64, imageKey: String, upload: String) -> String { "\(prefix(productID: productID, imageKey: imageKey))\(upload)" }
     public static func prefix(productID: Int64, imageKey: String) -> String { "\(kind):\(productID):\(imageKey):" }
-    public static func payload(productID: Int64, imageKey: String) -> String { "\(productID):\(imageKey)" }
+    /// `product:key`, or `product:key:request-id` when queued by a request (the id follows the upload into the job's logs).
+    public static func payload(productID: Int64, imageKey: String, requestID: String? = nil) -> String {
+        requestID.map { "\(productID):\(imageKey):\($0)" } ?? "\(productID):\(imageKey)"
+    }
 }

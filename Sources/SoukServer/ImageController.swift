@@ -20,7 +20,7 @@ struct ImageController: Sendable {
         let id = try APIController.id(context)
         guard try await services.storage.product(id: id, vendorID: vendor.id) != nil else { throw SoukError.notFound("Product") }
         let body = try await JSONResponse.readBody(request, limit: ImageLimits.maxBytes)
-        let product = try await services.attachImage(Array(buffer: body), productID: id, vendorID: vendor.id)
+        let product = try await services.attachImage(Array(buffer: body), productID: id, vendorID: vendor.id, requestID: context.requestID)
         return try JSONResponse.make(API.ProductBody(product), status: .accepted)
     }
 
@@ -40,7 +40,7 @@ struct ImageController: Sendable {
 extension SoukServices {
     /// Checks the image, keeps it, points the product at it and queues its thumbnails. Nothing about
     /// the product changes unless the image is good.
-    func attachImage(_ bytes: [UInt8], productID: Int64, vendorID: Int64) async throws -> Product {
+    func attachImage(_ bytes: [UInt8], productID: Int64, vendorID: Int64, requestID: String) async throws -> Product {
         guard let images, let media, let jobs, let store = storage as? any ProductImageStore else { throw SoukError.notFound("Image uploads") }
         _ = try await images.inspect(bytes)
         let key = SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
@@ -53,7 +53,7 @@ extension SoukServices {
         // If this process dies here, the worker's sweeper finds the product still processing and queues the job.
         try await jobs.enqueue(
             id: ThumbnailJobs.id(productID: productID, imageKey: key, upload: SessionTokens.randomToken().prefix(12).description),
-            kind: ThumbnailJobs.kind, payload: ThumbnailJobs.payload(productID: productID, imageKey: key))
+            kind: ThumbnailJobs.kind, payload: ThumbnailJobs.payload(productID: productID, imageKey: key, requestID: requestID.isEmpty ? nil : requestID))
         return product
     }
 }

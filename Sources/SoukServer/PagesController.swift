@@ -170,7 +170,7 @@ struct PagesController: Sendable {
             guard let image = upload.files["image"], !image.isEmpty else {
                 throw SoukError.validationFailed([FieldError(field: "image", message: "choose a JPEG, PNG or WebP file")])
             }
-            _ = try await services.attachImage(image, productID: product.id, vendorID: vendor.id)
+            _ = try await services.attachImage(image, productID: product.id, vendorID: vendor.id, requestID: context.requestID)
             return .redirect(to: "/dashboard", type: .found)
         } catch let error as SoukError {
             var values = Self.productValues(product)

@@ -106,8 +106,13 @@ public struct ThumbnailJob: JobHandler {
     let media: any MediaStore
     let products: any ProductImageStore
     let invalidate: @Sendable (Int64) async -> Void
+    let logger: Logger
 
-    public init(images: any ImageProcessor, media: any MediaStore, products: any ProductImageStore, invalidate: @escaping @Sendable (Int64) async -> Void) {
+    public init(
+        images: any ImageProcessor, media: any MediaStore, products: any ProductImageStore, logger: Logger = Logger(label: "souk.jobs"),
+        invalidate: @escaping @Sendable (Int64) async -> Void
+    ) {
+        self.logger = logger
         self.images = images
         self.media = media
         self.products = products
@@ -116,8 +121,11 @@ public struct ThumbnailJob: JobHandler {
 
     public func run(_ job: Job) async throws {
         let parts = job.payload.split(separator: ":")
-        guard parts.count == 2, let productID = Int64(parts[0]) else { throw PermanentJobFailure("malformed payload \(job.payload)") }
+        guard parts.count == 2 || parts.count == 3, let productID = Int64(parts[0]) else { throw PermanentJobFailure("malformed payload \(job.payload)") }
         let key = String(parts[1])
+        var logger = logger
+        logger[metadataKey: "job"] = .string(job.id)
+        if parts.count == 3 { logger[metadataKey: "request_id"] = .string(String(parts[2])) }
         guard let original = try await media.get(MediaNames.original(key)) else { throw PermanentJobFailure("the original image \(key) is missing") }
         for size in ImageLimits.thumbnailSizes where try await media.get(MediaNames.thumbnail(key, size: size)) == nil {
             let thumbnail: [UInt8]
@@ -131,6 +139,7 @@ public struct ThumbnailJob: JobHandler {
         if let vendor = try await products.thumbnailsMade(productID: productID, imageKey: key, sizes: ImageLimits.thumbnailSizes) {
             await invalidate(vendor)
         }
+        logger.info("thumbnails made", metadata: ["souk.product_id": "\(productID)", "attempt": "\(job.attempt)"])
     }
 }
 

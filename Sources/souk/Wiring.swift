@@ -135,7 +135,7 @@ enum Wiring {
     ) -> [any Service] {
         [
             JobRunner(
-                queue: queue, handlers: [ThumbnailJob.kind: ThumbnailJob(images: images, media: media, products: storage, invalidate: invalidate)],
+                queue: queue, handlers: [ThumbnailJob.kind: ThumbnailJob(images: images, media: media, products: storage, logger: logger, invalidate: invalidate)],
                 worker: "\(processName)-jobs", logger: logger),
             ThumbnailSweeper(products: storage, queue: queue),
         ]

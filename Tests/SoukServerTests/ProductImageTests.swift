@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import SoukCore
@@ -23,6 +24,25 @@ struct ProductImageTests {
             ran += 1
         }
         return ran
+    }
+
+    /// The upload's request id goes with its job, so one id finds both in the logs.
+    @Test func theRequestIDFollowsTheUploadIntoItsJob() async throws {
+        try await TestApp.run { app in
+            let token = try await app.vendorToken("amina")
+            let id = try await app.product(token: token, name: "Tagine")
+            var headers: HTTPFields = [.authorization: "Bearer \(token)", .contentType: "image/png"]
+            headers[HTTPField.Name("X-Request-Id")!] = "upload-req-0001"
+            let accepted = try await app.send(.put, "/api/v1/products/\(id)/image", body: ByteBuffer(bytes: TestImages.png(width: 300, height: 200)), headers: headers)
+            #expect(accepted.status == .accepted, "\(accepted.body)")
+            let job = try #require(try await app.jobs.claim(worker: "test", lease: .seconds(30), wait: .zero))
+            #expect(job.payload.hasSuffix(":upload-req-0001"), "\(job.payload)")
+            let runner = JobRunner(
+                queue: app.jobs, handlers: [ThumbnailJob.kind: ThumbnailJob(images: try VipsImageProcessor(), media: app.media, products: app.storage) { _ in }],
+                worker: "test", logger: TestLog.logger)
+            try await runner.perform(job)
+            #expect(try await app.json(.get, "/api/v1/products/\(id)", token: token).json["status"] as? String == "active")
+        }
     }
 
     @Test func aRealImageGoesInAndThumbnailsOfTheRightSizesComeOut() async throws {

@@ -117,6 +117,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The OpenAPI document, compiled into the binary (served at /openapi.json and /docs).
+            resources: [.embedInCode("Resources/openapi.json")],
             swiftSettings: swiftSettings
         ),
         // The executable: argument parsing, configuration and wiring only.

@@ -24,6 +24,7 @@ public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> 
     SearchController(services: services).addRoutes(to: router.group("api/v1"))
     ImageController(services: services).addRoutes(api: router.group("api/v1"), root: router.group())
     let pages = router.group().add(middleware: CSRFMiddleware(cookies: services.cookies))
+    OpenAPIController(pages: services.pages).addRoutes(root: router, pages: pages)
     AnalyticsController(services: services).addRoutes(pages: pages, api: router.group("api/v1"))
     PagesController(services: services).addRoutes(to: pages)
     return router

@@ -4,6 +4,7 @@ enum Templates {
         "header": header, "footer": footer, "error": error, "home": home, "signup": signup, "login": login,
         "products": products, "product_form": productForm, "orders": orders, "store": store, "search": search, "search_box": searchBox, "analytics": analytics, "analytics_panel": analyticsPanel, "order_placed": orderPlaced,
         "flash_sales": flashSales, "flash_sale": flashSale, "flash_sale_admitted": flashSaleAdmitted, "checkout": checkout,
+        "api_docs": apiDocs,
     ]
 
     static let header = """
@@ -150,6 +151,22 @@ enum Templates {
     static let searchBox = """
         <form class="search" method="get" action="/search" role="search"><input type="search" name="q" value="{{q}}" placeholder="Search{{#username}} this store{{/username}}…" aria-label="Search" list="souk-suggestions" data-suggest maxlength="200" required>
         {{#username}}<input type="hidden" name="vendor" value="{{username}}">{{/username}}<datalist id="souk-suggestions"></datalist> <button>Search</button></form>
+        """
+
+    static let apiDocs = """
+        {{> header}}<h1>{{api_title}} <span class="muted">{{api_version}}</span></h1>
+        <p>{{api_description}}</p>
+        <p>The machine-readable document: <a href="/openapi.json">/openapi.json</a> (OpenAPI {{openapi}}). Errors are always
+        <code>{"error":{"code","message"}}</code>; vendor operations take <code>Authorization: Bearer</code> with a token from <code>POST /api/v1/sessions</code>.</p>
+        <nav>{{#tags}}<a href="#tag-{{name}}">{{name}}</a> {{/tags}}</nav>
+        {{#tags}}<section id="tag-{{name}}"><h2>{{name}}</h2>{{#description}}<p class="muted">{{description}}</p>{{/description}}
+        {{#operations}}<article class="operation" id="{{operation_id}}"><h3><code>{{method}} {{path}}</code>{{#vendor_only}} <span class="muted">vendor</span>{{/vendor_only}}</h3>
+        <p>{{summary}}</p>{{#description}}<p class="muted">{{description}}</p>{{/description}}
+        {{#has_parameters}}<table><tr><th>Parameter</th><th>In</th><th>Required</th><th>Meaning</th></tr>
+        {{#parameters}}<tr><td><code>{{name}}</code></td><td>{{in}}</td><td>{{#required}}yes{{/required}}</td><td>{{description}}</td></tr>{{/parameters}}</table>{{/has_parameters}}
+        {{#body}}<p>Body: <code>{{body}}</code></p>{{/body}}
+        <table><tr><th>Status</th><th>Meaning</th></tr>{{#responses}}<tr><td>{{status}}</td><td>{{description}}</td></tr>{{/responses}}</table>
+        </article>{{/operations}}</section>{{/tags}}{{> footer}}
         """
 
     static let search = """

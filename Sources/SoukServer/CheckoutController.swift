@@ -141,7 +141,8 @@ struct CheckoutController: Sendable {
             var order = first
             let started = ContinuousClock.now
             while order.status == .inProgress, ContinuousClock.now - started < .seconds(600) {
-                let next = try await checkouts.order(id: id, waitingUpTo: .seconds(15)) ?? order
+                guard let waited = try await ServerSentEvents.untilShutdown({ try await checkouts.order(id: id, waitingUpTo: .seconds(15)) }) else { break }
+                let next = waited ?? order
                 if next.status == .inProgress {
                     try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
                 } else {
@@ -151,7 +152,7 @@ struct CheckoutController: Sendable {
             }
             try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+        return Response(status: .ok, headers: ServerSentEvents.headers, body: body)
     }
 
     // MARK: Wallets

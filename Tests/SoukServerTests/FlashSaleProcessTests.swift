@@ -131,6 +131,83 @@ struct FlashSaleProcessTests {
         try await PostgresTestServer.shared.dropDatabase(cluster.database)
     }
 
+    /// SIGTERM mid-sale: `souk serve` stops taking connections, answers what it took (an open
+    /// event stream does not hold it up) and exits; `souk worker` finishes its batch and exits
+    /// without acknowledging anything unpersisted. Every purchase answered "admitted" — by the
+    /// stopping instance or the other — is persisted exactly once, and nothing is oversold.
+    @Test func sigtermDuringASaleUnderLoadLosesNothing() async throws {
+        var cluster = try await Self.cluster(serves: 2)
+        defer { cluster.stop() }
+        try await Self.openSale(&cluster, quantity: 2_000)
+        let worker = try await Self.startWorker(cluster.environment)
+        let stopping = cluster.serve[0]
+        let events = try await RawHTTP.open(stopping.baseURL, path: "/api/v1/flash-sales/\(cluster.saleID)/events",
+                                            headers: ["Authorization": "Bearer \(cluster.token)"])
+        defer { events.close() }
+
+        // Buyers on the instance that will stop, recording every order it admitted.
+        let admittedByStopping = AdmittedLog()
+        let saleID = cluster.saleID
+        let storm = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for lane in 0..<16 {
+                    group.addTask {
+                        var client = HTTPTestClient(baseURL: stopping.baseURL)
+                        client.token = nil
+                        for n in 0..<1_000 {
+                            guard let reply = try? await client.send("POST", "/api/v1/flash-sales/\(saleID)/purchases", json: #"{"buyer_id":"a\#(lane)x\#(n)"}"#) else {
+                                continue  // refused or cut once the instance is gone
+                            }
+                            if reply.status == 202, let order = reply.json["order_id"] as? String { admittedByStopping.add(order) }
+                        }
+                    }
+                }
+            }
+        }
+        let ready = cluster
+        let other = Task { try await Self.loadtest(ready, instance: 1, buyers: 1_500) }
+
+        while admittedByStopping.count < 150 { try await Task.sleep(for: .milliseconds(10)) }
+        let signalled = ContinuousClock.now
+        kill(stopping.process.processIdentifier, SIGTERM)
+        kill(worker.process.processIdentifier, SIGTERM)
+        while stopping.process.isRunning || worker.process.isRunning {
+            try #require(ContinuousClock.now - signalled < .seconds(20), "shutdown took too long:\n\(stopping.outputText.suffix(1_000))\n\(worker.outputText.suffix(1_000))")
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(stopping.process.terminationStatus == 0 && stopping.process.terminationReason == .exit, "souk serve exited by itself")
+        #expect(worker.process.terminationStatus == 0 && worker.process.terminationReason == .exit, "souk worker exited by itself")
+        #expect(ContinuousClock.now - signalled < .seconds(10), "an open event stream did not hold the shutdown up")
+        await storm.value
+
+        // A new worker finishes what the stopped one left.
+        let replacement = try await Self.startWorker(cluster.environment)
+        defer { replacement.stop() }
+        let result = try await other.value
+        #expect(result.status == 0, "\(result.output)")
+        var stats: [String: Any] = [:]
+        for _ in 0..<300 {
+            stats = try await HTTPTestClient(baseURL: cluster.serve[1].baseURL, token: cluster.token).send("GET", "/api/v1/flash-sales/\(cluster.saleID)/stats").json
+            if (stats["pending"] as? Int) == 0 { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect((stats["pending"] as? Int) == 0 && (stats["admitted"] as? Int) == (stats["persisted"] as? Int), "\(stats)")
+        var orders: [String] = []
+        var cursor = ""
+        repeat {
+            let page = try await HTTPTestClient(baseURL: cluster.serve[1].baseURL, token: cluster.token)
+                .send("GET", "/api/v1/flash-sales/\(cluster.saleID)/orders?limit=1000\(cursor.isEmpty ? "" : "&cursor=\(cursor)")").json
+            orders += (page["orders"] as? [[String: Any]] ?? []).compactMap { $0["order_id"] as? String }
+            cursor = page["next_cursor"] as? String ?? ""
+        } while !cursor.isEmpty
+        #expect(orders.count == Set(orders).count, "no order persisted twice")
+        #expect(orders.count <= 2_000, "nothing oversold")
+        let missing = admittedByStopping.orders.subtracting(orders)
+        #expect(missing.isEmpty, "orders answered 'admitted' by the stopping instance and never persisted: \(missing.prefix(10))")
+        #expect(admittedByStopping.count >= 150)
+        try await PostgresTestServer.shared.dropDatabase(cluster.database)
+    }
+
     /// Embedded mode: the same storm against `souk` alone (SQLite, in-process gate).
     @Test func embeddedModeSellsExactlyTheQuantity() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("souk-fs-\(UUID().uuidString)")
@@ -150,4 +227,14 @@ struct FlashSaleProcessTests {
         #expect(stream.components(separatedBy: "event: stats").count >= 3, "two updates in 1.2 s")
         #expect(stream.contains(#""persisted":100"#))
     }
+}
+
+/// Order ids answered "admitted", collected from many tasks.
+final class AdmittedLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = Set<String>()
+
+    func add(_ order: String) { lock.withLock { _ = set.insert(order) } }
+    var count: Int { lock.withLock { set.count } }
+    var orders: Set<String> { lock.withLock { set } }
 }

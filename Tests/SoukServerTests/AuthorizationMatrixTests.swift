@@ -1,0 +1,106 @@
+import Foundation
+import HTTPTypes
+import NIOCore
+import SoukServer
+import SoukTesting
+import Testing
+
+/// Every vendor operation of the API (read from the OpenAPI document, so a new one is covered the
+/// day it is documented) called with no token, a bad token and another vendor's token: 401 for the
+/// first two, 404 (or that vendor's own, empty data) for the third, and the first vendor's data
+/// is exactly as it was afterwards.
+@Suite("Authorization matrix")
+struct AuthorizationMatrixTests {
+    struct Operation: CustomStringConvertible {
+        let method: String
+        let path: String
+        var description: String { "\(method) \(path)" }
+    }
+
+    static func vendorOperations() throws -> [Operation] {
+        let document = try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.bytes)) as! [String: Any]
+        var operations: [Operation] = []
+        for (path, item) in document["paths"] as! [String: [String: Any]] {
+            for (method, value) in item {
+                guard let operation = value as? [String: Any], let security = operation["security"] as? [[String: Any]],
+                      security.contains(where: { $0["bearerAuth"] != nil }) else { continue }
+                operations.append(Operation(method: method.uppercased(), path: path))
+            }
+        }
+        return operations.sorted { ($0.path, $0.method) < ($1.path, $1.method) }
+    }
+
+    /// A's data as A sees it, to compare before and after.
+    static func snapshot(_ app: TestApp, token: String, product: Int64, order: Int64, sale: Int64) async throws -> [String] {
+        var parts: [String] = []
+        for path in ["/api/v1/products", "/api/v1/products/\(product)", "/api/v1/orders", "/api/v1/orders/\(order)", "/api/v1/flash-sales",
+                     "/api/v1/flash-sales/\(sale)/stats", "/api/v1/flash-sales/\(sale)/orders", "/api/v1/wallets/carol", "/api/v1/coupons", "/api/v1/vendors/me"] {
+            let reply = try await app.json(.get, path, token: token)
+            #expect(reply.status == .ok, "A can still read \(path): \(reply.body)")
+            parts.append("\(path) \(reply.body)")
+        }
+        return parts
+    }
+
+    @Test func noTokenABadTokenOrAnotherVendorsTokenChangesNothing() async throws {
+        try await TestApp.run { app in
+            let a = try await app.vendorToken("amina")
+            let b = try await app.vendorToken("bilal")
+            let product = try await app.product(token: a, name: "Tagine", stock: 50)
+            let placed = try await app.json(.post, "/api/v1/stores/amina/orders",
+                #"{"customer":{"name":"Ann","phone":"0123456789","address":"1 Road"},"items":[{"product_id":\#(product),"quantity":1}]}"#)
+            let order = try #require((placed.json["id"] as? NSNumber)?.int64Value, "\(placed.body)")
+            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: a, product: product, quantity: 5).json["id"] as? NSNumber)?.int64Value)
+            #expect(try await app.json(.post, "/api/v1/wallets/carol/credit", #"{"amount_minor":900}"#, token: a).status == .ok)
+            #expect(try await app.json(.post, "/api/v1/coupons", #"{"code":"amina10","kind":"percent","value":10,"min_order_minor":0,"max_uses":3}"#, token: a).status == .created)
+            let before = try await Self.snapshot(app, token: a, product: product, order: order, sale: sale)
+
+            let bodies: [String: String] = [
+                "POST /api/v1/products": #"{"name":"Intruder","price_minor":100,"currency":"USD","stock":1}"#,
+                "PATCH /api/v1/products/{id}": #"{"stock":1,"name":"Hijacked"}"#,
+                "PATCH /api/v1/orders/{id}": #"{"status":"cancelled"}"#,
+                "POST /api/v1/flash-sales": #"{"product_id":\#(product),"quantity":1,"starts_at":"\#(FlashSaleAPITests.iso(0))","ends_at":"\#(FlashSaleAPITests.iso(60))"}"#,
+                "POST /api/v1/wallets/{buyer}/credit": #"{"amount_minor":100}"#,
+                "POST /api/v1/coupons": #"{"code":"intruder","kind":"percent","value":90,"min_order_minor":0,"max_uses":3}"#,
+            ]
+            let operations = try Self.vendorOperations()
+            #expect(operations.count >= 20, "\(operations)")
+            for operation in operations {
+                var path = operation.path.replacingOccurrences(of: "{buyer}", with: "carol")
+                if path.hasPrefix("/api/v1/products/") { path = path.replacingOccurrences(of: "{id}", with: "\(product)") }
+                if path.hasPrefix("/api/v1/orders/") { path = path.replacingOccurrences(of: "{id}", with: "\(order)") }
+                if path.hasPrefix("/api/v1/flash-sales/") { path = path.replacingOccurrences(of: "{id}", with: "\(sale)") }
+                #expect(!path.contains("{"), "a parameter of \(operation) has no value in this test")
+                let key = "\(operation.method) \(operation.path)"
+                var body = bodies[key].map { ByteBuffer(string: $0) }
+                var headers: HTTPFields = [:]
+                if key == "PUT /api/v1/products/{id}/image" {
+                    body = ByteBuffer(bytes: TestImages.png(width: 64, height: 64))
+                    headers[.contentType] = "image/png"
+                }
+                let method = HTTPRequest.Method(rawValue: operation.method)!
+                for (who, token) in [("no token", nil), ("a bad token", "not-a-real-token-0123456789abcdef"), ("another vendor", Optional(b))] {
+                    if who == "another vendor" && key == "DELETE /api/v1/sessions" { continue }  // B's own session: B may end it
+                    let reply = try await app.send(method, path, body: body, token: token, headers: headers)
+                    if who != "another vendor" {
+                        #expect(reply.status == .unauthorized && reply.errorCode == "unauthorized", "\(operation) with \(who): \(reply.status) \(reply.body.prefix(200))")
+                        continue
+                    }
+                    if operation.path.contains("{id}") || key == "POST /api/v1/flash-sales" {
+                        #expect(reply.status == .notFound || (key == "POST /api/v1/flash-sales" && reply.status == .unprocessableContent),
+                                "\(operation) with B's token on A's resource: \(reply.status) \(reply.body.prefix(200))")
+                    } else {
+                        // Collections and B's own records: B sees and changes only B's data.
+                        #expect(reply.status.code < 300, "\(operation) with B's token: \(reply.status) \(reply.body.prefix(200))")
+                        #expect(!reply.body.contains("Tagine") && !reply.body.contains("amina") && !reply.body.contains("AMINA10") && !reply.body.contains("\"balance_minor\":900"),
+                                "\(operation) showed B something of A's: \(reply.body.prefix(300))")
+                    }
+                }
+            }
+            let after = try await Self.snapshot(app, token: a, product: product, order: order, sale: sale)
+            for (old, new) in zip(before, after) where !old.hasPrefix("/api/v1/vendors/me") {
+                #expect(old == new, "A's data changed:\nbefore \(old.prefix(400))\nafter  \(new.prefix(400))")
+            }
+        }
+    }
+}

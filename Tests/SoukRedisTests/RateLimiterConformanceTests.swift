@@ -42,14 +42,22 @@ struct RateLimiterConformanceTests {
     @Test(arguments: RateLimiterBackend.allCases)
     func refusedAttemptsUseNothingAndTheRateComesBack(backend: RateLimiterBackend) async throws {
         try await backend.withLimiter { (limiter: any RateLimiter) async throws in
-            let check = RateCheck(RateLimit(count: 2, window: .seconds(1)), key: Self.key("refill"))  // one more every 500 ms
+            // One more every 2 s: wide enough for a loaded machine to hammer 20 times in between.
+            let check = RateCheck(RateLimit(count: 2, window: .seconds(4)), key: Self.key("refill"))
+            let start = ContinuousClock.now
             #expect(try await limiter.hit([check]) == .allowed)
             #expect(try await limiter.hit([check]) == .allowed)
-            for _ in 0..<20 { #expect(try await limiter.hit([check]) != .allowed) }
+            for _ in 0..<20 { _ = try await limiter.hit([check]) }
+            let hammered = ContinuousClock.now - start
+            if hammered < .milliseconds(1_900) {
+                #expect(try await limiter.hit([check]) != .allowed)
+            }
             // Hammering while refused did not push the next allowed time further away.
-            try await Task.sleep(for: .milliseconds(600))
+            try await Task.sleep(until: start + .milliseconds(2_200))
             #expect(try await limiter.hit([check]) == .allowed)
-            #expect(try await limiter.hit([check]) != .allowed)
+            let refilled = ContinuousClock.now
+            let next = try await limiter.hit([check])
+            if ContinuousClock.now - refilled < .milliseconds(1_500) { #expect(next != .allowed) }
         }
     }
 

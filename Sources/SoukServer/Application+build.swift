@@ -10,7 +10,7 @@ public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> 
     let router = Router(context: SoukRequestContext.self)
     router.add(middleware: RequestIDMiddleware())
     if logRequests { router.add(middleware: LogRequestsMiddleware(.debug)) }
-    router.add(middleware: MetricsMiddleware())
+    router.add(middleware: HTTPMetricsMiddleware(metrics: SoukMetrics.http))
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ErrorMiddleware(pages: services.pages))
     router.add(middleware: SessionMiddleware(store: services.sessionStore))

@@ -8,10 +8,13 @@ import Prometheus
 import SoukCore
 import Synchronization
 
-/// Prometheus exposition of everything this process records through swift-metrics (HTTP requests
-/// per route, cache lookups, saga outcomes, job retries…), plus gauges read at scrape time.
+/// Prometheus exposition of this process: HTTP requests per route (``HTTPMetrics``), everything
+/// recorded through swift-metrics (cache lookups, saga outcomes, job retries…), and gauges read at
+/// scrape time.
 public enum SoukMetrics {
     public static let registry = PrometheusCollectorRegistry()
+    /// Requests per route: recorded by ``HTTPMetricsMiddleware`` without swift-metrics, for speed.
+    static let http = HTTPMetrics()
     private static let bootstrapped = Mutex(false)
 
     /// Installs the Prometheus backend for swift-metrics, once per process (later calls do nothing).
@@ -45,7 +48,7 @@ public enum SoukMetrics {
                 logger.warning("a metrics source failed", metadata: ["source": "\(type(of: source))", "error": "\(error)"])
             }
         }
-        var buffer: [UInt8] = []
+        var buffer = Array(http.exposition().utf8)
         registry.emit(into: &buffer)
         return buffer
     }
@@ -85,11 +88,20 @@ struct RequestIDMiddleware: RouterMiddleware {
         return id
     }
 
+    /// A random prefix per process and a counter: unique without a system call per request.
     static func generate() -> String {
+        let n = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        var suffix = String(UInt64(truncatingIfNeeded: n) & 0xFF_FFFF_FFFF, radix: 36)  // up to 8 base-36 digits
+        suffix = String(repeating: "0", count: max(0, 8 - suffix.count)) + suffix
+        return processPrefix + suffix
+    }
+
+    private static let counter = Atomic<Int>(0)
+    private static let processPrefix: String = {
         let alphabet = Array("0123456789abcdefghijklmnopqrstuvwxyz".utf8)
         var generator = SystemRandomNumberGenerator()
-        return String(decoding: (0..<16).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] }, as: UTF8.self)
-    }
+        return String(decoding: (0..<8).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] }, as: UTF8.self)
+    }()
 }
 
 extension HTTPField.Name {

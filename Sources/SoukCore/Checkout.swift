@@ -103,6 +103,31 @@ public enum CheckoutStatus: String, Sendable, Codable {
 }
 
 /// A checkout order and its saga state.
+/// Where a page of checkouts (newest first) ended: the last one's creation time and id, so that
+/// checkouts made in the same microsecond are neither skipped nor repeated.
+public struct CheckoutPosition: Hashable, Sendable {
+    public let createdAtMicroseconds: Int64
+    public let id: String
+
+    public init(createdAtMicroseconds: Int64, id: String) {
+        self.createdAtMicroseconds = createdAtMicroseconds
+        self.id = id
+    }
+
+    /// `micros.id`, as handed to clients.
+    public init?(cursor: String) {
+        let parts = cursor.split(separator: ".", maxSplits: 1)
+        guard parts.count == 2, let micros = Int64(parts[0]), micros > 0, parts[1].hasPrefix("co_"), parts[1].count <= 40 else { return nil }
+        self.init(createdAtMicroseconds: micros, id: String(parts[1]))
+    }
+
+    public var cursor: String { "\(createdAtMicroseconds).\(id)" }
+
+    public init(_ order: CheckoutOrder) {
+        self.init(createdAtMicroseconds: Int64((order.createdAt.timeIntervalSince1970 * 1_000_000).rounded()), id: order.id)
+    }
+}
+
 public struct CheckoutOrder: Hashable, Sendable {
     public let id: String
     public let vendorID: Int64
@@ -188,6 +213,8 @@ public protocol CheckoutStore: Sendable {
     /// nothing but the denial. A replayed idempotency key gets the first answer back.
     func accept(_ request: CheckoutRequest, deadline: TimeInterval, now: Date) async throws -> CheckoutAnswer
     func checkout(id: String) async throws -> CheckoutOrder?
+    /// One vendor's checkouts, newest first, strictly after the `after` position of an earlier page.
+    func checkouts(vendorID: Int64, after: CheckoutPosition?, limit: Int) async throws -> [CheckoutOrder]
     /// Leases up to `limit` sagas that are due, for `lease` seconds, to `owner`.
     func claimSagas(owner: String, lease: TimeInterval, limit: Int, now: Date) async throws -> [CheckoutOrder]
     /// Extends the lease of a saga still being worked on; false when the lease was lost.

@@ -197,6 +197,23 @@ extension SQLStorage: CheckoutStore {
         return try Self.checkoutOrder(row, lines: lines)
     }
 
+    public func checkouts(vendorID: Int64, after: CheckoutPosition?, limit: Int) async throws -> [CheckoutOrder] {
+        var sql: SQL = "SELECT"
+        sql.append(Self.checkoutColumns)
+        sql.append("FROM checkouts WHERE vendor_id = \(vendorID)")
+        if let after {
+            sql.append(" AND (created_at < \(after.createdAtMicroseconds) OR (created_at = \(after.createdAtMicroseconds) AND id < \(after.id)))")
+        }
+        sql.append(" ORDER BY created_at DESC, id DESC LIMIT \(limit)")
+        var orders: [CheckoutOrder] = []
+        for row in try await database.read(sql) {
+            let id = try row.string("id")
+            let lines = try await database.read("SELECT product_id, name, unit_price_minor, quantity FROM checkout_items WHERE checkout_id = \(id) ORDER BY position")
+            orders.append(try Self.checkoutOrder(row, lines: lines))
+        }
+        return orders
+    }
+
     public func claimSagas(owner: String, lease: TimeInterval, limit: Int, now: Date) async throws -> [CheckoutOrder] {
         var sql: SQL = """
             UPDATE checkouts SET lease_owner = \(owner), lease_until = \(now.addingTimeInterval(lease))

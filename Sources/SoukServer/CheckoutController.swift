@@ -20,6 +20,7 @@ struct CheckoutController: Sendable {
         vendor.get("wallets/:buyer", use: wallet)
         vendor.post("coupons", use: createCoupon)
         vendor.get("coupons", use: listCoupons)
+        vendor.get("checkouts", use: list)
     }
 
     // MARK: Checkouts
@@ -108,6 +109,21 @@ struct CheckoutController: Sendable {
         return try JSONResponse.make(
             AcceptedBody(orderId: order.id, status: order.status.rawValue, message: order.status.message), status: .accepted,
             headers: [.location: "/api/v1/orders/\(order.id)"])
+    }
+
+    struct CheckoutList: Encodable {
+        let checkouts: [OrderBody]
+        let nextCursor: String?
+    }
+
+    /// The vendor's checkouts (orders paid with store credit), newest first.
+    @Sendable func list(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let paging = try Paging(request, defaultLimit: 20, maximumLimit: 100) { CheckoutPosition(cursor: $0) != nil }
+        let orders = try await checkouts.store.checkouts(vendorID: vendor.id, after: paging.text.flatMap(CheckoutPosition.init(cursor:)), limit: paging.limit + 1)
+        let page = orders.prefix(paging.limit)
+        let next = orders.count > paging.limit ? page.last.map { CheckoutPosition($0).cursor } : nil
+        return try JSONResponse.make(CheckoutList(checkouts: page.map(OrderBody.init), nextCursor: next))
     }
 
     /// The order as it is, or (with `?wait=N`, up to 60 s) as soon as it is final.

@@ -340,9 +340,24 @@ struct PagesController: Sendable {
         let pageSize = 20
         let orders = try await storage.orders(vendorID: vendor.id, before: before, limit: pageSize + 1)
         let page = Array(orders.prefix(pageSize))
+        // Orders paid with store credit (checkouts) are listed beside, newest first.
+        let after = request.uri.queryParameters["checkouts_after"].flatMap { CheckoutPosition(cursor: String($0)) }
+        let checkouts = try await services.checkouts.store.checkouts(vendorID: vendor.id, after: after, limit: pageSize + 1)
+        let checkoutPage = Array(checkouts.prefix(pageSize))
+        let formatter = ISO8601DateFormatter()
         let values: [String: Any] = [
             "orders": page.map(Self.orderValues), "has_orders": !page.isEmpty,
             "older": orders.count > pageSize ? page.last?.id as Any : NSNull(),
+            "checkouts": checkoutPage.map { order -> [String: Any] in
+                [
+                    "id": order.id, "buyer": order.buyerID, "status": order.status.rawValue, "message": order.status.message,
+                    "lines": order.lines.map { ["quantity": $0.quantity, "name": $0.name] },
+                    "total": Currency(code: order.currency).map { Money(minor: order.totalMinor, currency: $0).formatted } ?? "\(order.totalMinor) \(order.currency)",
+                    "coupon": order.couponCode ?? "", "placed_at": formatter.string(from: order.createdAt),
+                ]
+            },
+            "has_checkouts": !checkoutPage.isEmpty,
+            "older_checkouts": checkouts.count > pageSize ? checkoutPage.last.map { CheckoutPosition($0).cursor } as Any : NSNull(),
         ]
         return pages.page("orders", title: "Orders", values, context: context)
     }

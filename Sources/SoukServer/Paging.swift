@@ -7,7 +7,11 @@ struct Paging {
     /// The position after which (or before which, newest first) the page starts.
     let cursor: Int64?
 
-    init(_ request: Request, defaultLimit: Int, maximumLimit: Int) throws(SoukError) {
+    /// The cursor as given, for lists whose positions are not numbers.
+    let text: String?
+
+    /// - Parameter acceptsTextCursor: for lists whose cursors are not numbers, whether one is valid.
+    init(_ request: Request, defaultLimit: Int, maximumLimit: Int, acceptsTextCursor: (String) -> Bool = { _ in false }) throws(SoukError) {
         let query = request.uri.queryParameters
         var errors: [FieldError] = []
         var limit = defaultLimit
@@ -18,10 +22,11 @@ struct Paging {
         }
         var cursor: Int64?
         if let raw = query["cursor"], !raw.isEmpty {
-            if let value = Int64(raw), value > 0 { cursor = value } else {
+            if let value = Int64(raw), value > 0 { cursor = value } else if !acceptsTextCursor(String(raw)) {
                 errors.append(FieldError(field: "cursor", message: "must be a cursor from a previous page"))
             }
         }
+        self.text = query["cursor"].flatMap { $0.isEmpty ? nil : String($0) }
         guard errors.isEmpty else { throw .validationFailed(errors) }
         self.limit = limit
         self.cursor = cursor

@@ -129,7 +129,15 @@ enum Templates {
         <td><span class="status">{{status}}</span><br>{{#next}}<form class="inline" method="post" action="/dashboard/orders/{{id}}/status"><input type="hidden" name="csrf" value="{{csrf}}">
         <input type="hidden" name="status" value="{{status}}"><button class="{{style}}">{{label}}</button></form> {{/next}}</td><td class="muted">{{placed_at}}</td></tr>{{/orders}}
         {{#has_orders}}</table>{{/has_orders}}
-        {{#older}}<p><a href="/dashboard/orders?before={{older}}">Older orders →</a></p>{{/older}}{{> footer}}
+        {{#older}}<p><a href="/dashboard/orders?before={{older}}">Older orders →</a></p>{{/older}}
+        <h2>Paid with store credit</h2>
+        {{^has_checkouts}}<p class="muted">No checkouts yet.</p>{{/has_checkouts}}
+        {{#has_checkouts}}<table><tr><th>Order</th><th>Buyer</th><th>Items</th><th class="num">Total</th><th>Status</th><th>Placed</th></tr>{{/has_checkouts}}
+        {{#checkouts}}<tr><td><a href="/checkouts/{{id}}">{{id}}</a></td><td>{{buyer}}</td><td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}{{#coupon}}<span class="muted">coupon {{coupon}}</span>{{/coupon}}</td>
+        <td class="num">{{total}}</td><td><span class="status">{{status}}</span></td><td class="muted">{{placed_at}}</td></tr>{{/checkouts}}
+        {{#has_checkouts}}</table>{{/has_checkouts}}
+        {{#older_checkouts}}<p><a href="/dashboard/orders?checkouts_after={{older_checkouts}}">Older checkouts →</a></p>{{/older_checkouts}}
+        <p class="muted">Flash-sale orders are on each sale's page: <a href="/dashboard/flash-sales">Flash sales</a>.</p>{{> footer}}
         """
 
     static let analytics = """

@@ -98,6 +98,39 @@ struct CheckoutAPITests {
         }
     }
 
+    /// A vendor sees its checkouts (API, newest first, paged; and the dashboard), another vendor none.
+    @Test func vendorsSeeTheirCheckouts() async throws {
+        try await TestApp.run { app in
+            let shop = try await app.vendorToken("shop")
+            let other = try await app.vendorToken("other")
+            let tea = try await app.product(token: shop, name: "Mint tea", price: 100, stock: 100)
+            #expect(try await app.json(.post, "/api/v1/wallets/carol/credit", #"{"amount_minor":100000}"#, token: shop).status == .ok)
+            var placed: [String] = []
+            for quantity in 1...5 {
+                let reply = try await app.json(.post, "/api/v1/checkouts", #"{"buyer_id":"carol","items":[{"product_id":\#(tea),"quantity":\#(quantity)}]}"#)
+                placed.append(try #require(reply.json["order_id"] as? String))
+            }
+            var listed: [String] = []
+            var cursor = ""
+            repeat {
+                let page = try await app.json(.get, "/api/v1/checkouts?limit=2\(cursor.isEmpty ? "" : "&cursor=\(cursor)")", token: shop)
+                #expect(page.status == .ok, "\(page.body)")
+                listed += (page.json["checkouts"] as? [[String: Any]] ?? []).compactMap { $0["order_id"] as? String }
+                cursor = page.json["next_cursor"] as? String ?? ""
+            } while !cursor.isEmpty
+            #expect(listed == placed.reversed(), "every checkout once, newest first")
+            #expect((try await app.json(.get, "/api/v1/checkouts", token: other).json["checkouts"] as? [Any])?.isEmpty == true)
+            #expect(try await app.json(.get, "/api/v1/checkouts?cursor=nonsense", token: shop).status == .unprocessableContent)
+            #expect(try await app.json(.get, "/api/v1/checkouts").status == .unauthorized)
+
+            let browser = Browser(app)
+            _ = try await browser.get("/login")
+            _ = try await browser.post("/login", [("username", "shop"), ("password", "password123")])
+            let dashboard = try await browser.get("/dashboard/orders")
+            #expect(dashboard.status == .ok && dashboard.body.contains(placed[0]) && dashboard.body.contains("Mint tea"), "the Orders page lists checkouts")
+        }
+    }
+
     @Test func replayingAnIdempotencyKeyOverHTTP() async throws {
         try await TestApp.run { app in
             let token = try await app.vendorToken("shop")

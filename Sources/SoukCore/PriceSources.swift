@@ -159,7 +159,8 @@ public enum PriceRows {
     public static func timestamp(_ text: String) -> Int64? { milliseconds(text) }
 
     static func milliseconds(_ text: String) -> Int64? {
-        if text.allSatisfy(\.isASCIIDigit), !text.isEmpty, text.count <= 12, let seconds = Int64(text) { return seconds * 1_000 }
+        // Seconds up to the end of year 9999, so that every time can be written back as ISO 8601.
+        if text.allSatisfy(\.isASCIIDigit), !text.isEmpty, text.count <= 12, let seconds = Int64(text), seconds <= 253_402_300_799 { return seconds * 1_000 }
         let withFraction = ISO8601DateFormatter()
         withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         if let date = withFraction.date(from: text) ?? ISO8601DateFormatter().date(from: text) {

@@ -26,8 +26,9 @@ struct RateGuard: Sendable {
     /// `SoukError.rateLimited` over any limit. Limits switched off are skipped. If the limiter
     /// cannot be reached, the request goes through (logged): an outage of the limiter must not
     /// close the shop.
-    func check(_ events: [(RateLimitPolicy.Name, String)]) async throws {
-        let checks = events.compactMap { name, key in
+    func check(_ events: @autoclosure () -> [(RateLimitPolicy.Name, String)]) async throws {
+        guard !policy.limits.isEmpty else { return }
+        let checks = events().compactMap { name, key in
             policy.limits[name].map { RateCheck($0, key: "\(name.rawValue):\(key.prefix(128))") }
         }
         guard !checks.isEmpty else { return }
@@ -55,6 +56,7 @@ extension RateGuard {
     /// Purchase attempts count per buyer and per address; an attempt without a buyer id is refused
     /// later by validation, so it counts for the address only.
     func checkPurchase(buyer: String?, request: Request, context: SoukRequestContext) async throws {
+        guard !policy.limits.isEmpty else { return }
         var events: [(RateLimitPolicy.Name, String)] = [(.purchasePerAddress, clientAddress(request, context))]
         if let buyer, !buyer.isEmpty { events.append((.purchasePerBuyer, buyer)) }
         try await check(events)

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import SoukCore
 
 /// The request context of every Souk route: who is logged in, and the form token of the page.
@@ -14,12 +15,16 @@ public struct SoukRequestContext: RequestContext {
 
     /// This request's id (``RequestIDMiddleware``), also in the logger's metadata.
     public var requestID: String = ""
+    /// The connection's channel: its peer (the client, or the proxy in front) is read only by
+    /// the routes that need it (rate limits).
+    private let channel: any Channel
+
     /// The address of the connection's peer (the client, or the proxy in front).
-    public let peerAddress: String?
+    public var peerAddress: String? { channel.remoteAddress?.ipAddress }
 
     public init(source: Source) {
         self.coreContext = .init(source: source)
-        self.peerAddress = source.channel.remoteAddress?.ipAddress
+        self.channel = source.channel
     }
 
     /// Souk takes small JSON and form bodies only; anything larger is refused with 413.

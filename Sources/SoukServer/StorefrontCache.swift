@@ -96,7 +96,11 @@ struct StorefrontCache: Sendable {
             .contentType: contentType, .eTag: etag,
             .cacheControl: csrfToken == nil ? "public, no-cache" : "private, no-cache",
         ]
-        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == etag }) {
+        // If-None-Match compares weakly (RFC 9110): a proxy that compressed the page sends back W/"…".
+        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { candidate in
+            let tag = candidate.trimmingCharacters(in: .whitespaces)
+            return tag == etag || tag == "W/" + etag || tag == "*"
+        }) {
             return Response(status: .notModified, headers: headers)
         }
         var body = ByteBuffer()

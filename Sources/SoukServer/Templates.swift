@@ -9,7 +9,7 @@ enum Templates {
 
     static let header = """
         <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">
         <title>{{title}} · Souk</title>
         <style>
         body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#faf8f5}

@@ -39,6 +39,8 @@ struct PriceFeedAPITests {
             #expect(backwards.status == .unprocessableContent && backwards.errorFields == ["from"])
             let garbage = try await app.json(.get, "/api/v1/prices/SIM-0001?from=yesterday&to=%00")
             #expect(garbage.status == .unprocessableContent && garbage.errorFields == ["from", "to"])
+            let farFuture = try await app.json(.get, "/api/v1/prices/SIM-0001?from=999999999990&to=999999999999")
+            #expect(farFuture.status == .unprocessableContent, "seconds past year 9999 cannot be written back as ISO 8601: \(farFuture.body)")
             for missing in ["/api/v1/prices/SIM-9999", "/api/v1/prices/SIM-9999/latest", "/api/v1/prices/not%20an%20item/latest"] {
                 let reply = try await app.json(.get, missing)
                 #expect(reply.status == .notFound && reply.errorCode == "not_found", "\(missing)")

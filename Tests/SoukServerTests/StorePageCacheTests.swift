@@ -17,6 +17,8 @@ struct StorePageCacheTests {
             #expect(cache.count == 1, "the JSON page is cached")
             let again = try await app.send(.get, "/api/v1/stores/amina", headers: [.ifNoneMatch: etag])
             #expect(again.status == .notModified && again.body.isEmpty)
+            let weak = try await app.send(.get, "/api/v1/stores/amina", headers: [.ifNoneMatch: "\"other\", W/\(etag)"])
+            #expect(weak.status == .notModified, "If-None-Match compares weakly (a compressing proxy sends W/…)")
 
             // Every kind of committed change is seen by the very next request.
             let changes: [(String, () async throws -> Void)] = [

@@ -31,6 +31,19 @@ extension SQLTransaction {
 }
 
 extension SQLDatabase {
+    /// Runs `body`, then closes the database, whether `body` returned or threw.
+    public func closing<T>(_ body: (Self) async throws -> T) async throws -> T {
+        let result: T
+        do {
+            result = try await body(self)
+        } catch {
+            try? await close()
+            throw error
+        }
+        try await close()
+        return result
+    }
+
     func readFirst(_ sql: SQL) async throws -> SQLRow? { try await read(sql).first }
 
     /// One statement in its own transaction.

@@ -16,15 +16,9 @@ public enum TestBackend: String, CaseIterable, Sendable {
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("souk-test-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
-            let database = try await SQLiteDatabase.open(path: directory.appendingPathComponent("souk.sqlite").path, logger: TestLog.logger)
-            do {
+            return try await SQLiteDatabase.open(path: directory.appendingPathComponent("souk.sqlite").path, logger: TestLog.logger).closing { database in
                 if migrated { try await Migrator(database: database).migrate() }
-                let result = try await body(database)
-                try await database.close()
-                return result
-            } catch {
-                try? await database.close()
-                throw error
+                return try await body(database)
             }
         case .postgres:
             let name = try await PostgresTestServer.shared.createDatabase(migrated: migrated)
@@ -115,15 +109,8 @@ public actor PostgresTestServer {
     /// Runs `body` with `database` open, and closes its connections afterwards.
     @discardableResult
     public nonisolated func withDatabase<T: Sendable>(_ name: String, _ body: @Sendable (SoukSQL.PostgresDatabase) async throws -> T) async throws -> T {
-        let database = PostgresDatabase(configuration: try PostgresDatabase.configuration(url: try Self.url(database: name)), maximumConnections: 24, logger: TestLog.logger)
-        do {
-            let result = try await body(database)
-            try await database.close()
-            return result
-        } catch {
-            try? await database.close()
-            throw error
-        }
+        try await PostgresDatabase(configuration: try PostgresDatabase.configuration(url: try Self.url(database: name)), maximumConnections: 24, logger: TestLog.logger)
+            .closing(body)
     }
 
     private func admin(_ statement: String) async throws {

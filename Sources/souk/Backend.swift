@@ -13,23 +13,9 @@ enum Backend {
             if !directory.isEmpty {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
-            let database = try await SQLiteDatabase.open(path: path, logger: logger)
-            do {
-                try await body(database)
-            } catch {
-                try? await database.close()
-                throw error
-            }
-            try await database.close()
+            try await SQLiteDatabase.open(path: path, logger: logger).closing(body)
         case .postgres(let url):
-            let database = try PostgresDatabase(url: url, logger: logger)
-            do {
-                try await body(database)
-            } catch {
-                try? await database.close()
-                throw error
-            }
-            try await database.close()
+            try await PostgresDatabase(url: url, logger: logger).closing(body)
         }
     }
 

@@ -55,15 +55,15 @@ struct FlashSaleProcessTests {
         ])
     }
 
-    static func stats(_ cluster: Cluster) async throws -> [String: Any] {
-        try await HTTPTestClient(baseURL: cluster.serve[0].baseURL, token: cluster.token).send("GET", "/api/v1/flash-sales/\(cluster.saleID)/stats").json
+    static func stats(_ cluster: Cluster, instance: Int = 0) async throws -> [String: Any] {
+        try await HTTPTestClient(baseURL: cluster.serve[instance].baseURL, token: cluster.token).send("GET", "/api/v1/flash-sales/\(cluster.saleID)/stats").json
     }
 
-    static func persistedOrders(_ cluster: Cluster) async throws -> [String] {
+    static func persistedOrders(_ cluster: Cluster, instance: Int = 0) async throws -> [String] {
         var orders: [String] = []
         var cursor = ""
         repeat {
-            let page = try await HTTPTestClient(baseURL: cluster.serve[0].baseURL, token: cluster.token)
+            let page = try await HTTPTestClient(baseURL: cluster.serve[instance].baseURL, token: cluster.token)
                 .send("GET", "/api/v1/flash-sales/\(cluster.saleID)/orders?limit=1000\(cursor.isEmpty ? "" : "&cursor=\(cursor)")").json
             orders += (page["orders"] as? [[String: Any]] ?? []).compactMap { $0["order_id"] as? String }
             cursor = page["next_cursor"] as? String ?? ""
@@ -187,19 +187,12 @@ struct FlashSaleProcessTests {
         #expect(result.status == 0, "\(result.output)")
         var stats: [String: Any] = [:]
         for _ in 0..<300 {
-            stats = try await HTTPTestClient(baseURL: cluster.serve[1].baseURL, token: cluster.token).send("GET", "/api/v1/flash-sales/\(cluster.saleID)/stats").json
+            stats = try await Self.stats(cluster, instance: 1)
             if (stats["pending"] as? Int) == 0 { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         #expect((stats["pending"] as? Int) == 0 && (stats["admitted"] as? Int) == (stats["persisted"] as? Int), "\(stats)")
-        var orders: [String] = []
-        var cursor = ""
-        repeat {
-            let page = try await HTTPTestClient(baseURL: cluster.serve[1].baseURL, token: cluster.token)
-                .send("GET", "/api/v1/flash-sales/\(cluster.saleID)/orders?limit=1000\(cursor.isEmpty ? "" : "&cursor=\(cursor)")").json
-            orders += (page["orders"] as? [[String: Any]] ?? []).compactMap { $0["order_id"] as? String }
-            cursor = page["next_cursor"] as? String ?? ""
-        } while !cursor.isEmpty
+        let orders = try await Self.persistedOrders(cluster, instance: 1)
         #expect(orders.count == Set(orders).count, "no order persisted twice")
         #expect(orders.count <= 2_000, "nothing oversold")
         let missing = admittedByStopping.orders.subtracting(orders)

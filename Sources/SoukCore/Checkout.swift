@@ -102,7 +102,6 @@ public enum CheckoutStatus: String, Sendable, Codable {
     }
 }
 
-/// A checkout order and its saga state.
 /// Where a page of checkouts (newest first) ended: the last one's creation time and id, so that
 /// checkouts made in the same microsecond are neither skipped nor repeated.
 public struct CheckoutPosition: Hashable, Sendable {
@@ -128,6 +127,7 @@ public struct CheckoutPosition: Hashable, Sendable {
     }
 }
 
+/// A checkout order and its saga state.
 public struct CheckoutOrder: Hashable, Sendable {
     public let id: String
     public let vendorID: Int64
@@ -165,11 +165,48 @@ public struct CheckoutOrder: Hashable, Sendable {
         self.updatedAt = updatedAt
     }
 
+    /// The order as `decision` leaves it: what waiting streams push without reading it again.
+    public func applying(_ decision: CheckoutDecision) -> CheckoutOrder {
+        CheckoutOrder(
+            id: id, vendorID: vendorID, buyerID: buyerID, status: decision.status, lines: lines, subtotalMinor: subtotalMinor,
+            discountMinor: discountMinor, totalMinor: totalMinor, currency: currency, couponCode: couponCode, deadline: deadline,
+            failureReason: decision.failureReason, createdAt: createdAt, updatedAt: decision.decidedAt)
+    }
+
     /// Unguessable: the id is the buyer's key to the order.
     public static func newID() -> String {
         var generator = SystemRandomNumberGenerator()
         let alphabet = Array("abcdefghijkmnopqrstuvwxyz23456789")
         return "co_" + String((0..<24).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
+    }
+}
+
+/// A saga's verdict as it is announced (in the process, and to other instances over pub/sub), so
+/// that the streams waiting for it can push it without reading the order again.
+public struct CheckoutDecision: Hashable, Sendable {
+    public let orderID: String
+    public let status: CheckoutStatus
+    public let failureReason: String?
+    /// The time written with the decision (`updated_at`), to the microsecond.
+    public let decidedAt: Date
+
+    public init(orderID: String, status: CheckoutStatus, failureReason: String?, decidedAt: Date) {
+        self.orderID = orderID
+        self.status = status
+        self.failureReason = failureReason
+        self.decidedAt = Date(timeIntervalSince1970: (decidedAt.timeIntervalSince1970 * 1_000_000).rounded() / 1_000_000)
+    }
+
+    /// `order|status|microseconds|reason`.
+    public var encoded: String {
+        "\(orderID)|\(status.rawValue)|\(Int64((decidedAt.timeIntervalSince1970 * 1_000_000).rounded()))|\(failureReason ?? "")"
+    }
+
+    public init?(encoded: String) {
+        let parts = encoded.split(separator: "|", maxSplits: 3, omittingEmptySubsequences: false)
+        guard parts.count == 4, let status = CheckoutStatus(rawValue: String(parts[1])), status != .inProgress, let micros = Int64(parts[2]) else { return nil }
+        self.init(orderID: String(parts[0]), status: status, failureReason: parts[3].isEmpty ? nil : String(parts[3]),
+                  decidedAt: Date(timeIntervalSince1970: Double(micros) / 1_000_000))
     }
 }
 

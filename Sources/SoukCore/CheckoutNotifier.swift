@@ -1,44 +1,56 @@
 import Foundation
 
-/// Wakes the requests (SSE streams, long polls) waiting for a checkout's result in this process.
-/// The saga runner calls ``resolve(_:)`` when it decides; with several instances a pub/sub listener
-/// calls it for decisions made elsewhere.
+/// Wakes the requests (SSE streams, long polls) waiting for a checkout's result in this process,
+/// handing them the decision. The saga runner calls ``resolve(_:)`` when it decides; with several
+/// instances a pub/sub listener calls it for decisions made elsewhere.
 public final class CheckoutNotifier: @unchecked Sendable {
     private let lock = NSLock()
-    private var waiters: [String: [UUID: CheckedContinuation<Void, Never>]] = [:]
+    private var waiters: [String: [UUID: CheckedContinuation<CheckoutDecision?, Never>]] = [:]
 
     public init() {}
 
-    /// Returns when the order is resolved or after `timeout`, whichever comes first.
-    public func wait(for orderID: String, timeout: Duration) async {
+    /// The decision, when it comes within `timeout`; nil after `timeout` (or when woken without
+    /// one): the caller reads the order again.
+    public func wait(for orderID: String, timeout: Duration) async -> CheckoutDecision? {
         let id = UUID()
-        await withTaskGroup(of: Void.self) { group in
+        return await withTaskGroup(of: CheckoutDecision?.self) { group in
             group.addTask {
-                await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                await withCheckedContinuation { (continuation: CheckedContinuation<CheckoutDecision?, Never>) in
                     self.lock.withLock { self.waiters[orderID, default: [:]][id] = continuation }
                 }
             }
             group.addTask {
                 try? await Task.sleep(for: timeout)
                 self.wake(orderID, only: id)
+                return nil
             }
-            await group.next()
+            let first = await group.next() ?? nil
             group.cancelAll()
             self.wake(orderID, only: id)
+            return first
         }
     }
 
-    public func resolve(_ orderID: String) {
+    public func resolve(_ decision: CheckoutDecision) {
+        wakeAll(decision.orderID, with: decision)
+    }
+
+    /// Wakes the order's waiters without a decision (they read the order again).
+    public func resolve(orderID: String) {
+        wakeAll(orderID, with: nil)
+    }
+
+    private func wakeAll(_ orderID: String, with decision: CheckoutDecision?) {
         let continuations = lock.withLock { waiters.removeValue(forKey: orderID) ?? [:] }
-        for continuation in continuations.values { continuation.resume() }
+        for continuation in continuations.values { continuation.resume(returning: decision) }
     }
 
     private func wake(_ orderID: String, only id: UUID) {
-        let continuation: CheckedContinuation<Void, Never>? = lock.withLock {
+        let continuation: CheckedContinuation<CheckoutDecision?, Never>? = lock.withLock {
             let found = waiters[orderID]?.removeValue(forKey: id)
             if waiters[orderID]?.isEmpty == true { waiters[orderID] = nil }
             return found
         }
-        continuation?.resume()
+        continuation?.resume(returning: nil)
     }
 }

@@ -23,12 +23,21 @@ public struct Checkouts: Sendable {
 
     /// The order once it is final, or as it is after `timeout` (long poll).
     public func order(id: String, waitingUpTo timeout: Duration = .zero) async throws -> CheckoutOrder? {
-        guard var order = try await store.checkout(id: id) else { return nil }
+        guard let current = try await store.checkout(id: id) else { return nil }
+        return try await order(after: current, waitingUpTo: timeout)
+    }
+
+    /// `known` once it is final (from the announced decision, without reading it again), or as it
+    /// is after `timeout`.
+    public func order(after known: CheckoutOrder, waitingUpTo timeout: Duration) async throws -> CheckoutOrder {
+        var order = known
         let limit = ContinuousClock.now + timeout
         while order.status == .inProgress, ContinuousClock.now < limit {
             // Woken by the decision; re-read at least every two seconds in case a wake-up was missed.
-            await notifier.wait(for: id, timeout: min(.seconds(2), limit - ContinuousClock.now))
-            order = try await store.checkout(id: id) ?? order
+            if let decision = await notifier.wait(for: order.id, timeout: min(.seconds(2), limit - ContinuousClock.now)) {
+                return order.applying(decision)
+            }
+            order = try await store.checkout(id: order.id) ?? order
         }
         return order
     }

@@ -157,8 +157,8 @@ struct CheckoutController: Sendable {
             var order = first
             let started = ContinuousClock.now
             while order.status == .inProgress, ContinuousClock.now - started < .seconds(600) {
-                guard let waited = try await ServerSentEvents.untilShutdown({ try await checkouts.order(id: id, waitingUpTo: .seconds(15)) }) else { break }
-                let next = waited ?? order
+                let known = order
+                guard let next = try await ServerSentEvents.untilShutdown({ try await checkouts.order(after: known, waitingUpTo: .seconds(15)) }) else { break }
                 if next.status == .inProgress {
                     try await writer.write(ByteBuffer(string: ": heartbeat\n\n"))
                 } else {

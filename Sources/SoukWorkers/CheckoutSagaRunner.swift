@@ -20,13 +20,13 @@ public struct CheckoutSagaRunner: Service {
     let lease: Duration
     let pollInterval: Duration
     let logger: Logger
-    let onResult: @Sendable (String) async -> Void
+    let onResult: @Sendable (CheckoutDecision) async -> Void
     /// Test hook: throwing here abandons the saga as a crash at that step would.
     let fault: @Sendable (Step, String) throws -> Void
 
     public init(
         store: any CheckoutStore, verifier: any UserVerifier, owner: String, lease: Duration = .seconds(10), pollInterval: Duration = .milliseconds(20),
-        logger: Logger, onResult: @escaping @Sendable (String) async -> Void = { _ in }, fault: @escaping @Sendable (Step, String) throws -> Void = { _, _ in }
+        logger: Logger, onResult: @escaping @Sendable (CheckoutDecision) async -> Void = { _ in }, fault: @escaping @Sendable (Step, String) throws -> Void = { _, _ in }
     ) {
         self.store = store
         self.verifier = verifier
@@ -89,15 +89,17 @@ public struct CheckoutSagaRunner: Service {
                 }
             }
             try fault(.verified, saga.id)
+            let decidedAt = Date()
             let decided = verdict == true
-                ? try await store.confirm(id: saga.id, now: Date())
-                : try await store.fail(id: saga.id, reason: reason, now: Date())
+                ? try await store.confirm(id: saga.id, now: decidedAt)
+                : try await store.fail(id: saga.id, reason: reason, now: decidedAt)
             try fault(.decided, saga.id)
             if decided {
                 let outcome = verdict == true ? "confirmed" : (reason == "verification timed out" ? "timed_out" : "failed")
                 Counter(label: "souk_checkout_outcomes_total", dimensions: [("outcome", outcome)]).increment()
                 logger.info("checkout decided", metadata: ["souk.order_id": "\(saga.id)", "confirmed": "\(verdict == true)"])
-                await onResult(saga.id)
+                await onResult(CheckoutDecision(
+                    orderID: saga.id, status: verdict == true ? .confirmed : .failed, failureReason: verdict == true ? nil : reason, decidedAt: decidedAt))
             }
         } catch {
             // A crash at any step leaves the lease to expire; the saga is resumed by whoever claims it next.

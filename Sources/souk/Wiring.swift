@@ -28,7 +28,7 @@ enum Wiring {
         var redisClient: RedisClient?
         let ttl = configuration.pageCacheTTL
         let notifier = CheckoutNotifier()
-        var announce: @Sendable (String) async -> Void = { notifier.resolve($0) }
+        var announce: @Sendable (CheckoutDecision) async -> Void = { notifier.resolve($0) }
 
         if let url = configuration.redisURL {
             let redis = try RedisClient(url: url, logger: logger)
@@ -38,13 +38,16 @@ enum Wiring {
             gate = RedisFlashSaleGate(redis: redis, store: storage)
             rateLimiter = RedisRateLimiter(redis: redis)
             // Checkout results are decided by whichever process runs the saga; every instance hears them.
-            announce = { id in
-                notifier.resolve(id)
-                _ = try? await redis.publish(RedisKeys.checkoutResults, id)
+            announce = { decision in
+                notifier.resolve(decision)
+                _ = try? await redis.publish(RedisKeys.checkoutResults, decision.encoded)
             }
             background.append(BackgroundTask(name: "checkout-results") {
                 for await event in RedisSubscription.subscribe(redis, channels: [RedisKeys.checkoutResults]) {
-                    if case .message(_, let id) = event { notifier.resolve(id) }
+                    // The decision itself, or (from an older worker) just the order id.
+                    if case .message(_, let payload) = event {
+                        if let decision = CheckoutDecision(encoded: payload) { notifier.resolve(decision) } else { notifier.resolve(orderID: payload) }
+                    }
                 }
             })
             if withWorkers {
@@ -112,8 +115,8 @@ enum Wiring {
             FlashSaleOrderPersister(redis: redis, store: storage, consumer: "\(processName)-\($0)", logger: logger)
         }
         services.append(PeriodicReconciler(reconciler: FlashSaleReconciler(redis: redis, store: storage, logger: logger)))
-        services.append(sagaRunner(storage: storage, configuration: configuration, logger: logger) { id in
-            _ = try? await redis.publish(RedisKeys.checkoutResults, id)
+        services.append(sagaRunner(storage: storage, configuration: configuration, logger: logger) { decision in
+            _ = try? await redis.publish(RedisKeys.checkoutResults, decision.encoded)
         })
         let pages = RedisPageCache(redis: redis, timeToLive: configuration.pageCacheTTL)
         services.append(PriceFeedConsumer(
@@ -159,7 +162,7 @@ enum Wiring {
 
     static var processName: String { "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)" }
 
-    static func sagaRunner(storage: SQLStorage, configuration: SoukConfiguration, logger: Logger, onResult: @escaping @Sendable (String) async -> Void) -> CheckoutSagaRunner {
+    static func sagaRunner(storage: SQLStorage, configuration: SoukConfiguration, logger: Logger, onResult: @escaping @Sendable (CheckoutDecision) async -> Void) -> CheckoutSagaRunner {
         let verifier: any UserVerifier = if let url = configuration.verifierURL, let http = try? HTTPVerifier(url: url) {
             http
         } else {

@@ -1,3 +1,4 @@
+import Foundation
 import SoukCore
 import Testing
 
@@ -103,5 +104,17 @@ struct ArithmeticLimitTests {
         let third = Coupon(id: 1, vendorID: 1, code: "THIRD", kind: .percent, value: 33, minimumOrderMinor: 0, maxUses: 1, uses: 0, expiresAt: nil)
         #expect(third.discount(on: 1_099) == 362)  // floor(1099 × 33 / 100)
         #expect(third.discount(on: largest) == largest / 100 * 33)
+    }
+}
+
+@Suite("Checkout decisions")
+struct CheckoutDecisionTests {
+    @Test func decisionsTravelAsText() {
+        let decision = CheckoutDecision(orderID: "co_abc", status: .failed, failureReason: "verification timed out | late",
+                                        decidedAt: Date(timeIntervalSince1970: 1_790_000_000.123456))
+        #expect(CheckoutDecision(encoded: decision.encoded) == decision)
+        let confirmed = CheckoutDecision(orderID: "co_xyz", status: .confirmed, failureReason: nil, decidedAt: Date())
+        #expect(CheckoutDecision(encoded: confirmed.encoded) == confirmed)
+        for bad in ["co_abc", "co_abc|in_progress|1|", "co_abc|confirmed|soon|", ""] { #expect(CheckoutDecision(encoded: bad) == nil, "\(bad)") }
     }
 }

@@ -75,8 +75,12 @@ struct CheckoutHarness: Sendable {
         try await body()
     }
 
+    /// The order once decided, as a waiting stream gets it (from the announced decision), checked
+    /// against the order as stored.
     func final(_ id: String) async throws -> CheckoutOrder {
-        try #require(try await checkouts.order(id: id, waitingUpTo: .seconds(20)))
+        let pushed = try #require(try await checkouts.order(id: id, waitingUpTo: .seconds(20)))
+        #expect(try await storage.checkout(id: id) == pushed, "what is pushed is what is stored")
+        return pushed
     }
 
     func stock() async throws -> Int { try await storage.product(id: productID, vendorID: vendorID)?.stock ?? -1 }

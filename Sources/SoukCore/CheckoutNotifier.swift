@@ -6,6 +6,12 @@ import Foundation
 public final class CheckoutNotifier: @unchecked Sendable {
     private let lock = NSLock()
     private var waiters: [String: [UUID: CheckedContinuation<CheckoutDecision?, Never>]] = [:]
+    /// Decisions of the last seconds, for a waiter that registers just after its decision came
+    /// (it read the order as in progress a moment before): without them that wake-up is lost and
+    /// the waiter only learns the result at its next re-read.
+    private var recent: [String: (decision: CheckoutDecision, at: ContinuousClock.Instant)] = [:]
+    private let remembered: Duration = .seconds(10)
+    private let maximumRemembered = 10_000
 
     public init() {}
 
@@ -16,7 +22,12 @@ public final class CheckoutNotifier: @unchecked Sendable {
         return await withTaskGroup(of: CheckoutDecision?.self) { group in
             group.addTask {
                 await withCheckedContinuation { (continuation: CheckedContinuation<CheckoutDecision?, Never>) in
-                    self.lock.withLock { self.waiters[orderID, default: [:]][id] = continuation }
+                    let known: (decision: CheckoutDecision, at: ContinuousClock.Instant)? = self.lock.withLock {
+                        if let known = self.recent[orderID], ContinuousClock.now - known.at < self.remembered { return known }
+                        self.waiters[orderID, default: [:]][id] = continuation
+                        return nil
+                    }
+                    if let known { continuation.resume(returning: known.decision) }
                 }
             }
             group.addTask {
@@ -41,7 +52,13 @@ public final class CheckoutNotifier: @unchecked Sendable {
     }
 
     private func wakeAll(_ orderID: String, with decision: CheckoutDecision?) {
-        let continuations = lock.withLock { waiters.removeValue(forKey: orderID) ?? [:] }
+        let continuations = lock.withLock {
+            let now = ContinuousClock.now
+            if recent.count >= maximumRemembered { recent = recent.filter { now - $0.value.at < remembered } }
+            if recent.count >= maximumRemembered { recent.removeAll(keepingCapacity: true) }
+            if let decision { recent[orderID] = (decision, now) }
+            return waiters.removeValue(forKey: orderID) ?? [:]
+        }
         for continuation in continuations.values { continuation.resume(returning: decision) }
     }
 

@@ -117,4 +117,16 @@ struct CheckoutDecisionTests {
         #expect(CheckoutDecision(encoded: confirmed.encoded) == confirmed)
         for bad in ["co_abc", "co_abc|in_progress|1|", "co_abc|confirmed|soon|", ""] { #expect(CheckoutDecision(encoded: bad) == nil, "\(bad)") }
     }
+
+    /// A stream that read "in progress" a moment before the decision came must still get it at once.
+    @Test func aDecisionJustBeforeTheWaiterIsNotLost() async {
+        let notifier = CheckoutNotifier()
+        let decision = CheckoutDecision(orderID: "co_race", status: .confirmed, failureReason: nil, decidedAt: Date())
+        notifier.resolve(decision)
+        let started = ContinuousClock.now
+        let got = await notifier.wait(for: "co_race", timeout: .seconds(5))
+        #expect(got == decision && ContinuousClock.now - started < .seconds(1))
+        // A waiter for another order still waits for its own.
+        #expect(await notifier.wait(for: "co_other", timeout: .milliseconds(50)) == nil)
+    }
 }

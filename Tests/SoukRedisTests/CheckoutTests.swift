@@ -189,6 +189,34 @@ struct CheckoutTests {
 
     /// 200 concurrent checkouts by one buyer whose credit covers 50.
     @Test(arguments: TestBackend.allCases)
+    func concurrentCheckoutsNeverOversellAndAnswerWhatIsStored(backend: TestBackend) async throws {
+        // One product, no coupon, no key: on PostgreSQL the one-statement acceptance.
+        try await CheckoutHarness.run(backend, stock: 10, price: 100) { h in
+            for buyer in 0..<100 { _ = try await h.storage.credit(buyerID: "b\(buyer)", amountMinor: 1_000, by: h.vendorID) }
+            let orders = try await withThrowingTaskGroup(of: CheckoutOrder?.self) { group in
+                for buyer in 0..<100 {
+                    group.addTask {
+                        do {
+                            return try await h.checkouts.checkout(try h.request("b\(buyer)"))
+                        } catch SoukError.insufficientStock {
+                            return nil
+                        }
+                    }
+                }
+                return try await group.reduce(into: [CheckoutOrder]()) { if let order = $1 { $0.append(order) } }
+            }
+            #expect(orders.count == 10 && Set(orders.map(\.buyerID)).count == 10)
+            #expect(try await h.stock() == 0)
+            for order in orders {
+                #expect(try await h.storage.checkout(id: order.id) == order, "the answer is what was stored")
+                let wallet = try #require(try await h.storage.wallet(vendorID: h.vendorID, buyerID: order.buyerID))
+                #expect(wallet.balanceMinor == 900 && wallet.heldMinor == 100)
+            }
+            #expect(try await h.money((0..<100).map { "b\($0)" }) == 100_000, "money conserved")
+        }
+    }
+
+    @Test(arguments: TestBackend.allCases)
     func concurrentCheckoutsNeverOverspend(backend: TestBackend) async throws {
         try await CheckoutHarness.run(backend, stock: 1_000, price: 100) { h in
             _ = try await h.storage.credit(buyerID: "spender", amountMinor: 5_000, by: h.vendorID)

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import NIOCore
 import SoukServer
+import SoukSQL
 import SoukTesting
 import Testing
 
@@ -95,6 +96,56 @@ struct AuthorizationMatrixTests {
                         #expect(!reply.body.contains("Tagine") && !reply.body.contains("amina") && !reply.body.contains("AMINA10") && !reply.body.contains("\"balance_minor\":900"),
                                 "\(operation) showed B something of A's: \(reply.body.prefix(300))")
                     }
+                }
+            }
+            let after = try await Self.snapshot(app, token: a, product: product, order: order, sale: sale)
+            for (old, new) in zip(before, after) where !old.hasPrefix("/api/v1/vendors/me") {
+                #expect(old == new, "A's data changed:\nbefore \(old.prefix(400))\nafter  \(new.prefix(400))")
+            }
+        }
+    }
+
+    /// The dashboard's routes, read from the router: without a session every one sends to the login
+    /// form (or refuses), with another vendor's session every route about the first vendor's things is
+    /// 404 and the rest show only the other vendor's own data; the first vendor's data is unchanged.
+    @Test func everyDashboardRouteNeedsALoginAndIsScopedToTheVendor() async throws {
+        let routes = try await TestBackend.sqlite.withDatabase { database in
+            let services = try await SoukServices(storage: SQLStorage(database: database), hasher: BcryptPasswordHasher(cost: 4), logger: TestLog.logger)
+            return buildRouter(services).routes.map { ($0.method.rawValue, OpenAPIContractTests.openAPIPath($0.path.description)) }
+                .filter { $0.1.hasPrefix("/dashboard") }
+        }
+        #expect(routes.count >= 15, "\(routes)")
+        try await TestApp.run { app in
+            let a = try await app.vendorToken("amina", password: "sesame1234")
+            let product = try await app.product(token: a, name: "Tagine", stock: 50)
+            let placed = try await app.json(.post, "/api/v1/stores/amina/orders",
+                #"{"customer":{"name":"Ann","phone":"0123456789","address":"1 Road"},"items":[{"product_id":\#(product),"quantity":1}]}"#)
+            let order = try #require((placed.json["id"] as? NSNumber)?.int64Value)
+            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: a, product: product, quantity: 5).json["id"] as? NSNumber)?.int64Value)
+            let before = try await Self.snapshot(app, token: a, product: product, order: order, sale: sale)
+
+            let anonymous = Browser(app)
+            _ = try await anonymous.get("/login")  // a CSRF cookie, so that what is tested is the login
+            let bilal = Browser(app)
+            _ = try await bilal.get("/signup")
+            _ = try await bilal.post("/signup", [("username", "bilal"), ("password", "sesame1234"), ("store_name", "Bilal")])
+            let fields = [("name", "Hijacked"), ("description", "x"), ("price", "1"), ("currency", "USD"), ("stock", "1"), ("status", "cancelled"),
+                          ("product_id", "\(product)"), ("quantity", "1"), ("per_buyer_limit", "1"), ("starts_in", "0"), ("duration", "60")]
+            for (method, template) in routes {
+                var path = template
+                if path.hasPrefix("/dashboard/products/") { path = path.replacingOccurrences(of: "{id}", with: "\(product)") }
+                if path.hasPrefix("/dashboard/orders/") { path = path.replacingOccurrences(of: "{id}", with: "\(order)") }
+                if path.hasPrefix("/dashboard/flash-sales/") { path = path.replacingOccurrences(of: "{id}", with: "\(sale)") }
+                #expect(!path.contains("{"), "a parameter of \(method) \(template) has no value in this test")
+                if path.hasSuffix("/events") { continue }  // streams: the same guard, checked by AnalyticsPageTests and FlashSalePageTests
+                let stranger = method == "GET" ? try await anonymous.get(path) : try await anonymous.post(path, fields)
+                #expect((stranger.status == .found && stranger.headers[.location] == "/login") || stranger.status == .unauthorized || stranger.status == .forbidden,
+                        "\(method) \(path) without a session: \(stranger.status)")
+                let other = method == "GET" ? try await bilal.get(path) : try await bilal.post(path, fields)
+                if template.contains("{id}") {
+                    #expect(other.status == .notFound, "\(method) \(path) with another vendor's session: \(other.status)")
+                } else {
+                    #expect(other.status.code < 500 && !other.body.contains("Tagine"), "\(method) \(path) showed another vendor's data: \(other.status)")
                 }
             }
             let after = try await Self.snapshot(app, token: a, product: product, order: order, sale: sale)

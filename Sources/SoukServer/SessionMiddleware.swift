@@ -59,13 +59,25 @@ struct SessionMiddleware: RouterMiddleware {
     /// One cookie's value, found by scanning the header rather than parsing every cookie: this
     /// runs on every request, including the hottest cached store pages.
     static func cookie(_ name: String, in request: Request) -> String? {
-        guard let header = request.headers[.cookie] else { return nil }
-        for part in header.utf8.split(separator: UInt8(ascii: ";")) {
-            var field = part.drop { $0 == UInt8(ascii: " ") }
-            guard field.starts(with: name.utf8) else { continue }
-            field = field.dropFirst(name.utf8.count)
-            guard field.first == UInt8(ascii: "=") else { continue }
-            return String(Substring(field.dropFirst()))
+        for field in request.headers where field.name == .cookie {
+            if let value = cookie(name, inHeader: field.value) { return value }
+        }
+        return nil
+    }
+
+    /// Scans `a=1; b=2` without building the list of pairs.
+    static func cookie(_ name: String, inHeader header: String) -> String? {
+        let bytes = header.utf8
+        let wanted = name.utf8
+        var start = bytes.startIndex
+        while start < bytes.endIndex {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: ";")) ?? bytes.endIndex
+            var pair = bytes[start..<end].drop { $0 == UInt8(ascii: " ") }
+            if pair.starts(with: wanted) {
+                pair = pair.dropFirst(wanted.count)
+                if pair.first == UInt8(ascii: "=") { return String(Substring(pair.dropFirst())) }
+            }
+            start = end == bytes.endIndex ? end : bytes.index(after: end)
         }
         return nil
     }

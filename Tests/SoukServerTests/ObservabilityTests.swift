@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import Logging
 import NIOCore
 import SoukCore
 import SoukServer
@@ -67,5 +68,33 @@ struct ObservabilityTests {
             #expect(checks["database"] == "ok" && checks["redis"]?.hasPrefix("unreachable") == true)
             #expect(try await app.send(.get, "/healthz").status == .ok, "alive, just not ready")
         }
+    }
+}
+
+/// The log handler: metadata kept as set and formatted only for lines that are written.
+@Suite("Log lines")
+struct LineLogHandlerTests {
+    final class Lines: @unchecked Sendable {
+        let lock = NSLock()
+        var lines: [String] = []
+        func append(_ line: String) { lock.withLock { lines.append(line) } }
+        var all: [String] { lock.withLock { lines } }
+    }
+
+    @Test func writesLevelLabelMetadataSourceAndMessageOnOneLine() {
+        let lines = Lines()
+        var logger = Logger(label: "souk") { label in
+            LineLogHandler(label: label, level: .info, metadataProvider: .init { ["trace": "t1"] }, output: LineOutput(lines.append))
+        }
+        logger[metadataKey: "request_id"] = "abc123"
+        logger[metadataKey: "vendor"] = "7"
+        logger.debug("not written: below the level")
+        logger.warning("cache unavailable", metadata: ["vendor": "8", "error": "timeout"])
+        let written = lines.all
+        try? #require(written.count == 1)
+        let line = written[0]
+        #expect(line.hasSuffix(" warning souk: error=timeout request_id=abc123 trace=t1 vendor=8 [SoukServerTests] cache unavailable\n"), "\(line)")
+        #expect(line.range(of: #"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0000 "#, options: .regularExpression) != nil, "\(line)")
+        #expect(logger[metadataKey: "request_id"] == "abc123")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import Testing
 
@@ -119,6 +120,18 @@ struct PageTests {
             let ok = try await browser.post("/login", [("username", "amina"), ("password", "sesame1234")])
             #expect(ok.status == .found && ok.headers[.location] == "/dashboard")
             #expect(try await browser.get("/dashboard").status == .ok)
+
+            // The session cookie is found by its exact name, in any Cookie field, among others.
+            let session = try #require(browser.cookies["souk_session"])
+            func dashboard(_ cookieFields: [String]) async throws -> HTTPResponse.Status {
+                var headers: HTTPFields = [:]
+                for field in cookieFields { headers.append(HTTPField(name: .cookie, value: field)) }
+                return try await app.send(.get, "/dashboard", headers: headers).status
+            }
+            #expect(try await dashboard(["theme=dark;souk_session=\(session)"]) == .ok)
+            #expect(try await dashboard(["theme=dark; lang=ar", "souk_session=\(session); x=1"]) == .ok)
+            #expect(try await dashboard(["xsouk_session=\(session); souk_sessionx=\(session)"]) == .found)
+            #expect(try await dashboard(["souk_session"]) == .found)
         }
     }
 

@@ -79,16 +79,32 @@ public final class InProcessPageCache: PageCache, @unchecked Sendable {
     }
 
     public func page(_ key: PageKey, version: UInt64) async throws -> CachedPage? {
+        lock.withLock { page(key, at: version) }
+    }
+
+    public func lookup(_ key: PageKey) async throws -> (version: UInt64, page: CachedPage?) {
         lock.withLock {
-            guard let entry = entries[key] else { return nil }
-            guard entry.version == version, !isExpired(entry.page) else {
-                remove(key)
-                return nil
-            }
-            clock += 1
-            entries[key]?.lastUse = clock
-            return entry.page
+            let version = versions[key.vendorID, default: 1]
+            return (version, page(key, at: version))
         }
+    }
+
+    /// The page at the vendor's current version, without suspending: for answers given on the
+    /// event loop that read the request.
+    public func currentPage(_ key: PageKey) -> CachedPage? {
+        lock.withLock { page(key, at: versions[key.vendorID, default: 1]) }
+    }
+
+    /// Call with the lock held.
+    private func page(_ key: PageKey, at version: UInt64) -> CachedPage? {
+        guard let entry = entries[key] else { return nil }
+        guard entry.version == version, !isExpired(entry.page) else {
+            remove(key)
+            return nil
+        }
+        clock += 1
+        entries[key]?.lastUse = clock
+        return entry.page
     }
 
     public func store(_ page: CachedPage, for key: PageKey, version: UInt64) async throws {

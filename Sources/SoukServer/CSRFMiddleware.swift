@@ -12,13 +12,18 @@ struct CSRFMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        let existing = SessionMiddleware.cookie(Self.cookieName, in: request).flatMap { $0.utf8.count == 43 ? $0 : nil }
+        let existing = Self.token(in: request.headers)
         context.csrfToken = existing ?? SessionTokens.randomToken()
         var response = try await next(request, context)
         if existing == nil {
             response.setCookie(cookies.cookie(name: Self.cookieName, value: context.csrfToken, request: request, sameSite: .strict))
         }
         return response
+    }
+
+    /// The visitor's form token from its cookie, if it has a well-formed one.
+    static func token(in headers: HTTPFields) -> String? {
+        SessionMiddleware.cookie(cookieName, in: headers).flatMap { $0.utf8.count == 43 ? $0 : nil }
     }
 
     /// Throws unless the submitted token matches the cookie (compared in constant time).

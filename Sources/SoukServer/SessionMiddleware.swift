@@ -59,7 +59,11 @@ struct SessionMiddleware: RouterMiddleware {
     /// One cookie's value, found by scanning the header rather than parsing every cookie: this
     /// runs on every request, including the hottest cached store pages.
     static func cookie(_ name: String, in request: Request) -> String? {
-        for field in request.headers where field.name == .cookie {
+        cookie(name, in: request.headers)
+    }
+
+    static func cookie(_ name: String, in headers: HTTPFields) -> String? {
+        for field in headers where field.name == .cookie {
             if let value = cookie(name, inHeader: field.value) { return value }
         }
         return nil

@@ -82,12 +82,24 @@ public struct SoukServices: Sendable {
     func publicVendor(_ context: SoukRequestContext) async throws -> Vendor {
         guard let username = context.parameters.get("username"), username.count <= 64 else { throw SoukError.notFound("Store") }
         let normalized = username.lowercased()
-        if let known = knownVendors.withLockedValue({ $0[normalized] }) { return known }
+        if let known = knownVendor(normalized) { return known }
         guard let vendor = try await storage.vendor(username: normalized) else { throw SoukError.notFound("Store") }
         knownVendors.withLockedValue { known in
             if known.count >= 100_000 { known.removeAll(keepingCapacity: true) }
             known[normalized] = vendor
         }
         return vendor
+    }
+
+    /// A vendor already looked up by its (lowercased) username, without suspending.
+    func knownVendor(_ username: String) -> Vendor? {
+        knownVendors.withLockedValue { $0[username] }
+    }
+
+    /// What the event loops answer before the router: the store page, when its cache is this
+    /// process's alone (with Redis, every read must ask Redis for the current version).
+    var fastLanes: [any FastLane] {
+        guard let local = storefront.cache as? InProcessPageCache else { return [] }
+        return [StorePageLane(services: self, cache: local)]
     }
 }

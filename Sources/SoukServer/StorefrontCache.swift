@@ -90,6 +90,12 @@ struct StorefrontCache: Sendable {
 
     /// A 200 with the page, or a 304 when the visitor already has this very version.
     func response(_ page: CachedPage, request: Request, contentType: String, csrfToken: String?) -> Response {
+        let answer = Self.answer(page, requestHeaders: request.headers, contentType: contentType, csrfToken: csrfToken)
+        return Response(status: answer.status, headers: answer.headers, body: answer.body.map { .init(byteBuffer: $0) } ?? .init())
+    }
+
+    /// The response's parts, shared by the router's handlers and the ``StorePageLane``.
+    static func answer(_ page: CachedPage, requestHeaders: HTTPFields, contentType: String, csrfToken: String?) -> (status: HTTPResponse.Status, headers: HTTPFields, body: ByteBuffer?) {
         var etag = page.etag
         if let csrfToken { etag = String(etag.dropLast()) + "-\(Self.fnv1a(Array(csrfToken.utf8)) % 100_000)\"" }
         var headers: HTTPFields = [
@@ -97,11 +103,11 @@ struct StorefrontCache: Sendable {
             .cacheControl: csrfToken == nil ? "public, no-cache" : "private, no-cache",
         ]
         // If-None-Match compares weakly (RFC 9110): a proxy that compressed the page sends back W/"…".
-        if let match = request.headers[.ifNoneMatch], match.split(separator: ",").contains(where: { candidate in
+        if let match = requestHeaders[.ifNoneMatch], match.split(separator: ",").contains(where: { candidate in
             let tag = candidate.trimmingCharacters(in: .whitespaces)
             return tag == etag || tag == "W/" + etag || tag == "*"
         }) {
-            return Response(status: .notModified, headers: headers)
+            return (.notModified, headers, nil)
         }
         var body = ByteBuffer()
         body.reserveCapacity(page.body.count + 64)
@@ -115,7 +121,7 @@ struct StorefrontCache: Sendable {
             body.writeBytes(page.body)
         }
         headers[.contentLength] = String(body.readableBytes)
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: body))
+        return (.ok, headers, body)
     }
 
     static func fnv1a(_ bytes: [UInt8]) -> UInt64 {

@@ -173,7 +173,8 @@ public struct HTTPTestClient: Sendable {
     }
 }
 
-/// Reads the first bytes of a streamed response (server-sent events) over a raw connection.
+/// Raw HTTP/1.1 over a plain connection: the first bytes of a streamed response (server-sent
+/// events), or pipelined requests written exactly as given.
 public enum RawHTTP {
     public static func read(_ base: URL, path: String, headers: [String: String] = [:], for duration: Duration) async throws -> String {
         let stream = try await open(base, path: path, headers: headers)
@@ -184,15 +185,64 @@ public enum RawHTTP {
 
     /// Opens a streamed GET and keeps collecting what arrives, with the time of the latest chunk.
     public static func open(_ base: URL, path: String, headers: [String: String] = [:]) async throws -> OpenStream {
-        let collector = ByteCollector()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) } }
-            .connect(host: base.host ?? "127.0.0.1", port: base.port ?? 80).get()
         var request = "GET \(path) HTTP/1.1\r\nHost: \(base.host ?? "")\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "\r\n"
-        try await channel.writeAndFlush(ByteBuffer(string: request))
+        return try await send(request, host: base.host ?? "127.0.0.1", port: base.port ?? 80)
+    }
+
+    /// Writes `requests` exactly as given, in one write (so several are pipelined), and collects the
+    /// connection's bytes.
+    public static func send(_ requests: String, host: String = "127.0.0.1", port: Int) async throws -> OpenStream {
+        let collector = ByteCollector()
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) } }
+            .connect(host: host, port: port).get()
+        try await channel.writeAndFlush(ByteBuffer(string: requests))
         return OpenStream(channel: channel, collector: collector)
+    }
+
+    public struct Reply: Sendable {
+        public let status: Int
+        /// Lowercased names.
+        public let headers: [String: String]
+        public let body: String
+    }
+
+    /// Sends `requests` pipelined on one connection and returns the first `count` responses, in the
+    /// order they arrived (bodies framed by Content-Length).
+    public static func exchange(port: Int, _ requests: String, expecting count: Int, timeout: Duration = .seconds(10)) async throws -> [Reply] {
+        let stream = try await send(requests, port: port)
+        defer { stream.close() }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let replies = responses(in: stream.collector.bytes)
+            if replies.count >= count { return replies }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        throw TestEnvironmentError.missing("\(count) responses; got: \(stream.text.prefix(2_000))")
+    }
+
+    /// The complete responses in `bytes`; a partial one at the end is left out.
+    static func responses(in bytes: [UInt8]) -> [Reply] {
+        var replies: [Reply] = []
+        var rest = bytes[...]
+        let separator = Array("\r\n\r\n".utf8)
+        while let end = rest.firstRange(of: separator) {
+            let head = String(decoding: rest[rest.startIndex..<end.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+            var headers: [String: String] = [:]
+            for line in head.dropFirst() {
+                guard let colon = line.firstIndex(of: ":") else { continue }
+                headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            }
+            let length = Int(headers["content-length"] ?? "0") ?? 0
+            guard rest.distance(from: end.upperBound, to: rest.endIndex) >= length else { break }
+            let bodyEnd = rest.index(end.upperBound, offsetBy: length)
+            let status = Int(head[0].split(separator: " ").dropFirst().first ?? "") ?? 0
+            replies.append(Reply(status: status, headers: headers, body: String(decoding: rest[end.upperBound..<bodyEnd], as: UTF8.self)))
+            rest = rest[bodyEnd...]
+        }
+        return replies
     }
 
     public struct OpenStream: Sendable {
@@ -219,6 +269,7 @@ public enum RawHTTP {
         }
 
         var text: String { lock.withLock { String(buffer: buffer) } }
+        var bytes: [UInt8] { lock.withLock { Array(buffer.readableBytesView) } }
         var lastChunkAt: Date { lock.withLock { last } }
     }
 }

@@ -17,9 +17,10 @@ struct TestApp {
     /// Where uploaded images go (a fresh temporary directory), and the job queue (in the database).
     let media: FileMediaStore
     let jobs: SQLJobQueue
+    let services: SoukServices
 
     /// Rate limits are off unless a test asks for them: most tests act as one client doing a lot.
-    static func run(backend: TestBackend = .sqlite, pageCache: (any PageCache)? = nil, rateLimits: RateLimitPolicy = .off, readiness: [ReadinessCheck] = [], _ body: @escaping @Sendable (TestApp) async throws -> Void) async throws {
+    static func run(backend: TestBackend = .sqlite, pageCache: (any PageCache)? = nil, rateLimits: RateLimitPolicy = .off, readiness: [ReadinessCheck] = [], testing: TestingSetup = .router, _ body: @escaping @Sendable (TestApp) async throws -> Void) async throws {
         try await backend.withDatabase { database in
             let storage = SQLStorage(database: database)
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("souk-media-\(UUID().uuidString)")
@@ -32,8 +33,8 @@ struct TestApp {
                 storage: storage, hasher: BcryptPasswordHasher(cost: 4), pageCache: pageCache, images: try VipsImageProcessor(), media: media, jobs: jobs,
                 rateLimits: rateLimits, readinessChecks: readiness, logger: TestLog.logger)
             let app = buildApplication(services, host: "127.0.0.1", port: 0, logger: TestLog.logger)
-            try await app.test(.router) { client in
-                try await body(TestApp(client: client, storage: storage, database: database, media: media, jobs: jobs))
+            try await app.test(testing) { client in
+                try await body(TestApp(client: client, storage: storage, database: database, media: media, jobs: jobs, services: services))
             }
         }
     }

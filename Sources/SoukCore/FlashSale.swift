@@ -200,8 +200,12 @@ public protocol FlashSaleGate: Sendable {
     func admittedCount(_ sale: FlashSale) async throws -> Int
     /// Gets a new sale ready for its first attempt (and for the workers).
     func prepare(_ sale: FlashSale) async throws
+    /// The answer this process already knows without asking anyone (a sale it has seen sold out),
+    /// without suspending; nil when only ``admit(_:buyerID:requestKey:now:)`` can decide.
+    func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission?
 }
 
 extension FlashSaleGate {
     public func prepare(_ sale: FlashSale) async throws {}
+    public func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission? { nil }
 }

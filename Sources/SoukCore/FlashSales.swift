@@ -35,6 +35,22 @@ public struct FlashSales: Sendable {
         }
     }
 
+    /// The answer to an attempt when this process already has it (a sale it knows is sold out), without
+    /// suspending: the admitted order of a retried purchase, or the refusal. Nil when the attempt
+    /// must go through ``purchase(saleID:buyerID:requestKey:now:)`` (which then gives the same answer).
+    public func settledPurchase(saleID: Int64, buyerID rawBuyer: String?, requestKey rawKey: String?, now: Date = Date()) -> Result<String, SoukError>? {
+        guard let buyerID = try? BuyerID.validated(rawBuyer), let requestKey = try? Self.requestKey(rawKey),
+              let sale = terms.get(saleID),
+              let admission = gate.settledAdmission(sale, buyerID: buyerID, requestKey: requestKey, now: now)
+        else { return nil }
+        switch admission {
+        case .admitted(let orderID, _): return .success(orderID)
+        case .soldOut: return .failure(.soldOut)
+        case .ended: return .failure(.saleEnded)
+        case .limitReached, .notStarted: return nil
+        }
+    }
+
     /// The vendor's sales that buyers can still see (not ended, not closed), soonest first.
     public func upcoming(vendorID: Int64, now: Date = Date()) async throws -> [FlashSale] {
         try await store.flashSales(vendorID: vendorID).filter { $0.closedAt == nil && $0.endsAt > now }.sorted { $0.startsAt < $1.startsAt }

@@ -56,11 +56,14 @@ public final class RedisFlashSaleGate: FlashSaleGate {
         return 1
         """)
 
+    public func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission? {
+        guard let orders = soldOut.withLockedValue({ $0[sale.id] }) else { return nil }
+        if let order = orders[buyerID + "|" + requestKey] { return .admitted(orderID: order, repeated: true) }
+        return now >= sale.endsAt ? .ended : .soldOut
+    }
+
     public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission {
-        if let orders = soldOut.withLockedValue({ $0[sale.id] }) {
-            if let order = orders[buyerID + "|" + requestKey] { return .admitted(orderID: order, repeated: true) }
-            return now >= sale.endsAt ? .ended : .soldOut
-        }
+        if let settled = settledAdmission(sale, buyerID: buyerID, requestKey: requestKey, now: now) { return settled }
         if now < sale.startsAt { return .notStarted }
         let keys = RedisKeys.sale(sale.id)
         let arguments = [buyerID, requestKey, String(Int64(now.timeIntervalSince1970 * 1_000)), String(sale.id)]

@@ -95,9 +95,12 @@ struct FlashSaleController: Sendable {
         guard let saleID = context.parameters.get("id", as: Int64.self) else { throw SoukError.notFound("Flash sale") }
         try await services.rateGuard.checkPurchase(buyer: input.buyerId, request: request, context: context)
         let result = try await flashSales.purchase(saleID: saleID, buyerID: input.buyerId, requestKey: request.headers[.idempotencyKey])
-        // The hottest answer of all, written directly: order ids hold only [A-Za-z0-9_.@+-], nothing to escape.
-        let body = #"{"order_id":"\#(result.orderID)","sale_id":\#(saleID),"status":"admitted"}"#
-        return Response(status: .accepted, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        return Response(status: .accepted, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: Self.admitted(orderID: result.orderID, saleID: saleID)))
+    }
+
+    /// The hottest answer of all, written directly: order ids hold only [A-Za-z0-9_.@+-], nothing to escape.
+    static func admitted(orderID: String, saleID: Int64) -> ByteBuffer {
+        ByteBuffer(string: #"{"order_id":"\#(orderID)","sale_id":\#(saleID),"status":"admitted"}"#)
     }
 
     struct OrderBody: Encodable {

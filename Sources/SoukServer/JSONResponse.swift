@@ -35,18 +35,22 @@ enum JSONResponse {
     private static let encodedErrors = NIOLockedValueBox<[String: ByteBuffer]>([:])
 
     static func error(_ problem: ErrorMiddleware.Problem) -> Response {
+        Response(status: problem.status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: errorBody(problem)))
+    }
+
+    /// `{"error":{"code","message","fields"?}}`; shared by the router and the fast lanes.
+    static func errorBody(_ problem: ErrorMiddleware.Problem) -> ByteBuffer {
         let key = "\(problem.status.code)|\(problem.code)|\(problem.message)"
-        if problem.fields.isEmpty, let body = encodedErrors.withLockedValue({ $0[key] }) {
-            return Response(status: problem.status, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: body))
-        }
-        let response = encodeError(problem)
-        if problem.fields.isEmpty, let body = try? encoder.encode(ErrorBody(problem)) {
+        if problem.fields.isEmpty, let body = encodedErrors.withLockedValue({ $0[key] }) { return body }
+        // Encoding these plain strings cannot fail.
+        let body = ByteBuffer(data: (try? encoder.encode(ErrorBody(problem))) ?? Data())
+        if problem.fields.isEmpty {
             encodedErrors.withLockedValue { cache in
                 if cache.count >= 512 { cache.removeAll(keepingCapacity: true) }
-                cache[key] = ByteBuffer(data: body)
+                cache[key] = body
             }
         }
-        return response
+        return body
     }
 
     struct ErrorBody: Encodable {
@@ -60,11 +64,6 @@ enum JSONResponse {
         init(_ problem: ErrorMiddleware.Problem) {
             error = Detail(code: problem.code, message: problem.message, fields: problem.fields.isEmpty ? nil : problem.fields)
         }
-    }
-
-    private static func encodeError(_ problem: ErrorMiddleware.Problem) -> Response {
-        // Encoding these plain strings cannot fail.
-        (try? make(ErrorBody(problem), status: problem.status)) ?? Response(status: problem.status)
     }
 
     /// Reads and decodes a JSON body; a body that is too large, malformed or of the wrong shape

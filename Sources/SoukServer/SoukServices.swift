@@ -96,10 +96,12 @@ public struct SoukServices: Sendable {
         knownVendors.withLockedValue { $0[username] }
     }
 
-    /// What the event loops answer before the router: the store page, when its cache is this
-    /// process's alone (with Redis, every read must ask Redis for the current version).
+    /// What the event loops answer before the router: attempts on sold-out sales, and the store
+    /// page when its cache is this process's alone (with Redis, every read asks Redis for the
+    /// current version).
     var fastLanes: [any FastLane] {
-        guard let local = storefront.cache as? InProcessPageCache else { return [] }
-        return [StorePageLane(services: self, cache: local)]
+        var lanes: [any FastLane] = [SoldOutLane(flashSales: flashSales)]
+        if let local = storefront.cache as? InProcessPageCache { lanes.append(StorePageLane(services: self, cache: local)) }
+        return lanes
     }
 }

@@ -103,6 +103,18 @@ struct FlashSaleTests {
             let stats = try await harness.sales.stats(sale)
             #expect(stats.admitted == 100 && stats.persisted == 100 && stats.remaining == 0 && stats.pending == 0)
             await #expect(throws: SoukError.soldOut) { try await harness.sales.purchase(saleID: sale.id, buyerID: "late", requestKey: nil) }
+
+            // Answered from memory from now on (by the event loop, without a task) — with the same answers.
+            let settled = harness.sales.settledPurchase(saleID: sale.id, buyerID: "later", requestKey: nil)
+            let retried = try #require(orders.first)
+            switch backend {
+            case .redisPostgres:
+                #expect(settled == .failure(.soldOut))
+                #expect(harness.sales.settledPurchase(saleID: sale.id, buyerID: retried.buyerID, requestKey: nil) == .success(retried.orderID))
+                #expect(harness.sales.settledPurchase(saleID: sale.id, buyerID: "", requestKey: nil) == nil, "invalid input is the full path's to refuse")
+            case .embedded:
+                #expect(settled == nil, "the in-process gate decides every attempt in its actor")
+            }
         }
     }
 

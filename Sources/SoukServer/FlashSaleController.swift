@@ -87,14 +87,55 @@ struct FlashSaleController: Sendable {
 
     struct PurchaseInput: Decodable {
         let buyerId: String
+
+        /// The buyer named by a purchase's body; a body of another shape gets the decoder's errors.
+        static func buyerID(in body: ByteBuffer) throws -> String {
+            try plain(body) ?? JSONResponse.decode(PurchaseInput.self, from: body).buyerId
+        }
+
+        /// The buyer of the body every client sends, `{"buyer_id":"…"}` (spaces allowed, no escapes),
+        /// read without a JSONDecoder, which took a fifth of a sold-out answer's time. Anything else is
+        /// nil and goes to the decoder.
+        static func plain(_ body: ByteBuffer) -> String? {
+            body.withUnsafeReadableBytes { bytes -> String? in
+                var index = 0
+                func skipSpaces() { while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 } }
+                func expect(_ text: StaticString) -> Bool {
+                    let wanted = UnsafeRawBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+                    guard bytes.count - index >= wanted.count, bytes[index..<(index + wanted.count)].elementsEqual(wanted) else { return false }
+                    index += wanted.count
+                    return true
+                }
+                skipSpaces()
+                guard expect("{") else { return nil }
+                skipSpaces()
+                guard expect("\"buyer_id\"") else { return nil }
+                skipSpaces()
+                guard expect(":") else { return nil }
+                skipSpaces()
+                guard expect("\"") else { return nil }
+                let start = index
+                while index < bytes.count, bytes[index] != UInt8(ascii: "\"") {
+                    guard bytes[index] >= 0x20, bytes[index] != UInt8(ascii: "\\") else { return nil }
+                    index += 1
+                }
+                let end = index
+                guard expect("\"") else { return nil }
+                skipSpaces()
+                guard expect("}") else { return nil }
+                skipSpaces()
+                guard index == bytes.count else { return nil }
+                return String(validating: bytes[start..<end], as: UTF8.self)
+            }
+        }
     }
 
     /// 202 with the order id once admitted (the order is persisted shortly after); 409 with the reason otherwise.
     @Sendable func purchase(_ request: Request, context: SoukRequestContext) async throws -> Response {
-        let input = try await JSONResponse.decode(PurchaseInput.self, from: request, context: context)
+        let buyerID = try PurchaseInput.buyerID(in: try await JSONResponse.readBody(request, context: context))
         guard let saleID = context.parameters.get("id", as: Int64.self) else { throw SoukError.notFound("Flash sale") }
-        try await services.rateGuard.checkPurchase(buyer: input.buyerId, request: request, context: context)
-        let result = try await flashSales.purchase(saleID: saleID, buyerID: input.buyerId, requestKey: request.headers[.idempotencyKey])
+        try await services.rateGuard.checkPurchase(buyer: buyerID, request: request, context: context)
+        let result = try await flashSales.purchase(saleID: saleID, buyerID: buyerID, requestKey: request.headers[.idempotencyKey])
         return Response(status: .accepted, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: Self.admitted(orderID: result.orderID, saleID: saleID)))
     }
 

@@ -69,7 +69,10 @@ enum JSONResponse {
     /// Reads and decodes a JSON body; a body that is too large, malformed or of the wrong shape
     /// becomes a ``SoukError`` naming the field, never a 500.
     static func decode<T: Decodable>(_ type: T.Type, from request: Request, context: SoukRequestContext) async throws -> T {
-        let body = try await readBody(request, context: context)
+        try decode(T.self, from: try await readBody(request, context: context))
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from body: ByteBuffer) throws -> T {
         do {
             return try decoder.decode(T.self, from: Data(buffer: body))
         } catch let error as DecodingError {

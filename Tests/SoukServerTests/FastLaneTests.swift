@@ -160,10 +160,10 @@ struct FastLaneTests {
     }
 
     @Test func theBuyerIsReadWithoutADecoderOnlyFromThePlainBody() {
-        #expect(SoldOutLane.plainBuyerID(ByteBuffer(string: #"{"buyer_id":"amina-7"}"#)) == "amina-7")
-        #expect(SoldOutLane.plainBuyerID(ByteBuffer(string: "\n{ \"buyer_id\" :\t\"b\" }\r\n")) == "b")
+        #expect(FlashSaleController.PurchaseInput.plain(ByteBuffer(string: #"{"buyer_id":"amina-7"}"#)) == "amina-7")
+        #expect(FlashSaleController.PurchaseInput.plain(ByteBuffer(string: "\n{ \"buyer_id\" :\t\"b\" }\r\n")) == "b")
         for other in [#"{"buyer_id":"a\"b"}"#, #"{"buyer_id":"a\u0041"}"#, #"{"buyer_id":"a","x":1}"#, #"{"buyerId":"a"}"#, #"{"buyer_id":"a"}x"#, #"["a"]"#, #"{"buyer_id":"a"#, ""] {
-            #expect(SoldOutLane.plainBuyerID(ByteBuffer(string: other)) == nil, "\(other)")
+            #expect(FlashSaleController.PurchaseInput.plain(ByteBuffer(string: other)) == nil, "\(other)")
         }
     }
 }

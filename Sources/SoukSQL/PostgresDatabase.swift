@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
 
@@ -50,8 +51,27 @@ public final class PostgresDatabase: SQLDatabase {
 
     public func read(_ sql: SQL) async throws -> [SQLRow] {
         try await pool.withConnection { connection in
-            try await Self.collect(connection.query(Self.query(sql), logger: logger))
+            if sql.isPrepared { return try await executePrepared(sql, on: connection) }
+            return try await Self.collect(connection.query(Self.query(sql), logger: logger))
         }
+    }
+
+    /// Runs a statement marked ``SQL/prepared()`` through PostgresNIO's prepared statements: parsed
+    /// and planned once per connection, with the parameter types the unnamed path sends. A statement
+    /// with a NULL parameter (whose type the server infers), or beyond the slots, runs unnamed.
+    func executePrepared(_ sql: SQL, on connection: PostgresConnection) async throws -> [SQLRow] {
+        guard !sql.binds.contains(.null), let slot = PreparedSlots.shared.slot(for: sql.text) else {
+            return try await Self.collect(connection.query(Self.query(sql), logger: logger))
+        }
+        return try await execute(slot, Self.bindings(sql.binds), on: connection)
+    }
+
+    private func execute<Slot: PreparedSlot>(_ slot: Slot.Type, _ bindings: PostgresBindings, on connection: PostgresConnection) async throws -> [SQLRow] {
+        var result: [SQLRow] = []
+        for try await row in try await connection.execute(SlotStatement<Slot>(bindings: bindings), logger: logger) {
+            result.append(try Self.row(row))
+        }
+        return result
     }
 
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
@@ -109,8 +129,12 @@ public final class PostgresDatabase: SQLDatabase {
     }
 
     static func query(_ sql: SQL) -> PostgresQuery {
-        var bindings = PostgresBindings(capacity: sql.binds.count)
-        for value in sql.binds {
+        PostgresQuery(unsafeSQL: sql.text, binds: bindings(sql.binds))
+    }
+
+    static func bindings(_ values: [SQLValue]) -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: values.count)
+        for value in values {
             switch value {
             case .int(let value): bindings.append(value)
             case .text(let value): bindings.append(value)
@@ -118,19 +142,21 @@ public final class PostgresDatabase: SQLDatabase {
             case .null: bindings.appendNull()
             }
         }
-        return PostgresQuery(unsafeSQL: sql.text, binds: bindings)
+        return bindings
     }
 
     static func collect(_ rows: PostgresRowSequence) async throws -> [SQLRow] {
         var result: [SQLRow] = []
-        for try await row in rows {
-            var values: [String: SQLValue] = [:]
-            for cell in row {
-                values[cell.columnName] = try value(of: cell)
-            }
-            result.append(SQLRow(values))
-        }
+        for try await row in rows { result.append(try self.row(row)) }
         return result
+    }
+
+    static func row(_ row: PostgresRow) throws -> SQLRow {
+        var values: [String: SQLValue] = [:]
+        for cell in row {
+            values[cell.columnName] = try value(of: cell)
+        }
+        return SQLRow(values)
     }
 
     private static func value(of cell: PostgresCell) throws -> SQLValue {
@@ -141,4 +167,58 @@ public final class PostgresDatabase: SQLDatabase {
         default: return .text(try cell.decode(String.self))
         }
     }
+}
+
+/// PostgresNIO keys a prepared statement by a static name and text, so each of a few slot types is
+/// given one statement's text, the first time that text is run prepared. The texts are those of
+/// ``SQL/prepared()`` statements, a handful of fixed shapes; past the slots, statements run unnamed.
+protocol PreparedSlot {}
+enum PreparedSlot0: PreparedSlot {}
+enum PreparedSlot1: PreparedSlot {}
+enum PreparedSlot2: PreparedSlot {}
+enum PreparedSlot3: PreparedSlot {}
+enum PreparedSlot4: PreparedSlot {}
+enum PreparedSlot5: PreparedSlot {}
+enum PreparedSlot6: PreparedSlot {}
+enum PreparedSlot7: PreparedSlot {}
+
+final class PreparedSlots: Sendable {
+    static let shared = PreparedSlots()
+    private static let all: [any PreparedSlot.Type] = [
+        PreparedSlot0.self, PreparedSlot1.self, PreparedSlot2.self, PreparedSlot3.self,
+        PreparedSlot4.self, PreparedSlot5.self, PreparedSlot6.self, PreparedSlot7.self,
+    ]
+    private struct State {
+        var slotOfText: [String: Int] = [:]
+        var textOfSlot: [String] = []
+    }
+    private let state = NIOLockedValueBox(State())
+
+    /// The slot holding `text`, given the next free one on first sight; nil when all are taken.
+    func slot(for text: String) -> (any PreparedSlot.Type)? {
+        state.withLockedValue { state in
+            if let index = state.slotOfText[text] { return Self.all[index] }
+            guard state.textOfSlot.count < Self.all.count else { return nil }
+            state.slotOfText[text] = state.textOfSlot.count
+            state.textOfSlot.append(text)
+            return Self.all[state.textOfSlot.count - 1]
+        }
+    }
+
+    func text(of slot: any PreparedSlot.Type) -> String {
+        state.withLockedValue { state in
+            guard let index = Self.all.firstIndex(where: { $0 == slot }), index < state.textOfSlot.count else { return "" }
+            return state.textOfSlot[index]
+        }
+    }
+}
+
+struct SlotStatement<Slot: PreparedSlot>: PostgresPreparedStatement {
+    typealias Row = PostgresRow
+    static var name: String { "souk_\(Slot.self)" }
+    static var sql: String { PreparedSlots.shared.text(of: Slot.self) }
+    let bindings: PostgresBindings
+
+    func makeBindings() throws -> PostgresBindings { bindings }
+    func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
 }

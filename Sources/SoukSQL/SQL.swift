@@ -15,6 +15,16 @@ public enum SQLValue: Sendable, Hashable {
 public struct SQL: Sendable, ExpressibleByStringInterpolation {
     public private(set) var text: String
     public private(set) var binds: [SQLValue]
+    /// Planned once per connection and reused (PostgreSQL), for the hottest statements, whose
+    /// planning cost as much as their execution. Only for statements of a fixed shape.
+    public private(set) var isPrepared = false
+
+    /// This statement, planned once per connection (see ``isPrepared``).
+    public func prepared() -> SQL {
+        var copy = self
+        copy.isPrepared = true
+        return copy
+    }
 
     public init(stringLiteral value: String) {
         self.text = value

@@ -104,7 +104,7 @@ extension SQLStorage: CheckoutStore {
     func acceptOneItem(_ request: CheckoutRequest, deadline: TimeInterval, now: Date) async throws -> CheckoutOrder? {
         let item = request.items[0]
         let id = CheckoutOrder.newID()
-        let rows = try await database.read("""
+        let statement: SQL = """
             WITH product AS (
                 SELECT id, vendor_id, name, price_minor, currency, price_minor * \(item.quantity) AS total FROM products
                 WHERE id = \(item.productID) AND available = TRUE AND stock >= \(item.quantity)
@@ -132,7 +132,8 @@ extension SQLStorage: CheckoutStore {
                 INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
                 SELECT \(request.buyerID), 'hold', ok.total, \(id), ok.vendor_id, \(now) FROM ok RETURNING id)
             SELECT ok.vendor_id, ok.name, ok.price_minor, ok.currency, ok.total FROM ok, taken, held, saga, line, ledger
-            """)
+            """
+        let rows = try await database.read(statement.prepared())
         // Each part writes exactly the one row of `ok` (whose rows are locked), so one answer row
         // means all of it happened; none means nothing did.
         guard let row = rows.first else { return nil }
@@ -321,7 +322,7 @@ extension SQLStorage: CheckoutStore {
     /// of six. When another decision came first, `done` is empty and nothing else is written.
     func confirmInOneStatement(id: String, now: Date) async throws -> Bool {
         // `read` sends it alone (autocommit): one statement is atomic by itself, no BEGIN/COMMIT.
-        let rows = try await database.read("""
+        let statement: SQL = """
             WITH done AS (
                 UPDATE checkouts SET status = 'confirmed', lease_owner = NULL, lease_until = NULL, updated_at = \(now)
                 WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor),
@@ -335,7 +336,8 @@ extension SQLStorage: CheckoutStore {
             payment AS (
                 INSERT INTO payments (checkout_id, amount_minor, created_at) SELECT \(id), total_minor, \(now) FROM done RETURNING checkout_id)
             SELECT (SELECT COUNT(*) FROM done) AS decided, (SELECT COUNT(*) FROM payment) AS paid
-            """)
+            """
+        let rows = try await database.read(statement.prepared())
         return try rows.first?.int("decided") == 1
     }
 

@@ -78,7 +78,7 @@ extension SQLStorage {
         for _ in 0..<3 {
             let rows: [SQLRow]
             do {
-                rows = try await database.read("""
+                let statement: SQL = """
                     WITH taken AS (
                         UPDATE products SET stock = stock - \(item.quantity), updated_at = \(now)
                         WHERE id = \(item.productID) AND vendor_id = \(vendorID) AND available = TRUE AND stock >= \(item.quantity)
@@ -95,7 +95,8 @@ extension SQLStorage {
                         RETURNING order_id)
                     SELECT placed.id, placed.reference, placed.total_minor, placed.currency, taken.name, taken.price_minor
                     FROM placed, taken, line
-                    """)
+                    """
+                rows = try await database.read(statement.prepared())
             } catch {
                 continue  // a duplicate reference or an overflowing total rolled the whole statement back
             }

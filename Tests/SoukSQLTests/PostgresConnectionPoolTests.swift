@@ -108,6 +108,51 @@ struct PostgresConnectionPoolTests {
         try await holder.value
         await #expect(throws: PostgresConnectionPool.PoolError.self) { try await pool.withConnection { _ in } }
     }
+
+    /// Statements marked `prepared()` give the same rows as unnamed ones, from many callers, after the
+    /// connection is replaced, with a NULL parameter (run unnamed) and past the prepared slots.
+    @Test func preparedStatementsAnswerAsUnnamedOnesDo() async throws {
+        let database = PostgresDatabase(configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), maximumConnections: 1, logger: TestLog.logger)
+        try await database.closing { database in
+            func sum(_ a: Int64, _ b: Int64, prepared: Bool) async throws -> Int64 {
+                let sql: SQL = "SELECT \(a) + \(b) AS total, \("text") || 'x' AS label, \(true) AS flag"
+                let row = try #require(try await database.read(prepared ? sql.prepared() : sql).first)
+                #expect(try row.string("label") == "textx")
+                return try row.int("total")
+            }
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for n in Int64(0)..<40 {
+                    group.addTask {
+                        let total = try await sum(n, 1, prepared: true)
+                        #expect(total == n + 1)
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await sum(2, 3, prepared: false) == 5)
+
+            // The backend gone: its replacement prepares again.
+            let pid = try #require(try await database.read("SELECT pg_backend_pid() AS pid").first?.int("pid"))
+            let admin = try await PostgresConnection.connect(
+                configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), id: 98, logger: TestLog.logger
+            )
+            try await admin.query("SELECT pg_terminate_backend(\(Int32(pid)))", logger: TestLog.logger)
+            try await admin.close()
+            var after: Int64?
+            for _ in 0..<4 where after == nil {
+                after = try? await sum(7, 8, prepared: true)
+                if after == nil { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(after == 15)
+
+            let withNull: SQL = "SELECT COALESCE(\(nil as Int64?), 4) AS n"
+            #expect(try await database.read(withNull.prepared()).first?.int("n") == 4)
+            for shape in 0..<12 {
+                let distinct = SQL(stringLiteral: "SELECT \(shape) AS shape")
+                #expect(try await database.read(distinct.prepared()).first?.int("shape") == Int64(shape))
+            }
+        }
+    }
 }
 
 private struct TestFailure: Error {

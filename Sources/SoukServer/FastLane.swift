@@ -64,7 +64,8 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let part = unwrapInboundIn(data)
         switch (state, part) {
         case (_, .head(let request)):
-            if routerRequests == 0, request.headerFields[.connection]?.lowercased() != "close",
+            // `Connection: close` and `Expect: 100-continue` stay with the router, which knows them.
+            if routerRequests == 0, request.headerFields[.connection]?.lowercased() != "close", request.headerFields[.expect] == nil,
                let lane = lanes.first(where: { $0.takes(request) }) {
                 state = .collecting(request, lane: lane, body: ByteBuffer(), since: .now)
             } else {
@@ -72,7 +73,7 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case (.collecting(let request, let lane, var body, let since), .body(var chunk)):
             if body.readableBytes + chunk.readableBytes > Self.maximumBody {
-                route(context, [.head(request), .body(body), .body(chunk)])
+                route(context, [.head(request)] + (body.readableBytes > 0 ? [.body(body)] : []) + [.body(chunk)])
             } else {
                 body.writeBuffer(&chunk)
                 state = .collecting(request, lane: lane, body: body, since: since)

@@ -159,6 +159,33 @@ struct FastLaneTests {
         }
     }
 
+    /// On a live connection: bodies in several parts, a body too large for a lane, `Expect` and
+    /// `Connection: close` all get the router's answer, in order, and the connection stays usable.
+    @Test func whatALaneDoesNotTakeReachesTheRouterWholeOnALiveServer() async throws {
+        try await TestApp.run(flashSaleGate: SoldOutGate(), testing: .live) { app in
+            let token = try await app.vendorToken("amina")
+            let phone = try await app.product(token: token, stock: 5)
+            let created = try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: 1)
+            let sale = try #require((created.json["id"] as? NSNumber)?.int64Value)
+            let port = try #require(app.client.port)
+            func post(_ body: String, _ extra: String = "") -> String {
+                "POST /api/v1/flash-sales/\(sale)/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            }
+            let large = #"{"buyer_id":"big","padding":""# + String(repeating: "a", count: 6_000) + #""}"#
+            let replies = try await RawHTTP.exchange(port: port, [
+                post(#"{"buyer_id":"plain"}"#),
+                post(large),
+                post(#"{"buyer_id":"first"}"#),
+                post(#"{"buyer_id":""}"#),
+                post(#"{"buyer_id":"expecting"}"#, "Expect: 100-continue\r\n"),
+                post(#"{"buyer_id":"closing"}"#, "Connection: close\r\n"),
+            ].joined(), expecting: 6)
+            #expect(replies.map(\.status) == [409, 409, 202, 422, 409, 409], "\(replies.map(\.body))")
+            #expect(replies[0].body.contains(#""code":"sold_out""#) && replies[1].body.contains(#""code":"sold_out""#))
+            #expect(replies[2].body.contains(#""order_id":"\#(sale)-first-1""#))
+        }
+    }
+
     @Test func theBuyerIsReadWithoutADecoderOnlyFromThePlainBody() {
         #expect(FlashSaleController.PurchaseInput.plain(ByteBuffer(string: #"{"buyer_id":"amina-7"}"#)) == "amina-7")
         #expect(FlashSaleController.PurchaseInput.plain(ByteBuffer(string: "\n{ \"buyer_id\" :\t\"b\" }\r\n")) == "b")

@@ -22,6 +22,24 @@ struct PostgresConnectionPoolTests {
         }
     }
 
+    /// Ends a backend from outside, as an administrator or a failover would.
+    private static func terminate(_ pid: Int32) async throws {
+        let admin = try await PostgresConnection.connect(
+            configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), id: 99, logger: TestLog.logger
+        )
+        try await admin.query("SELECT pg_terminate_backend(\(pid))", logger: TestLog.logger)
+        try await admin.close()
+    }
+
+    /// The first answer of `attempt` within a few tries (a dead connection fails one attempt at most).
+    private static func eventually<T: Sendable>(_ attempt: () async throws -> T) async throws -> T? {
+        for _ in 0..<4 {
+            if let value = try? await attempt() { return value }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return nil
+    }
+
     private static func backendPID(_ connection: PostgresConnection) async throws -> Int32 {
         for try await pid in try await connection.query("SELECT pg_backend_pid()", logger: TestLog.logger).decode(Int32.self) { return pid }
         throw TestFailure("no pid")
@@ -73,18 +91,9 @@ struct PostgresConnectionPoolTests {
     @Test func aConnectionTheServerClosedIsReplaced() async throws {
         try await withPool(size: 1) { pool in
             let first = try await pool.withConnection { try await Self.backendPID($0) }
-            let admin = try await PostgresConnection.connect(
-                configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), id: 99, logger: TestLog.logger
-            )
-            try await admin.query("SELECT pg_terminate_backend(\(first))", logger: TestLog.logger)
-            try await admin.close()
+            try await Self.terminate(first)
             // The idle connection is dead now; one failed attempt at most, then a fresh backend.
-            var second: Int32?
-            for _ in 0..<3 where second == nil {
-                second = try? await pool.withConnection { try await Self.backendPID($0) }
-                if second == nil { try await Task.sleep(for: .milliseconds(50)) }
-            }
-            let replaced = try #require(second)
+            let replaced = try #require(try await Self.eventually { try await pool.withConnection { try await Self.backendPID($0) } })
             #expect(replaced != first)
         }
     }
@@ -133,17 +142,8 @@ struct PostgresConnectionPoolTests {
 
             // The backend gone: its replacement prepares again.
             let pid = try #require(try await database.read("SELECT pg_backend_pid() AS pid").first?.int("pid"))
-            let admin = try await PostgresConnection.connect(
-                configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), id: 98, logger: TestLog.logger
-            )
-            try await admin.query("SELECT pg_terminate_backend(\(Int32(pid)))", logger: TestLog.logger)
-            try await admin.close()
-            var after: Int64?
-            for _ in 0..<4 where after == nil {
-                after = try? await sum(7, 8, prepared: true)
-                if after == nil { try await Task.sleep(for: .milliseconds(50)) }
-            }
-            #expect(after == 15)
+            try await Self.terminate(Int32(pid))
+            #expect(try await Self.eventually { try await sum(7, 8, prepared: true) } == 15)
 
             let withNull: SQL = "SELECT COALESCE(\(nil as Int64?), 4) AS n"
             #expect(try await database.read(withNull.prepared()).first?.int("n") == 4)

@@ -22,7 +22,7 @@ struct FlashSaleLoad: AsyncParsableCommand {
     @Option(help: "Distinct buyers.") var buyers = 10_000
     @Option(help: "Attempts per buyer (retries use the same buyer).") var attemptsPerBuyer = 1
     @Option(help: "Connections kept open at once.") var concurrency = 256
-    @Option(help: "The vendor's API token, to verify the persisted orders (recommended).") var token: String?
+    @Option(help: "The vendor's API token, to verify the persisted orders (recommended). Write --token=T: a token may begin with '-'.") var token: String?
     @Option(help: "Seconds to wait for persistence.") var persistTimeout = 60
 
     func run() async throws {
@@ -106,7 +106,7 @@ struct FlashSaleLoad: AsyncParsableCommand {
             print("duplicates   \(duplicates)")
             print("lost         \(lost) (admitted but not persisted)")
         } else {
-            print("persisted    (pass --token to verify persisted orders)")
+            print("persisted    (pass --token=T to verify persisted orders)")
         }
         print("oversold     \(oversold)")
         if oversold > 0 || duplicates > 0 || lost > 0 || results.errors > 0 { verdict = "FAIL" }

@@ -51,7 +51,9 @@ struct FlashSaleProcessTests {
     static func loadtest(_ cluster: Cluster, instance: Int, buyers: Int, attempts: Int = 1) async throws -> (status: Int32, output: String) {
         try await SoukProcess.run([
             "loadtest", "flash-sale", "--url", cluster.serve[instance].baseURL.absoluteString, "--sale", String(cluster.saleID),
-            "--buyers", String(buyers), "--attempts-per-buyer", String(attempts), "--concurrency", "64", "--token", cluster.token,
+            "--buyers", String(buyers), "--attempts-per-buyer", String(attempts), "--concurrency", "64",
+            // One token in 64 begins with "-", which would read as an option after a separate "--token".
+            "--token=\(cluster.token)",
         ])
     }
 

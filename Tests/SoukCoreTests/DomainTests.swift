@@ -123,9 +123,9 @@ struct CheckoutDecisionTests {
         let notifier = CheckoutNotifier()
         let decision = CheckoutDecision(orderID: "co_race", status: .confirmed, failureReason: nil, decidedAt: Date())
         notifier.resolve(decision)
-        let started = ContinuousClock.now
+        // Without the notifier's memory this wait would end empty at its timeout.
         let got = await notifier.wait(for: "co_race", timeout: .seconds(5))
-        #expect(got == decision && ContinuousClock.now - started < .seconds(1))
+        #expect(got == decision)
         // A waiter for another order still waits for its own.
         #expect(await notifier.wait(for: "co_other", timeout: .milliseconds(50)) == nil)
     }

@@ -203,9 +203,13 @@ public protocol FlashSaleGate: Sendable {
     /// The answer this process already knows without asking anyone (a sale it has seen sold out),
     /// without suspending; nil when only ``admit(_:buyerID:requestKey:now:)`` can decide.
     func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission?
+    /// Whether ``settledAdmission(_:buyerID:requestKey:now:)`` can answer for this sale at all: a
+    /// look that costs nothing, so attempts on a sale still selling skip that path entirely.
+    func hasSettledAdmissions(saleID: Int64) -> Bool
 }
 
 extension FlashSaleGate {
     public func prepare(_ sale: FlashSale) async throws {}
     public func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission? { nil }
+    public func hasSettledAdmissions(saleID: Int64) -> Bool { false }
 }

@@ -83,16 +83,19 @@ public final class InProcessPageCache: PageCache, @unchecked Sendable {
     }
 
     public func lookup(_ key: PageKey) async throws -> (version: UInt64, page: CachedPage?) {
-        lock.withLock {
-            let version = versions[key.vendorID, default: 1]
-            return (version, page(key, at: version))
-        }
+        lock.withLock { current(key) }
     }
 
     /// The page at the vendor's current version, without suspending: for answers given on the
     /// event loop that read the request.
     public func currentPage(_ key: PageKey) -> CachedPage? {
-        lock.withLock { page(key, at: versions[key.vendorID, default: 1]) }
+        lock.withLock { current(key).page }
+    }
+
+    /// Call with the lock held.
+    private func current(_ key: PageKey) -> (version: UInt64, page: CachedPage?) {
+        let version = versions[key.vendorID, default: 1]
+        return (version, page(key, at: version))
     }
 
     /// Call with the lock held.

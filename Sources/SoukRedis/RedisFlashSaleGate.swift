@@ -62,6 +62,10 @@ public final class RedisFlashSaleGate: FlashSaleGate {
         return now >= sale.endsAt ? .ended : .soldOut
     }
 
+    public func hasSettledAdmissions(saleID: Int64) -> Bool {
+        soldOut.withLockedValue { $0[saleID] != nil }
+    }
+
     public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission {
         if let settled = settledAdmission(sale, buyerID: buyerID, requestKey: requestKey, now: now) { return settled }
         if now < sale.startsAt { return .notStarted }

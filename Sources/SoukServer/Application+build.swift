@@ -39,13 +39,14 @@ public func buildApplication(
     logger: Logger,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
+    let serverName = "Souk"
     let logRequests = logger.logLevel <= .debug
     // Requests logged one by one go through the router alone, where they are logged.
     let lanes: [any FastLane] = logRequests ? [] : soukServices.fastLanes
     return Application(
         router: buildRouter(soukServices, logRequests: logRequests),
-        server: .http1(configuration: .init(additionalChannelHandlers: lanes.isEmpty ? [] : [FastLaneHandler(lanes: lanes, metrics: SoukMetrics.http, serverName: "Souk")])),
-        configuration: .init(address: .hostname(host, port: port), serverName: "Souk"),
+        server: .http1(configuration: .init(additionalChannelHandlers: lanes.isEmpty ? [] : [FastLaneHandler(lanes: lanes, metrics: SoukMetrics.http, serverName: serverName)])),
+        configuration: .init(address: .hostname(host, port: port), serverName: serverName),
         services: services,
         onServerRunning: onServerRunning,
         logger: logger

@@ -170,8 +170,11 @@ struct StorePageLane: FastLane {
 struct SoldOutLane: FastLane {
     let flashSales: FlashSales
 
+    /// Only sales the gate has settled: an attempt on a sale still selling goes straight to the
+    /// router, without its body being read twice.
     func takes(_ request: HTTPRequest) -> Bool {
-        request.method == .post && Self.saleID(in: request.path ?? "") != nil
+        guard request.method == .post, let saleID = Self.saleID(in: request.path ?? "") else { return false }
+        return flashSales.gate.hasSettledAdmissions(saleID: saleID)
     }
 
     func answer(_ request: HTTPRequest, body: ByteBuffer) -> FastAnswer? {

@@ -186,6 +186,9 @@ public protocol FlashSaleStore: Sendable {
     func flashSaleOrders(saleID: Int64, after: Int64?, limit: Int) async throws -> [FlashSaleOrder]
     /// Every persisted order, to rebuild the admission state.
     func allAdmittedOrders(saleID: Int64) async throws -> [AdmittedOrder]
+    /// How many orders are persisted, counted where they are (the reconciler asks this of sales
+    /// with millions of orders, every few seconds).
+    func admittedOrderCount(saleID: Int64) async throws -> Int
     /// Sales not closed yet, oldest first.
     func openFlashSales() async throws -> [FlashSale]
     /// Returns the unsold units to the product and marks the sale closed (once).

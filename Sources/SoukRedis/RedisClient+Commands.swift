@@ -82,6 +82,10 @@ extension RedisClient {
         try await execute(RESPCommand("HGET", [key, field])).string
     }
 
+    public func hlen(_ key: String) async throws -> Int {
+        Int(try Self.integer(await execute(RESPCommand("HLEN", [key]))))
+    }
+
     public func hgetall(_ key: String) async throws -> [String: String] {
         try Self.pairs(await execute(RESPCommand("HGETALL", [key])))
     }

@@ -97,6 +97,10 @@ extension SQLStorage: FlashSaleStore {
         }
     }
 
+    public func admittedOrderCount(saleID: Int64) async throws -> Int {
+        Int(try await database.read("SELECT COUNT(*) AS n FROM flash_sale_orders WHERE sale_id = \(saleID)").first?.int("n") ?? 0)
+    }
+
     public func closeFlashSale(id: Int64, now: Date) async throws -> Bool {
         try await database.transaction { transaction in
             guard let sale = try await transaction.first("""

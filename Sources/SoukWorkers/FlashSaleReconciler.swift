@@ -65,7 +65,7 @@ public struct FlashSaleReconciler: Sendable {
         }
         report.quantity = sale.quantity
         report.persisted = sale.sold
-        report.ordersInDatabase = try await store.allAdmittedOrders(saleID: saleID).count
+        report.ordersInDatabase = try await store.admittedOrderCount(saleID: saleID)
         if report.ordersInDatabase != sale.sold {
             report.problems.append("the sold counter (\(sale.sold)) differs from the order rows (\(report.ordersInDatabase))")
         }
@@ -84,7 +84,7 @@ public struct FlashSaleReconciler: Sendable {
                 let stock = Int(try await redis.getString(keys.stock) ?? "0") ?? 0
                 let admitted = sale.quantity - stock
                 report.admittedInRedis = admitted
-                report.ordersInRedis = try await redis.hgetall(keys.orders).count
+                report.ordersInRedis = try await redis.hlen(keys.orders)
                 report.streamLength = try await redis.xlen(keys.admitted)
                 report.pending = try await redis.xpendingCount(keys.admitted, group: RedisKeys.persisterGroup)
                 if stock < 0 { report.problems.append("Redis stock is negative (\(stock)): oversold") }

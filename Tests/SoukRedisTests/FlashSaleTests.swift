@@ -264,10 +264,12 @@ struct FlashSaleTests {
             try await redis.xack(keys.admitted, group: RedisKeys.persisterGroup, ids: read.map(\.id))
             let reconciler = FlashSaleReconciler(redis: redis, store: harness.storage, logger: TestLog.logger)
             let found = try await reconciler.reconcile(saleID: sale.id, repair: false)
-            #expect(!found.isConsistent && found.admittedInRedis == 5 && found.persisted == 0)
+            #expect(!found.isConsistent && found.admittedInRedis == 5 && found.ordersInRedis == 5 && found.persisted == 0 && found.ordersInDatabase == 0)
             let repaired = try await reconciler.reconcile(saleID: sale.id, repair: true)
             #expect(repaired.repairs.contains { $0.contains("replayed") })
             #expect(try await harness.storage.flashSale(id: sale.id)?.sold == 5)
+            let after = try await reconciler.reconcile(saleID: sale.id, repair: false)
+            #expect(after.isConsistent && after.ordersInDatabase == 5 && after.ordersInRedis == 5, "\(after)")
 
             // Redis loses the sale entirely: it is rebuilt from the database, buyers and all.
             try await redis.del(keys.all)

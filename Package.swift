@@ -31,11 +31,13 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
-        // Domain types, rules and ports. Imports nothing of ours and no server framework.
+        // Domain types, rules and ports. Imports nothing of ours and no server framework (NIOCore's futures only).
         .target(
             name: "SoukCore",
             dependencies: [
                 .product(name: "Logging", package: "swift-log"),
+                // EventLoopFuture only, for the ports that answer on an event loop.
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -26,12 +26,10 @@ public struct FlashSales: Sendable {
         let buyerID = try BuyerID.validated(rawBuyer)
         let requestKey = try Self.requestKey(rawKey)
         guard let sale = try await sale(id: saleID) else { throw SoukError.notFound("Flash sale") }
-        switch try await gate.admit(sale, buyerID: buyerID, requestKey: requestKey, now: now) {
-        case .admitted(let orderID, let repeated): return (sale, orderID, repeated)
-        case .soldOut: throw SoukError.soldOut
-        case .limitReached: throw SoukError.limitReached(limit: sale.perBuyerLimit)
-        case .notStarted: throw SoukError.saleNotStarted(startsAt: sale.startsAt)
-        case .ended: throw SoukError.saleEnded
+        let admission = try await gate.admit(sale, buyerID: buyerID, requestKey: requestKey, now: now)
+        switch Self.outcome(admission, of: sale) {
+        case .success(let orderID): return (sale, orderID, admission == .admitted(orderID: orderID, repeated: true))
+        case .failure(let error): throw error
         }
     }
 
@@ -39,15 +37,30 @@ public struct FlashSales: Sendable {
     /// suspending: the admitted order of a retried purchase, or the refusal. Nil when the attempt
     /// must go through ``purchase(saleID:buyerID:requestKey:now:)`` (which then gives the same answer).
     public func settledPurchase(saleID: Int64, buyerID rawBuyer: String?, requestKey rawKey: String?, now: Date = Date()) -> Result<String, SoukError>? {
-        guard let buyerID = try? BuyerID.validated(rawBuyer), let requestKey = try? Self.requestKey(rawKey),
-              let sale = terms.get(saleID),
-              let admission = gate.settledAdmission(sale, buyerID: buyerID, requestKey: requestKey, now: now)
+        guard let attempt = knownAttempt(saleID: saleID, buyerID: rawBuyer, requestKey: rawKey),
+              let admission = gate.settledAdmission(attempt.sale, buyerID: attempt.buyerID, requestKey: attempt.requestKey, now: now)
         else { return nil }
+        return Self.outcome(admission, of: attempt.sale)
+    }
+
+    /// A well-formed attempt on a sale whose terms this process already holds: what a gate needs to
+    /// decide without suspending. Nil when only ``purchase(saleID:buyerID:requestKey:now:)`` can
+    /// answer (an invalid buyer or key, whose error it gives; a sale not read yet).
+    public func knownAttempt(saleID: Int64, buyerID rawBuyer: String?, requestKey rawKey: String?) -> (sale: FlashSale, buyerID: String, requestKey: String)? {
+        guard let buyerID = try? BuyerID.validated(rawBuyer), let requestKey = try? Self.requestKey(rawKey),
+              let sale = terms.get(saleID)
+        else { return nil }
+        return (sale, buyerID, requestKey)
+    }
+
+    /// What the buyer hears for an admission decision: the order id, or why not.
+    public static func outcome(_ admission: Admission, of sale: FlashSale) -> Result<String, SoukError> {
         switch admission {
-        case .admitted(let orderID, _): return .success(orderID)
-        case .soldOut: return .failure(.soldOut)
-        case .ended: return .failure(.saleEnded)
-        case .limitReached, .notStarted: return nil
+        case .admitted(let orderID, _): .success(orderID)
+        case .soldOut: .failure(.soldOut)
+        case .limitReached: .failure(.limitReached(limit: sale.perBuyerLimit))
+        case .notStarted: .failure(.saleNotStarted(startsAt: sale.startsAt))
+        case .ended: .failure(.saleEnded)
         }
     }
 

@@ -14,6 +14,8 @@ public final class RedisClient: Service, Sendable {
     let logger: Logger
     let eventLoopGroup: any EventLoopGroup
     private let slots: [Slot]
+    /// One connection per event loop for ``connection(on:)``, opened on that loop.
+    private let loopSlots = NIOLockedValueBox<[ObjectIdentifier: Slot]>([:])
     private let next = NIOLockedValueBox(0)
     private let isShutdown = NIOLockedValueBox(false)
 
@@ -37,6 +39,7 @@ public final class RedisClient: Service, Sendable {
     public func shutdown() {
         isShutdown.withLockedValue { $0 = true }
         for slot in slots { slot.close() }
+        for slot in loopSlots.withLockedValue({ Array($0.values) }) { slot.close() }
     }
 
     /// Sends commands as one pipelined batch on one connection and returns the replies in order.
@@ -84,6 +87,26 @@ public final class RedisClient: Service, Sendable {
         }
     }
 
+    /// The connection that lives on `eventLoop`, for work that stays on that loop from request to
+    /// answer (``RedisConnection/submit(_:timeout:)`` completes there, so nothing hops to a task).
+    /// Never waits: nil while it is being opened (in the background, with the pool's backoff) or
+    /// Redis is unreachable, and the caller takes the ordinary path.
+    public func connection(on eventLoop: any EventLoop) -> RedisConnection? {
+        guard !isShutdown.withLockedValue({ $0 }) else { return nil }
+        let slot = loopSlots.withLockedValue { slots in
+            if let slot = slots[ObjectIdentifier(eventLoop)] { return slot }
+            let slot = Slot()
+            slots[ObjectIdentifier(eventLoop)] = slot
+            return slot
+        }
+        if let ready = slot.ready { return ready }
+        guard slot.mayOpen else { return nil }
+        Task { [configuration, logger] in
+            _ = try? await slot.connection { try await RedisConnection.connect(configuration, eventLoopGroup: eventLoop, logger: logger) }
+        }
+        return nil
+    }
+
     /// One place in the pool: a live connection, one being opened (shared by everyone who waits),
     /// or a pause after a failed attempt.
     final class Slot: Sendable {
@@ -95,6 +118,25 @@ public final class RedisClient: Service, Sendable {
         }
 
         private let state = NIOLockedValueBox<State>(.empty)
+
+        /// Whether a connection may be opened now: none is being opened and no backoff is running.
+        var mayOpen: Bool {
+            state.withLockedValue { state in
+                switch state {
+                case .connecting: return false
+                case .backingOff(let until, _, _): return ContinuousClock.now >= until
+                case .empty, .connected: return true
+                }
+            }
+        }
+
+        /// The live connection, if there is one, without waiting.
+        var ready: RedisConnection? {
+            state.withLockedValue { state in
+                if case .connected(let connection) = state, !connection.isClosed { return connection }
+                return nil
+            }
+        }
 
         static let firstBackoff: Duration = .milliseconds(25)
         static let maximumBackoff: Duration = .seconds(2)

@@ -9,7 +9,7 @@ import RESP
 /// they were sent and replies are matched first-in, first-out. A timeout, a cancelled caller or
 /// a protocol error closes it (a sent command cannot be taken back); the pool opens a new one.
 public final class RedisConnection: Sendable {
-    typealias Machine = RedisConnectionStateMachine<CheckedContinuation<[RESPToken], any Error>>
+    typealias Machine = RedisConnectionStateMachine<ReplySink>
 
     let channel: any Channel
     private let machine: NIOLockedValueBox<Machine>
@@ -84,29 +84,57 @@ public final class RedisConnection: Sendable {
     public func execute(_ commands: [RESPCommand], timeout: Duration? = nil) async throws -> [RESPToken] {
         guard !commands.isEmpty else { return [] }
         if Task.isCancelled { throw RedisClientError(.cancelled) }
-        var buffer = channel.allocator.buffer(capacity: 64 * commands.count)
-        for command in commands { command.encode(into: &buffer) }
-        let timeout = timeout ?? commandTimeout
-        let deadline = NIODeadline.now().uptimeNanoseconds + UInt64(timeout.components.seconds) * 1_000_000_000 + UInt64(timeout.components.attoseconds / 1_000_000_000)
+        let buffer = encode(commands)
         let id = NIOLockedValueBox<UInt64?>(nil)
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<[RESPToken], any Error>) in
-                let failure: RedisClientError? = machine.withLockedValue { machine in
-                    switch machine.send(expecting: commands.count, deadline: deadline, promise: continuation) {
-                    case .write(let assigned):
-                        id.withLockedValue { $0 = assigned }
-                        // Queued under the lock, so the order of writes is the order of the FIFO.
-                        enqueue(buffer)
-                        return nil
-                    case .fail(let error):
-                        return error
-                    }
-                }
-                if let failure { continuation.resume(throwing: failure) }
+                id.withLockedValue { $0 = register(buffer, expecting: commands.count, timeout: timeout, to: .task(continuation)) }
             }
         } onCancel: {
             guard let assigned = id.withLockedValue({ $0 }) else { return }
             self.carryOut(machine.withLockedValue { $0.cancel(id: assigned) })
+        }
+    }
+
+    /// Sends the commands in one write; the replies complete the future on this connection's event
+    /// loop. For answers given on the event loop that read the request, which must not wait for a
+    /// task (see ``RedisClient/connection(on:)``).
+    public func submit(_ commands: [RESPCommand], timeout: Duration? = nil) -> EventLoopFuture<[RESPToken]> {
+        let promise = channel.eventLoop.makePromise(of: [RESPToken].self)
+        guard !commands.isEmpty else {
+            promise.succeed([])
+            return promise.futureResult
+        }
+        _ = register(encode(commands), expecting: commands.count, timeout: timeout, to: .loop(promise))
+        return promise.futureResult
+    }
+
+    private func encode(_ commands: [RESPCommand]) -> ByteBuffer {
+        var buffer = channel.allocator.buffer(capacity: 64 * commands.count)
+        for command in commands { command.encode(into: &buffer) }
+        return buffer
+    }
+
+    /// Registers the request and queues its bytes, or fails it at once on a closed connection;
+    /// returns the request's id in the FIFO.
+    private func register(_ buffer: ByteBuffer, expecting replies: Int, timeout: Duration?, to sink: ReplySink) -> UInt64? {
+        let timeout = timeout ?? commandTimeout
+        let deadline = NIODeadline.now().uptimeNanoseconds + UInt64(timeout.components.seconds) * 1_000_000_000 + UInt64(timeout.components.attoseconds / 1_000_000_000)
+        let outcome: Result<UInt64, RedisClientError> = machine.withLockedValue { machine in
+            switch machine.send(expecting: replies, deadline: deadline, promise: sink) {
+            case .write(let assigned):
+                // Queued under the lock, so the order of writes is the order of the FIFO.
+                enqueue(buffer)
+                return .success(assigned)
+            case .fail(let error):
+                return .failure(error)
+            }
+        }
+        switch outcome {
+        case .success(let id): return id
+        case .failure(let error):
+            sink.resume(throwing: error)
+            return nil
         }
     }
 
@@ -156,6 +184,27 @@ public final class RedisConnection: Sendable {
         guard case .close(let failing, let error) = action else { return }
         channel.close(promise: nil)
         for continuation in failing { continuation.resume(throwing: error) }
+    }
+}
+
+/// Who waits for a request's replies: a suspended task, or a promise completed on the
+/// connection's event loop.
+enum ReplySink: Sendable {
+    case task(CheckedContinuation<[RESPToken], any Error>)
+    case loop(EventLoopPromise<[RESPToken]>)
+
+    func resume(returning replies: [RESPToken]) {
+        switch self {
+        case .task(let continuation): continuation.resume(returning: replies)
+        case .loop(let promise): promise.succeed(replies)
+        }
+    }
+
+    func resume(throwing error: any Error) {
+        switch self {
+        case .task(let continuation): continuation.resume(throwing: error)
+        case .loop(let promise): promise.fail(error)
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOCore
 import RESP
 import SoukCore
 
@@ -8,7 +9,7 @@ import SoukCore
 /// stream. Redis runs with AOF, so an answered admission survives a Redis crash; workers persist
 /// the stream to the database. Once a sale is sold out, this process answers further attempts from
 /// memory without touching Redis.
-public final class RedisFlashSaleGate: FlashSaleGate {
+public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
     let redis: RedisClient
     let store: any FlashSaleStore
     /// Sales this process has seen sold out, with every admitted order for idempotent retries.
@@ -69,13 +70,50 @@ public final class RedisFlashSaleGate: FlashSaleGate {
     public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission {
         if let settled = settledAdmission(sale, buyerID: buyerID, requestKey: requestKey, now: now) { return settled }
         if now < sale.startsAt { return .notStarted }
-        let keys = RedisKeys.sale(sale.id)
-        let arguments = [buyerID, requestKey, String(Int64(now.timeIntervalSince1970 * 1_000)), String(sale.id)]
-        var reply = try await redis.evalsha(Self.admitScript, keys: keys.all, arguments: arguments)
-        if reply.elements?.first?.string == "unprepared" {
+        let command = Self.admitCommand(sale, buyerID: buyerID, requestKey: requestKey, now: now)
+        var admission = try Self.admission(from: try await redis.evalsha(Self.admitScript, keys: command.keys, arguments: command.arguments))
+        if admission == nil {
             try await prepare(sale)
-            reply = try await redis.evalsha(Self.admitScript, keys: keys.all, arguments: arguments)
+            admission = try Self.admission(from: try await redis.evalsha(Self.admitScript, keys: command.keys, arguments: command.arguments))
         }
+        guard let admission else { throw RedisClientError(.unexpectedReply, "the sale is still not in Redis after preparing it") }
+        if admission == .soldOut {
+            try await rememberSoldOut(sale)
+            if let order = soldOut.withLockedValue({ $0[sale.id]?[buyerID + "|" + requestKey] }) {
+                return .admitted(orderID: order, repeated: true)
+            }
+        }
+        return admission
+    }
+
+    /// The same decision with the script sent on `eventLoop`'s own connection and its reply read
+    /// there, for an answer given without a task (Souk's admission lane). Nil when that connection
+    /// is not open yet; the future gives nil whenever only ``admit(_:buyerID:requestKey:now:)`` can
+    /// decide (a sale not loaded into Redis, the script not loaded, a failed connection), and that
+    /// decides the same: the script admits a buyer and key once, and says so again to a retry.
+    public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date, on eventLoop: any EventLoop) -> EventLoopFuture<Admission?>? {
+        if now < sale.startsAt { return eventLoop.makeSucceededFuture(.notStarted) }
+        guard let connection = redis.connection(on: eventLoop) else { return nil }
+        let (keys, arguments) = Self.admitCommand(sale, buyerID: buyerID, requestKey: requestKey, now: now)
+        let command = RESPCommand("EVALSHA", [Self.admitScript.sha1, String(keys.count)] + keys + arguments)
+        return connection.submit([command]).map { [self] replies -> Admission? in
+            guard let reply = replies.first?.value, let admission = try? Self.admission(from: reply) else { return nil }
+            if admission == .soldOut {
+                // Later attempts are answered from memory once this has loaded the sale's orders.
+                Task { try? await rememberSoldOut(sale) }
+            }
+            return admission
+        }.recover { _ in nil }
+    }
+
+    /// The keys and arguments of the admission script for one attempt.
+    static func admitCommand(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> (keys: [String], arguments: [String]) {
+        (RedisKeys.sale(sale.id).all, [buyerID, requestKey, String(Int64(now.timeIntervalSince1970 * 1_000)), String(sale.id)])
+    }
+
+    /// The decision in the admission script's reply; nil when the sale is not in Redis yet.
+    static func admission(from reply: RESPValue) throws -> Admission? {
+        if case .error(let error) = reply { throw error }
         guard let parts = reply.elements, let outcome = parts.first?.string else {
             throw RedisClientError(.unexpectedReply, "admission script returned \(reply)")
         }
@@ -83,12 +121,8 @@ public final class RedisFlashSaleGate: FlashSaleGate {
         case "admitted":
             guard parts.count >= 3, let order = parts[1].string else { throw RedisClientError(.unexpectedReply, "admission without an order id") }
             return .admitted(orderID: order, repeated: parts[2].string == "1")
-        case "sold_out":
-            try await rememberSoldOut(sale)
-            if let order = soldOut.withLockedValue({ $0[sale.id]?[buyerID + "|" + requestKey] }) {
-                return .admitted(orderID: order, repeated: true)
-            }
-            return .soldOut
+        case "unprepared": return nil
+        case "sold_out": return .soldOut
         case "limit_reached": return .limitReached
         case "not_started": return .notStarted
         case "ended": return .ended

@@ -1,9 +1,11 @@
+import NIOCore
+import RESP
 import SoukCore
 
 /// Rate limits shared by every Souk instance: the GCRA of ``RateLimit/decide(tat:now:)`` as one
 /// script, timed by the Redis server's clock so that instances with skewed clocks agree. Every
 /// rate key has the hash tag `{rate}`, so one script may check several (Redis Cluster: one slot).
-public struct RedisRateLimiter: RateLimiter {
+public struct RedisRateLimiter: RateLimiter, EventLoopRateLimiter {
     let redis: RedisClient
 
     public init(redis: RedisClient) {
@@ -34,10 +36,28 @@ public struct RedisRateLimiter: RateLimiter {
 
     public func hit(_ checks: [RateCheck]) async throws -> RateDecision {
         guard !checks.isEmpty else { return .allowed }
-        let reply = try await redis.evalsha(
-            Self.hitScript, keys: checks.map { RedisKeys.rateLimit($0.key) },
-            arguments: checks.flatMap { [String($0.limit.intervalMilliseconds), String($0.limit.windowMilliseconds)] }
-        )
+        let (keys, arguments) = Self.script(checks)
+        return try Self.decision(from: try await redis.evalsha(Self.hitScript, keys: keys, arguments: arguments))
+    }
+
+    /// The same count with the script sent on `eventLoop`'s own connection, its reply read there
+    /// (for Souk's admission lane); nil when that connection is not open yet.
+    public func hit(_ checks: [RateCheck], on eventLoop: any EventLoop) -> EventLoopFuture<RateDecision>? {
+        guard !checks.isEmpty else { return eventLoop.makeSucceededFuture(.allowed) }
+        guard let connection = redis.connection(on: eventLoop) else { return nil }
+        let (keys, arguments) = Self.script(checks)
+        return connection.submit([RESPCommand("EVALSHA", [Self.hitScript.sha1, String(keys.count)] + keys + arguments)]).flatMapThrowing { replies in
+            guard let reply = replies.first?.value else { throw RedisClientError(.unexpectedReply, "no reply to the rate limit script") }
+            if case .error(let error) = reply { throw error }
+            return try Self.decision(from: reply)
+        }
+    }
+
+    static func script(_ checks: [RateCheck]) -> (keys: [String], arguments: [String]) {
+        (checks.map { RedisKeys.rateLimit($0.key) }, checks.flatMap { [String($0.limit.intervalMilliseconds), String($0.limit.windowMilliseconds)] })
+    }
+
+    static func decision(from reply: RESPValue) throws -> RateDecision {
         guard let wait = reply.int else { throw RedisClientError(.unexpectedReply, "rate limit script returned \(reply)") }
         return wait > 0 ? .limited(retryAfter: .milliseconds(wait)) : .allowed
     }

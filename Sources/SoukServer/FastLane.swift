@@ -14,13 +14,27 @@ struct FastAnswer {
     let route: String
 }
 
-/// A request that can sometimes be answered at once from memory, without suspending.
+/// A lane's answer: at once, or when a reply arrives on the request's event loop (nil then
+/// leaves the request to the router after all).
+enum FastReply {
+    case now(FastAnswer)
+    case later(EventLoopFuture<FastAnswer?>)
+}
+
+/// Where a request came in: the event loop a late answer must complete on, and the client.
+struct LaneConnection {
+    let eventLoop: any EventLoop
+    let peerAddress: String?
+}
+
+/// A request that can sometimes be answered without a task: from memory, or from one reply that
+/// arrives on the event loop that read the request.
 protocol FastLane: Sendable {
     /// Whether this lane may answer the request once its body (if any) has arrived: a look at the
     /// method and path only.
     func takes(_ request: HTTPRequest) -> Bool
     /// The answer, or nil to leave the request to the router (which then answers it as always).
-    func answer(_ request: HTTPRequest, body: ByteBuffer) -> FastAnswer?
+    func answer(_ request: HTTPRequest, body: ByteBuffer, on connection: LaneConnection) -> FastReply?
 }
 
 /// Answers the hottest requests (a cached store page, an attempt on a sold-out sale) on the event
@@ -45,6 +59,8 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case collecting(HTTPRequest, lane: any FastLane, body: ByteBuffer, since: ContinuousClock.Instant)
         /// The router's request: its parts pass through.
         case routing
+        /// A lane answers later; requests that arrive meanwhile wait, so answers keep their order.
+        case waiting(HTTPRequest, body: ByteBuffer, since: ContinuousClock.Instant)
     }
 
     let lanes: [any FastLane]
@@ -53,6 +69,9 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var state = State.idle
     /// Requests handed to the router whose response has not ended yet.
     private var routerRequests = 0
+    /// Parts read while a lane's answer is pending, and whether a read was held back meanwhile.
+    private var held: [HTTPRequestPart] = []
+    private var heldRead = false
 
     init(lanes: [any FastLane], metrics: HTTPMetrics, serverName: String) {
         self.lanes = lanes
@@ -63,6 +82,8 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch (state, part) {
+        case (.waiting, _):
+            held.append(part)
         case (_, .head(let request)):
             // `Connection: close` and `Expect: 100-continue` stay with the router, which knows them.
             if routerRequests == 0, request.headerFields[.connection]?.lowercased() != "close", request.headerFields[.expect] == nil,
@@ -80,11 +101,16 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
             }
         case (.collecting(let request, let lane, let body, let since), .end):
             state = .idle
-            if let answer = lane.answer(request, body: body) {
-                write(answer, to: request, context: context)
-                metrics.record(method: request.method, path: answer.route, status: answer.status.code, nanoseconds: HTTPMetricsMiddleware.elapsed(since: since))
-            } else {
-                route(context, body.readableBytes > 0 ? [.head(request), .body(body), part] : [.head(request), part])
+            switch lane.answer(request, body: body, on: LaneConnection(eventLoop: context.eventLoop, peerAddress: context.channel.remoteAddress?.ipAddress)) {
+            case .now(let answer):
+                write(answer, to: request, since: since, context: context)
+            case .later(let future):
+                state = .waiting(request, body: body, since: since)
+                future.hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
+                    self.finishWaiting(context, with: (try? result.get()) ?? nil)
+                }
+            case nil:
+                route(context, Self.parts(request, body))
             }
         case (.routing, .end), (.idle, .end):
             state = .idle
@@ -92,6 +118,48 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case (.routing, .body), (.idle, .body):
             context.fireChannelRead(data)
         }
+    }
+
+    /// A lane's late answer: written, or the request goes to the router after all; then the
+    /// requests that arrived meanwhile are read, in order.
+    private func finishWaiting(_ context: ChannelHandlerContext, with answer: FastAnswer?) {
+        guard case .waiting(let request, let body, let since) = state else { return }
+        state = .idle
+        if let answer {
+            write(answer, to: request, since: since, context: context)
+        } else {
+            route(context, Self.parts(request, body))
+        }
+        while !held.isEmpty, !isWaiting {
+            let part = held.removeFirst()
+            channelRead(context: context, data: wrapInboundOut(part))
+        }
+        // What was passed on now came outside a read from the socket: the router's channel
+        // delivers reads when told a read is complete.
+        context.fireChannelReadComplete()
+        if !isWaiting, heldRead {
+            heldRead = false
+            context.read()
+        }
+    }
+
+    private var isWaiting: Bool {
+        if case .waiting = state { return true }
+        return false
+    }
+
+    /// While a lane's answer is pending, no more is read from the socket (what one read brought
+    /// is held), so a client pipelining requests cannot pile them up here.
+    func read(context: ChannelHandlerContext) {
+        if isWaiting {
+            heldRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    private static func parts(_ request: HTTPRequest, _ body: ByteBuffer) -> [HTTPRequestPart] {
+        body.readableBytes > 0 ? [.head(request), .body(body), .end(nil)] : [.head(request), .end(nil)]
     }
 
     /// Hands a request (or what has arrived of it) to the router.
@@ -109,7 +177,8 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.write(data, promise: promise)
     }
 
-    private func write(_ answer: FastAnswer, to request: HTTPRequest, context: ChannelHandlerContext) {
+    private func write(_ answer: FastAnswer, to request: HTTPRequest, since: ContinuousClock.Instant, context: ChannelHandlerContext) {
+        metrics.record(method: request.method, path: answer.route, status: answer.status.code, nanoseconds: HTTPMetricsMiddleware.elapsed(since: since))
         var headers = answer.headers
         headers.append(contentsOf: SecurityHeadersMiddleware.headers)
         headers[.xRequestID] = request.headerFields[.xRequestID].flatMap(RequestIDMiddleware.accepted) ?? RequestIDMiddleware.generate()
@@ -134,7 +203,7 @@ struct StorePageLane: FastLane {
         request.method == .get && request.path?.hasPrefix("/s/") == true
     }
 
-    func answer(_ request: HTTPRequest, body: ByteBuffer) -> FastAnswer? {
+    func answer(_ request: HTTPRequest, body: ByteBuffer, on connection: LaneConnection) -> FastReply? {
         guard let username = Self.username(in: request.path ?? ""),
               request.headerFields[.authorization] == nil,
               SessionMiddleware.cookie(SessionTokens.cookieName, in: request.headerFields) == nil,
@@ -145,7 +214,7 @@ struct StorePageLane: FastLane {
         services.views.count(vendorID: vendor.id)
         StorefrontCache.hits.increment()
         let (status, headers, body) = StorefrontCache.answer(page, requestHeaders: request.headerFields, contentType: "text/html; charset=utf-8", csrfToken: csrfToken)
-        return FastAnswer(status: status, headers: headers, body: body, route: "/s/{username}")
+        return .now(FastAnswer(status: status, headers: headers, body: body, route: "/s/{username}"))
     }
 
     /// The lowercased username of `/s/{username}` (query ignored, as the router does), or nil for
@@ -177,13 +246,18 @@ struct SoldOutLane: FastLane {
         return flashSales.gate.hasSettledAdmissions(saleID: saleID)
     }
 
-    func answer(_ request: HTTPRequest, body: ByteBuffer) -> FastAnswer? {
+    func answer(_ request: HTTPRequest, body: ByteBuffer, on connection: LaneConnection) -> FastReply? {
         guard let saleID = Self.saleID(in: request.path ?? ""),
               let buyerID = try? FlashSaleController.PurchaseInput.buyerID(in: body),
               let settled = flashSales.settledPurchase(saleID: saleID, buyerID: buyerID, requestKey: request.headerFields[.idempotencyKey])
         else { return nil }
+        return .now(Self.answer(settled, saleID: saleID))
+    }
+
+    /// The router's answer to a purchase attempt, byte for byte.
+    static func answer(_ outcome: Result<String, SoukError>, saleID: Int64) -> FastAnswer {
         let (status, body): (HTTPResponse.Status, ByteBuffer)
-        switch settled {
+        switch outcome {
         case .success(let orderID):
             (status, body) = (.accepted, FlashSaleController.admitted(orderID: orderID, saleID: saleID))
         case .failure(let error):
@@ -192,6 +266,14 @@ struct SoldOutLane: FastLane {
         }
         let headers: HTTPFields = [.contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes)]
         return FastAnswer(status: status, headers: headers, body: body, route: "/api/v1/flash-sales/{id}/purchases")
+    }
+
+    /// The router's `429` to a purchase attempt over a rate limit.
+    static func limited(_ wait: Duration, saleID: Int64) -> FastAnswer {
+        let error = SoukError.rateLimited(retryAfterSeconds: RateGuard.seconds(wait))
+        var answer = answer(.failure(error), saleID: saleID)
+        answer.headers[.retryAfter] = String(RateGuard.seconds(wait))
+        return answer
     }
 
     /// The sale id of `/api/v1/flash-sales/{id}/purchases`, or nil for any other path.
@@ -207,6 +289,51 @@ struct SoldOutLane: FastLane {
             id = id * 10 + Int64(digit - 0x30)
         }
         return id
+    }
+}
+
+/// A purchase attempt on a sale still selling, decided on the event loop that read it and
+/// answered there: the hop to a task and back, and the task's own hops to Redis and back, were
+/// most of what an admission cost this process. The rate limits are counted first, as the router
+/// does, on the same connection. What the lane cannot decide (an unknown sale, a body of another
+/// shape, a Redis connection not open yet, a sale not loaded into Redis, a failed reply) goes to
+/// the router, which decides the same: the gate admits a buyer and key once and says so again to
+/// a retry. (A limit counted here for a request the router then takes is counted twice; that
+/// happens only while a connection opens or a script loads.)
+struct AdmissionLane: FastLane {
+    let flashSales: FlashSales
+    let gate: any EventLoopAdmissionGate
+    let rateGuard: RateGuard
+    /// Nil when rate limits are off, or kept where this lane cannot count them.
+    let limiter: (any EventLoopRateLimiter)?
+
+    func takes(_ request: HTTPRequest) -> Bool {
+        guard request.method == .post, limiter != nil || rateGuard.policy.limits.isEmpty,
+              let saleID = SoldOutLane.saleID(in: request.path ?? "")
+        else { return false }
+        return !flashSales.gate.hasSettledAdmissions(saleID: saleID)
+    }
+
+    func answer(_ request: HTTPRequest, body: ByteBuffer, on connection: LaneConnection) -> FastReply? {
+        guard let saleID = SoldOutLane.saleID(in: request.path ?? ""),
+              let buyerID = try? FlashSaleController.PurchaseInput.buyerID(in: body),
+              let attempt = flashSales.knownAttempt(saleID: saleID, buyerID: buyerID, requestKey: request.headerFields[.idempotencyKey])
+        else { return nil }
+        let eventLoop = connection.eventLoop
+        let admit: @Sendable () -> EventLoopFuture<FastAnswer?>? = {
+            gate.admit(attempt.sale, buyerID: attempt.buyerID, requestKey: attempt.requestKey, now: Date(), on: eventLoop)?.map { admission in
+                admission.map { SoldOutLane.answer(FlashSales.outcome($0, of: attempt.sale), saleID: saleID) }
+            }
+        }
+        let checks = rateGuard.checks(rateGuard.purchaseEvents(buyer: buyerID, address: rateGuard.clientAddress(request.headerFields, peer: connection.peerAddress)))
+        if checks.isEmpty {
+            return admit().map(FastReply.later)
+        }
+        guard let limiter, let counted = limiter.hit(checks, on: eventLoop) else { return nil }
+        return .later(counted.flatMap { decision -> EventLoopFuture<FastAnswer?> in
+            if case .limited(let wait) = decision { return eventLoop.makeSucceededFuture(SoldOutLane.limited(wait, saleID: saleID)) }
+            return admit() ?? eventLoop.makeSucceededFuture(nil)
+        }.recover { _ in nil })
     }
 }
 

@@ -15,11 +15,22 @@ struct RateGuard: Sendable {
 
     /// The client's address: the peer, or behind a proxy the address the proxy saw.
     func clientAddress(_ request: Request, _ context: SoukRequestContext) -> String {
-        if behindProxy, let forwarded = request.headers[.xForwardedFor],
+        clientAddress(request.headers, peer: context.peerAddress)
+    }
+
+    func clientAddress(_ headers: HTTPFields, peer: String?) -> String {
+        if behindProxy, let forwarded = headers[.xForwardedFor],
            let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty {
             return String(last.prefix(64))
         }
-        return context.peerAddress ?? "unknown"
+        return peer ?? "unknown"
+    }
+
+    /// The limits that apply to these events (those switched off are left out).
+    func checks(_ events: [(RateLimitPolicy.Name, String)]) -> [RateCheck] {
+        events.compactMap { name, key in
+            policy.limits[name].map { RateCheck($0, key: "\(name.rawValue):\(key.prefix(128))") }
+        }
     }
 
     /// Counts one event under each named limit for its key, all or nothing; throws
@@ -28,9 +39,7 @@ struct RateGuard: Sendable {
     /// close the shop.
     func check(_ events: @autoclosure () -> [(RateLimitPolicy.Name, String)]) async throws {
         guard !policy.limits.isEmpty else { return }
-        let checks = events().compactMap { name, key in
-            policy.limits[name].map { RateCheck($0, key: "\(name.rawValue):\(key.prefix(128))") }
-        }
+        let checks = checks(events())
         guard !checks.isEmpty else { return }
         let decision: RateDecision
         do {
@@ -40,9 +49,14 @@ struct RateGuard: Sendable {
             return
         }
         if case .limited(let wait) = decision {
-            let (seconds, attoseconds) = wait.components
-            throw SoukError.rateLimited(retryAfterSeconds: max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0)))
+            throw SoukError.rateLimited(retryAfterSeconds: Self.seconds(wait))
         }
+    }
+
+    /// A wait as whole seconds for `Retry-After`, rounded up, at least 1.
+    static func seconds(_ wait: Duration) -> Int {
+        let (seconds, attoseconds) = wait.components
+        return max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0))
     }
 }
 
@@ -57,9 +71,13 @@ extension RateGuard {
     /// later by validation, so it counts for the address only.
     func checkPurchase(buyer: String?, request: Request, context: SoukRequestContext) async throws {
         guard !policy.limits.isEmpty else { return }
-        var events: [(RateLimitPolicy.Name, String)] = [(.purchasePerAddress, clientAddress(request, context))]
+        try await check(purchaseEvents(buyer: buyer, address: clientAddress(request, context)))
+    }
+
+    func purchaseEvents(buyer: String?, address: String) -> [(RateLimitPolicy.Name, String)] {
+        var events: [(RateLimitPolicy.Name, String)] = [(.purchasePerAddress, address)]
         if let buyer, !buyer.isEmpty { events.append((.purchasePerBuyer, buyer)) }
-        try await check(events)
+        return events
     }
 
     func checkCheckout(buyer: String, request: Request, context: SoukRequestContext) async throws {

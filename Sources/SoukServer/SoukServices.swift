@@ -101,6 +101,9 @@ public struct SoukServices: Sendable {
     /// current version).
     var fastLanes: [any FastLane] {
         var lanes: [any FastLane] = [SoldOutLane(flashSales: flashSales)]
+        if let gate = flashSales.gate as? any EventLoopAdmissionGate {
+            lanes.append(AdmissionLane(flashSales: flashSales, gate: gate, rateGuard: rateGuard, limiter: rateGuard.limiter as? any EventLoopRateLimiter))
+        }
         if let local = storefront.cache as? InProcessPageCache { lanes.append(StorePageLane(services: self, cache: local)) }
         return lanes
     }

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import NIOCore
+import NIOPosix
 @testable import SoukServer
 import SoukCore
 import SoukTesting
@@ -196,7 +197,20 @@ struct FastLaneTests {
     }
 }
 
-extension StorePageLane {
-    /// A GET has no body.
-    func answer(_ request: HTTPRequest) -> FastAnswer? { answer(request, body: ByteBuffer()) }
+extension FastLane {
+    /// The answer a lane gives at once (nil when it leaves the request to the router, or would
+    /// answer later); a GET has no body.
+    func answer(_ request: HTTPRequest, body: ByteBuffer = ByteBuffer()) -> FastAnswer? {
+        guard case .now(let answer)? = answer(request, body: body, on: LaneConnection(eventLoop: MultiThreadedEventLoopGroup.singleton.next(), peerAddress: "127.0.0.1")) else { return nil }
+        return answer
+    }
+
+    /// The answer at once or late, as the handler would write it; nil: the router's request.
+    func decide(_ request: HTTPRequest, body: ByteBuffer, on eventLoop: any EventLoop) async throws -> FastAnswer? {
+        switch answer(request, body: body, on: LaneConnection(eventLoop: eventLoop, peerAddress: "127.0.0.1")) {
+        case .now(let answer): answer
+        case .later(let future): try await future.get()
+        case nil: nil
+        }
+    }
 }

@@ -1,0 +1,22 @@
+import Foundation
+import NIOCore
+
+// Ports for answers given on the event loop that read the request, without a task (Souk's fast
+// lanes): the hop to a task and back costs more than a small request itself. A backend that can
+// reply on an event loop (Redis, on a connection of that loop) implements them; nil from either
+// means "not this way now", and the caller takes the ordinary, suspending path.
+
+/// Admissions for an event loop: the gate's decision made without a task (the Redis gate sends its
+/// script on that loop's own connection and reads the reply there).
+public protocol EventLoopAdmissionGate: Sendable {
+    /// Nil when the gate cannot decide this way now; the future's nil when only the ordinary
+    /// admission can decide this attempt (and it decides the same).
+    func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date, on eventLoop: any EventLoop) -> EventLoopFuture<Admission?>?
+}
+
+/// Rate limits counted on an event loop, without a task (the Redis limiter, on that loop's own
+/// connection).
+public protocol EventLoopRateLimiter: Sendable {
+    /// Nil when the limiter cannot count this way now (the router then counts).
+    func hit(_ checks: [RateCheck], on eventLoop: any EventLoop) -> EventLoopFuture<RateDecision>?
+}

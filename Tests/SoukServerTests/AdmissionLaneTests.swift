@@ -1,0 +1,152 @@
+import Foundation
+import HTTPTypes
+import NIOCore
+import NIOPosix
+@testable import SoukServer
+import SoukCore
+import SoukRedis
+import SoukTesting
+import Testing
+
+/// Purchases decided by the Redis gate on the event loop that read them (`AdmissionLane`): the
+/// router's very answers (admitted, a retry, over the buyer's limit, sold out, not started, over a
+/// rate limit), answers kept in order behind a late one, and exactly the quantity sold when the
+/// lane and the router admit side by side.
+@Suite("Admission lane", .serialized)
+struct AdmissionLaneTests {
+    static func lane(_ app: TestApp) throws -> AdmissionLane {
+        try #require(app.services.fastLanes.lazy.compactMap { $0 as? AdmissionLane }.first, "the Redis gate opens the lane")
+    }
+
+    /// The lane's connection on `eventLoop` is opened in the background by its first use.
+    static func warm(_ redis: RedisClient, _ eventLoop: any EventLoop) async throws {
+        for _ in 0..<200 where redis.connection(on: eventLoop) == nil { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(redis.connection(on: eventLoop) != nil)
+    }
+
+    @Test func theLaneGivesTheRoutersAnswers() async throws {
+        let server = try await PrivateRedisServer()
+        let redis = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: TestLog.logger)
+        defer { redis.shutdown() }
+        let limits = RateLimitPolicy(limits: [.purchasePerBuyer: RateLimit(count: 4, window: .seconds(60))])
+        try await TestApp.run(rateLimits: limits, gate: { RedisFlashSaleGate(redis: redis, store: $0) }, rateLimiter: RedisRateLimiter(redis: redis)) { app in
+            let token = try await app.vendorToken("amina")
+            let phone = try await app.product(token: token, stock: 10)
+            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: 3, limit: 1).json["id"] as? NSNumber)?.int64Value)
+            let lane = try Self.lane(app)
+            let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+            try await Self.warm(redis, eventLoop)
+            // A sale this process has not read yet is the router's.
+            let (first, firstBody) = FastLaneTests.purchase(sale, #"{"buyer_id":"first"}"#)
+            #expect(try await lane.decide(first, body: firstBody, on: eventLoop) == nil)
+            // The router's first purchase reads the sale and loads the scripts into this new Redis
+            // (until then, the lane's attempts go to the router, which loads them).
+            #expect(try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: firstBody).status == .accepted)
+
+            func both(_ buyer: String, key: String? = nil) async throws -> (lane: FastAnswer?, router: TestApp.Reply) {
+                let (request, body) = FastLaneTests.purchase(sale, #"{"buyer_id":"\#(buyer)"}"#, key: key)
+                #expect(lane.takes(request))
+                let answer = try await lane.decide(request, body: body, on: eventLoop)
+                var headers: HTTPFields = [.contentType: "application/json"]
+                if let key { headers[.idempotencyKey] = key }
+                let routed = try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: body, headers: headers)
+                return (answer, routed)
+            }
+            func expectSame(_ pair: (lane: FastAnswer?, router: TestApp.Reply), _ status: HTTPResponse.Status, _ label: String) throws {
+                let answer = try #require(pair.lane, "\(label): the lane answers")
+                #expect(answer.status == status && pair.router.status == status, "\(label): \(answer.status) \(pair.router.status) \(pair.router.body)")
+                #expect(answer.body.map { String(buffer: $0) } == pair.router.body, "\(label)")
+                #expect(answer.headers[.contentType] == pair.router.headers[.contentType], "\(label)")
+                // The waits were computed a moment apart; both ask the client to wait, or neither.
+                #expect((answer.headers[.retryAfter] == nil) == (pair.router.headers[.retryAfter] == nil), "\(label)")
+                #expect(answer.route == "/api/v1/flash-sales/{id}/purchases")
+            }
+
+            let admitted = try await both("nadia")
+            try expectSame(admitted, .accepted, "admitted, then the same purchase again")
+            #expect(admitted.router.body.contains(#""order_id":"\#(sale)-nadia-1""#))
+            try expectSame(try await both("nadia", key: "second-phone"), .conflict, "over the buyer's limit")
+            // nadia has tried 4 times (twice through each path): her 5th and later attempts are limited.
+            let limited = try await both("nadia")
+            try expectSame(limited, .tooManyRequests, "over the rate limit")
+            #expect(limited.router.errorCode == "rate_limited")
+            try expectSame(try await both("omar"), .accepted, "the last unit")
+            try expectSame(try await both("rachid"), .conflict, "sold out")
+            #expect(app.services.flashSales.gate.hasSettledAdmissions(saleID: sale), "after sold out, attempts are the sold-out lane's")
+
+            // What the lane cannot read stays the router's.
+            for bad in [#"{"buyer_id":""}"#, "not json", #"{"buyer_id":42}"#] {
+                let (request, body) = FastLaneTests.purchase(sale, bad)
+                #expect(try await lane.decide(request, body: body, on: eventLoop) == nil, "\(bad)")
+            }
+            let (keyed, keyedBody) = FastLaneTests.purchase(sale, #"{"buyer_id":"zoe"}"#, key: "no spaces allowed")
+            #expect(try await lane.decide(keyed, body: keyedBody, on: eventLoop) == nil)
+        }
+    }
+
+    /// Reads a sale through the use case, as a first purchase would, so its terms are remembered.
+    static func flashSalesKnow(_ app: TestApp, _ sale: Int64) async throws -> FlashSale? {
+        try await app.services.flashSales.sale(id: sale)
+    }
+
+    @Test func aSaleNotStartedYetIsRefusedAsTheRouterRefusesIt() async throws {
+        let server = try await PrivateRedisServer()
+        let redis = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: TestLog.logger)
+        defer { redis.shutdown() }
+        try await TestApp.run(gate: { RedisFlashSaleGate(redis: redis, store: $0) }) { app in
+            let token = try await app.vendorToken("amina")
+            let phone = try await app.product(token: token, stock: 10)
+            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: token, product: phone, startsIn: 600).json["id"] as? NSNumber)?.int64Value)
+            _ = try await Self.flashSalesKnow(app, sale)
+            let lane = try Self.lane(app)
+            let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+            try await Self.warm(redis, eventLoop)
+            let (request, body) = FastLaneTests.purchase(sale, #"{"buyer_id":"early"}"#)
+            let answer = try #require(try await lane.decide(request, body: body, on: eventLoop))
+            let routed = try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: body)
+            #expect(answer.status == .conflict && routed.errorCode == "not_started")
+            #expect(answer.body.map { String(buffer: $0) } == routed.body)
+        }
+    }
+
+    /// On a live server: pipelined attempts, some decided late by the lane and some by the router,
+    /// come back in order; then 400 concurrent buyers for 60 units buy exactly 60.
+    @Test func lateAnswersKeepTheirOrderAndTheQuantityIsExact() async throws {
+        let server = try await PrivateRedisServer()
+        let redis = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: TestLog.logger)
+        defer { redis.shutdown() }
+        try await TestApp.run(gate: { RedisFlashSaleGate(redis: redis, store: $0) }, testing: .live) { app in
+            let token = try await app.vendorToken("amina")
+            let phone = try await app.product(token: token, stock: 100)
+            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: 60, limit: 1).json["id"] as? NSNumber)?.int64Value)
+            let port = try #require(app.client.port)
+            func post(_ buyer: String, _ extra: String = "") -> String {
+                let body = #"{"buyer_id":"\#(buyer)"}"#
+                return "POST /api/v1/flash-sales/\(sale)/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            }
+            _ = try await RawHTTP.exchange(port: port, post("warm-up"), expecting: 1)
+            for round in 0..<5 {
+                let replies = try await RawHTTP.exchange(port: port, [
+                    post("p\(round)a"), "GET /api/v1/flash-sales/\(sale)/nothing-here HTTP/1.1\r\nHost: x\r\n\r\n",
+                    post("p\(round)b"), post("p\(round)a"), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", post("p\(round)c", "Connection: close\r\n"),
+                ].joined(), expecting: 6)
+                #expect(replies.map(\.status) == [202, 404, 202, 202, 200, 202], "\(replies.map(\.body))")
+                #expect(replies[0].body.contains("-p\(round)a-1") && replies[2].body.contains("-p\(round)b-1") && replies[3].body == replies[0].body)
+                #expect(replies[5].body.contains("-p\(round)c-1"))
+            }
+            // 1 + 15 units sold above; 400 buyers on 8 connections each take one attempt.
+            let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for connection in 0..<8 {
+                    group.addTask {
+                        try await RawHTTP.exchange(port: port, (0..<50).map { post("c\(connection)x\($0)") }.joined(), expecting: 50).map(\.status)
+                    }
+                }
+                return try await group.reduce(into: [Int]()) { $0 += $1 }
+            }
+            #expect(statuses.filter { $0 == 202 }.count == 60 - 16, "exactly the units left")
+            #expect(statuses.filter { $0 == 409 }.count == 400 - 44)
+            #expect(try await redis.hlen(RedisKeys.sale(sale).orders) == 60)
+            #expect(try await redis.getString(RedisKeys.sale(sale).stock) == "0")
+        }
+    }
+}

@@ -140,6 +140,8 @@ public final class PostgresDatabase: SQLDatabase {
             case .text(let value): bindings.append(value)
             case .bool(let value): bindings.append(value)
             case .null: bindings.appendNull()
+            case .ints(let values): bindings.append(values)
+            case .texts(let values): bindings.append(values)
             }
         }
         return bindings

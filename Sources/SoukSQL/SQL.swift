@@ -6,6 +6,10 @@ public enum SQLValue: Sendable, Hashable {
     case text(String)
     case bool(Bool)
     case null
+    /// Arrays, for PostgreSQL's `unnest`: a batch of any size is one statement of one shape, so it
+    /// is planned once. SQLite has no arrays; statements for it never bind them.
+    case ints([Int64])
+    case texts([String])
 }
 
 /// A statement written once for both dialects: values are interpolated as bind parameters
@@ -59,6 +63,8 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
         public mutating func appendInterpolation(_ value: Int64?) { appendInterpolation(value.map(SQLValue.int) ?? .null) }
         public mutating func appendInterpolation(_ value: String?) { appendInterpolation(value.map(SQLValue.text) ?? .null) }
         public mutating func appendInterpolation(_ value: Bool?) { appendInterpolation(value.map(SQLValue.bool) ?? .null) }
+        public mutating func appendInterpolation(_ values: [Int64]) { appendInterpolation(.ints(values)) }
+        public mutating func appendInterpolation(_ values: [String]) { appendInterpolation(.texts(values)) }
 
     }
 
@@ -151,6 +157,7 @@ public enum SQLDatabaseError: Error, CustomStringConvertible {
     case invalidURL(String)
     case schemaOutOfDate(pending: [String])
     case schemaNewerThanBinary(version: Int)
+    case unsupported(String)
 
     public var description: String {
         switch self {
@@ -159,6 +166,7 @@ public enum SQLDatabaseError: Error, CustomStringConvertible {
         case .invalidURL(let why): "invalid database URL: \(why)"
         case .schemaOutOfDate(let pending): "the database needs migrations (run `souk migrate`): \(pending.joined(separator: ", "))"
         case .schemaNewerThanBinary(let version): "the database has migration \(version), which this souk does not know; upgrade souk"
+        case .unsupported(let what): what
         }
     }
 }

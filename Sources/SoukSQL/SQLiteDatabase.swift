@@ -83,12 +83,13 @@ public final class SQLiteDatabase: SQLDatabase {
     }
 
     static func run(_ sql: SQL, on connection: SQLiteConnection) async throws -> [SQLRow] {
-        let binds: [SQLiteData] = sql.binds.map {
-            switch $0 {
+        let binds: [SQLiteData] = try sql.binds.map { value throws(SQLDatabaseError) in
+            switch value {
             case .int(let value): .integer(Int(value))
             case .text(let value): .text(value)
             case .bool(let value): .integer(value ? 1 : 0)
             case .null: .null
+            case .ints, .texts: throw .unsupported("SQLite binds no arrays")
             }
         }
         let rows = try await connection.query(sql.sqliteText, binds)

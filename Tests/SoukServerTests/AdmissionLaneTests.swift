@@ -149,4 +149,41 @@ struct AdmissionLaneTests {
             #expect(try await redis.getString(RedisKeys.sale(sale).stock) == "0")
         }
     }
+
+    /// Redis killed and restarted under the lane: its event loop's connection is replaced by itself,
+    /// attempts meanwhile fail cleanly (they go to the router, which answers with an error), and the
+    /// same buyer retrying afterwards gets one order, not two.
+    @Test func theLaneReconnectsAfterRedisRestarts() async throws {
+        let server = try await PrivateRedisServer(arguments: ["--appendonly", "yes", "--appendfsync", "always"])
+        let redis = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: TestLog.logger)
+        defer { redis.shutdown() }
+        try await TestApp.run(gate: { RedisFlashSaleGate(redis: redis, store: $0) }, testing: .live) { app in
+            let token = try await app.vendorToken("amina")
+            let phone = try await app.product(token: token, stock: 100)
+            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: 50, limit: 1).json["id"] as? NSNumber)?.int64Value)
+            let port = try #require(app.client.port)
+            func attempt(_ buyer: String) async throws -> RawHTTP.Reply {
+                let body = #"{"buyer_id":"\#(buyer)"}"#
+                let request = "POST /api/v1/flash-sales/\(sale)/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                return try await RawHTTP.exchange(port: port, request, expecting: 1)[0]
+            }
+            for index in 0..<10 { #expect(try await attempt("before\(index)").status == 202) }
+
+            server.kill9()
+            try await server.start()
+            var statuses: [Int] = []
+            for _ in 0..<200 {
+                let reply = try await attempt("after")
+                statuses.append(reply.status)
+                if reply.status == 202 { break }
+                #expect(reply.body.contains(#""code":"#), "an error answer is JSON with a code: \(reply.body)")
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(statuses.last == 202, "admitted again once Redis is back: \(statuses)")
+            let again = try await attempt("after")
+            #expect(again.status == 202 && again.body.contains("-after-1"), "the retry is the same order")
+            #expect(try await redis.hlen(RedisKeys.sale(sale).orders) == 11, "ten before the crash (fsync always), one after")
+            #expect(try await redis.getString(RedisKeys.sale(sale).stock) == "39")
+        }
+    }
 }

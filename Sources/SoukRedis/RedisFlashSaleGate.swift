@@ -20,25 +20,39 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         self.store = store
     }
 
+    /// ARGV: now (ms), the sale id, then a buyer and an idempotency key per attempt; one result per
+    /// attempt, in order, each decided as if alone and after the ones before it (a batch is as
+    /// atomic as one attempt: it is one script).
     public static let admitScript = RedisScript("""
         local meta = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit')
-        if not meta[1] then return {'unprepared'} end
-        local field = ARGV[1] .. '|' .. ARGV[2]
-        local existing = redis.call('HGET', KEYS[4], field)
-        if existing then return {'admitted', existing, '1'} end
-        local now = tonumber(ARGV[3])
-        if now < tonumber(meta[1]) then return {'not_started'} end
-        if now >= tonumber(meta[2]) then return {'ended'} end
-        local count = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0')
-        if count >= tonumber(meta[3]) then return {'limit_reached'} end
-        local stock = tonumber(redis.call('GET', KEYS[2]) or '0')
-        if stock <= 0 then return {'sold_out'} end
-        redis.call('DECR', KEYS[2])
-        local n = redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-        local order = ARGV[4] .. '-' .. ARGV[1] .. '-' .. n
-        redis.call('HSET', KEYS[4], field, order)
-        redis.call('XADD', KEYS[5], '*', 'order', order, 'buyer', ARGV[1], 'n', n, 'key', ARGV[2], 'at', ARGV[3])
-        return {'admitted', order, '0'}
+        local results = {}
+        if not meta[1] then
+            for i = 3, #ARGV, 2 do results[#results + 1] = {'unprepared'} end
+            return results
+        end
+        local now, starts, ends, limit = tonumber(ARGV[1]), tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
+        local left = tonumber(redis.call('GET', KEYS[2]) or '0')
+        local taken = 0
+        for i = 3, #ARGV, 2 do
+            local buyer, key = ARGV[i], ARGV[i + 1]
+            local field = buyer .. '|' .. key
+            local existing = redis.call('HGET', KEYS[4], field)
+            if existing then results[#results + 1] = {'admitted', existing, '1'}
+            elseif now < starts then results[#results + 1] = {'not_started'}
+            elseif now >= ends then results[#results + 1] = {'ended'}
+            elseif tonumber(redis.call('HGET', KEYS[3], buyer) or '0') >= limit then results[#results + 1] = {'limit_reached'}
+            elseif left - taken <= 0 then results[#results + 1] = {'sold_out'}
+            else
+                taken = taken + 1
+                local n = redis.call('HINCRBY', KEYS[3], buyer, 1)
+                local order = ARGV[2] .. '-' .. buyer .. '-' .. n
+                redis.call('HSET', KEYS[4], field, order)
+                redis.call('XADD', KEYS[5], '*', 'order', order, 'buyer', buyer, 'n', n, 'key', key, 'at', ARGV[1])
+                results[#results + 1] = {'admitted', order, '0'}
+            end
+        end
+        if taken > 0 then redis.call('DECRBY', KEYS[2], taken) end
+        return results
         """)
 
     /// Loads a sale into Redis unless it is there: its terms, the stock left and the buyers and
@@ -70,11 +84,11 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
     public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission {
         if let settled = settledAdmission(sale, buyerID: buyerID, requestKey: requestKey, now: now) { return settled }
         if now < sale.startsAt { return .notStarted }
-        let command = Self.admitCommand(sale, buyerID: buyerID, requestKey: requestKey, now: now)
-        var admission = try Self.admission(from: try await redis.evalsha(Self.admitScript, keys: command.keys, arguments: command.arguments))
+        let (keys, arguments) = Self.admitCommand(sale, [(buyerID, requestKey)], now: now)
+        var admission = try Self.admissions(from: try await redis.evalsha(Self.admitScript, keys: keys, arguments: arguments), count: 1)[0]
         if admission == nil {
             try await prepare(sale)
-            admission = try Self.admission(from: try await redis.evalsha(Self.admitScript, keys: command.keys, arguments: command.arguments))
+            admission = try Self.admissions(from: try await redis.evalsha(Self.admitScript, keys: keys, arguments: arguments), count: 1)[0]
         }
         guard let admission else { throw RedisClientError(.unexpectedReply, "the sale is still not in Redis after preparing it") }
         if admission == .soldOut {
@@ -86,36 +100,86 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         return admission
     }
 
-    /// The same decision with the script sent on `eventLoop`'s own connection and its reply read
-    /// there, for an answer given without a task (Souk's admission lane). Nil when that connection
-    /// is not open yet; the future gives nil whenever only ``admit(_:buyerID:requestKey:now:)`` can
+    /// The same decision made on `eventLoop`, for an answer given without a task (Souk's admission
+    /// lane): the attempts one turn of the loop has read are sent together, one script call per
+    /// sale on that loop's own connection, and the reply is read there. Nil when that connection is
+    /// not open yet; the future gives nil whenever only ``admit(_:buyerID:requestKey:now:)`` can
     /// decide (a sale not loaded into Redis, the script not loaded, a failed connection), and that
     /// decides the same: the script admits a buyer and key once, and says so again to a retry.
     public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date, on eventLoop: any EventLoop) -> EventLoopFuture<Admission?>? {
         if now < sale.startsAt { return eventLoop.makeSucceededFuture(.notStarted) }
-        guard let connection = redis.connection(on: eventLoop) else { return nil }
-        let (keys, arguments) = Self.admitCommand(sale, buyerID: buyerID, requestKey: requestKey, now: now)
-        let command = RESPCommand("EVALSHA", [Self.admitScript.sha1, String(keys.count)] + keys + arguments)
-        return connection.submit([command]).map { [self] replies -> Admission? in
-            guard let reply = replies.first?.value, let admission = try? Self.admission(from: reply) else { return nil }
-            if admission == .soldOut {
-                // Later attempts are answered from memory once this has loaded the sale's orders.
-                Task { try? await rememberSoldOut(sale) }
+        guard redis.connection(on: eventLoop) != nil else { return nil }
+        let promise = eventLoop.makePromise(of: Admission?.self)
+        let attempt = GatheredAttempt(buyerID: buyerID, requestKey: requestKey, promise: promise)
+        let firstOfTurn = gathered.withLockedValue { gathered in
+            let loop = ObjectIdentifier(eventLoop)
+            defer { gathered[loop, default: [:]][sale.id, default: (sale, [])].attempts.append(attempt) }
+            return gathered[loop] == nil
+        }
+        // Runs once the loop has handled what it read in this turn.
+        if firstOfTurn { eventLoop.execute { self.sendGathered(on: eventLoop) } }
+        return promise.futureResult
+    }
+
+    struct GatheredAttempt: Sendable {
+        let buyerID: String
+        let requestKey: String
+        let promise: EventLoopPromise<Admission?>
+    }
+
+    /// Attempts per event loop and sale, waiting for the end of the loop's turn.
+    private let gathered = NIOLockedValueBox<[ObjectIdentifier: [Int64: (sale: FlashSale, attempts: [GatheredAttempt])]]>([:])
+    /// At most this many attempts in one script call, so Redis is never held long by one.
+    static let maximumBatch = 64
+
+    private func sendGathered(on eventLoop: any EventLoop) {
+        let sales = gathered.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(eventLoop)) } ?? [:]
+        let connection = redis.connection(on: eventLoop)
+        let now = Date()
+        for (sale, attempts) in sales.values {
+            for start in stride(from: 0, to: attempts.count, by: Self.maximumBatch) {
+                let batch = Array(attempts[start..<min(start + Self.maximumBatch, attempts.count)])
+                guard let connection else {
+                    for attempt in batch { attempt.promise.succeed(nil) }
+                    continue
+                }
+                let (keys, arguments) = Self.admitCommand(sale, batch.map { ($0.buyerID, $0.requestKey) }, now: now)
+                let command = RESPCommand("EVALSHA", [Self.admitScript.sha1, String(keys.count)] + keys + arguments)
+                connection.submit([command]).whenComplete { [self] result in
+                    let admissions = try? result.get().first.map { try Self.admissions(from: $0.value, count: batch.count) }
+                    for (index, attempt) in batch.enumerated() {
+                        attempt.promise.succeed(admissions?[index] ?? nil)
+                    }
+                    if admissions?.contains(.soldOut) == true {
+                        // Later attempts are answered from memory once this has loaded the sale's orders.
+                        Task { try? await rememberSoldOut(sale) }
+                    }
+                }
             }
-            return admission
-        }.recover { _ in nil }
+        }
     }
 
-    /// The keys and arguments of the admission script for one attempt.
-    static func admitCommand(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> (keys: [String], arguments: [String]) {
-        (RedisKeys.sale(sale.id).all, [buyerID, requestKey, String(Int64(now.timeIntervalSince1970 * 1_000)), String(sale.id)])
+    /// The keys and arguments of the admission script for attempts on one sale.
+    static func admitCommand(_ sale: FlashSale, _ attempts: [(buyerID: String, requestKey: String)], now: Date) -> (keys: [String], arguments: [String]) {
+        var arguments = [String(Int64(now.timeIntervalSince1970 * 1_000)), String(sale.id)]
+        arguments.reserveCapacity(2 + 2 * attempts.count)
+        for attempt in attempts { arguments += [attempt.buyerID, attempt.requestKey] }
+        return (RedisKeys.sale(sale.id).all, arguments)
     }
 
-    /// The decision in the admission script's reply; nil when the sale is not in Redis yet.
-    static func admission(from reply: RESPValue) throws -> Admission? {
+    /// The decisions in the admission script's reply, one per attempt; nil where the sale is not in
+    /// Redis yet.
+    static func admissions(from reply: RESPValue, count: Int) throws -> [Admission?] {
         if case .error(let error) = reply { throw error }
-        guard let parts = reply.elements, let outcome = parts.first?.string else {
-            throw RedisClientError(.unexpectedReply, "admission script returned \(reply)")
+        guard let results = reply.elements, results.count == count else {
+            throw RedisClientError(.unexpectedReply, "admission script returned \(reply) for \(count) attempts")
+        }
+        return try results.map(admission(from:))
+    }
+
+    static func admission(from result: RESPValue) throws -> Admission? {
+        guard let parts = result.elements, let outcome = parts.first?.string else {
+            throw RedisClientError(.unexpectedReply, "admission script returned \(result)")
         }
         switch outcome {
         case "admitted":

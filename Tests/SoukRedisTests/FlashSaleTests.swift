@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOPosix
 import SoukCore
 import SoukRedis
 import SoukSQL
@@ -250,6 +252,42 @@ struct FlashSaleTests {
             let reconciler = FlashSaleReconciler(redis: harness.redis, store: harness.storage, logger: TestLog.logger)
             let report = try await reconciler.reconcile(saleID: sale.id, repair: false)
             #expect(report.isConsistent, "\(report)")
+        }
+    }
+
+    /// Attempts an event loop reads in one turn go to Redis as one script call per sale; each is
+    /// decided as if alone and after the ones before it: a repeat gets its order again, another key
+    /// from the same buyer is over the limit, and the units run out exactly.
+    @Test func attemptsGatheredOnAnEventLoopAreDecidedOneByOne() async throws {
+        try await FlashSaleBackend.redisPostgres.run(workers: 0) { harness in
+            let redis = try #require(harness.redis)
+            let gate = RedisFlashSaleGate(redis: redis, store: harness.storage)
+            let (sale, _) = try await SaleFixture.sale(harness, quantity: 100, startsIn: -10)
+            #expect(try await gate.admit(sale, buyerID: "first", requestKey: "1", now: Date()) == .admitted(orderID: "\(sale.id)-first-1", repeated: false))
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            for _ in 0..<200 where redis.connection(on: loop) == nil { try await Task.sleep(for: .milliseconds(10)) }
+
+            // 150 buyers, three attempts each (key 1, key 1 again, another key), all in one turn.
+            let futures = try await loop.submit { () -> [EventLoopFuture<Admission?>] in
+                (0..<150).flatMap { buyer in
+                    ["1", "1", "other"].compactMap { gate.admit(sale, buyerID: "b\(buyer)", requestKey: $0, now: Date(), on: loop) }
+                }
+            }.get()
+            #expect(futures.count == 450)
+            let admissions = try await EventLoopFuture.whenAllSucceed(futures, on: loop).get()
+            for buyer in 0..<150 {
+                let (first, again, other) = (admissions[3 * buyer], admissions[3 * buyer + 1], admissions[3 * buyer + 2])
+                if buyer < 99 {
+                    #expect(first == .admitted(orderID: "\(sale.id)-b\(buyer)-1", repeated: false), "b\(buyer)")
+                    #expect(again == .admitted(orderID: "\(sale.id)-b\(buyer)-1", repeated: true), "b\(buyer)")
+                    #expect(other == .limitReached, "b\(buyer)")
+                } else {
+                    #expect([first, again, other] == [.soldOut, .soldOut, .soldOut], "b\(buyer)")
+                }
+            }
+            #expect(try await redis.getString(RedisKeys.sale(sale.id).stock) == "0")
+            #expect(try await redis.hlen(RedisKeys.sale(sale.id).orders) == 100)
+            #expect(try await redis.xlen(RedisKeys.sale(sale.id).admitted) == 100)
         }
     }
 

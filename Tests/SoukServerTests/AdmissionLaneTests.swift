@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import HummingbirdTesting
 import NIOCore
 import NIOPosix
 @testable import SoukServer
@@ -18,6 +19,29 @@ struct AdmissionLaneTests {
         try #require(app.services.fastLanes.lazy.compactMap { $0 as? AdmissionLane }.first, "the Redis gate opens the lane")
     }
 
+    /// An app whose gate and rate limiter are Redis's (a private redis-server), with one sale of
+    /// `quantity` units, one per buyer: `body` gets the app, the Redis client and server, the sale id.
+    static func withSale(
+        quantity: Int, startsIn: TimeInterval = -5, redisArguments: [String] = [], rateLimits: RateLimitPolicy = .off, testing: TestingSetup = .router,
+        _ body: @escaping @Sendable (TestApp, RedisClient, PrivateRedisServer, Int64) async throws -> Void
+    ) async throws {
+        let server = try await PrivateRedisServer(arguments: redisArguments)
+        let redis = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: TestLog.logger)
+        defer { redis.shutdown() }
+        try await TestApp.run(rateLimits: rateLimits, gate: { RedisFlashSaleGate(redis: redis, store: $0) }, rateLimiter: RedisRateLimiter(redis: redis), testing: testing) { app in
+            let token = try await app.vendorToken("amina")
+            let phone = try await app.product(token: token, stock: 100)
+            let created = try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: quantity, limit: 1, startsIn: startsIn)
+            try await body(app, redis, server, try #require((created.json["id"] as? NSNumber)?.int64Value))
+        }
+    }
+
+    /// A purchase attempt as raw HTTP/1.1, for pipelining on a live server.
+    static func rawPurchase(_ sale: Int64, _ buyer: String, _ extraHeaders: String = "") -> String {
+        let body = #"{"buyer_id":"\#(buyer)"}"#
+        return "POST /api/v1/flash-sales/\(sale)/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    }
+
     /// The lane's connection on `eventLoop` is opened in the background by its first use.
     static func warm(_ redis: RedisClient, _ eventLoop: any EventLoop) async throws {
         for _ in 0..<200 where redis.connection(on: eventLoop) == nil { try await Task.sleep(for: .milliseconds(10)) }
@@ -25,14 +49,8 @@ struct AdmissionLaneTests {
     }
 
     @Test func theLaneGivesTheRoutersAnswers() async throws {
-        let server = try await PrivateRedisServer()
-        let redis = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: TestLog.logger)
-        defer { redis.shutdown() }
         let limits = RateLimitPolicy(limits: [.purchasePerBuyer: RateLimit(count: 4, window: .seconds(60))])
-        try await TestApp.run(rateLimits: limits, gate: { RedisFlashSaleGate(redis: redis, store: $0) }, rateLimiter: RedisRateLimiter(redis: redis)) { app in
-            let token = try await app.vendorToken("amina")
-            let phone = try await app.product(token: token, stock: 10)
-            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: 3, limit: 1).json["id"] as? NSNumber)?.int64Value)
+        try await Self.withSale(quantity: 3, rateLimits: limits) { app, redis, _, sale in
             let lane = try Self.lane(app)
             let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
             try await Self.warm(redis, eventLoop)
@@ -90,13 +108,7 @@ struct AdmissionLaneTests {
     }
 
     @Test func aSaleNotStartedYetIsRefusedAsTheRouterRefusesIt() async throws {
-        let server = try await PrivateRedisServer()
-        let redis = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: TestLog.logger)
-        defer { redis.shutdown() }
-        try await TestApp.run(gate: { RedisFlashSaleGate(redis: redis, store: $0) }) { app in
-            let token = try await app.vendorToken("amina")
-            let phone = try await app.product(token: token, stock: 10)
-            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: token, product: phone, startsIn: 600).json["id"] as? NSNumber)?.int64Value)
+        try await Self.withSale(quantity: 3, startsIn: 600) { app, redis, _, sale in
             _ = try await Self.flashSalesKnow(app, sale)
             let lane = try Self.lane(app)
             let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
@@ -112,18 +124,9 @@ struct AdmissionLaneTests {
     /// On a live server: pipelined attempts, some decided late by the lane and some by the router,
     /// come back in order; then 400 concurrent buyers for 60 units buy exactly 60.
     @Test func lateAnswersKeepTheirOrderAndTheQuantityIsExact() async throws {
-        let server = try await PrivateRedisServer()
-        let redis = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: TestLog.logger)
-        defer { redis.shutdown() }
-        try await TestApp.run(gate: { RedisFlashSaleGate(redis: redis, store: $0) }, testing: .live) { app in
-            let token = try await app.vendorToken("amina")
-            let phone = try await app.product(token: token, stock: 100)
-            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: 60, limit: 1).json["id"] as? NSNumber)?.int64Value)
+        try await Self.withSale(quantity: 60, testing: .live) { app, redis, _, sale in
             let port = try #require(app.client.port)
-            func post(_ buyer: String, _ extra: String = "") -> String {
-                let body = #"{"buyer_id":"\#(buyer)"}"#
-                return "POST /api/v1/flash-sales/\(sale)/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
-            }
+            func post(_ buyer: String, _ extra: String = "") -> String { Self.rawPurchase(sale, buyer, extra) }
             _ = try await RawHTTP.exchange(port: port, post("warm-up"), expecting: 1)
             for round in 0..<5 {
                 let replies = try await RawHTTP.exchange(port: port, [
@@ -154,18 +157,10 @@ struct AdmissionLaneTests {
     /// attempts meanwhile fail cleanly (they go to the router, which answers with an error), and the
     /// same buyer retrying afterwards gets one order, not two.
     @Test func theLaneReconnectsAfterRedisRestarts() async throws {
-        let server = try await PrivateRedisServer(arguments: ["--appendonly", "yes", "--appendfsync", "always"])
-        let redis = RedisClient(configuration: try RedisConfiguration(url: server.url), logger: TestLog.logger)
-        defer { redis.shutdown() }
-        try await TestApp.run(gate: { RedisFlashSaleGate(redis: redis, store: $0) }, testing: .live) { app in
-            let token = try await app.vendorToken("amina")
-            let phone = try await app.product(token: token, stock: 100)
-            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: 50, limit: 1).json["id"] as? NSNumber)?.int64Value)
+        try await Self.withSale(quantity: 50, redisArguments: ["--appendonly", "yes", "--appendfsync", "always"], testing: .live) { app, redis, server, sale in
             let port = try #require(app.client.port)
             func attempt(_ buyer: String) async throws -> RawHTTP.Reply {
-                let body = #"{"buyer_id":"\#(buyer)"}"#
-                let request = "POST /api/v1/flash-sales/\(sale)/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
-                return try await RawHTTP.exchange(port: port, request, expecting: 1)[0]
+                try await RawHTTP.exchange(port: port, Self.rawPurchase(sale, buyer), expecting: 1)[0]
             }
             for index in 0..<10 { #expect(try await attempt("before\(index)").status == 202) }
 

@@ -20,3 +20,11 @@ public protocol EventLoopRateLimiter: Sendable {
     /// Nil when the limiter cannot count this way now (the router then counts).
     func hit(_ checks: [RateCheck], on eventLoop: any EventLoop) -> EventLoopFuture<RateDecision>?
 }
+
+/// Store pages read on an event loop, without a task (the Redis page cache, on that loop's own
+/// connection).
+public protocol EventLoopPageCache: Sendable {
+    /// The page cached at the vendor's current version, or nil when there is none (the router then
+    /// renders it). Nil instead of a future when the cache cannot read this way now.
+    func currentPage(_ key: PageKey, on eventLoop: any EventLoop) -> EventLoopFuture<CachedPage?>?
+}

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import RESP
 import SoukCore
@@ -6,9 +7,10 @@ import SoukCore
 /// Store pages in Redis, shared by every instance. Versions are counters that never go back: a
 /// missing counter (a Redis that lost its data) restarts at a random value, so a page cached
 /// anywhere under an old version can never match again.
-public struct RedisPageCache: PageCache {
+public struct RedisPageCache: PageCache, EventLoopPageCache {
     let redis: RedisClient
     public let timeToLive: Duration
+    private let reads = TurnReads()
 
     public init(redis: RedisClient, timeToLive: Duration = .seconds(15 * 60)) {
         self.redis = redis
@@ -41,6 +43,48 @@ public struct RedisPageCache: PageCache {
         }
         guard case .bulkString(let buffer) = replies[1] else { return (version, nil) }
         return (version, Self.decode(buffer, version: version, timeToLive: timeToLive))
+    }
+
+    /// The current page read on `eventLoop`: the version and the page in one pipelined write on that
+    /// loop's own connection. Visitors of the same page in one turn of the loop share one read, made
+    /// after each of them arrived, so none gets a page older than its request.
+    public func currentPage(_ key: PageKey, on eventLoop: any EventLoop) -> EventLoopFuture<CachedPage?>? {
+        guard let connection = redis.connection(on: eventLoop) else { return nil }
+        return reads.join(key, on: eventLoop) { [timeToLive] in
+            connection.submit([
+                RESPCommand("GET", [RedisKeys.storeVersion(key.vendorID)]),
+                RESPCommand("GET", [RedisKeys.storePage(key.vendorID, variant: key.variant)]),
+            ]).map { replies -> CachedPage? in
+                // No version yet: the router creates it (and renders).
+                guard replies.count == 2, let version = replies[0].value.string.flatMap(UInt64.init),
+                      case .bulkString(let buffer) = replies[1].value
+                else { return nil }
+                return Self.decode(buffer, version: version, timeToLive: timeToLive)
+            }.recover { _ in nil }
+        }
+    }
+
+    /// Reads waiting for the end of their event loop's turn, one per page.
+    final class TurnReads: Sendable {
+        private let waiting = NIOLockedValueBox<[ObjectIdentifier: [PageKey: EventLoopPromise<CachedPage?>]]>([:])
+
+        func join(_ key: PageKey, on eventLoop: any EventLoop, read: @escaping @Sendable () -> EventLoopFuture<CachedPage?>) -> EventLoopFuture<CachedPage?> {
+            let loop = ObjectIdentifier(eventLoop)
+            let (promise, isNew) = waiting.withLockedValue { waiting -> (EventLoopPromise<CachedPage?>, Bool) in
+                if let existing = waiting[loop]?[key] { return (existing, false) }
+                let promise = eventLoop.makePromise(of: CachedPage?.self)
+                waiting[loop, default: [:]][key] = promise
+                return (promise, true)
+            }
+            if isNew {
+                // The read goes out once the loop has handled what it read in this turn.
+                promise.completeWith(eventLoop.submit { () }.flatMap { [waiting] in
+                    _ = waiting.withLockedValue { $0[loop]?.removeValue(forKey: key) }
+                    return read()
+                })
+            }
+            return promise.futureResult
+        }
     }
 
     /// One key per page holds the latest rendering with the version it was rendered at; a reader

@@ -192,12 +192,19 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 }
 
-/// The anonymous visitor's store page (`GET /s/{username}`) from the in-process page cache: the
-/// same bytes, ETag and `304` as ``PagesController``'s handler, which answers everything else
-/// (a logged-in vendor, a first visit without a form-token cookie, a page not cached yet).
+/// The anonymous visitor's store page (`GET /s/{username}`) from the page cache: the same bytes,
+/// ETag and `304` as ``PagesController``'s handler, which answers everything else (a logged-in
+/// vendor, a first visit without a form-token cookie, a page not cached at the current version).
+/// The in-process cache answers at once; the Redis cache from one read on the request's event loop
+/// (shared by the visitors of that page in the same turn of the loop).
 struct StorePageLane: FastLane {
+    enum Source: Sendable {
+        case local(InProcessPageCache)
+        case eventLoop(any EventLoopPageCache)
+    }
+
     let services: SoukServices
-    let cache: InProcessPageCache
+    let source: Source
 
     func takes(_ request: HTTPRequest) -> Bool {
         request.method == .get && request.path?.hasPrefix("/s/") == true
@@ -208,13 +215,24 @@ struct StorePageLane: FastLane {
               request.headerFields[.authorization] == nil,
               SessionMiddleware.cookie(SessionTokens.cookieName, in: request.headerFields) == nil,
               let csrfToken = CSRFMiddleware.token(in: request.headerFields),
-              let vendor = services.knownVendor(username),
-              let page = cache.currentPage(PageKey(vendorID: vendor.id, variant: "html"))
+              let vendor = services.knownVendor(username)
         else { return nil }
-        services.views.count(vendorID: vendor.id)
+        let key = PageKey(vendorID: vendor.id, variant: "html")
+        switch source {
+        case .local(let cache):
+            return cache.currentPage(key).map { .now(answer($0, vendorID: vendor.id, request: request, csrfToken: csrfToken)) }
+        case .eventLoop(let cache):
+            return cache.currentPage(key, on: connection.eventLoop).map { read in
+                .later(read.map { page in page.map { answer($0, vendorID: vendor.id, request: request, csrfToken: csrfToken) } })
+            }
+        }
+    }
+
+    private func answer(_ page: CachedPage, vendorID: Int64, request: HTTPRequest, csrfToken: String) -> FastAnswer {
+        services.views.count(vendorID: vendorID)
         StorefrontCache.hits.increment()
         let (status, headers, body) = StorefrontCache.answer(page, requestHeaders: request.headerFields, contentType: "text/html; charset=utf-8", csrfToken: csrfToken)
-        return .now(FastAnswer(status: status, headers: headers, body: body, route: "/s/{username}"))
+        return FastAnswer(status: status, headers: headers, body: body, route: "/s/{username}")
     }
 
     /// The lowercased username of `/s/{username}` (query ignored, as the router does), or nil for

@@ -96,15 +96,19 @@ public struct SoukServices: Sendable {
         knownVendors.withLockedValue { $0[username] }
     }
 
-    /// What the event loops answer before the router: attempts on sold-out sales, and the store
-    /// page when its cache is this process's alone (with Redis, every read asks Redis for the
-    /// current version).
+    /// What the event loops answer before the router: attempts on sold-out sales, attempts decided
+    /// by a gate that can decide on an event loop, and the store page from the in-process cache or
+    /// from one Redis read on the event loop (the two-layer cache stays with the router).
     var fastLanes: [any FastLane] {
         var lanes: [any FastLane] = [SoldOutLane(flashSales: flashSales)]
         if let gate = flashSales.gate as? any EventLoopAdmissionGate {
             lanes.append(AdmissionLane(flashSales: flashSales, gate: gate, rateGuard: rateGuard, limiter: rateGuard.limiter as? any EventLoopRateLimiter))
         }
-        if let local = storefront.cache as? InProcessPageCache { lanes.append(StorePageLane(services: self, cache: local)) }
+        if let local = storefront.cache as? InProcessPageCache {
+            lanes.append(StorePageLane(services: self, source: .local(local)))
+        } else if let remote = storefront.cache as? any EventLoopPageCache {
+            lanes.append(StorePageLane(services: self, source: .eventLoop(remote)))
+        }
         return lanes
     }
 }

@@ -11,6 +11,14 @@ public struct FieldError: Hashable, Sendable, Codable {
     }
 }
 
+/// A failure of a backend Souk needs (Redis, the database) that passes by itself: the connection
+/// dropped, the server is unreachable, a reply is late. Clients are told to try again (503 with
+/// `Retry-After`), not that Souk is broken; every write Souk offers is safe to retry (idempotent
+/// purchases and checkouts, version-checked pages).
+public protocol TemporaryFailure: Error {
+    var isTemporary: Bool { get }
+}
+
 /// Every failure a client can cause, each with a stable snake_case code.
 ///
 /// The HTTP layer maps each case exhaustively to a status; nothing here knows about HTTP.

@@ -1,8 +1,9 @@
 import RESP
+import SoukCore
 
 /// Why a command did not get a reply. Server error replies are ``RESPServerError`` instead: those
 /// leave the connection usable.
-public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertible {
+public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertible, TemporaryFailure {
     public enum Code: String, Sendable {
         /// The connection closed (or was closed) before the reply came.
         case connectionClosed
@@ -26,6 +27,14 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
     public init(_ code: Code, _ message: String = "") {
         self.code = code
         self.message = message
+    }
+
+    /// Redis gone or slow: it comes back (the pool reconnects with backoff).
+    public var isTemporary: Bool {
+        switch code {
+        case .connectionClosed, .connectionUnavailable, .timeout: true
+        case .cancelled, .protocolError, .unexpectedReply, .shutdown: false
+        }
     }
 
     public var description: String { message.isEmpty ? "Redis \(code.rawValue)" : "Redis \(code.rawValue): \(message)" }

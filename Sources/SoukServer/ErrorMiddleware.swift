@@ -17,6 +17,8 @@ struct ErrorMiddleware: RouterMiddleware {
             let problem = Self.problem(for: error)
             if problem.status == .internalServerError {
                 context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
+            } else if problem.status == .serviceUnavailable {
+                context.logger.warning("a backend is unavailable", metadata: ["error": "\(String(reflecting: error))", "path": "\(request.uri.path)"])
             }
             var response = request.uri.path.hasPrefix("/api/") ? JSONResponse.error(problem) : pages.errorPage(problem, context: context)
             response.setRetryAfter(problem.retryAfterSeconds)
@@ -40,6 +42,9 @@ struct ErrorMiddleware: RouterMiddleware {
             if case .validationFailed(let fields) = error { problem.fields = fields }
             problem.retryAfterSeconds = error.retryAfterSeconds
             return problem
+        case let error as any TemporaryFailure where error.isTemporary:
+            return Problem(status: .serviceUnavailable, code: "unavailable",
+                           message: "A service Souk needs is unavailable for a moment; try again.", retryAfterSeconds: 1)
         case is NIOTooManyBytesError:
             return Problem(status: .contentTooLarge, code: "payload_too_large", message: "The request body is too large.")
         case let error as HTTPError:

@@ -154,8 +154,8 @@ struct AdmissionLaneTests {
     }
 
     /// Redis killed and restarted under the lane: its event loop's connection is replaced by itself,
-    /// attempts meanwhile fail cleanly (they go to the router, which answers with an error), and the
-    /// same buyer retrying afterwards gets one order, not two.
+    /// attempts meanwhile fail cleanly (they go to the router, which answers 503 and asks the client
+    /// to try again), and the same buyer retrying afterwards gets one order, not two.
     @Test func theLaneReconnectsAfterRedisRestarts() async throws {
         try await Self.withSale(quantity: 50, redisArguments: ["--appendonly", "yes", "--appendfsync", "always"], testing: .live) { app, redis, server, sale in
             let port = try #require(app.client.port)
@@ -165,13 +165,17 @@ struct AdmissionLaneTests {
             for index in 0..<10 { #expect(try await attempt("before\(index)").status == 202) }
 
             server.kill9()
+            let during = try await attempt("during")
+            #expect(during.status == 503 && during.body.contains(#""code":"unavailable""#) && during.headers["retry-after"] == "1",
+                    "Redis away: the client is asked to try again: \(during.status) \(during.body)")
             try await server.start()
             var statuses: [Int] = []
             for _ in 0..<200 {
                 let reply = try await attempt("after")
                 statuses.append(reply.status)
                 if reply.status == 202 { break }
-                #expect(reply.body.contains(#""code":"#), "an error answer is JSON with a code: \(reply.body)")
+                #expect(reply.status == 503 && reply.body.contains(#""code":"unavailable""#) && reply.headers["retry-after"] == "1",
+                        "Redis away: the client is asked to try again: \(reply.status) \(reply.body)")
                 try await Task.sleep(for: .milliseconds(20))
             }
             #expect(statuses.last == 202, "admitted again once Redis is back: \(statuses)")
@@ -180,5 +184,15 @@ struct AdmissionLaneTests {
             #expect(try await redis.hlen(RedisKeys.sale(sale).orders) == 11, "ten before the crash (fsync always), one after")
             #expect(try await redis.getString(RedisKeys.sale(sale).stock) == "39")
         }
+    }
+
+    /// A backend that is away for a moment is a 503 with `Retry-After`, not a 500; a Redis reply of
+    /// the wrong shape is still a 500 (a bug, logged as one).
+    @Test func aRedisOutageAsksTheClientToTryAgain() {
+        for code in [RedisClientError.Code.connectionClosed, .connectionUnavailable, .timeout] {
+            let problem = ErrorMiddleware.problem(for: RedisClientError(code))
+            #expect(problem.status == .serviceUnavailable && problem.code == "unavailable" && problem.retryAfterSeconds == 1, "\(code)")
+        }
+        #expect(ErrorMiddleware.problem(for: RedisClientError(.unexpectedReply)).status == .internalServerError)
     }
 }

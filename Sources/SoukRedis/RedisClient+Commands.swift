@@ -168,7 +168,7 @@ extension RedisClient {
     /// Runs a Lua script by its SHA-1, loading it first if the server does not know it (after a
     /// restart or SCRIPT FLUSH).
     public func evalsha(_ script: RedisScript, keys: [String], arguments: [String]) async throws -> RESPValue {
-        let command = RESPCommand("EVALSHA", [script.sha1, String(keys.count)] + keys + arguments)
+        let command = script.evalsha(keys: keys, arguments: arguments)
         do {
             return try await execute(command)
         } catch let error as RESPServerError where error.code == "NOSCRIPT" {
@@ -406,5 +406,11 @@ public struct RedisScript: Sendable, Hashable {
     public init(_ source: String) {
         self.source = source
         self.sha1 = Insecure.SHA1.hash(data: Data(source.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// `EVALSHA` of this script, for a pipeline or a connection of its own (a missing script comes
+    /// back as a `NOSCRIPT` error there; ``RedisClient/evalsha(_:keys:arguments:)`` loads it).
+    public func evalsha(keys: [String], arguments: [String]) -> RESPCommand {
+        RESPCommand("EVALSHA", [sha1, String(keys.count)] + keys + arguments)
     }
 }

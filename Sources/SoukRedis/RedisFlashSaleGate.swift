@@ -144,8 +144,7 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
                     continue
                 }
                 let (keys, arguments) = Self.admitCommand(sale, batch.map { ($0.buyerID, $0.requestKey) }, now: now)
-                let command = RESPCommand("EVALSHA", [Self.admitScript.sha1, String(keys.count)] + keys + arguments)
-                connection.submit([command]).whenComplete { [self] result in
+                connection.submit([Self.admitScript.evalsha(keys: keys, arguments: arguments)]).whenComplete { [self] result in
                     let admissions = try? result.get().first.map { try Self.admissions(from: $0.value, count: batch.count) }
                     for (index, attempt) in batch.enumerated() {
                         attempt.promise.succeed(admissions?[index] ?? nil)

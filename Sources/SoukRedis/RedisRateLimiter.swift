@@ -46,7 +46,7 @@ public struct RedisRateLimiter: RateLimiter, EventLoopRateLimiter {
         guard !checks.isEmpty else { return eventLoop.makeSucceededFuture(.allowed) }
         guard let connection = redis.connection(on: eventLoop) else { return nil }
         let (keys, arguments) = Self.script(checks)
-        return connection.submit([RESPCommand("EVALSHA", [Self.hitScript.sha1, String(keys.count)] + keys + arguments)]).flatMapThrowing { replies in
+        return connection.submit([Self.hitScript.evalsha(keys: keys, arguments: arguments)]).flatMapThrowing { replies in
             guard let reply = replies.first?.value else { throw RedisClientError(.unexpectedReply, "no reply to the rate limit script") }
             if case .error(let error) = reply { throw error }
             return try Self.decision(from: reply)

@@ -260,8 +260,50 @@ public protocol CheckoutStore: Sendable {
     func retrySaga(id: String, owner: String, at: Date) async throws
     /// Success: capture the held credit, record the payment, confirm. False when already final.
     func confirm(id: String, now: Date) async throws -> Bool
+    /// Many successes at once, each dated by its verifier's answer: one statement for all of them
+    /// where the backend can. A saga whose buyer's credit is locked right now (a checkout of that
+    /// buyer is being accepted) is left `busy` rather than making the whole group wait.
+    func confirm(_ sagas: [VerifiedSaga]) async throws -> GroupConfirmation
     /// Failure or timeout: release stock, coupon use and credit, fail. False when already final.
     func fail(id: String, reason: String, now: Date) async throws -> Bool
+}
+
+/// A saga the verifier approved, and when it answered: the time its decision carries.
+public struct VerifiedSaga: Hashable, Sendable {
+    public let id: String
+    public let answeredAt: Date
+
+    public init(id: String, answeredAt: Date) {
+        self.id = id
+        self.answeredAt = answeredAt
+    }
+}
+
+/// What a group confirmation did. Sagas in neither list were already decided elsewhere.
+public struct GroupConfirmation: Equatable, Sendable {
+    public var confirmed: [String]
+    /// Still in progress: their buyer's credit was locked, so they go in a later group.
+    public var busy: [String]
+
+    public init(confirmed: [String] = [], busy: [String] = []) {
+        self.confirmed = confirmed
+        self.busy = busy
+    }
+}
+
+extension CheckoutStore {
+    public func confirm(_ sagas: [VerifiedSaga]) async throws -> GroupConfirmation {
+        try await confirmOneByOne(sagas)
+    }
+
+    /// For backends without a group statement; never `busy`, since each waits for its locks.
+    public func confirmOneByOne(_ sagas: [VerifiedSaga]) async throws -> GroupConfirmation {
+        var result = GroupConfirmation()
+        for saga in sagas where try await confirm(id: saga.id, now: saga.answeredAt) {
+            result.confirmed.append(saga.id)
+        }
+        return result
+    }
 }
 
 /// The external check of a buyer; may be slow or stall. Returns whether the buyer is verified.

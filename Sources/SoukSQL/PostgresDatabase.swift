@@ -4,16 +4,23 @@ import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
 
-/// The production backend: PostgreSQL through a pool of PostgresNIO connections
+/// The production backend: PostgreSQL through pools of PostgresNIO connections
 /// (``PostgresConnectionPool``). ``close()`` closes the connections.
+///
+/// Reads have connections of their own, a quarter of `maximumConnections` (at least one), as they
+/// have in SQLite: under a storm of checkouts or orders, a buyer reading an order (or opening its
+/// event stream) waits for a reader, never behind the queue of writes.
 public final class PostgresDatabase: SQLDatabase {
     public var dialect: SQLDialect { .postgres }
 
-    private let pool: PostgresConnectionPool
+    private let writers: PostgresConnectionPool
+    private let readers: PostgresConnectionPool
     private let logger: Logger
 
     public init(configuration: PostgresConnection.Configuration, maximumConnections: Int = 20, logger: Logger) {
-        self.pool = PostgresConnectionPool(configuration: configuration, maximumConnections: maximumConnections, logger: logger)
+        let readers = max(1, maximumConnections / 4)
+        self.readers = PostgresConnectionPool(configuration: configuration, maximumConnections: readers, logger: logger)
+        self.writers = PostgresConnectionPool(configuration: configuration, maximumConnections: max(1, maximumConnections - readers), logger: logger)
         self.logger = logger
     }
 
@@ -50,6 +57,14 @@ public final class PostgresDatabase: SQLDatabase {
     }
 
     public func read(_ sql: SQL) async throws -> [SQLRow] {
+        try await run(sql, on: readers)
+    }
+
+    public func execute(_ sql: SQL) async throws -> [SQLRow] {
+        try await run(sql, on: writers)
+    }
+
+    private func run(_ sql: SQL, on pool: PostgresConnectionPool) async throws -> [SQLRow] {
         try await pool.withConnection { connection in
             if sql.isPrepared { return try await executePrepared(sql, on: connection) }
             return try await Self.collect(connection.query(Self.query(sql), logger: logger))
@@ -78,7 +93,7 @@ public final class PostgresDatabase: SQLDatabase {
         var attempt = 1
         while true {
             do {
-                return try await pool.withConnection { connection in
+                return try await writers.withConnection { connection in
                     try await Self.inTransaction(connection, logger: logger, body)
                 }
             } catch let error as PSQLError where attempt < 5 && Self.isRetryable(error) {
@@ -111,7 +126,8 @@ public final class PostgresDatabase: SQLDatabase {
     }
 
     public func close() async throws {
-        await pool.close()
+        await readers.close()
+        await writers.close()
     }
 
     static func isRetryable(_ error: PSQLError) -> Bool {

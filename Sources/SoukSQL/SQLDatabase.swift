@@ -17,6 +17,10 @@ public protocol SQLDatabase: Sendable {
     /// A read outside any transaction (each statement sees the latest committed data).
     func read(_ sql: SQL) async throws -> [SQLRow]
 
+    /// One statement that writes, sent alone: atomic by itself, without the round trips of
+    /// BEGIN and COMMIT. For statements that do all of their work at once (data-modifying CTEs).
+    func execute(_ sql: SQL) async throws -> [SQLRow]
+
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
     /// The body may run again after a serialization failure or deadlock, so it must only talk to the database.
     func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T
@@ -45,6 +49,9 @@ extension SQLDatabase {
     }
 
     func readFirst(_ sql: SQL) async throws -> SQLRow? { try await read(sql).first }
+
+    /// An engine without autocommit statements of its own runs it as a one-statement transaction.
+    public func execute(_ sql: SQL) async throws -> [SQLRow] { try await write(sql) }
 
     /// One statement in its own transaction.
     @discardableResult

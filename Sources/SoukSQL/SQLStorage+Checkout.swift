@@ -95,55 +95,88 @@ extension SQLStorage: CheckoutStore {
         }
     }
 
-    /// The common checkout — one product, no coupon, no idempotency key — in one statement on
-    /// PostgreSQL: the product row and the buyer's credit at its store are locked and checked
-    /// (`FOR UPDATE` re-checks the newest versions), then the stock is taken, the credit held, the
-    /// checkout, its line and the ledger entry written, all or nothing, in one round trip instead of
-    /// about eleven. Nil when nothing was taken (out of stock, not enough credit, no such product):
-    /// the general path then runs and says precisely why.
+    /// The common checkout — one product, no coupon, no idempotency key — accepted together with
+    /// the others that arrive meanwhile, in one statement on PostgreSQL (``GroupCommit``). Nil when
+    /// it was not taken there: the general path then runs and says precisely why.
     func acceptOneItem(_ request: CheckoutRequest, deadline: TimeInterval, now: Date) async throws -> CheckoutOrder? {
         let item = request.items[0]
-        let id = CheckoutOrder.newID()
+        return try await oneItemAcceptances.submit(OneItemCheckout(
+            id: CheckoutOrder.newID(), buyerID: request.buyerID, productID: item.productID, quantity: item.quantity,
+            now: now, deadline: now.addingTimeInterval(deadline)))
+    }
+
+    /// A group of one-item checkouts in one statement: the products and the buyers' credit rows are
+    /// locked (`FOR UPDATE` re-reads the newest versions, in key order), then each checkout is taken
+    /// when the stock and the credit cover it *and every checkout before it in the group* for the
+    /// same product or buyer (running sums). That never takes more than there is, even if an
+    /// earlier one is refused; a refused one comes back nil and goes the general way, alone. Stock
+    /// and credit move by their sums, and every saga, line and ledger entry is written, all or
+    /// nothing, in one round trip.
+    static func acceptOneItemCheckouts(_ checkouts: [OneItemCheckout], _ database: any SQLDatabase) async throws -> [CheckoutOrder?] {
+        let latest = checkouts.map(\.now.sqlMicroseconds).max() ?? 0
         let statement: SQL = """
-            WITH product AS (
-                SELECT id, vendor_id, name, price_minor, currency, price_minor * \(item.quantity) AS total FROM products
-                WHERE id = \(item.productID) AND available = TRUE AND stock >= \(item.quantity)
-                FOR UPDATE),
+            WITH request AS (
+                SELECT * FROM unnest(\(checkouts.map(\.id))::text[], \(checkouts.map(\.buyerID))::text[], \(checkouts.map(\.productID))::bigint[],
+                                     \(checkouts.map { Int64($0.quantity) })::bigint[], \(checkouts.map(\.now.sqlMicroseconds))::bigint[],
+                                     \(checkouts.map(\.deadline.sqlMicroseconds))::bigint[])
+                    WITH ORDINALITY AS request(id, buyer_id, product_id, quantity, now_at, deadline_at, position)),
+            product AS (
+                SELECT id, vendor_id, name, price_minor, currency, stock FROM products
+                WHERE id IN (SELECT product_id FROM request) AND available = TRUE ORDER BY id FOR UPDATE),
+            priced AS (
+                SELECT request.*, product.vendor_id, product.name, product.price_minor, product.currency, product.stock,
+                       product.price_minor * request.quantity AS total,
+                       SUM(request.quantity) OVER (PARTITION BY request.product_id ORDER BY request.position) AS stock_needed
+                FROM request JOIN product ON product.id = request.product_id),
             credit AS (
-                SELECT c.vendor_id FROM store_credits c, product
-                WHERE c.vendor_id = product.vendor_id AND c.buyer_id = \(request.buyerID) AND c.balance_minor >= product.total
-                FOR UPDATE OF c),
-            ok AS (SELECT product.* FROM product, credit),
+                SELECT vendor_id, buyer_id, balance_minor FROM store_credits
+                WHERE (vendor_id, buyer_id) IN (SELECT vendor_id, buyer_id FROM priced) ORDER BY vendor_id, buyer_id FOR UPDATE),
+            ok AS (
+                SELECT summed.* FROM (
+                    SELECT priced.*, SUM(priced.total) OVER (PARTITION BY priced.vendor_id, priced.buyer_id ORDER BY priced.position) AS credit_needed
+                    FROM priced) summed
+                JOIN credit ON credit.vendor_id = summed.vendor_id AND credit.buyer_id = summed.buyer_id
+                WHERE summed.stock_needed <= summed.stock AND summed.credit_needed <= credit.balance_minor),
             taken AS (
-                UPDATE products SET stock = stock - \(item.quantity), updated_at = \(now) FROM ok WHERE products.id = ok.id RETURNING products.id),
+                UPDATE products SET stock = stock - sums.quantity, updated_at = \(latest)
+                FROM (SELECT product_id, SUM(quantity) AS quantity FROM ok GROUP BY product_id) sums
+                WHERE products.id = sums.product_id RETURNING products.id),
             held AS (
-                UPDATE store_credits SET balance_minor = balance_minor - ok.total, held_minor = held_minor + ok.total, updated_at = \(now)
-                FROM ok WHERE store_credits.vendor_id = ok.vendor_id AND store_credits.buyer_id = \(request.buyerID) RETURNING store_credits.buyer_id),
+                UPDATE store_credits SET balance_minor = balance_minor - sums.total, held_minor = held_minor + sums.total, updated_at = \(latest)
+                FROM (SELECT vendor_id, buyer_id, SUM(total) AS total FROM ok GROUP BY vendor_id, buyer_id) sums
+                WHERE store_credits.vendor_id = sums.vendor_id AND store_credits.buyer_id = sums.buyer_id RETURNING store_credits.buyer_id),
             saga AS (
                 INSERT INTO checkouts (id, vendor_id, buyer_id, status, subtotal_minor, discount_minor, total_minor, currency, coupon_id, coupon_code,
                                        deadline_at, next_attempt_at, created_at, updated_at)
-                SELECT \(id), ok.vendor_id, \(request.buyerID), 'in_progress', ok.total, 0, ok.total, ok.currency, NULL, NULL,
-                       \(now.addingTimeInterval(deadline)), \(now), \(now), \(now)
-                FROM ok RETURNING id),
+                SELECT id, vendor_id, buyer_id, 'in_progress', total, 0, total, currency, NULL, NULL, deadline_at, now_at, now_at, now_at
+                FROM ok ORDER BY position RETURNING id),
             line AS (
                 INSERT INTO checkout_items (checkout_id, position, product_id, name, unit_price_minor, quantity)
-                SELECT \(id), 0, ok.id, ok.name, ok.price_minor, \(item.quantity) FROM ok RETURNING checkout_id),
+                SELECT id, 0, product_id, name, price_minor, quantity FROM ok RETURNING checkout_id),
             ledger AS (
                 INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
-                SELECT \(request.buyerID), 'hold', ok.total, \(id), ok.vendor_id, \(now) FROM ok RETURNING id)
-            SELECT ok.vendor_id, ok.name, ok.price_minor, ok.currency, ok.total FROM ok, taken, held, saga, line, ledger
+                SELECT buyer_id, 'hold', total, id, vendor_id, now_at FROM ok ORDER BY position RETURNING id)
+            SELECT id, vendor_id, name, price_minor, currency, total FROM ok
             """
-        let rows = try await database.read(statement.prepared())
-        // Each part writes exactly the one row of `ok` (whose rows are locked), so one answer row
-        // means all of it happened; none means nothing did.
-        guard let row = rows.first else { return nil }
-        let total = try row.int("total")
-        let stamped = Date(sqlMicroseconds: now.sqlMicroseconds)
-        return CheckoutOrder(
-            id: id, vendorID: try row.int("vendor_id"), buyerID: request.buyerID, status: .inProgress,
-            lines: [OrderLine(productID: item.productID, name: try row.string("name"), unitPriceMinor: try row.int("price_minor"), quantity: item.quantity)],
-            subtotalMinor: total, discountMinor: 0, totalMinor: total, currency: try row.string("currency"), couponCode: nil,
-            deadline: Date(sqlMicroseconds: now.addingTimeInterval(deadline).sqlMicroseconds), failureReason: nil, createdAt: stamped, updatedAt: stamped)
+        let rows: [SQLRow]
+        do {
+            rows = try await database.execute(statement.prepared())
+        } catch {
+            // Nothing was written (one statement): each goes the general way, which has its own retries.
+            return checkouts.map { _ in nil }
+        }
+        var accepted: [String: SQLRow] = [:]
+        for row in rows { accepted[try row.string("id")] = row }
+        return try checkouts.map { checkout in
+            guard let row = accepted[checkout.id] else { return nil }
+            let total = try row.int("total")
+            return CheckoutOrder(
+                id: checkout.id, vendorID: try row.int("vendor_id"), buyerID: checkout.buyerID, status: .inProgress,
+                lines: [OrderLine(productID: checkout.productID, name: try row.string("name"), unitPriceMinor: try row.int("price_minor"), quantity: checkout.quantity)],
+                subtotalMinor: total, discountMinor: 0, totalMinor: total, currency: try row.string("currency"), couponCode: nil,
+                deadline: Date(sqlMicroseconds: checkout.deadline.sqlMicroseconds), failureReason: nil,
+                createdAt: Date(sqlMicroseconds: checkout.now.sqlMicroseconds), updatedAt: Date(sqlMicroseconds: checkout.now.sqlMicroseconds))
+        }
     }
 
     /// Statuses of denials, for replaying them; the HTTP layer maps the live ones itself.
@@ -321,7 +354,6 @@ extension SQLStorage: CheckoutStore {
     /// entry and the payment in data-modifying CTEs, one atomic statement and one round trip instead
     /// of six. When another decision came first, `done` is empty and nothing else is written.
     func confirmInOneStatement(id: String, now: Date) async throws -> Bool {
-        // `read` sends it alone (autocommit): one statement is atomic by itself, no BEGIN/COMMIT.
         let statement: SQL = """
             WITH done AS (
                 UPDATE checkouts SET status = 'confirmed', lease_owner = NULL, lease_until = NULL, updated_at = \(now)
@@ -337,8 +369,56 @@ extension SQLStorage: CheckoutStore {
                 INSERT INTO payments (checkout_id, amount_minor, created_at) SELECT \(id), total_minor, \(now) FROM done RETURNING checkout_id)
             SELECT (SELECT COUNT(*) FROM done) AS decided, (SELECT COUNT(*) FROM payment) AS paid
             """
-        let rows = try await database.read(statement.prepared())
+        let rows = try await database.execute(statement.prepared())
         return try rows.first?.int("decided") == 1
+    }
+
+    /// On PostgreSQL one statement confirms the whole group: the sagas still in progress are
+    /// locked, their buyers' credit rows locked with `SKIP LOCKED` (a row an acceptance holds
+    /// right now is skipped, and its sagas come back `busy`, instead of the group waiting behind
+    /// the storm), then statuses, captures (one per buyer, by the sum), ledger entries and
+    /// payments are written together, atomic as one statement is.
+    public func confirm(_ sagas: [VerifiedSaga]) async throws -> GroupConfirmation {
+        guard database.dialect == .postgres, !sagas.isEmpty else { return try await confirmOneByOne(sagas) }
+        let statement: SQL = """
+            WITH answers AS (
+                SELECT * FROM unnest(\(sagas.map(\.id))::text[], \(sagas.map(\.answeredAt.sqlMicroseconds))::bigint[]) AS answer(id, answered_at)),
+            sagas AS (
+                SELECT c.id, c.vendor_id, c.buyer_id, c.total_minor, answers.answered_at FROM checkouts c JOIN answers ON answers.id = c.id
+                WHERE c.status = 'in_progress' ORDER BY c.id FOR UPDATE OF c),
+            credits AS (
+                SELECT s.vendor_id, s.buyer_id FROM store_credits s
+                WHERE (s.vendor_id, s.buyer_id) IN (SELECT vendor_id, buyer_id FROM sagas WHERE total_minor > 0)
+                ORDER BY s.vendor_id, s.buyer_id FOR UPDATE SKIP LOCKED),
+            ready AS (
+                SELECT sagas.* FROM sagas
+                WHERE sagas.total_minor = 0 OR EXISTS (SELECT 1 FROM credits WHERE credits.vendor_id = sagas.vendor_id AND credits.buyer_id = sagas.buyer_id)),
+            done AS (
+                UPDATE checkouts SET status = 'confirmed', lease_owner = NULL, lease_until = NULL, updated_at = ready.answered_at
+                FROM ready WHERE checkouts.id = ready.id
+                RETURNING checkouts.id, ready.vendor_id, ready.buyer_id, ready.total_minor, ready.answered_at),
+            sums AS (
+                SELECT vendor_id, buyer_id, SUM(total_minor) AS total FROM done WHERE total_minor > 0 GROUP BY vendor_id, buyer_id),
+            captured AS (
+                UPDATE store_credits SET held_minor = held_minor - sums.total, captured_minor = captured_minor + sums.total,
+                    updated_at = GREATEST(store_credits.updated_at, \(sagas.map(\.answeredAt.sqlMicroseconds).max() ?? 0))
+                FROM sums WHERE store_credits.vendor_id = sums.vendor_id AND store_credits.buyer_id = sums.buyer_id
+                RETURNING store_credits.buyer_id),
+            ledger AS (
+                INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
+                SELECT buyer_id, 'capture', total_minor, id, vendor_id, answered_at FROM done WHERE total_minor > 0 ORDER BY answered_at, id
+                RETURNING id),
+            payment AS (
+                INSERT INTO payments (checkout_id, amount_minor, created_at) SELECT id, total_minor, answered_at FROM done RETURNING checkout_id)
+            SELECT id, TRUE AS confirmed FROM done
+            UNION ALL
+            SELECT id, FALSE AS confirmed FROM sagas WHERE NOT EXISTS (SELECT 1 FROM ready WHERE ready.id = sagas.id)
+            """
+        var result = GroupConfirmation()
+        for row in try await database.execute(statement.prepared()) {
+            if try row.bool("confirmed") { result.confirmed.append(try row.string("id")) } else { result.busy.append(try row.string("id")) }
+        }
+        return result
     }
 
     public func fail(id: String, reason: String, now: Date) async throws -> Bool {
@@ -382,4 +462,14 @@ extension SQLStorage: CheckoutStore {
             currency: try row.string("currency"), couponCode: try? row.string("coupon_code"), deadline: try row.date("deadline_at"),
             failureReason: try? row.string("failure_reason"), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
     }
+}
+
+/// A checkout of one product, no coupon and no idempotency key, as a group acceptance takes it.
+struct OneItemCheckout: Sendable {
+    let id: String
+    let buyerID: String
+    let productID: Int64
+    let quantity: Int
+    let now: Date
+    let deadline: Date
 }

@@ -95,7 +95,7 @@ extension SQLStorage: FlashSaleStore {
                 RETURNING counted.new)
             SELECT COALESCE(SUM(new), 0)::bigint AS new FROM sold
             """
-        return Int(try await database.read(statement.prepared()).first?.int("new") ?? 0)
+        return Int(try await database.execute(statement.prepared()).first?.int("new") ?? 0)
     }
 
     public func flashSaleOrders(saleID: Int64, after: Int64?, limit: Int) async throws -> [FlashSaleOrder] {

@@ -96,7 +96,7 @@ extension SQLStorage {
                     SELECT placed.id, placed.reference, placed.total_minor, placed.currency, taken.name, taken.price_minor
                     FROM placed, taken, line
                     """
-                rows = try await database.read(statement.prepared())
+                rows = try await database.execute(statement.prepared())
             } catch {
                 continue  // a duplicate reference or an overflowing total rolled the whole statement back
             }

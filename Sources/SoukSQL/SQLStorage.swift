@@ -4,9 +4,14 @@ import SoukCore
 /// The store flows' storage on any ``SQLDatabase``: the same statements serve SQLite and PostgreSQL.
 public struct SQLStorage: SoukStorage {
     public let database: any SQLDatabase
+    /// One-item checkouts accepted in groups (PostgreSQL): see ``acceptOneItemCheckouts(_:)``.
+    let oneItemAcceptances: GroupCommit<OneItemCheckout, CheckoutOrder?>
 
     public init(database: any SQLDatabase) {
         self.database = database
+        self.oneItemAcceptances = GroupCommit { [database] checkouts in
+            try await Self.acceptOneItemCheckouts(checkouts, database)
+        }
     }
 
     // MARK: Vendors

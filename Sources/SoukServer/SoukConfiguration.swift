@@ -14,6 +14,8 @@ public struct SoukConfiguration: Sendable, Equatable {
     public var port: Int
     public var dataDirectory: String
     public var database: Database
+    /// PostgreSQL connections per process; a quarter of them (at least one) are kept for reads.
+    public var databaseConnections = 20
     public var redisURL: String?
     public var logLevel: Logger.Level
     public var cookies: CookiePolicy
@@ -65,6 +67,7 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_HTTP_PORT", flag: "--port", defaultValue: "8080", meaning: "HTTP port (0 picks a free one)"),
         .init(environment: "SOUK_DATA_DIR", flag: "--data-dir", defaultValue: "./souk-data", meaning: "where embedded mode keeps its SQLite file"),
         .init(environment: "SOUK_DATABASE_URL", flag: "--database-url", defaultValue: "(SQLite in the data dir)", meaning: "postgres://user:pass@host:port/db or sqlite:///path/file.sqlite"),
+        .init(environment: "SOUK_DATABASE_CONNECTIONS", flag: "--database-connections", defaultValue: "20", meaning: "PostgreSQL connections per process, a quarter of them kept for reads"),
         .init(environment: "SOUK_REDIS_URL", flag: "--redis-url", defaultValue: "(none)", meaning: "redis://[user:pass@]host:port/db (used by later features)"),
         .init(environment: "SOUK_LOG_LEVEL", flag: "--log-level", defaultValue: "info", meaning: "trace, debug, info, notice, warning, error or critical"),
         .init(environment: "SOUK_SECURE_COOKIES", flag: "--secure-cookies", defaultValue: "auto", meaning: "auto (Secure except plain HTTP on loopback), always or never"),
@@ -122,6 +125,13 @@ public struct SoukConfiguration: Sendable, Equatable {
                 if path.isEmpty { problems.append("SOUK_DATABASE_URL: sqlite:// needs a file path") } else { database = .sqlite(path: path) }
             } else {
                 problems.append("SOUK_DATABASE_URL: \"\(raw)\" must start with postgres://, postgresql:// or sqlite://")
+            }
+        }
+
+        var databaseConnections = 20
+        if let raw = value("SOUK_DATABASE_CONNECTIONS") {
+            if let parsed = Int(raw), (2...1_000).contains(parsed) { databaseConnections = parsed } else {
+                problems.append("SOUK_DATABASE_CONNECTIONS: \"\(raw)\" is not a count from 2 to 1000")
             }
         }
 
@@ -232,6 +242,7 @@ public struct SoukConfiguration: Sendable, Equatable {
             cookies: cookies, pageCache: pageCache, pageCacheTTL: pageCacheTTL, verifierURL: verifierURL, verifierDelay: verifierDelay,
             verifyDeadline: verifyDeadline, feedSource: feedSource, feedInterval: feedInterval, feedItems: feedItems
         )
+        configuration.databaseConnections = databaseConnections
         configuration.rateLimits = rateLimits
         configuration.behindProxy = behindProxy
         return configuration

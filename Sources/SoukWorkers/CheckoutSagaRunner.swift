@@ -21,6 +21,8 @@ public struct CheckoutSagaRunner: Service {
     let pollInterval: Duration
     let logger: Logger
     let onResult: @Sendable (CheckoutDecision) async -> Void
+    /// Approvals are confirmed in groups (one statement for many sagas), one group at a time.
+    let confirmations: GroupCommit<VerifiedSaga, GroupedConfirmation>
     /// Test hook: throwing here abandons the saga as a crash at that step would.
     let fault: @Sendable (Step, String) throws -> Void
 
@@ -36,6 +38,11 @@ public struct CheckoutSagaRunner: Service {
         self.logger = logger
         self.onResult = onResult
         self.fault = fault
+        self.confirmations = GroupCommit(maximumInFlight: 1) { sagas in
+            let result = try await store.confirm(sagas)
+            let confirmed = Set(result.confirmed), busy = Set(result.busy)
+            return sagas.map { confirmed.contains($0.id) ? .confirmed : busy.contains($0.id) ? .busy : .decidedElsewhere }
+        }
     }
 
     public func run() async throws {
@@ -91,7 +98,7 @@ public struct CheckoutSagaRunner: Service {
             try fault(.verified, saga.id)
             let decidedAt = Date()
             let decided = verdict == true
-                ? try await store.confirm(id: saga.id, now: decidedAt)
+                ? try await confirm(VerifiedSaga(id: saga.id, answeredAt: decidedAt))
                 : try await store.fail(id: saga.id, reason: reason, now: decidedAt)
             try fault(.decided, saga.id)
             if decided {
@@ -105,6 +112,22 @@ public struct CheckoutSagaRunner: Service {
             // A crash at any step leaves the lease to expire; the saga is resumed by whoever claims it next.
             logger.warning("checkout saga step failed", metadata: ["souk.order_id": "\(saga.id)", "error": "\(error)"])
         }
+    }
+
+    /// Confirms `saga` in the next group. One whose buyer's credit stays busy for a few groups (an
+    /// acceptance of that buyer held it each time), or whose group could not be written, is
+    /// confirmed alone, waiting for its locks: no saga is skipped forever. False when it was
+    /// already decided elsewhere.
+    func confirm(_ saga: VerifiedSaga) async throws -> Bool {
+        for _ in 0..<4 {
+            switch try? await confirmations.submit(saga) {
+            case .confirmed: return true
+            case .decidedElsewhere: return false
+            case .busy: continue
+            case nil: return try await store.confirm(id: saga.id, now: saga.answeredAt)
+            }
+        }
+        return try await store.confirm(id: saga.id, now: saga.answeredAt)
     }
 
     /// Runs `body` while renewing the saga's lease, so a long verification is not taken over.
@@ -132,4 +155,12 @@ public struct CheckoutSagaRunner: Service {
     func seconds(_ duration: Duration) -> TimeInterval {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
+}
+
+/// What a group confirmation did with one saga.
+enum GroupedConfirmation: Sendable {
+    case confirmed
+    /// Its buyer's credit was locked: it goes in a later group.
+    case busy
+    case decidedElsewhere
 }

@@ -1,6 +1,6 @@
 import Foundation
 import SoukCore
-import SoukSQL
+@testable import SoukSQL
 import SoukTesting
 import SoukWorkers
 import Testing
@@ -258,6 +258,128 @@ struct CheckoutTests {
             }
             #expect(concurrent.count == 1, "one order for one key, however many times it is sent")
             #expect(try await h.stock() == 8)
+        }
+    }
+
+    /// Approvals confirmed as one group: each saga captured once by its own amount, dated by its
+    /// verifier's answer; a saga decided meanwhile is left alone; confirming again charges nothing.
+    @Test(arguments: TestBackend.allCases)
+    func aGroupOfApprovalsIsConfirmedOnceEach(backend: TestBackend) async throws {
+        try await CheckoutHarness.run(backend, stock: 50, price: 1_000) { h in
+            let buyers = ["ann", "bob", "cyd"]
+            for buyer in buyers { _ = try await h.storage.credit(buyerID: buyer, amountMinor: 20_000, by: h.vendorID) }
+            let before = try await h.money(buyers)
+            var orders: [CheckoutOrder] = []
+            for (index, buyer) in (buyers + buyers).enumerated() { orders.append(try await h.checkouts.checkout(try h.request(buyer, quantity: index + 1))) }
+            let refused = orders.removeLast()  // cyd's second order (6 units) is refused before the group is written
+            #expect(try await h.storage.fail(id: refused.id, reason: "verification refused", now: Date()))
+            let answered = Date(timeIntervalSince1970: 1_900_000_000.123456)
+            let group = (orders + [refused]).enumerated().map { VerifiedSaga(id: $1.id, answeredAt: answered.addingTimeInterval(Double($0))) }
+
+            let result = try await h.storage.confirm(group)
+            #expect(Set(result.confirmed) == Set(orders.map(\.id)) && result.busy.isEmpty)
+            for (index, order) in orders.enumerated() {
+                let stored = try #require(try await h.storage.checkout(id: order.id))
+                #expect(stored.status == .confirmed && stored.updatedAt == answered.addingTimeInterval(Double(index)))
+            }
+            #expect(try await h.storage.checkout(id: refused.id)?.status == .failed)
+            let captured = ["ann": 5_000, "bob": 7_000, "cyd": 3_000] as [String: Int64]  // units 1+4, 2+5, 3
+            for buyer in buyers {
+                let wallet = try #require(try await h.storage.wallet(vendorID: h.vendorID, buyerID: buyer))
+                #expect(wallet.heldMinor == 0 && wallet.capturedMinor == captured[buyer] && wallet.balanceMinor == 20_000 - captured[buyer]!)
+            }
+            let again = try await h.storage.confirm(group)
+            #expect(again == GroupConfirmation(), "a decided saga is not confirmed twice")
+            #expect(try await h.money(buyers) == before)
+            let payments = try await h.storage.database.read("SELECT COUNT(*) AS n, CAST(SUM(amount_minor) AS BIGINT) AS total FROM payments")
+            #expect(try payments[0].int("n") == 5 && payments[0].int("total") == 15_000)
+            let captures = try await h.storage.database.read("SELECT COUNT(*) AS n FROM wallet_ledger WHERE kind = 'capture'")
+            #expect(try captures[0].int("n") == 5)
+        }
+    }
+
+    /// A buyer whose credit row is locked (an acceptance holds it) does not hold up the group: that
+    /// buyer's saga comes back busy, the others are confirmed; the runner confirms it once free.
+    @Test
+    func aBusyCreditIsLeftForALaterGroup() async throws {
+        try await CheckoutHarness.run(.postgres, stock: 10, price: 1_000) { h in
+            for buyer in ["ann", "bob"] { _ = try await h.storage.credit(buyerID: buyer, amountMinor: 5_000, by: h.vendorID) }
+            let before = try await h.money(["ann", "bob"])
+            let ann = try await h.checkouts.checkout(try h.request("ann"))
+            let bob = try await h.checkouts.checkout(try h.request("bob"))
+            let (locked, release) = AsyncStream.makeStream(of: Void.self)
+            let (released, finish) = AsyncStream.makeStream(of: Void.self)
+            let holder = Task {
+                try await h.storage.database.transaction { transaction in
+                    try await transaction.query("SELECT buyer_id FROM store_credits WHERE buyer_id = 'ann' FOR UPDATE")
+                    release.yield()
+                    for await _ in released { break }
+                }
+            }
+            for await _ in locked { break }
+            let result = try await h.storage.confirm([VerifiedSaga(id: ann.id, answeredAt: Date()), VerifiedSaga(id: bob.id, answeredAt: Date())])
+            #expect(result == GroupConfirmation(confirmed: [bob.id], busy: [ann.id]))
+            #expect(try await h.storage.checkout(id: ann.id)?.status == .inProgress)
+
+            // The runner meets the lock too: after a few busy turns it waits for it, alone.
+            let second = try await h.checkouts.checkout(try h.request("bob"))
+            try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .zero))]) {
+                #expect(try await h.final(second.id).status == .confirmed, "bob is not held up by ann's lock")
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(try await h.storage.checkout(id: ann.id)?.status == .inProgress)
+                finish.yield()
+                try await holder.value
+                #expect(try await h.final(ann.id).status == .confirmed)
+            }
+            let wallet = try #require(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "ann"))
+            #expect(wallet.heldMinor == 0 && wallet.capturedMinor == 1_000 && wallet.balanceMinor == 4_000)
+            #expect(try await h.money(["ann", "bob"]) == before)
+        }
+    }
+
+    /// One-item checkouts accepted as a group (PostgreSQL): each is taken only when the stock and
+    /// the credit cover it and every checkout before it in the group, so the group never takes more
+    /// than there is; the refused come back nil (the general path then decides them alone).
+    @Test
+    func aGroupOfOneItemCheckoutsNeverTakesMoreThanThereIs() async throws {
+        try await CheckoutHarness.run(.postgres, stock: 3, price: 1_000) { h in
+            let other = try await h.storage.createProduct(vendorID: h.vendorID, .newProduct(
+                name: "Other", description: "", priceMinor: 1_000, currency: "USD", stock: 100, available: true))
+            let hidden = try await h.storage.createProduct(vendorID: h.vendorID, .newProduct(
+                name: "Hidden", description: "", priceMinor: 10, currency: "USD", stock: 100, available: false))
+            _ = try await h.storage.credit(buyerID: "ann", amountMinor: 2_500, by: h.vendorID)
+            _ = try await h.storage.credit(buyerID: "bob", amountMinor: 10_000, by: h.vendorID)
+            let before = try await h.money(["ann", "bob"])
+            let now = Date()
+            func checkout(_ buyer: String, _ product: Int64, _ quantity: Int) -> OneItemCheckout {
+                OneItemCheckout(id: CheckoutOrder.newID(), buyerID: buyer, productID: product, quantity: quantity, now: now, deadline: now.addingTimeInterval(60))
+            }
+            let group = [
+                checkout("ann", h.productID, 1),  // taken: stock 1 of 3, ann's credit 1,000 of 2,500
+                checkout("bob", h.productID, 2),  // taken: stock 3 of 3
+                checkout("ann", h.productID, 1),  // refused: stock 4 of 3
+                checkout("bob", other.id, 9),     // refused: bob's credit 2,000 + 9,000 of 10,000
+                checkout("bob", other.id, 1),     // refused: bob's credit 12,000 counted so far (the one before is counted, taken or not)
+                checkout("ann", other.id, 1),     // refused, ann 3,000 counted
+                checkout("cyd", other.id, 1),     // refused: no credit at this store
+                checkout("bob", hidden.id, 1),    // refused: not available
+            ]
+            let answers = try await SQLStorage.acceptOneItemCheckouts(group, h.storage.database)
+            #expect(answers.map { $0 != nil } == [true, true, false, false, false, false, false, false])
+            #expect(answers[1]?.totalMinor == 2_000 && answers[1]?.id == group[1].id && answers[1]?.status == .inProgress)
+            #expect(try await h.stock() == 0)
+            #expect(try await h.storage.product(id: other.id, vendorID: h.vendorID)?.stock == 100)
+            let ann = try #require(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "ann"))
+            let bob = try #require(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "bob"))
+            #expect(ann.balanceMinor == 1_500 && ann.heldMinor == 1_000 && bob.balanceMinor == 8_000 && bob.heldMinor == 2_000)
+            #expect(try await h.money(["ann", "bob"]) == before)
+            for (checkout, answer) in zip(group, answers) {
+                #expect(try await h.storage.checkout(id: checkout.id) == answer, "what is answered is what is stored")
+            }
+            // Refused in the group is not refused: alone, the general path takes what is covered.
+            let alone = try await h.storage.accept(try CheckoutRequest(buyerID: "bob", items: [(other.id, 1)], couponCode: nil, idempotencyKey: nil), deadline: 60, now: Date())
+            guard case .accepted(let order) = alone else { Issue.record("bob's credit covers one more"); return }
+            #expect(order.totalMinor == 1_000)
         }
     }
 }

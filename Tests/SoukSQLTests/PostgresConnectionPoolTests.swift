@@ -118,6 +118,42 @@ struct PostgresConnectionPoolTests {
         await #expect(throws: PostgresConnectionPool.PoolError.self) { try await pool.withConnection { _ in } }
     }
 
+    /// Reads have connections of their own: with every writer held by an open transaction, a read
+    /// is still answered at once; a write is answered once a writer is free.
+    @Test func readsDoNotQueueBehindWrites() async throws {
+        let database = PostgresDatabase(configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), maximumConnections: 4, logger: TestLog.logger)
+        try await database.closing { database in
+            let holding = AsyncStream<Void>.makeStream()
+            let release = AsyncStream<Void>.makeStream()
+            let writers = (0..<3).map { _ in
+                Task {
+                    try await database.transaction { transaction in
+                        try await transaction.query("SELECT 1")
+                        holding.continuation.yield()
+                        for await _ in release.stream { break }
+                    }
+                }
+            }
+            var held = 0
+            for await _ in holding.stream {
+                held += 1
+                if held == 3 { break }
+            }
+            let write = Task { try await database.execute("SELECT 2 AS n").first?.int("n") }
+            let answer = try await withThrowingTaskGroup(of: Int64?.self) { group in
+                group.addTask { try await database.read("SELECT 1 AS n").first?.int("n") }
+                group.addTask { try await Task.sleep(for: .seconds(10)); return nil }
+                let first = try await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+            #expect(answer == 1, "the read did not wait for the writers")
+            release.continuation.finish()
+            for writer in writers { try await writer.value }
+            #expect(try await write.value == 2)
+        }
+    }
+
     /// Statements marked `prepared()` give the same rows as unnamed ones, from many callers, after the
     /// connection is replaced, with a NULL parameter (run unnamed) and past the prepared slots.
     @Test func preparedStatementsAnswerAsUnnamedOnesDo() async throws {

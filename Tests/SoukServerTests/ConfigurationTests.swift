@@ -35,6 +35,19 @@ struct ConfigurationTests {
         }
     }
 
+    @Test func databaseConnections() throws {
+        #expect(try SoukConfiguration.load(environment: [:]).databaseConnections == 20)
+        #expect(try SoukConfiguration.load(environment: ["SOUK_DATABASE_CONNECTIONS": "40"]).databaseConnections == 40)
+        #expect(try SoukConfiguration.load(environment: ["SOUK_DATABASE_CONNECTIONS": "8"], flags: ["SOUK_DATABASE_CONNECTIONS": "6"]).databaseConnections == 6)
+        for bad in ["1", "many", "1001"] {
+            #expect {
+                try SoukConfiguration.load(environment: ["SOUK_DATABASE_CONNECTIONS": bad])
+            } throws: { error in
+                (error as? SoukConfiguration.Invalid)?.problems.first?.hasPrefix("SOUK_DATABASE_CONNECTIONS") == true
+            }
+        }
+    }
+
     @Test func priceFeedSettings() throws {
         let defaults = try SoukConfiguration.load(environment: [:])
         #expect(defaults.feedSource == .simulated && defaults.feedInterval == .seconds(60) && defaults.feedItems == 20)

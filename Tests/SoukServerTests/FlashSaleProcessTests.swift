@@ -111,8 +111,10 @@ struct FlashSaleProcessTests {
         async let load = Self.loadtest(ready, instance: 0, buyers: 3_000)
         // Kill the worker while orders are flowing and being persisted.
         var killedWhilePending = false
+        var seen: [String] = []
         for _ in 0..<400 {
             let stats = try await Self.stats(cluster)
+            seen.append("\(stats["persisted"] ?? "-")/\(stats["admitted"] ?? "-")")
             if let persisted = stats["persisted"] as? Int, persisted > 0, let admitted = stats["admitted"] as? Int, admitted > persisted {
                 doomed.kill9()
                 killedWhilePending = true
@@ -124,7 +126,7 @@ struct FlashSaleProcessTests {
         let replacement = try await Self.startWorker(cluster.environment)
         defer { replacement.stop() }
         let result = try await load
-        #expect(killedWhilePending, "the worker died mid-sale")
+        #expect(killedWhilePending, "the worker died mid-sale (persisted/admitted seen: \(seen.suffix(40)))")
         #expect(result.status == 0 && result.output.contains("verdict      PASS"), "\(result.output)")
         let orders = try await Self.persistedOrders(cluster)
         #expect(orders.count == 3_000 && Set(orders).count == 3_000)

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import NIOCore
+import NIOHTTP1
 import NIOHTTPTypes
 import Synchronization
 import SoukCore
@@ -72,11 +73,25 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Parts read while a lane's answer is pending, and whether a read was held back meanwhile.
     private var held: [HTTPRequestPart] = []
     private var heldRead = false
+    /// NIO's HTTP/1 response encoder in this pipeline: a lane's answer is written through its
+    /// context as bytes this handler encodes, which go straight to the socket (a context writes to
+    /// the handlers after it). The answer is one complete response with its length, so the
+    /// encoder, idle between responses, has nothing to know about it. Nil in a pipeline without
+    /// it: answers then go down as response parts.
+    private var encoder: ChannelHandlerContext?
 
     init(lanes: [any FastLane], metrics: HTTPMetrics, serverName: String) {
         self.lanes = lanes
         self.metrics = metrics
         self.serverName = serverName
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        encoder = try? context.pipeline.syncOperations.context(handlerType: HTTPResponseEncoder.self)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        encoder = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -184,11 +199,44 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
         headers[.xRequestID] = request.headerFields[.xRequestID].flatMap(RequestIDMiddleware.accepted) ?? RequestIDMiddleware.generate()
         headers[.date] = HTTPDate.now()
         headers[.server] = serverName
+        if let encoder {
+            encoder.write(NIOAny(Self.encodedHead(answer.status, headers, bodyLength: answer.body?.readableBytes ?? 0, allocator: context.channel.allocator)), promise: nil)
+            if let body = answer.body, body.readableBytes > 0 { encoder.write(NIOAny(body), promise: nil) }
+            encoder.flush()
+            return
+        }
         context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: headers))), promise: nil)
         if let body = answer.body {
             context.write(wrapOutboundOut(.body(body)), promise: nil)
         }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+}
+
+extension FastLaneHandler {
+    /// The status line and header block of an HTTP/1.1 response, as NIO's encoder writes them; a
+    /// response that may have a body always says its length (the encoder would send it chunked).
+    static func encodedHead(_ status: HTTPResponse.Status, _ headers: HTTPFields, bodyLength: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var head = allocator.buffer(capacity: 512)
+        head.writeStaticString("HTTP/1.1 ")
+        head.writeString(String(status.code))
+        head.writeStaticString(" ")
+        head.writeString(status.reasonPhrase)
+        head.writeStaticString("\r\n")
+        for field in headers where field.name != .contentLength && field.name != .transferEncoding {
+            head.writeString(field.name.rawName)
+            head.writeStaticString(": ")
+            head.writeString(field.value)
+            head.writeStaticString("\r\n")
+        }
+        let mayHaveBody = status.code >= 200 && status.code != 204 && status.code != 304
+        if mayHaveBody {
+            head.writeStaticString("Content-Length: ")
+            head.writeString(String(bodyLength))
+            head.writeStaticString("\r\n")
+        }
+        head.writeStaticString("\r\n")
+        return head
     }
 }
 

@@ -23,6 +23,18 @@ struct FastLaneTests {
         try #require(app.services.fastLanes.lazy.compactMap { $0 as? StorePageLane }.first, "the in-process page cache opens the lane")
     }
 
+    /// A lane's answer goes to the socket as bytes the handler encodes: the status line, every
+    /// header once, and the length of a body (never chunked, never twice); none for a 304.
+    @Test func answersAreEncodedAsHTTP1() {
+        let headers: HTTPFields = [.contentType: "text/html; charset=utf-8", .contentLength: "999", .eTag: "\"v1\""]
+        let ok = FastLaneHandler.encodedHead(.ok, headers, bodyLength: 12, allocator: ByteBufferAllocator())
+        #expect(String(buffer: ok) == "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nETag: \"v1\"\r\nContent-Length: 12\r\n\r\n")
+        let notModified = FastLaneHandler.encodedHead(.notModified, [.eTag: "\"v1\""], bodyLength: 0, allocator: ByteBufferAllocator())
+        #expect(String(buffer: notModified) == "HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n")
+        let conflict = FastLaneHandler.encodedHead(.conflict, [:], bodyLength: 0, allocator: ByteBufferAllocator())
+        #expect(String(buffer: conflict) == "HTTP/1.1 409 Conflict\r\nContent-Length: 0\r\n\r\n")
+    }
+
     @Test func theLaneAnswersWithTheRoutersBytesOnceTheRouterHasCachedThePage() async throws {
         try await TestApp.run(pageCache: InProcessPageCache(timeToLive: .seconds(60))) { app in
             let token = try await app.vendorToken("amina")

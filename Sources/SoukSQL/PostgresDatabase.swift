@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import PostgresNIO
+import SoukCore
 
 /// The production backend: PostgreSQL through pools of PostgresNIO connections
 /// (``PostgresConnectionPool``). ``close()`` closes the connections.
@@ -239,4 +240,22 @@ struct SlotStatement<Slot: PreparedSlot>: PostgresPreparedStatement {
 
     func makeBindings() throws -> PostgresBindings { bindings }
     func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+}
+
+/// PostgreSQL out of reach — no connection, a connection lost, the server shutting down or out of
+/// connections — is temporary: the HTTP layer answers 503 with `Retry-After`, not 500. A statement
+/// the server refused (a constraint, bad SQL) is not.
+extension PSQLError: TemporaryFailure {
+    public var isTemporary: Bool {
+        switch code {
+        case .connectionError, .serverClosedConnection, .uncleanShutdown:
+            return true
+        case .server:
+            guard let state = serverInfo?[.sqlState] else { return false }
+            // 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now; 53300: too many connections.
+            return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300"].contains(state)
+        default:
+            return false
+        }
+    }
 }

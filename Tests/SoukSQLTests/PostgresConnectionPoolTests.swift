@@ -1,6 +1,8 @@
 import Foundation
 import NIOConcurrencyHelpers
+import NIOPosix
 import PostgresNIO
+import SoukCore
 @testable import SoukSQL
 import SoukTesting
 import Testing
@@ -151,6 +153,26 @@ struct PostgresConnectionPoolTests {
             release.continuation.finish()
             for writer in writers { try await writer.value }
             #expect(try await write.value == 2)
+        }
+    }
+
+    /// PostgreSQL out of reach is a temporary failure (the API answers 503 with `Retry-After`); a
+    /// statement the server refuses is not.
+    @Test func anUnreachableServerIsATemporaryFailure() async throws {
+        let socket = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let port = try #require(socket.localAddress?.port)
+        try await socket.close()  // a port nobody listens on
+        let unreachable = try PostgresDatabase(url: "postgres://souk@127.0.0.1:\(port)/postgres", maximumConnections: 2, logger: TestLog.logger)
+        try await unreachable.closing { database in
+            await #expect { try await database.read("SELECT 1") } throws: { error in
+                (error as? any TemporaryFailure)?.isTemporary == true
+            }
+        }
+        let database = PostgresDatabase(configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), maximumConnections: 2, logger: TestLog.logger)
+        try await database.closing { database in
+            await #expect { try await database.read("SELECT no_such_column FROM no_such_table") } throws: { error in
+                (error as? any TemporaryFailure)?.isTemporary == false
+            }
         }
     }
 

@@ -61,8 +61,9 @@ public final class PostgresDatabase: SQLDatabase {
         try await run(sql, on: readers)
     }
 
+    /// A statement that deadlocked or failed to serialize was rolled back whole, so it is sent again.
     public func execute(_ sql: SQL) async throws -> [SQLRow] {
-        try await run(sql, on: writers)
+        try await retryingWhenAsked { try await run(sql, on: writers) }
     }
 
     private func run(_ sql: SQL, on pool: PostgresConnectionPool) async throws -> [SQLRow] {
@@ -91,15 +92,21 @@ public final class PostgresDatabase: SQLDatabase {
     }
 
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
+        try await retryingWhenAsked {
+            try await writers.withConnection { connection in
+                try await Self.inTransaction(connection, logger: logger, body)
+            }
+        }
+    }
+
+    /// Serialization failures and deadlocks are the database asking us to try again: up to five tries.
+    private func retryingWhenAsked<T>(_ attemptOnce: () async throws -> T) async throws -> T {
         var attempt = 1
         while true {
             do {
-                return try await writers.withConnection { connection in
-                    try await Self.inTransaction(connection, logger: logger, body)
-                }
+                return try await attemptOnce()
             } catch let error as PSQLError where attempt < 5 && Self.isRetryable(error) {
-                // Serialization failures and deadlocks are the database asking us to try again.
-                logger.debug("retrying transaction", metadata: ["attempt": "\(attempt)", "sqlstate": "\(error.serverInfo?[.sqlState] ?? "")"])
+                logger.debug("retrying", metadata: ["attempt": "\(attempt)", "sqlstate": "\(error.serverInfo?[.sqlState] ?? "")"])
                 attempt += 1
                 try await Task.sleep(for: .milliseconds(5 * attempt))
             }

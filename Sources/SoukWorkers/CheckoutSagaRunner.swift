@@ -117,7 +117,9 @@ public struct CheckoutSagaRunner: Service {
     /// Confirms `saga` in the next group. One whose buyer's credit stays busy for a few groups (an
     /// acceptance of that buyer held it each time), or whose group could not be written, is
     /// confirmed alone, waiting for its locks: no saga is skipped forever. False when it was
-    /// already decided elsewhere.
+    /// already decided elsewhere. (A group that committed but whose answer was lost leaves its
+    /// sagas confirmed; alone, they are then found decided — never captured twice — and their
+    /// streams learn it from their periodic re-read.)
     func confirm(_ saga: VerifiedSaga) async throws -> Bool {
         for _ in 0..<4 {
             switch try? await confirmations.submit(saga) {

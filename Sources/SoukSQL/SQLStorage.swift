@@ -4,7 +4,7 @@ import SoukCore
 /// The store flows' storage on any ``SQLDatabase``: the same statements serve SQLite and PostgreSQL.
 public struct SQLStorage: SoukStorage {
     public let database: any SQLDatabase
-    /// One-item checkouts accepted in groups (PostgreSQL): see ``acceptOneItemCheckouts(_:)``.
+    /// One-item checkouts accepted in groups (PostgreSQL): see ``acceptOneItemCheckouts(_:_:)``.
     let oneItemAcceptances: GroupCommit<OneItemCheckout, CheckoutOrder?>
 
     public init(database: any SQLDatabase) {

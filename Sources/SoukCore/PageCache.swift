@@ -16,14 +16,15 @@ public struct CachedPage: Hashable, Sendable {
     public let body: [UInt8]
     public let etag: String
     public let createdAt: Date
-    /// Byte offset in `body` where each visitor's own value (its form token) is inserted when served.
-    public let slot: Int?
+    /// Byte offsets in `body`, ascending, where the visitor's own value (its form token) is inserted
+    /// when served: one for every form on the page.
+    public let slots: [Int]
 
-    public init(body: [UInt8], etag: String, createdAt: Date, slot: Int? = nil) {
+    public init(body: [UInt8], etag: String, createdAt: Date, slots: [Int] = []) {
         self.body = body
         self.etag = etag
         self.createdAt = createdAt
-        self.slot = slot.flatMap { (0...body.count).contains($0) ? $0 : nil }
+        self.slots = slots.filter { (0...body.count).contains($0) }.sorted()
     }
 }
 

@@ -91,7 +91,8 @@ public struct RedisPageCache: PageCache, EventLoopPageCache {
     /// takes it only when that version is the current one.
     static func decode(_ stored: ByteBuffer?, version: UInt64, timeToLive: Duration) -> CachedPage? {
         guard var buffer = stored else { return nil }
-        // Stored as: version, newline, created-at milliseconds, newline, slot offset (or -1), newline, ETag, newline, body.
+        // Stored as: version, newline, created-at milliseconds, newline, slot offsets (comma-separated, or
+        // -1 for none), newline, ETag, newline, body.
         guard let versionEnd = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")),
               buffer.readString(length: versionEnd - buffer.readerIndex).flatMap({ UInt64($0) }) == version,
               buffer.readInteger(as: UInt8.self) != nil,
@@ -99,7 +100,7 @@ public struct RedisPageCache: PageCache, EventLoopPageCache {
               let millis = buffer.readString(length: header - buffer.readerIndex).flatMap({ Int64($0) }),
               buffer.readInteger(as: UInt8.self) != nil,
               let slotEnd = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")),
-              let slot = buffer.readString(length: slotEnd - buffer.readerIndex).flatMap({ Int($0) }),
+              let slots = buffer.readString(length: slotEnd - buffer.readerIndex).flatMap(Self.slots(from:)),
               buffer.readInteger(as: UInt8.self) != nil,
               let etagEnd = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")),
               let etag = buffer.readString(length: etagEnd - buffer.readerIndex),
@@ -108,12 +109,23 @@ public struct RedisPageCache: PageCache, EventLoopPageCache {
         let createdAt = Date(timeIntervalSince1970: Double(millis) / 1_000)
         let limit = Double(timeToLive.components.seconds) + Double(timeToLive.components.attoseconds) / 1e18
         guard Date().timeIntervalSince(createdAt) < limit else { return nil }
-        return CachedPage(body: Array(buffer.readableBytesView), etag: etag, createdAt: createdAt, slot: slot < 0 ? nil : slot)
+        return CachedPage(body: Array(buffer.readableBytesView), etag: etag, createdAt: createdAt, slots: slots)
+    }
+
+    /// "12,480" as [12, 480]; "-1" (none) as []; nil for anything else.
+    static func slots(from text: String) -> [Int]? {
+        if text == "-1" { return [] }
+        var slots: [Int] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let offset = Int(part), offset >= 0 else { return nil }
+            slots.append(offset)
+        }
+        return slots
     }
 
     public func store(_ page: CachedPage, for key: PageKey, version: UInt64) async throws {
         var buffer = ByteBuffer()
-        buffer.writeString("\(version)\n\(Int64(page.createdAt.timeIntervalSince1970 * 1_000))\n\(page.slot ?? -1)\n\(page.etag)\n")
+        buffer.writeString("\(version)\n\(Int64(page.createdAt.timeIntervalSince1970 * 1_000))\n\(page.slots.isEmpty ? "-1" : page.slots.map(String.init).joined(separator: ","))\n\(page.etag)\n")
         buffer.writeBytes(page.body)
         try await redis.set(RedisKeys.storePage(key.vendorID, variant: key.variant), buffer, expire: timeToLive)
     }

@@ -21,9 +21,17 @@ struct CSRFMiddleware: RouterMiddleware {
         return response
     }
 
-    /// The visitor's form token from its cookie, if it has a well-formed one.
+    /// The visitor's form token from its cookie, if it is one Souk could have made: 43 characters of
+    /// unpadded URL-safe base64. The token is written into pages, so anything else (markup, quotes)
+    /// is treated as no token and replaced.
     static func token(in headers: HTTPFields) -> String? {
-        SessionMiddleware.cookie(cookieName, in: headers).flatMap { $0.utf8.count == 43 ? $0 : nil }
+        SessionMiddleware.cookie(cookieName, in: headers).flatMap { isWellFormed($0) ? $0 : nil }
+    }
+
+    static func isWellFormed(_ token: String) -> Bool {
+        token.utf8.count == 43 && token.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || byte == 0x2D || byte == 0x5F
+        }
     }
 
     /// Throws unless the submitted token matches the cookie (compared in constant time).

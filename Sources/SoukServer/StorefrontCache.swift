@@ -66,21 +66,27 @@ struct StorefrontCache: Sendable {
         return try await task.value
     }
 
-    /// Takes the CSRF marker out of a fresh rendering and remembers where it was.
+    /// Takes every CSRF marker (one per form) out of a fresh rendering and remembers where each was.
     static func make(_ rendered: [UInt8], version: UInt64) -> CachedPage {
-        var body = rendered
-        var slot: Int?
+        var body: [UInt8] = []
+        body.reserveCapacity(rendered.count)
+        var slots: [Int] = []
         let marker = Array(csrfMarker.utf8)
-        if let start = rendered.withUnsafeBufferPointer({ find(marker, in: $0) }) {
-            body.removeSubrange(start..<(start + marker.count))
-            slot = start
+        rendered.withUnsafeBufferPointer { bytes in
+            var copied = 0
+            while let start = find(marker, in: bytes, from: copied) {
+                body.append(contentsOf: bytes[copied..<start])
+                slots.append(body.count)
+                copied = start + marker.count
+            }
+            body.append(contentsOf: bytes[copied...])
         }
-        return CachedPage(body: body, etag: "\"\(version)-\(fnv1a(body))\"", createdAt: Date(), slot: slot)
+        return CachedPage(body: body, etag: "\"\(version)-\(fnv1a(body))\"", createdAt: Date(), slots: slots)
     }
 
-    static func find(_ needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
+    static func find(_ needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>, from start: Int = 0) -> Int? {
         guard let first = needle.first, haystack.count >= needle.count else { return nil }
-        var index = 0
+        var index = start
         while index <= haystack.count - needle.count {
             if haystack[index] == first && haystack[index..<(index + needle.count)].elementsEqual(needle) { return index }
             index += 1
@@ -110,12 +116,16 @@ struct StorefrontCache: Sendable {
             return (.notModified, headers, nil)
         }
         var body = ByteBuffer()
-        body.reserveCapacity(page.body.count + 64)
-        if let csrfToken, let slot = page.slot {
+        body.reserveCapacity(page.body.count + 64 * page.slots.count + 64)
+        if let csrfToken, !page.slots.isEmpty {
             page.body.withUnsafeBufferPointer { bytes in
-                body.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<slot])))
-                body.writeString(csrfToken)
-                body.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[slot...])))
+                var written = 0
+                for slot in page.slots {
+                    body.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[written..<slot])))
+                    body.writeString(csrfToken)
+                    written = slot
+                }
+                body.writeBytes(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[written...])))
             }
         } else {
             body.writeBytes(page.body)

@@ -61,6 +61,49 @@ struct StorePageCacheTests {
         }
     }
 
+    @Test func everyFormOfACachedPageWithTwoSalesCarriesTheToken() async throws {
+        let cache = InProcessPageCache()
+        try await TestApp.run(pageCache: cache) { app in
+            let token = try await app.vendorToken("amina")
+            let tea = try await app.product(token: token, name: "Tea", stock: 5)
+            let jam = try await app.product(token: token, name: "Jam", stock: 5)
+            var sales: [Int64] = []
+            for product in [tea, jam] {
+                let sale = try await FlashSaleAPITests.createSale(app, token: token, product: product, quantity: 2)
+                sales.append(try #require((sale.json["id"] as? NSNumber)?.int64Value, "\(sale.body)"))
+            }
+            _ = try await Browser(app).get("/s/amina")  // renders and caches the page
+            let shopper = Browser(app)
+            let page = try await shopper.get("/s/amina")
+            #expect(cache.count == 1)
+            let forms = page.body.components(separatedBy: "<form method=\"post\"").count - 1
+            let tokens = page.body.components(separatedBy: "name=\"csrf\" value=\"\(shopper.csrf)\"").count - 1
+            #expect(forms == 3 && tokens == 3, "two sales and the order form, each with the shopper's token: \(forms) forms, \(tokens) tokens")
+            #expect(!page.body.contains("__SOUK_CSRF"))
+            for sale in sales {
+                let bought = try await shopper.post("/s/amina/flash-sales/\(sale)", [("buyer_id", "shopper")])
+                #expect(bought.status == .accepted, "sale \(sale): \(bought.status)")
+            }
+            let placed = try await shopper.post("/s/amina/orders", [("qty_\(tea)", "1"), ("name", "Sam"), ("phone", "5550100"), ("address", "x")])
+            #expect(placed.status == .found)
+        }
+    }
+
+    @Test func aFormTokenCookieThatIsNotOursNeverReachesThePage() async throws {
+        try await TestApp.run(pageCache: InProcessPageCache()) { app in
+            let token = try await app.vendorToken("amina")
+            _ = try await app.product(token: token, name: "Tea", stock: 5)
+            let evil = #""><svg onload=alert(1)>xxxxxxxxxxxxxxxxxxxx"#
+            #expect(evil.utf8.count == 43)
+            for path in ["/s/amina", "/login"] {
+                let reply = try await app.send(.get, path, headers: [.cookie: "souk_csrf=\(evil)"])
+                #expect(reply.status == .ok)
+                #expect(!reply.body.contains("<svg"), "\(path): the cookie's markup is not in the page")
+                #expect(reply.headers[values: .setCookie].contains { $0.hasPrefix("souk_csrf=") }, "\(path): a fresh token replaces it")
+            }
+        }
+    }
+
     @Test func aLoggedInVendorSeesAFreshPageWithItsHeader() async throws {
         let cache = InProcessPageCache()
         try await TestApp.run(pageCache: cache) { app in

@@ -7,7 +7,8 @@ import SoukCore
 
 /// Builds the router: every route, with its middleware, in one place.
 public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> Router<SoukRequestContext> {
-    let router = Router(context: SoukRequestContext.self)
+    // HEAD is answered on every GET route: the GET's status and headers (Content-Length included), no body.
+    let router = Router(context: SoukRequestContext.self, options: .autoGenerateHeadEndpoints)
     router.add(middleware: RequestIDMiddleware())
     if logRequests { router.add(middleware: LogRequestsMiddleware(.debug)) }
     router.add(middleware: HTTPMetricsMiddleware(metrics: SoukMetrics.http))
@@ -36,6 +37,7 @@ public func buildApplication(
     host: String,
     port: Int,
     services: [any Service] = [],
+    timeouts: HTTPTimeouts = HTTPTimeouts(),
     logger: Logger,
     onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
@@ -45,7 +47,9 @@ public func buildApplication(
     let lanes: [any FastLane] = logRequests ? [] : soukServices.fastLanes
     return Application(
         router: buildRouter(soukServices, logRequests: logRequests),
-        server: .http1(configuration: .init(additionalChannelHandlers: lanes.isEmpty ? [] : [FastLaneHandler(lanes: lanes, metrics: SoukMetrics.http, serverName: serverName)])),
+        // Per connection: the timeouts first (they see every request, the lanes' too), then the lanes.
+        server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionTimeoutHandler(timeouts: timeouts)]
+            + (lanes.isEmpty ? [] : [FastLaneHandler(lanes: lanes, metrics: SoukMetrics.http, serverName: serverName)]))),
         configuration: .init(address: .hostname(host, port: port), serverName: serverName),
         services: services,
         onServerRunning: onServerRunning,

@@ -203,6 +203,7 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
             encoder.write(NIOAny(Self.encodedHead(answer.status, headers, bodyLength: answer.body?.readableBytes ?? 0, allocator: context.channel.allocator)), promise: nil)
             if let body = answer.body, body.readableBytes > 0 { encoder.write(NIOAny(body), promise: nil) }
             encoder.flush()
+            context.triggerUserOutboundEvent(LaneAnswerWritten(), promise: nil)
             return
         }
         context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: headers))), promise: nil)

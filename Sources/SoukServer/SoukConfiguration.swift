@@ -34,6 +34,7 @@ public struct SoukConfiguration: Sendable, Equatable {
     /// Whether the client's address is the last hop of `X-Forwarded-For` (behind nginx) rather
     /// than the connection's peer.
     public var behindProxy = false
+    public var timeouts = HTTPTimeouts()
 
     /// Where `souk feed` gets prices.
     public enum FeedSource: Sendable, Equatable {
@@ -80,6 +81,9 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_FEED_INTERVAL", flag: "--feed-interval", defaultValue: "60s", meaning: "how often the price feed is polled (tests and demos use 1s)"),
         .init(environment: "SOUK_FEED_ITEMS", flag: "--feed-items", defaultValue: "20", meaning: "how many items the simulated market quotes (SIM-0001 …)"),
         .init(environment: "SOUK_RATE_LIMITS", flag: "--rate-limits", defaultValue: "default", meaning: "default, off, or overrides such as login_ip=10/1m,purchase_ip=off (see docs/operations.md)"),
+        .init(environment: "SOUK_HTTP_IDLE_TIMEOUT", flag: "--idle-timeout", defaultValue: "60s", meaning: "a connection with no request under way is closed after this long (also bounds a request head that never completes)"),
+        .init(environment: "SOUK_HTTP_BODY_TIMEOUT", flag: "--body-timeout", defaultValue: "30s", meaning: "a request body that makes no progress for this long is dropped"),
+        .init(environment: "SOUK_HTTP_READ_TIMEOUT", flag: "--read-timeout", defaultValue: "5m", meaning: "the longest a whole request may take to arrive, head to end"),
         .init(environment: "SOUK_BEHIND_PROXY", flag: "--behind-proxy", defaultValue: "no", meaning: "yes: the client address is the last X-Forwarded-For hop (set it behind nginx, never when exposed directly)"),
     ]
 
@@ -236,6 +240,14 @@ public struct SoukConfiguration: Sendable, Equatable {
             }
         }
 
+        var timeouts = HTTPTimeouts()
+        for (name, keyPath) in [("SOUK_HTTP_IDLE_TIMEOUT", \HTTPTimeouts.idle), ("SOUK_HTTP_BODY_TIMEOUT", \.body), ("SOUK_HTTP_READ_TIMEOUT", \.read)] {
+            guard let raw = value(name) else { continue }
+            if let parsed = Self.duration(raw), parsed >= .seconds(1), parsed <= .seconds(86_400) { timeouts[keyPath: keyPath] = parsed } else {
+                problems.append("\(name): \"\(raw)\" is not a duration from 1s to 24h, such as 30s or 5m")
+            }
+        }
+
         guard problems.isEmpty else { throw Invalid(problems: problems) }
         var configuration = SoukConfiguration(
             host: host, port: port, dataDirectory: dataDirectory, database: database, redisURL: redisURL, logLevel: logLevel,
@@ -245,6 +257,7 @@ public struct SoukConfiguration: Sendable, Equatable {
         configuration.databaseConnections = databaseConnections
         configuration.rateLimits = rateLimits
         configuration.behindProxy = behindProxy
+        configuration.timeouts = timeouts
         return configuration
     }
 

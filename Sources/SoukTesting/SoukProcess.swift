@@ -251,7 +251,11 @@ public enum RawHTTP {
         let collector: ByteCollector
         public var text: String { collector.text }
         public var lastChunkAt: Date { collector.lastChunkAt }
+        /// Whether the server has not closed the connection (yet).
+        public var isOpen: Bool { channel.isActive }
         public func close() { channel.close(promise: nil) }
+        /// Sends more bytes on the connection.
+        public func write(_ text: String) async throws { try await channel.writeAndFlush(ByteBuffer(string: text)) }
     }
 
     final class ByteCollector: ChannelInboundHandler, @unchecked Sendable {

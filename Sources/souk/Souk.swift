@@ -41,6 +41,9 @@ struct SettingsOptions: ParsableArguments {
     @Option(help: "Items of the simulated market (SOUK_FEED_ITEMS).") var feedItems: String?
     @Option(help: "default, off or overrides such as login_ip=10/1m (SOUK_RATE_LIMITS).") var rateLimits: String?
     @Option(help: "yes when behind a proxy that sets X-Forwarded-For (SOUK_BEHIND_PROXY).") var behindProxy: String?
+    @Option(help: "Close connections idle this long, e.g. 60s (SOUK_HTTP_IDLE_TIMEOUT).") var idleTimeout: String?
+    @Option(help: "Drop a request body stalled this long, e.g. 30s (SOUK_HTTP_BODY_TIMEOUT).") var bodyTimeout: String?
+    @Option(help: "The longest a request may take to arrive, e.g. 5m (SOUK_HTTP_READ_TIMEOUT).") var readTimeout: String?
 
     /// Loads the configuration or exits non-zero listing every invalid setting.
     func load() throws -> SoukConfiguration {
@@ -63,6 +66,9 @@ struct SettingsOptions: ParsableArguments {
         flags["SOUK_FEED_ITEMS"] = feedItems
         flags["SOUK_RATE_LIMITS"] = rateLimits
         flags["SOUK_BEHIND_PROXY"] = behindProxy
+        flags["SOUK_HTTP_IDLE_TIMEOUT"] = idleTimeout
+        flags["SOUK_HTTP_BODY_TIMEOUT"] = bodyTimeout
+        flags["SOUK_HTTP_READ_TIMEOUT"] = readTimeout
         do {
             let configuration = try SoukConfiguration.load(environment: ProcessInfo.processInfo.environment, flags: flags)
             LogSetup.bootstrap(level: configuration.logLevel)
@@ -120,7 +126,7 @@ struct Serve: AsyncParsableCommand {
 
     static func serve(_ services: SoukServices, background: [any Service], configuration: SoukConfiguration, logger: Logger, announce: @escaping @Sendable (String) -> Void) async throws {
         let host = configuration.host
-        let app = buildApplication(services, host: host, port: configuration.port, services: background, logger: logger) { channel in
+        let app = buildApplication(services, host: host, port: configuration.port, services: background, timeouts: configuration.timeouts, logger: logger) { channel in
             let port = channel.localAddress?.port ?? configuration.port
             let shownHost = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host
             announce("http://\(shownHost.contains(":") ? "[\(shownHost)]" : shownHost):\(port)")

@@ -161,12 +161,8 @@ public enum PriceRows {
     static func milliseconds(_ text: String) -> Int64? {
         // Seconds up to the end of year 9999, so that every time can be written back as ISO 8601.
         if text.allSatisfy(\.isASCIIDigit), !text.isEmpty, text.count <= 12, let seconds = Int64(text), seconds <= 253_402_300_799 { return seconds * 1_000 }
-        let withFraction = ISO8601DateFormatter()
-        withFraction.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = withFraction.date(from: text) ?? ISO8601DateFormatter().date(from: text) {
-            return Int64((date.timeIntervalSince1970 * 1_000).rounded())
-        }
-        return nil
+        guard let date = ClientDates.parseISO8601(text), ClientDates.contains(date) else { return nil }
+        return Int64((date.timeIntervalSince1970 * 1_000).rounded())
     }
 
 }

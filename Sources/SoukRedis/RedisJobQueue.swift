@@ -94,9 +94,11 @@ public struct RedisJobQueue: JobQueue {
             RESPCommand("XLEN", [Keys.queue]), RESPCommand("ZCARD", [Keys.delayed]), RESPCommand("HLEN", [Keys.dead]),
             RESPCommand("XPENDING", [Keys.queue, Keys.group]),
         ])
-        let running = replies[3].elements?.first?.int ?? 0
-        let inStream = replies[0].int ?? 0
-        return JobCounts(queued: Int(inStream - running + (replies[1].int ?? 0)), running: Int(running), dead: Int(replies[2].int ?? 0))
+        // Counts from Redis, clamped before arithmetic: a damaged key must not trap the process.
+        func count(_ value: Int64?) -> Int64 { min(max(value ?? 0, 0), Int64(Int32.max)) }
+        let running = count(replies[3].elements?.first?.int)
+        let inStream = count(replies[0].int)
+        return JobCounts(queued: Int(max(0, inStream - running) + count(replies[1].int)), running: Int(running), dead: Int(count(replies[2].int)))
     }
 
     static func now() -> Int64 { FeedSchedule.now() }

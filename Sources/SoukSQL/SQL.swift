@@ -1,4 +1,5 @@
 import Foundation
+import SoukCore
 
 /// A value bound to a statement parameter. Timestamps travel as Int64 microseconds since 1970.
 public enum SQLValue: Sendable, Hashable {
@@ -172,6 +173,8 @@ public enum SQLDatabaseError: Error, CustomStringConvertible {
 }
 
 extension Date {
-    var sqlMicroseconds: Int64 { Int64((timeIntervalSince1970 * 1_000_000).rounded()) }
+    /// Microseconds since 1970. Saturates instead of trapping: client dates are checked against
+    /// ``DateRange`` where they enter, so this only guards against a date that slipped past.
+    var sqlMicroseconds: Int64 { Int64(saturating: (timeIntervalSince1970 * 1_000_000).rounded()) }
     init(sqlMicroseconds: Int64) { self.init(timeIntervalSince1970: Double(sqlMicroseconds) / 1_000_000) }
 }

@@ -36,7 +36,9 @@ extension SQLStorage: AnalyticsStore {
         var revenue: [String: Int64] = [:]
         for row in rows {
             perMinute[try row.int("minute"), default: 0] += 1
-            revenue[try row.string("currency"), default: 0] += try row.int("amount")
+            // Saturates: a vendor's own huge orders must not overflow the sum and kill the process.
+            let (sum, overflow) = revenue[try row.string("currency"), default: 0].addingReportingOverflow(try row.int("amount"))
+            revenue[try row.string("currency")] = overflow ? .max : sum
         }
         let top = try await database.read("""
             SELECT name, CAST(SUM(units) AS BIGINT) AS units FROM (

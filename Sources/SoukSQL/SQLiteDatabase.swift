@@ -98,7 +98,8 @@ public final class SQLiteDatabase: SQLDatabase {
             for column in row.columns {
                 values[column.name] = switch column.data {
                 case .integer(let value): .int(Int64(value))
-                case .float(let value): .int(Int64(value))
+                // SQLite turns an integer sum that overflows into a REAL; read it without trapping.
+                case .float(let value): .int(Int64(saturating: value))
                 case .text(let value): .text(value)
                 case .blob(let buffer): .text(String(buffer: buffer))
                 case .null: .null

@@ -63,11 +63,12 @@ struct Form: Sendable {
         var scale: Int64 = 1
         for _ in 0..<digits { scale *= 10 }
         let (scaled, overflow) = whole.multipliedReportingOverflow(by: scale)
-        guard !overflow else {
+        let (total, overflowAgain) = scaled.addingReportingOverflow(fractionValue)
+        guard !overflow, !overflowAgain else {
             errors.append(FieldError(field: name, message: "is too large"))
             return nil
         }
-        return scaled + fractionValue
+        return total
     }
 }
 

@@ -7,12 +7,13 @@ enum Sparkline {
     /// insert unescaped.
     static func svg(_ values: [Int64], label: String) -> String? {
         guard values.count >= 2, let low = values.min(), let high = values.max() else { return nil }
-        let span = Double(max(1, high - low))
+        // In Double: prices come from a feed, and two extreme ones must not overflow a subtraction.
+        let span = max(1, Double(high) - Double(low))
         let step = Double(width - 2) / Double(values.count - 1)
         var points = ""
         for (index, value) in values.enumerated() {
             let x = 1 + Double(index) * step
-            let y = 1 + Double(height - 2) * (1 - Double(value - low) / span)
+            let y = 1 + Double(height - 2) * (1 - (Double(value) - Double(low)) / span)
             if !points.isEmpty { points += " " }
             points += "\(Int((x * 10).rounded()) / 10).\(Int((x * 10).rounded()) % 10),\(Int((y * 10).rounded()) / 10).\(Int((y * 10).rounded()) % 10)"
         }

@@ -81,7 +81,7 @@ public struct FlashSaleReconciler: Sendable {
                     }
                 }
             } else {
-                let stock = Int(try await redis.getString(keys.stock) ?? "0") ?? 0
+                let stock = min(max(Int(try await redis.getString(keys.stock) ?? "0") ?? 0, -sale.quantity), sale.quantity)
                 let admitted = sale.quantity - stock
                 report.admittedInRedis = admitted
                 report.ordersInRedis = try await redis.hlen(keys.orders)

@@ -193,6 +193,10 @@ public protocol FlashSaleStore: Sendable {
     func openFlashSales() async throws -> [FlashSale]
     /// Returns the unsold units to the product and marks the sale closed (once).
     func closeFlashSale(id: Int64, now: Date) async throws -> Bool
+    /// Ends the vendor's sale at `now` (a cancellation): it takes no more purchases, and closing
+    /// returns its unsold units as for any ended sale. Nil when it is not the vendor's sale; a sale
+    /// already ended is returned as it is.
+    func endFlashSale(id: Int64, vendorID: Int64, now: Date) async throws -> FlashSale?
 }
 
 /// The admission step: one atomic decision per attempt (window, buyer's count, stock), made
@@ -209,9 +213,14 @@ public protocol FlashSaleGate: Sendable {
     /// Whether ``settledAdmission(_:buyerID:requestKey:now:)`` can answer for this sale at all: a
     /// look that costs nothing, so attempts on a sale still selling skip that path entirely.
     func hasSettledAdmissions(saleID: Int64) -> Bool
+    /// Stops admissions to a cancelled sale at `now`, for every process that shares this gate.
+    func end(_ sale: FlashSale, at now: Date) async throws
 }
 
 extension FlashSaleGate {
+    /// A gate that reads the sale's window from the ``FlashSale`` it is given needs nothing more:
+    /// ``FlashSales`` hands it the ended terms.
+    public func end(_ sale: FlashSale, at now: Date) async throws {}
     public func prepare(_ sale: FlashSale) async throws {}
     public func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission? { nil }
     public func hasSettledAdmissions(saleID: Int64) -> Bool { false }

@@ -21,6 +21,21 @@ public struct FlashSales: Sendable {
         return sale
     }
 
+    /// Cancels the vendor's sale: admissions stop at once (in the gate, shared by every instance,
+    /// before the database says so), admitted orders stay, and the unsold units return to the
+    /// product when the sale is closed, as for any ended sale.
+    public func cancel(saleID: Int64, vendorID: Int64, now: Date = Date()) async throws -> FlashSale {
+        guard let known = try await store.flashSale(id: saleID), known.vendorID == vendorID else { throw SoukError.notFound("Flash sale") }
+        guard known.closedAt == nil, known.endsAt > now else { return known }
+        try await gate.end(known, at: now)
+        guard let ended = try await store.endFlashSale(id: saleID, vendorID: vendorID, now: now) else { throw SoukError.notFound("Flash sale") }
+        terms.put(ended)
+        // Again, for a process that loaded the sale into the gate from the database in between.
+        try await gate.end(ended, at: now)
+        await onStoreChange(vendorID)
+        return ended
+    }
+
     /// One purchase attempt: admitted (with the order id) or a ``SoukError`` saying why not.
     public func purchase(saleID: Int64, buyerID rawBuyer: String?, requestKey rawKey: String?, now: Date = Date()) async throws -> (sale: FlashSale, orderID: String, repeated: Bool) {
         let buyerID = try BuyerID.validated(rawBuyer)
@@ -75,8 +90,10 @@ public struct FlashSales: Sendable {
         return FlashSaleStats(quantity: sale.quantity, admitted: max(admitted, persisted), persisted: persisted)
     }
 
-    /// Sales are read on every purchase attempt; their terms never change after creation, so
-    /// they are remembered (only `sold` and `closedAt` move, and those are read fresh where needed).
+    /// Sales are read on every purchase attempt; their terms change only when the sale is
+    /// cancelled, so they are remembered (`sold` and `closedAt` move, and are read fresh where
+    /// needed). A cancellation elsewhere reaches buyers through the shared gate, which holds the
+    /// window each attempt is checked against.
     public func sale(id: Int64) async throws -> FlashSale? {
         if let known = terms.get(id) { return known }
         guard let sale = try await store.flashSale(id: id) else { return nil }

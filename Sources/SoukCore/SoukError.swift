@@ -49,6 +49,11 @@ public enum SoukError: Error, Equatable, Sendable {
     case previousAnswer(status: Int, code: String, message: String)
     /// Too many attempts from this address, for this account or by this buyer; try again later.
     case rateLimited(retryAfterSeconds: Int)
+    /// The product is in a flash sale that is open or scheduled: it cannot be deleted or hidden
+    /// until the sale ends or is cancelled.
+    case flashSaleOpen(productName: String)
+    /// An idempotency key sent again with a different request: a client bug, never the same purchase.
+    case idempotencyKeyReused
 
     /// Seconds the client should wait before trying again (`Retry-After`), when that is known.
     public var retryAfterSeconds: Int? {
@@ -80,6 +85,8 @@ public enum SoukError: Error, Equatable, Sendable {
         case .invalidImage: "invalid_image"
         case .previousAnswer(_, let code, _): code
         case .rateLimited: "rate_limited"
+        case .flashSaleOpen: "flash_sale_open"
+        case .idempotencyKeyReused: "idempotency_key_reused"
         }
     }
 
@@ -109,6 +116,8 @@ public enum SoukError: Error, Equatable, Sendable {
         case .invalidImage(let why): "The image cannot be used: \(why)."
         case .previousAnswer(_, _, let message): message
         case .rateLimited(let seconds): "Too many attempts: try again in \(seconds) second\(seconds == 1 ? "" : "s")."
+        case .flashSaleOpen(let name): "\(name) is in a flash sale that is open or scheduled; cancel the sale first."
+        case .idempotencyKeyReused: "This Idempotency-Key was already used for a different request; use a new key for a new request."
         }
     }
 }

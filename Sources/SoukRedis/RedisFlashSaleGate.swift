@@ -71,6 +71,22 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         return 1
         """)
 
+    /// Moves a prepared sale's window to end at ARGV[1] (ms), and its start before it: the admission
+    /// script answers "ended" from then on. A sale not in Redis is left alone (preparing it reads
+    /// the window from the database).
+    public static let endScript = RedisScript("""
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        local now = tonumber(ARGV[1])
+        if tonumber(redis.call('HGET', KEYS[1], 'ends')) > now then redis.call('HSET', KEYS[1], 'ends', now) end
+        if tonumber(redis.call('HGET', KEYS[1], 'starts')) >= now then redis.call('HSET', KEYS[1], 'starts', now - 1) end
+        return 1
+        """)
+
+    public func end(_ sale: FlashSale, at now: Date) async throws {
+        let keys = RedisKeys.sale(sale.id)
+        _ = try await redis.evalsha(Self.endScript, keys: [keys.meta], arguments: [String(Int64(saturating: now.timeIntervalSince1970 * 1_000))])
+    }
+
     public func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission? {
         guard let orders = soldOut.withLockedValue({ $0[sale.id] }) else { return nil }
         if let order = orders[buyerID + "|" + requestKey] { return .admitted(orderID: order, repeated: true) }
@@ -198,11 +214,13 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         guard let stock = try await redis.getString(RedisKeys.sale(sale.id).stock).flatMap(Int.init) else {
             return sale.sold  // not prepared yet: nothing admitted beyond what is persisted
         }
-        return sale.quantity - stock
+        return sale.quantity - min(max(stock, -sale.quantity), sale.quantity)
     }
 
     /// Puts the sale into Redis (idempotent) and registers its stream with the workers.
     public func prepare(_ sale: FlashSale) async throws {
+        // The window as the database has it now: the sale may have been cancelled since `sale` was read.
+        let sale = try await store.flashSale(id: sale.id) ?? sale
         let keys = RedisKeys.sale(sale.id)
         let persisted = try await store.allAdmittedOrders(saleID: sale.id)
         var arguments = [

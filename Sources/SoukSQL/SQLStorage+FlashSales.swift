@@ -137,6 +137,19 @@ extension SQLStorage: FlashSaleStore {
         }
     }
 
+    public func endFlashSale(id: Int64, vendorID: Int64, now: Date) async throws -> FlashSale? {
+        // A scheduled sale starts and ends now (ends_at must stay after starts_at).
+        var sql: SQL = """
+            UPDATE flash_sales SET starts_at = CASE WHEN starts_at < \(now) THEN starts_at ELSE \(now.addingTimeInterval(-0.001)) END, ends_at = \(now)
+            WHERE id = \(id) AND vendor_id = \(vendorID) AND closed_at IS NULL AND ends_at > \(now)
+            RETURNING
+            """
+        sql.append(Self.flashSaleColumns)
+        if let ended = try await database.write(sql).first { return try Self.flashSale(ended) }
+        guard let sale = try await flashSale(id: id), sale.vendorID == vendorID else { return nil }
+        return sale
+    }
+
     static func flashSale(_ row: SQLRow) throws -> FlashSale {
         FlashSale(
             id: try row.int("id"), vendorID: try row.int("vendor_id"), productID: try row.optionalInt("product_id"),

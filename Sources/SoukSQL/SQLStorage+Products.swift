@@ -47,14 +47,41 @@ extension SQLStorage: ProductImageStore {
                 price_feed_at = CASE WHEN CAST(\(change.priceFeedItem) AS TEXT) IS NULL THEN price_feed_at ELSE NULL END,
                 updated_at = \(Date())
             WHERE id = \(id) AND vendor_id = \(vendorID)
-            RETURNING
             """
+        let now = Date()
+        if change.available == false {
+            sql.append(" AND NOT")
+            sql.append(Self.inOpenFlashSale(now: now))
+        }
+        sql.append(" RETURNING")
         sql.append(Self.productColumns)
-        return try await database.write(sql).first.map(Self.product)
+        if let product = try await database.write(sql).first.map(Self.product) { return product }
+        if change.available == false { try await refuseIfInOpenFlashSale(id: id, vendorID: vendorID, now: now) }
+        return nil
     }
 
     public func deleteProduct(id: Int64, vendorID: Int64) async throws -> Bool {
-        !(try await database.write("DELETE FROM products WHERE id = \(id) AND vendor_id = \(vendorID) RETURNING id").isEmpty)
+        let now = Date()
+        var sql: SQL = "DELETE FROM products WHERE id = \(id) AND vendor_id = \(vendorID) AND NOT"
+        sql.append(Self.inOpenFlashSale(now: now))
+        sql.append(" RETURNING id")
+        if !(try await database.write(sql).isEmpty) { return true }
+        try await refuseIfInOpenFlashSale(id: id, vendorID: vendorID, now: now)
+        return false
+    }
+
+    /// True for a product (the row of `products`) that a sale not yet ended or cancelled offers:
+    /// deleting or hiding it would leave buyers admitted to something the store no longer sells.
+    static func inOpenFlashSale(now: Date) -> SQL {
+        " EXISTS (SELECT 1 FROM flash_sales WHERE flash_sales.product_id = products.id AND flash_sales.closed_at IS NULL AND flash_sales.ends_at > \(now))"
+    }
+
+    /// After a change matched no row: throws ``SoukError/flashSaleOpen(productName:)`` when an open
+    /// sale was the reason (rather than a product that is not the vendor's).
+    private func refuseIfInOpenFlashSale(id: Int64, vendorID: Int64, now: Date) async throws {
+        var sql: SQL = "SELECT name FROM products WHERE id = \(id) AND vendor_id = \(vendorID) AND"
+        sql.append(Self.inOpenFlashSale(now: now))
+        if let row = try await database.readFirst(sql) { throw SoukError.flashSaleOpen(productName: try row.string("name")) }
     }
 
     static func product(_ row: SQLRow) throws -> Product {

@@ -70,10 +70,10 @@ struct ErrorMiddleware: RouterMiddleware {
         case .unauthorized: .unauthorized
         case .forbidden: .forbidden
         case .notFound: .notFound
-        case .usernameTaken, .productUnavailable, .insufficientStock, .invalidTransition: .conflict
+        case .usernameTaken, .productUnavailable, .insufficientStock, .invalidTransition, .flashSaleOpen: .conflict
         case .soldOut, .limitReached, .saleNotStarted, .saleEnded: .conflict
         case .insufficientCredit: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
-        case .invalidCoupon, .invalidImage: .unprocessableContent
+        case .invalidCoupon, .invalidImage, .idempotencyKeyReused: .unprocessableContent
         case .unsupportedImageType: .unsupportedMediaType
         case .previousAnswer(let status, _, _): HTTPResponse.Status(code: status)
         case .rateLimited: .tooManyRequests

@@ -19,6 +19,7 @@ struct FlashSaleController: Sendable {
         vendor.get("flash-sales/:id/orders", use: orders)
         vendor.get("flash-sales/:id/stats", use: stats)
         vendor.get("flash-sales/:id/events", use: events)
+        vendor.post("flash-sales/:id/cancel", use: cancel)
     }
 
     struct CreateInput: Decodable {
@@ -66,6 +67,16 @@ struct FlashSaleController: Sendable {
         let sale = try await flashSales.create(vendorID: vendor.id, draft)
         context.logger.info("flash sale created", metadata: ["souk.sale_id": "\(sale.id)"])
         return try JSONResponse.make(SaleBody(sale, remaining: sale.quantity), status: .created, headers: [.location: "/api/v1/flash-sales/\(sale.id)"])
+    }
+
+    /// Ends the sale now: no more admissions on any instance; admitted orders stay; unsold units
+    /// return to the product's stock when the sale closes (within a reconciler round).
+    @Sendable func cancel(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let sale = try await ownSale(context)
+        let ended = try await flashSales.cancel(saleID: sale.id, vendorID: sale.vendorID)
+        context.logger.info("flash sale cancelled", metadata: ["souk.sale_id": "\(sale.id)"])
+        let admitted = try await flashSales.gate.admittedCount(ended)
+        return try JSONResponse.make(SaleBody(ended, remaining: max(0, ended.quantity - admitted)))
     }
 
     struct SaleList: Encodable { let flashSales: [SaleBody] }
@@ -194,7 +205,7 @@ struct FlashSaleController: Sendable {
     @Sendable func events(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let sale = try await ownSale(context)
         let flashSales = flashSales
-        return ServerSentEvents.repeating(every: .milliseconds(500), event: "stats") {
+        return ServerSentEvents.repeating(every: .milliseconds(500), event: "stats", sessionIsOpen: services.sessionIsOpen(context)) {
             String(decoding: try JSONResponse.encoder.encode(StatsBody(try await flashSales.stats(sale), sale: sale)), as: UTF8.self)
         }
     }
@@ -215,12 +226,7 @@ struct FlashSaleController: Sendable {
     }
 
     static func date(_ raw: String?, field: String) throws(SoukError) -> Date? {
-        guard let raw else { return nil }
-        let formatter = ISO8601DateFormatter()
-        if let date = formatter.date(from: raw) { return date }
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: raw) { return date }
-        throw .validationFailed([FieldError(field: field, message: "must be an ISO 8601 date-time such as 2026-11-21T18:00:00Z")])
+        try ClientDates.iso8601(raw, field: field)
     }
 }
 

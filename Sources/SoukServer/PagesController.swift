@@ -39,6 +39,7 @@ struct PagesController: Sendable {
         dashboard.get("flash-sales", use: flashSalesPage)
         dashboard.post("flash-sales", use: createFlashSale)
         dashboard.get("flash-sales/:id", use: flashSalePage)
+        dashboard.post("flash-sales/:id/cancel", use: cancelFlashSale)
     }
 
     // MARK: Accounts
@@ -72,12 +73,15 @@ struct PagesController: Sendable {
 
     @Sendable func logIn(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let form = try await Form.read(request, context: context)
+        let found: Vendor?
         do {
-            try await services.rateGuard.checkLogin(username: form["username"] ?? "", request: request, context: context)
+            found = try await services.rateGuard.login(username: form["username"] ?? "", request: request, context: context, authenticate: {
+                try await services.accounts.authenticate(username: form["username"] ?? "", password: form["password"] ?? "")
+            })
         } catch let error as SoukError {
             return formError("login", title: "Log in", error, values: ["username": form["username"] ?? ""], context: context)
         }
-        guard let vendor = try await services.accounts.authenticate(username: form["username"] ?? "", password: form["password"] ?? "") else {
+        guard let vendor = found else {
             return pages.page("login", title: "Log in", ["username": form["username"] ?? "", "formError": "That username and password do not match."], context: context, status: .unauthorized)
         }
         return try await startSession(for: vendor, request: request, redirectTo: "/dashboard")
@@ -126,6 +130,7 @@ struct PagesController: Sendable {
         do {
             let input = try Self.productInput(form)
             let change = try ProductChange.newProduct(name: input.name, description: input.description, priceMinor: input.price, currency: input.currency, stock: input.stock, available: input.available, priceFeedItem: input.priceFeedItem)
+            try await services.requireQuoted(change)
             _ = try await storage.createProduct(vendorID: vendor.id, change)
             return .redirect(to: "/dashboard", type: .found)
         } catch let error as SoukError {
@@ -149,6 +154,7 @@ struct PagesController: Sendable {
         do {
             let input = try Self.productInput(form)
             let change = try ProductChange(name: input.name ?? "", description: input.description ?? "", priceMinor: input.price, currency: input.currency, stock: input.stock, available: input.available, priceFeedItem: input.priceFeedItem ?? "")
+            try await services.requireQuoted(change, current: product.priceFeedItem)
             guard change.priceMinor != nil, change.stock != nil else {
                 throw SoukError.validationFailed(
                     (change.priceMinor == nil ? [FieldError(field: "price", message: "is required")] : [])
@@ -213,7 +219,7 @@ struct PagesController: Sendable {
 
     private func ownProduct(_ context: SoukRequestContext) async throws -> Product {
         let vendor = try context.requireVendor()
-        guard let product = try await storage.product(id: try APIController.id(context), vendorID: vendor.id) else { throw SoukError.notFound("Product") }
+        guard let product = try await storage.product(id: try APIController.id(context, of: "Product"), vendorID: vendor.id) else { throw SoukError.notFound("Product") }
         return product
     }
 
@@ -364,7 +370,7 @@ struct PagesController: Sendable {
 
     @Sendable func updateOrderStatus(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        let id = try APIController.id(context)
+        let id = try APIController.id(context, of: "Order")
         let form = try await Form.read(request, context: context)
         guard let status = OrderStatus(rawValue: form["status"] ?? "") else {
             throw SoukError.validationFailed([FieldError(field: "status", message: "is not an order status")])
@@ -569,17 +575,27 @@ struct PagesController: Sendable {
 
     @Sendable func flashSalePage(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        guard let id = context.parameters.get("id", as: Int64.self), let sale = try await services.flashSales.sale(id: id), sale.vendorID == vendor.id else {
+        // Read fresh (not the remembered terms): the vendor may have just cancelled it.
+        guard let id = context.parameters.get("id", as: Int64.self), let sale = try await services.flashSales.store.flashSale(id: id), sale.vendorID == vendor.id else {
             throw SoukError.notFound("Flash sale")
         }
         let stats = try await services.flashSales.stats(sale)
         let formatter = ISO8601DateFormatter()
+        let status = sale.status(now: Date(), remaining: stats.remaining)
         return pages.page("flash_sale", title: "Flash sale \(sale.productName)", [
             "id": sale.id, "product_name": sale.productName, "quantity": sale.quantity, "admitted": stats.admitted,
             "persisted": stats.persisted, "pending": stats.pending, "remaining": stats.remaining,
-            "status": sale.status(now: Date(), remaining: stats.remaining).rawValue,
+            "status": status.rawValue, "cancellable": status != .ended,
             "starts_at": formatter.string(from: sale.startsAt), "ends_at": formatter.string(from: sale.endsAt),
         ], context: context)
+    }
+
+    @Sendable func cancelFlashSale(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        _ = try await Form.read(request, context: context)
+        guard let id = context.parameters.get("id", as: Int64.self) else { throw SoukError.notFound("Flash sale") }
+        _ = try await services.flashSales.cancel(saleID: id, vendorID: vendor.id)
+        return .redirect(to: "/dashboard/flash-sales/\(id)", type: .found)
     }
 
     private func formError(_ template: String, title: String, _ error: SoukError, values: [String: Any], context: SoukRequestContext) -> Response {

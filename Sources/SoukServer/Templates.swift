@@ -238,6 +238,9 @@ enum Templates {
         <table><tr><th>Quantity</th><th>Admitted</th><th>Persisted</th><th>Pending</th><th>Remaining</th></tr>
         <tr><td>{{quantity}}</td><td class="admitted">{{admitted}}</td><td class="persisted">{{persisted}}</td><td class="pending">{{pending}}</td><td class="remaining">{{remaining}}</td></tr></table>
         <p class="muted">Updated live. Admitted units are answered at once; persisted ones are written to the database.</p></div>
+        {{#cancellable}}<form method="post" action="/dashboard/flash-sales/{{id}}/cancel" class="card"><input type="hidden" name="csrf" value="{{csrf}}">
+        <p>Cancelling stops purchases at once. Orders already admitted stay; unsold units go back to the product's stock.</p>
+        <button class="danger">Cancel this sale</button></form>{{/cancellable}}
         <p><a href="/dashboard/flash-sales">All flash sales</a></p>{{> footer}}
         """
 

@@ -230,6 +230,12 @@ public struct CheckoutRequest: Sendable {
         self.couponCode = couponCode.map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.flatMap { $0.isEmpty ? nil : $0 }
         self.idempotencyKey = idempotencyKey
     }
+
+    /// What this request asks for, in a canonical form (items merged and sorted, coupon normalised):
+    /// an idempotency key is bound to it, so the same key with another request is refused.
+    public var fingerprint: String {
+        items.map { "\($0.productID)x\($0.quantity)" }.joined(separator: ",") + ";" + (couponCode ?? "")
+    }
 }
 
 /// The answer given to a checkout request, stored so that a replayed Idempotency-Key gets it again.

@@ -364,6 +364,14 @@ public enum Migrations {
                 "CREATE INDEX wallet_ledger_by_vendor_buyer ON wallet_ledger(vendor_id, buyer_id, id)",
             ]
         ),
+        Migration(
+            // An idempotency key was bound to the buyer only: the same key with other items got the
+            // first answer back. The key is now bound to what was asked (NULL for older rows).
+            version: 11, name: "idempotency keys remember the request they were used for",
+            statements: [
+                "ALTER TABLE checkout_requests ADD COLUMN request_fingerprint TEXT",
+            ]
+        ),
     ]
 }
 

@@ -70,7 +70,7 @@ extension SQLStorage: CheckoutStore {
     struct KeyTaken: Error {}
 
     public func accept(_ request: CheckoutRequest, deadline: TimeInterval, now: Date) async throws -> CheckoutAnswer {
-        if let key = request.idempotencyKey, let previous = try await previousAnswer(buyerID: request.buyerID, key: key) { return previous }
+        if let key = request.idempotencyKey, let previous = try await previousAnswer(request, key: key) { return previous }
         if request.idempotencyKey == nil, request.couponCode == nil, request.items.count == 1, database.dialect == .postgres,
            let order = try await acceptOneItem(request, deadline: deadline, now: now) {
             return .accepted(order)
@@ -84,13 +84,13 @@ extension SQLStorage: CheckoutStore {
             let status = Self.statusCode(denial)
             // Record the denial (unless a concurrent request with the key got there first), then answer what is recorded.
             let recorded = try await database.write("""
-                INSERT INTO checkout_requests (buyer_id, idempotency_key, denial_code, denial_message, denial_status, created_at)
-                VALUES (\(request.buyerID), \(key), \(denial.code), \(denial.message), \(status), \(now)) ON CONFLICT DO NOTHING RETURNING buyer_id
+                INSERT INTO checkout_requests (buyer_id, idempotency_key, request_fingerprint, denial_code, denial_message, denial_status, created_at)
+                VALUES (\(request.buyerID), \(key), \(request.fingerprint), \(denial.code), \(denial.message), \(status), \(now)) ON CONFLICT DO NOTHING RETURNING buyer_id
                 """)
             if !recorded.isEmpty { return .denied(denial) }
-            return try await previousAnswer(buyerID: request.buyerID, key: key) ?? .denied(denial)
+            return try await previousAnswer(request, key: key) ?? .denied(denial)
         } catch is KeyTaken {
-            guard let key = request.idempotencyKey, let previous = try await previousAnswer(buyerID: request.buyerID, key: key) else { throw KeyTaken() }
+            guard let key = request.idempotencyKey, let previous = try await previousAnswer(request, key: key) else { throw KeyTaken() }
             return previous
         }
     }
@@ -185,10 +185,17 @@ extension SQLStorage: CheckoutStore {
         }
     }
 
-    func previousAnswer(buyerID: String, key: String) async throws -> CheckoutAnswer? {
+    /// The answer already given to this buyer's key, when the key was used before; throws
+    /// ``SoukError/idempotencyKeyReused`` when it was used for a different request (whose answer,
+    /// and order id, this one must not learn).
+    func previousAnswer(_ request: CheckoutRequest, key: String) async throws -> CheckoutAnswer? {
         guard let row = try await database.readFirst("""
-            SELECT checkout_id, denial_code, denial_message, denial_status FROM checkout_requests WHERE buyer_id = \(buyerID) AND idempotency_key = \(key)
+            SELECT checkout_id, request_fingerprint, denial_code, denial_message, denial_status FROM checkout_requests
+            WHERE buyer_id = \(request.buyerID) AND idempotency_key = \(key)
             """) else { return nil }
+        if let fingerprint = try row.optionalString("request_fingerprint"), fingerprint != request.fingerprint {
+            throw SoukError.idempotencyKeyReused
+        }
         if let id = try? row.string("checkout_id"), let order = try await checkout(id: id) { return .accepted(order) }
         return .denied(.previousAnswer(status: Int(try row.optionalInt("denial_status") ?? 422), code: (try? row.string("denial_code")) ?? "denied",
                                        message: (try? row.string("denial_message")) ?? ""))
@@ -198,7 +205,8 @@ extension SQLStorage: CheckoutStore {
     static func hold(_ request: CheckoutRequest, id: String, deadline: TimeInterval, now: Date, _ transaction: any SQLTransaction) async throws {
         if let key = request.idempotencyKey {
             let claimed = try await transaction.query("""
-                INSERT INTO checkout_requests (buyer_id, idempotency_key, checkout_id, created_at) VALUES (\(request.buyerID), \(key), \(id), \(now))
+                INSERT INTO checkout_requests (buyer_id, idempotency_key, request_fingerprint, checkout_id, created_at)
+                VALUES (\(request.buyerID), \(key), \(request.fingerprint), \(id), \(now))
                 ON CONFLICT DO NOTHING RETURNING checkout_id
                 """)
             if claimed.isEmpty { throw KeyTaken() }

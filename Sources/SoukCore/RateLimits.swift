@@ -55,6 +55,9 @@ public protocol RateLimiter: Sendable {
     /// Counts one event under every check, all or nothing: allowed only if every check allows it
     /// (a refused event uses up nothing); limited with the longest wait otherwise.
     func hit(_ checks: [RateCheck]) async throws -> RateDecision
+    /// The decision ``hit(_:)`` would make now, counting nothing: for limits on failures, which
+    /// are looked at before an attempt and counted only when it fails.
+    func peek(_ checks: [RateCheck]) async throws -> RateDecision
 }
 
 extension RateLimit {
@@ -88,6 +91,17 @@ public final class InProcessRateLimiter: RateLimiter {
         self.clock = clock
     }
 
+    public func peek(_ checks: [RateCheck]) async throws -> RateDecision {
+        let now = clock()
+        return state.withLock { state in
+            var wait: Duration = .zero
+            for check in checks {
+                if case (.limited(let retryAfter), _) = check.limit.decide(tat: state.arrivals[check.key], now: now) { wait = max(wait, retryAfter) }
+            }
+            return wait == .zero ? .allowed : .limited(retryAfter: wait)
+        }
+    }
+
     public func hit(_ checks: [RateCheck]) async throws -> RateDecision {
         let now = clock()
         return state.withLock { state in
@@ -119,9 +133,14 @@ public final class InProcessRateLimiter: RateLimiter {
 /// The limits Souk enforces, by name; `SOUK_RATE_LIMITS` overrides them (`off` disables all).
 public struct RateLimitPolicy: Sendable, Equatable {
     public enum Name: String, Sendable, CaseIterable {
-        /// Logins per client address, and per username (whatever the address).
+        /// Login attempts per client address.
         case loginPerAddress = "login_ip"
+        /// Failed logins per username, from any address: over it, every login to the account is
+        /// slowed down (never refused, so a stranger cannot lock the owner out).
         case loginPerUsername = "login_user"
+        /// Failed logins per username from one address: over it, that address is refused (429) for
+        /// that account; the owner at another address is not.
+        case loginPerUsernameAndAddress = "login_user_ip"
         /// New vendor accounts per client address.
         case signupPerAddress = "signup_ip"
         /// Flash-sale purchase attempts per buyer and per client address.
@@ -137,6 +156,7 @@ public struct RateLimitPolicy: Sendable, Equatable {
     public static let defaults: [Name: RateLimit] = [
         .loginPerAddress: RateLimit(count: 30, window: .seconds(60)),
         .loginPerUsername: RateLimit(count: 10, window: .seconds(60)),
+        .loginPerUsernameAndAddress: RateLimit(count: 5, window: .seconds(300)),
         .signupPerAddress: RateLimit(count: 20, window: .seconds(3_600)),
         .purchasePerBuyer: RateLimit(count: 20, window: .seconds(60)),
         .purchasePerAddress: RateLimit(count: 1_200, window: .seconds(60)),

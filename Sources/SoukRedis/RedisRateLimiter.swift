@@ -12,8 +12,9 @@ public struct RedisRateLimiter: RateLimiter, EventLoopRateLimiter {
         self.redis = redis
     }
 
-    /// KEYS the checks' arrival times (ms); ARGV interval and window (ms) per key. Returns 0 when
-    /// allowed (and records every key), or the longest wait in milliseconds (recording nothing).
+    /// KEYS the checks' arrival times (ms); ARGV interval and window (ms) per key, then `hit` or
+    /// `peek`. Returns 0 when allowed (and, for `hit`, records every key), or the longest wait in
+    /// milliseconds (recording nothing).
     static let hitScript = RedisScript("""
         local time = redis.call('TIME')
         local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -27,7 +28,7 @@ public struct RedisRateLimiter: RateLimiter, EventLoopRateLimiter {
           if excess > wait then wait = excess end
           arrivals[i] = nextTAT
         end
-        if wait > 0 then return wait end
+        if wait > 0 or ARGV[2 * #KEYS + 1] == 'peek' then return wait end
         for i = 1, #KEYS do
           redis.call('SET', KEYS[i], arrivals[i], 'PX', arrivals[i] - now)
         end
@@ -37,6 +38,12 @@ public struct RedisRateLimiter: RateLimiter, EventLoopRateLimiter {
     public func hit(_ checks: [RateCheck]) async throws -> RateDecision {
         guard !checks.isEmpty else { return .allowed }
         let (keys, arguments) = Self.script(checks)
+        return try Self.decision(from: try await redis.evalsha(Self.hitScript, keys: keys, arguments: arguments))
+    }
+
+    public func peek(_ checks: [RateCheck]) async throws -> RateDecision {
+        guard !checks.isEmpty else { return .allowed }
+        let (keys, arguments) = Self.script(checks, mode: "peek")
         return try Self.decision(from: try await redis.evalsha(Self.hitScript, keys: keys, arguments: arguments))
     }
 
@@ -53,8 +60,8 @@ public struct RedisRateLimiter: RateLimiter, EventLoopRateLimiter {
         }
     }
 
-    static func script(_ checks: [RateCheck]) -> (keys: [String], arguments: [String]) {
-        (checks.map { RedisKeys.rateLimit($0.key) }, checks.flatMap { [String($0.limit.intervalMilliseconds), String($0.limit.windowMilliseconds)] })
+    static func script(_ checks: [RateCheck], mode: String = "hit") -> (keys: [String], arguments: [String]) {
+        (checks.map { RedisKeys.rateLimit($0.key) }, checks.flatMap { [String($0.limit.intervalMilliseconds), String($0.limit.windowMilliseconds)] } + [mode])
     }
 
     static func decision(from reply: RESPValue) throws -> RateDecision {

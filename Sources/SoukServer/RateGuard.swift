@@ -61,10 +61,41 @@ struct RateGuard: Sendable {
 }
 
 extension RateGuard {
-    /// Logins count per address and per username (any address): guessing one account's password
-    /// from many addresses is slowed down too.
-    func checkLogin(username: String, request: Request, context: SoukRequestContext) async throws {
-        try await check([(.loginPerAddress, clientAddress(request, context)), (.loginPerUsername, username.lowercased())])
+    /// A login under the limits a stranger cannot turn against the owner: attempts count per
+    /// address; failures count per account and address (over that limit that address is refused
+    /// for that account) and per account from anywhere (over that limit every attempt on the
+    /// account waits a little first, so guessing from many addresses is slow, yet the owner's
+    /// right password still gets in). Returns what `authenticate` found, or nil for a failure.
+    func login<Account: Sendable>(username: String, request: Request, context: SoukRequestContext, authenticate: () async throws -> Account?) async throws -> Account? {
+        let account = username.trimmingCharacters(in: .whitespaces).lowercased()
+        let address = clientAddress(request, context)
+        let pair = [(RateLimitPolicy.Name.loginPerUsernameAndAddress, "\(account)|\(address)")]
+        let anywhere = [(RateLimitPolicy.Name.loginPerUsername, account)]
+        try await check([(.loginPerAddress, address)])
+        if case .limited(let wait) = try await decide(checks(pair), peek: true) {
+            throw SoukError.rateLimited(retryAfterSeconds: Self.seconds(wait))
+        }
+        if case .limited(let wait) = try await decide(checks(anywhere), peek: true) {
+            try await Task.sleep(for: min(wait, Self.longestLoginDelay))
+        }
+        if let found = try await authenticate() { return found }
+        _ = try await decide(checks(pair), peek: false)
+        _ = try await decide(checks(anywhere), peek: false)
+        return nil
+    }
+
+    /// The most a login waits while its account is being guessed at.
+    static let longestLoginDelay: Duration = .seconds(2)
+
+    /// One look at (or count under) the limiter; allowed when it is unreachable (logged).
+    private func decide(_ checks: [RateCheck], peek: Bool) async throws -> RateDecision {
+        guard !checks.isEmpty else { return .allowed }
+        do {
+            return peek ? try await limiter.peek(checks) : try await limiter.hit(checks)
+        } catch {
+            logger.warning("rate limiter unavailable; request allowed", metadata: ["error": "\(error)"])
+            return .allowed
+        }
     }
 
     /// Purchase attempts count per buyer and per address; an attempt without a buyer id is refused

@@ -32,7 +32,7 @@ struct AnalyticsController: Sendable {
     @Sendable func events(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
         let controller = self
-        return ServerSentEvents.repeating(every: Self.pushEvery, event: "analytics") {
+        return ServerSentEvents.repeating(every: Self.pushEvery, event: "analytics", sessionIsOpen: services.sessionIsOpen(context)) {
             controller.services.pages.fragment("analytics_panel", Self.values(try await controller.snapshot(vendor)))
         }
     }

@@ -10,12 +10,23 @@ enum ServerSentEvents {
     /// `X-Accel-Buffering: no` tells nginx (deploy/nginx) to pass each event on as it comes.
     static let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", HTTPField.Name("X-Accel-Buffering")!: "no"]
 
+    /// How often a stream opened in a session asks whether the session is still open.
+    static let sessionCheckInterval: Duration = .seconds(5)
+
     /// A fresh event every `interval` for at most an hour: the live pages (flash-sale counters,
-    /// analytics) poll their source on the server, not in the browser.
-    static func repeating(every interval: Duration, event: String, _ data: @escaping @Sendable () async throws -> String) -> Response {
+    /// analytics) poll their source on the server, not in the browser. A stream opened in a
+    /// session ends within ``sessionCheckInterval`` (plus one interval) of the session ending
+    /// (logout, expiry): `sessionIsOpen` is asked that often.
+    static func repeating(every interval: Duration, event: String, sessionIsOpen: (@Sendable () async throws -> Bool)? = nil,
+                          _ data: @escaping @Sendable () async throws -> String) -> Response {
         let body = ResponseBody { writer in
             let started = ContinuousClock.now
+            var checked = started
             while ContinuousClock.now - started < .seconds(3_600) {
+                if let sessionIsOpen, ContinuousClock.now - checked >= sessionCheckInterval {
+                    guard try await sessionIsOpen() else { break }
+                    checked = ContinuousClock.now
+                }
                 var buffer = ByteBuffer(string: "event: \(event)\n")
                 for line in try await data().split(separator: "\n", omittingEmptySubsequences: false) { buffer.writeString("data: \(line)\n") }
                 buffer.writeString("\n")

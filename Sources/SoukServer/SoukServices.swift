@@ -77,6 +77,23 @@ public struct SoukServices: Sendable {
         self.metricsSources = [FlashSaleMetrics(flashSales: flashSales)] + (jobs.map { [JobQueueMetrics(queue: $0)] } ?? []) + metricsSources
     }
 
+    /// Refuses a feed item no price feed has quoted (a typo such as `NOPE-1` would make a product
+    /// follow nothing, silently); `current`, what the product already follows, is always kept.
+    func requireQuoted(_ change: ProductChange, current: String? = nil) async throws {
+        guard let item = change.priceFeedItem, !item.isEmpty, item != current else { return }
+        guard let prices, try await prices.latest(item: item) != nil else {
+            throw SoukError.validationFailed([FieldError(field: "price_feed_item", message: "is not quoted by the price feed (\(item) has no prices yet)")])
+        }
+    }
+
+    /// Whether the session this request came in is still open (not logged out, not expired), for
+    /// live streams that outlast their request; nil for a request without a session.
+    func sessionIsOpen(_ context: SoukRequestContext) -> (@Sendable () async throws -> Bool)? {
+        guard let hash = context.sessionTokenHash, let vendorID = context.vendor?.id else { return nil }
+        let store = sessionStore
+        return { try await store.vendor(sessionTokenHash: hash, now: Date())?.id == vendorID }
+    }
+
     /// The vendor whose public store the path names, or 404. Vendors are never renamed or
     /// removed, so a found vendor is remembered and hot store pages cost no database read.
     func publicVendor(_ context: SoukRequestContext) async throws -> Vendor {

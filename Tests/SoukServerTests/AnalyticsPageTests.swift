@@ -48,4 +48,32 @@ struct AnalyticsPageTests {
         #expect(stream.components(separatedBy: "event: analytics").count >= 2, "a panel at once, then every 2 s")
         #expect(stream.contains("data: <div class=\"stats\">") && stream.contains("Orders per minute"))
     }
+
+    @Test func liveStreamsEndSoonAfterTheirSessionEnds() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("souk-streams-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let souk = try await SoukProcess.start(["run", "--data-dir", directory.path])
+        defer { souk.stop() }
+        let client = HTTPTestClient(baseURL: souk.baseURL)
+        let token = try #require(try await client.send("POST", "/api/v1/sessions", json: #"{"username":"demo","password":"demo1234"}"#).json["token"] as? String)
+        let product = try await client.send("POST", "/api/v1/products", json: #"{"name":"Fig","price_minor":100,"currency":"USD","stock":5}"#, headers: ["Authorization": "Bearer \(token)"])
+        let productID = try #require((product.json["id"] as? NSNumber)?.int64Value, "\(product.body)")
+        let starts = ISO8601DateFormatter().string(from: Date().addingTimeInterval(-5))
+        let ends = ISO8601DateFormatter().string(from: Date().addingTimeInterval(3_600))
+        let sale = try await client.send("POST", "/api/v1/flash-sales", json: #"{"product_id":\#(productID),"quantity":2,"starts_at":"\#(starts)","ends_at":"\#(ends)","per_buyer_limit":1}"#,
+                                         headers: ["Authorization": "Bearer \(token)"])
+        let saleID = try #require((sale.json["id"] as? NSNumber)?.int64Value, "\(sale.body)")
+        let analytics = try await RawHTTP.open(souk.baseURL, path: "/dashboard/analytics/events", headers: ["Cookie": "souk_session=\(token)"])
+        let stats = try await RawHTTP.open(souk.baseURL, path: "/api/v1/flash-sales/\(saleID)/events", headers: ["Authorization": "Bearer \(token)"])
+        defer { analytics.close(); stats.close() }
+        try await Task.sleep(for: .seconds(1))
+        #expect(analytics.text.contains("event: analytics") && stats.text.contains("event: stats"))
+        #expect(try await client.send("DELETE", "/api/v1/sessions", headers: ["Authorization": "Bearer \(token)"]).status == 204)
+        let loggedOut = ContinuousClock.now
+        while ContinuousClock.now - loggedOut < .seconds(15), !(analytics.text.hasSuffix("0\r\n\r\n") && stats.text.hasSuffix("0\r\n\r\n")) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(analytics.text.hasSuffix("0\r\n\r\n"), "the analytics stream ended within 15 s of the logout")
+        #expect(stats.text.hasSuffix("0\r\n\r\n"), "the sale's stream ended within 15 s of the logout")
+    }
 }

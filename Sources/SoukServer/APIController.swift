@@ -76,10 +76,9 @@ struct APIController: Sendable {
 
     @Sendable func logIn(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let input = try await JSONResponse.decode(LoginInput.self, from: request, context: context)
-        try await services.rateGuard.checkLogin(username: input.username, request: request, context: context)
-        guard let vendor = try await services.accounts.authenticate(username: input.username, password: input.password) else {
-            throw SoukError.unauthorized
-        }
+        guard let vendor = try await services.rateGuard.login(username: input.username, request: request, context: context, authenticate: {
+            try await services.accounts.authenticate(username: input.username, password: input.password)
+        }) else { throw SoukError.unauthorized }
         let token = try await services.sessions.open(for: vendor)
         return try JSONResponse.make(TokenBody(token: token, expiresIn: services.sessions.lifetime.components.seconds), status: .created)
     }
@@ -105,27 +104,29 @@ struct APIController: Sendable {
     @Sendable func createProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
         let change = try await JSONResponse.decode(API.ProductInput.self, from: request, context: context).newProduct()
+        try await services.requireQuoted(change)
         let product = try await services.storage.createProduct(vendorID: vendor.id, change)
         return try JSONResponse.make(API.ProductBody(product), status: .created, headers: [.location: "/api/v1/products/\(product.id)"])
     }
 
     @Sendable func getProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        guard let product = try await services.storage.product(id: try Self.id(context), vendorID: vendor.id) else { throw SoukError.notFound("Product") }
+        guard let product = try await services.storage.product(id: try Self.id(context, of: "Product"), vendorID: vendor.id) else { throw SoukError.notFound("Product") }
         return try JSONResponse.make(API.ProductBody(product))
     }
 
     @Sendable func updateProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        let id = try Self.id(context)
+        let id = try Self.id(context, of: "Product")
         let change = try await JSONResponse.decode(API.ProductInput.self, from: request, context: context).change()
+        try await services.requireQuoted(change)
         guard let product = try await services.storage.updateProduct(id: id, vendorID: vendor.id, change) else { throw SoukError.notFound("Product") }
         return try JSONResponse.make(API.ProductBody(product))
     }
 
     @Sendable func deleteProduct(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        guard try await services.storage.deleteProduct(id: try Self.id(context), vendorID: vendor.id) else { throw SoukError.notFound("Product") }
+        guard try await services.storage.deleteProduct(id: try Self.id(context, of: "Product"), vendorID: vendor.id) else { throw SoukError.notFound("Product") }
         return Response(status: .noContent)
     }
 
@@ -173,7 +174,7 @@ struct APIController: Sendable {
 
     @Sendable func getOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        guard let order = try await services.storage.order(id: try Self.id(context), vendorID: vendor.id) else { throw SoukError.notFound("Order") }
+        guard let order = try await services.storage.order(id: try Self.id(context, of: "Order"), vendorID: vendor.id) else { throw SoukError.notFound("Order") }
         return try JSONResponse.make(API.OrderBody(order))
     }
 
@@ -181,7 +182,7 @@ struct APIController: Sendable {
 
     @Sendable func updateOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        let id = try Self.id(context)
+        let id = try Self.id(context, of: "Order")
         let input = try await JSONResponse.decode(StatusInput.self, from: request, context: context)
         guard let status = OrderStatus(rawValue: input.status) else {
             throw SoukError.validationFailed([FieldError(field: "status", message: "must be one of " + OrderStatus.allCases.map(\.rawValue).joined(separator: ", "))])
@@ -191,8 +192,8 @@ struct APIController: Sendable {
     }
 
     /// A path id that is not a positive integer names nothing: 404, like an id of another vendor.
-    static func id(_ context: SoukRequestContext) throws -> Int64 {
-        guard let id = context.parameters.get("id", as: Int64.self), id > 0 else { throw SoukError.notFound("That") }
+    static func id(_ context: SoukRequestContext, of what: String) throws -> Int64 {
+        guard let id = context.parameters.get("id", as: Int64.self), id > 0 else { throw SoukError.notFound(what) }
         return id
     }
 }

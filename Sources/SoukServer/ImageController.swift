@@ -17,7 +17,7 @@ struct ImageController: Sendable {
 
     @Sendable func upload(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        let id = try APIController.id(context)
+        let id = try APIController.id(context, of: "Product")
         guard try await services.storage.product(id: id, vendorID: vendor.id) != nil else { throw SoukError.notFound("Product") }
         let body = try await JSONResponse.readBody(request, limit: ImageLimits.maxBytes)
         let product = try await services.attachImage(Array(buffer: body), productID: id, vendorID: vendor.id, requestID: context.requestID)

@@ -73,9 +73,13 @@ enum JSONResponse {
     }
 
     static func decode<T: Decodable>(_ type: T.Type, from body: ByteBuffer) throws -> T {
+        let data = Data(buffer: body)
         do {
-            return try decoder.decode(T.self, from: Data(buffer: body))
+            return try decoder.decode(T.self, from: data)
         } catch let error as DecodingError {
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, let fields = numbersThatFitNoInteger(in: data) {
+                throw SoukError.validationFailed(fields)
+            }
             throw Self.soukError(error)
         }
     }
@@ -93,6 +97,30 @@ enum JSONResponse {
         } catch is NIOTooManyBytesError {
             throw SoukError.payloadTooLarge(limit: limit)
         }
+    }
+
+    /// The decoder reports a number that fits no integer (`12.5`, `1e30`) without naming its field,
+    /// as if the JSON were broken; for a body that is valid JSON, this names the fields that hold
+    /// such numbers (nil when there are none, or the body is not JSON at all).
+    static func numbersThatFitNoInteger(in data: Data) -> [FieldError]? {
+        guard let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
+        var fields: [FieldError] = []
+        func visit(_ value: Any, path: String) {
+            switch value {
+            case let dictionary as [String: Any]:
+                for key in dictionary.keys.sorted() { visit(dictionary[key]!, path: path.isEmpty ? key : path + "." + key) }
+            case let array as [Any]:
+                for (index, element) in array.enumerated() { visit(element, path: path + "[\(index)]") }
+            case is Bool: break
+            case let number as NSNumber:
+                if Int64(number.stringValue) == nil {
+                    fields.append(FieldError(field: path, message: "must be a whole number from -9223372036854775808 to 9223372036854775807"))
+                }
+            default: break
+            }
+        }
+        visit(object, path: "")
+        return fields.isEmpty ? nil : fields
     }
 
     static func soukError(_ error: DecodingError) -> SoukError {

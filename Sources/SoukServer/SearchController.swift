@@ -66,15 +66,27 @@ struct SearchController: Sendable {
             return value
         }
         let minimum = integer("min_price"), maximum = integer("max_price"), limit = integer("limit"), offset = integer("offset")
-        let inStock = values["in_stock"].map { ["true", "1", "yes", "on"].contains($0.lowercased()) } ?? false
-        do {
-            let query = try SearchQuery(
+        var inStock = false
+        switch values["in_stock"]?.lowercased() {
+        case nil, "", "false", "0", "no", "off": inStock = false
+        case "true", "1", "yes", "on": inStock = true
+        default: errors.append(FieldError(field: "in_stock", message: "must be true or false"))
+        }
+        let built = Result<SearchQuery, SoukError> { () throws(SoukError) -> SearchQuery in
+            try SearchQuery(
                 text: values["q"], vendor: values["vendor"].flatMap { $0.isEmpty ? nil : $0 }, minPriceMinor: minimum, maxPriceMinor: maximum,
                 inStockOnly: inStock, limit: limit.map { Int(clamping: $0) }, offset: offset.map { Int(clamping: $0) })
+        }
+        switch built {
+        case .success(let query):
             guard errors.isEmpty else { throw SoukError.validationFailed(errors) }
             return query
-        } catch let SoukError.validationFailed(fields) {
-            throw SoukError.validationFailed(errors + fields)
+        case .failure(.validationFailed(let fields)):
+            // Each field once: a value that did not parse is already reported above.
+            let reported = Set(errors.map(\.field))
+            throw SoukError.validationFailed(errors + fields.filter { !reported.contains($0.field) })
+        case .failure(let error):
+            throw error
         }
     }
 }

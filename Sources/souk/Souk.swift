@@ -85,22 +85,37 @@ struct SettingsOptions: ParsableArguments {
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run everything in one process (embedded default).")
     @OptionGroup var settings: SettingsOptions
+    @Flag(help: "Create the demo store (demo / demo1234, a known password) even when serving beyond this machine.") var demo = false
+
+    /// Whether the server is reachable from this machine only: there, the demo store's known
+    /// password harms nobody.
+    static func isLoopback(_ host: String) -> Bool {
+        ["127.0.0.1", "::1", "localhost"].contains(host.lowercased()) || host.hasPrefix("127.")
+    }
 
     func run() async throws {
         let configuration = try settings.load()
         let logger = Logger(label: "souk")
+        let seedDemo = demo || Self.isLoopback(configuration.host)
         try await Backend.with(configuration, logger: logger) { database in
             try await Migrator(database: database).migrate()
             let (services, background) = try await Wiring.services(configuration, database: database, withWorkers: true, logger: logger)
-            if try await DemoData.seed(accounts: services.accounts, storage: services.storage, wallets: services.checkouts.store) {
-                logger.info("seeded the demo store", metadata: ["souk.vendor": "\(DemoData.username)"])
+            if seedDemo, try await DemoData.seed(accounts: services.accounts, storage: services.storage, wallets: services.checkouts.store) {
+                logger.warning("seeded the demo store, whose password is public; do not use it in production",
+                               metadata: ["souk.vendor": "\(DemoData.username)"])
             }
+            let hasDemo = try await services.storage.vendor(username: DemoData.username) != nil
             try await Serve.serve(services, background: background, configuration: configuration, logger: logger) { base in
-                announce("""
+                announce(hasDemo ? """
                     Souk is running.
                       Store:     \(base)/s/\(DemoData.username)
                       Dashboard: \(base)/dashboard  (log in as \(DemoData.username) / \(DemoData.password))
                       Health:    \(base)/healthz
+                    """ : """
+                    Souk is running.
+                      Sign up:   \(base)/signup
+                      Health:    \(base)/healthz
+                    (No demo store: it is created only on a loopback address or with --demo.)
                     """)
             }
         }
@@ -332,7 +347,9 @@ struct Migrate: AsyncParsableCommand {
 
 /// `souk seed`: the demo vendor and products, if not there yet.
 struct Seed: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create the demo store (demo / demo1234).")
+    static let configuration = CommandConfiguration(
+        abstract: "Create the demo store: vendor demo with the public password demo1234, and credited demo buyers.",
+        discussion: "Anyone who reads this can log in as the demo vendor: seed only a machine for trying Souk out, never production.")
     @OptionGroup var settings: SettingsOptions
 
     func run() async throws {
@@ -342,7 +359,9 @@ struct Seed: AsyncParsableCommand {
             try await Migrator(database: database).verifyUpToDate()
             let services = try await SoukServices(storage: SQLStorage(database: database), hasher: BcryptPasswordHasher())
             let seeded = try await DemoData.seed(accounts: services.accounts, storage: services.storage, wallets: services.checkouts.store)
-            print(seeded ? "Seeded the demo store: /s/\(DemoData.username)" : "The demo store already exists.")
+            print(seeded
+                ? "Seeded the demo store: /s/\(DemoData.username). Its login is \(DemoData.username) / \(DemoData.password), a password anyone can read: never seed production."
+                : "The demo store already exists.")
         }
     }
 }

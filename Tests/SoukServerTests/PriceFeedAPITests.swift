@@ -54,6 +54,9 @@ struct PriceFeedAPITests {
             let token = try await app.vendorToken("amina")
             let invalid = try await app.json(.post, "/api/v1/products", #"{"name":"Gold","price_minor":100,"currency":"USD","stock":5,"price_feed_item":"no spaces"}"#, token: token)
             #expect(invalid.status == .unprocessableContent && invalid.errorFields == ["price_feed_item"])
+            let unquoted = try await app.json(.post, "/api/v1/products", #"{"name":"Gold","price_minor":100,"currency":"USD","stock":5,"price_feed_item":"SIM-0002"}"#, token: token)
+            #expect(unquoted.status == .unprocessableContent && unquoted.errorFields == ["price_feed_item"], "an item no feed quotes: \(unquoted.body)")
+            try await Self.quote("SIM-0002", at: FeedSchedule.now() - 180_000, priceMinor: 3_000, app: app)
             let created = try await app.json(.post, "/api/v1/products", #"{"name":"Gold","price_minor":100,"currency":"USD","stock":5,"price_feed_item":"SIM-0002"}"#, token: token)
             #expect(created.status == .created && created.json["price_feed_item"] as? String == "SIM-0002")
             let id = try #require((created.json["id"] as? NSNumber)?.int64Value)
@@ -98,9 +101,19 @@ struct PriceFeedAPITests {
             _ = try await vendor.post("/signup", [("username", "amina"), ("password", "sesame1234"), ("store_name", "Amina's Souk")])
             let bad = try await vendor.post("/dashboard/products", [("name", "Gold"), ("price", "1.00"), ("currency", "USD"), ("stock", "1"), ("price_feed_item", "bad item!")])
             #expect(bad.status == .unprocessableContent && bad.body.contains("Feed item must be 1–64 letters") && bad.body.contains("value=\"bad item!\""))
+            let unquoted = try await vendor.post("/dashboard/products", [("name", "Gold"), ("price", "1.00"), ("currency", "USD"), ("stock", "1"), ("price_feed_item", "NOPE-1")])
+            #expect(unquoted.status == .unprocessableContent && unquoted.body.contains("NOPE-1 has no prices yet"), "the form says the feed does not quote it")
+            try await Self.quote("SIM-0001", at: FeedSchedule.now(), priceMinor: 1_234, app: app)
             let good = try await vendor.post("/dashboard/products", [("name", "Gold"), ("price", "1.00"), ("currency", "USD"), ("stock", "1"), ("price_feed_item", "SIM-0001")])
             #expect(good.status == .found)
             #expect(try await vendor.get("/dashboard").body.contains("follows SIM-0001"))
         }
+    }
+
+    /// Writes one tick to the price history, as the feed's applier does.
+    static func quote(_ item: String, at: Int64, priceMinor: Int64, app: TestApp) async throws {
+        let consumer = PriceFeedConsumer(log: SQLPriceFeedLog(database: app.database), histories: [app.storage], followers: app.storage, consumer: "quote", logger: TestLog.logger) { _ in }
+        try await consumer.apply([PriceLogEntry(id: "q-\(item)-\(at)", source: "simulated", interval: at, ticks: [PriceTick(item: item, at: at, priceMinor: priceMinor)])],
+                                 followed: try await app.storage.followedItems())
     }
 }

@@ -1,4 +1,5 @@
 // swift-tools-version:6.1
+import Foundation
 import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
@@ -29,6 +30,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Tests only: property-based checks of every reader of client input.
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // Domain types, rules and ports. Imports nothing of ours and no server framework (NIOCore's futures only).
@@ -178,10 +181,24 @@ let package = Package(
         .testTarget(
             name: "SoukServerTests",
             dependencies: [
-                "SoukCore", "SoukSQL", "SoukServer", "SoukWorkers", "SoukTesting", "SoukImages",
+                "SoukCore", "SoukSQL", "SoukServer", "SoukWorkers", "SoukTesting", "SoukImages", "RESP",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: swiftSettings
         ),
     ]
 )
+
+// libFuzzer targets over what Souk reads from clients and servers (Fuzz/, run by scripts/fuzz). Only
+// declared when asked for: the target has no `main` of its own (libFuzzer's is linked in with
+// `--sanitize fuzzer`), so ordinary builds must not try to link it.
+if ProcessInfo.processInfo.environment["SOUK_FUZZ"] != nil {
+    package.targets.append(.executableTarget(
+        name: "souk-fuzz",
+        dependencies: ["SoukCore", "SoukSQL", "SoukServer", "RESP", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Hummingbird", package: "hummingbird")],
+        path: "Fuzz/SoukFuzz",
+        swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
+    ))
+    package.products.append(.executable(name: "souk-fuzz", targets: ["souk-fuzz"]))
+}

@@ -35,7 +35,7 @@ public struct SearchQuery: Sendable, Equatable {
         if let maxPriceMinor, let problem = Validate.range(maxPriceMinor, ProductLimits.price) {
             errors.append(FieldError(field: "max_price", message: problem))
         }
-        if let minPriceMinor, let maxPriceMinor, minPriceMinor > maxPriceMinor {
+        if let minPriceMinor, let maxPriceMinor, minPriceMinor > maxPriceMinor, !errors.contains(where: { $0.field.hasSuffix("_price") }) {
             errors.append(FieldError(field: "min_price", message: "must not be above max_price"))
         }
         if let limit, let problem = Validate.range(limit, 1...Self.maxLimit) { errors.append(FieldError(field: "limit", message: problem)) }

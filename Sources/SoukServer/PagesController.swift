@@ -223,7 +223,7 @@ struct PagesController: Sendable {
         return product
     }
 
-    private struct ProductFormInput {
+    struct ProductFormInput {
         var name: String?
         var description: String?
         var price: Int64?
@@ -233,7 +233,7 @@ struct PagesController: Sendable {
         var priceFeedItem: String?
     }
 
-    private static func productInput(_ form: Form) throws(SoukError) -> ProductFormInput {
+    static func productInput(_ form: Form) throws(SoukError) -> ProductFormInput {
         var errors: [FieldError] = []
         let currencyCode = (form["currency"] ?? "").trimmingCharacters(in: .whitespaces).uppercased()
         let price = form.price("price", currency: Currency(code: currencyCode), errors: &errors)

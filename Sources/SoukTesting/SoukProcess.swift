@@ -84,6 +84,8 @@ public final class SoukProcess: @unchecked Sendable {
     }
 
     public var outputText: String { output.text }
+    /// Whether the process has not exited (or been killed).
+    public var isRunning: Bool { process.isRunning }
 
     /// SIGTERM, then wait for a graceful exit (SIGKILL after 15 s, so a stuck shutdown cannot hang a test).
     public func stop() {
@@ -169,6 +171,19 @@ public struct HTTPTestClient: Sendable {
             request.httpBody = Data(json.utf8)
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: String(decoding: data, as: UTF8.self))
+    }
+
+    /// Sends any bytes as the body, with the given content type.
+    public func send(_ method: String, _ path: String, body: [UInt8], contentType: String, headers: [String: String] = [:]) async throws -> Reply {
+        var request = URLRequest(url: URL(string: path, relativeTo: baseURL)!)
+        request.httpMethod = method
+        request.timeoutInterval = 30
+        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        request.httpBody = Data(body)
+        request.setValue(contentType, forHTTPHeaderField: "Content-Type")
         let (data, response) = try await URLSession.shared.data(for: request)
         return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: String(decoding: data, as: UTF8.self))
     }

@@ -241,6 +241,32 @@ class BrowserTestCase(unittest.TestCase):
         self.assertIsNotNone(match, f"unexpected edit link {edit}")
         return int(match.group(1))
 
+    def start_sale(self, vendor, product_id, quantity, limit=1):
+        """Starts a flash sale now through the dashboard's form; returns its id."""
+        vendor.get(url("/dashboard/flash-sales"))
+        vendor.find_element(By.CSS_SELECTOR, f"#product_id option[value='{product_id}']").click()
+        self.fill(vendor, "quantity", str(quantity))
+        self.fill(vendor, "starts_in", "0")
+        self.fill(vendor, "duration", "30")
+        self.fill(vendor, "per_buyer_limit", str(limit))
+        self.submit(vendor, "Start the sale")
+        match = re.search(r"/dashboard/flash-sales/(\d+)$", vendor.current_url)
+        self.assertIsNotNone(match, f"starting the sale did not open its live page:\n{self.notice(vendor)}")
+        return match.group(1)
+
+    def screenshots(self, driver, name):
+        """With SOUK_SCREENSHOTS set to a directory, keeps the page at a phone's and a desktop's width."""
+        directory = os.environ.get("SOUK_SCREENSHOTS")
+        if not directory:
+            return
+        os.makedirs(directory, exist_ok=True)
+        for width in (390, 1280):
+            driver.set_window_size(width, 1600)
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(width, min(max(height, 800), 6000))
+            driver.save_screenshot(os.path.join(directory, f"{name}-{width}.png"))
+        driver.set_window_size(1280, 1600)
+
     def notice(self, driver):
         return "\n".join(e.text for e in driver.find_elements(By.CSS_SELECTOR, ".notice, .error"))
 
@@ -434,6 +460,58 @@ class StoreTests(BrowserTestCase):
         self.assertIn("already", customer.page_source, "a repeated purchase by the same buyer is not reported as already admitted")
         time.sleep(1.2)  # two SSE pushes (every 0.5 s): the counters must not have moved
         self.assertEqual((counter("admitted"), counter("remaining")), ("2", "3"), "a repeated purchase by the same buyer took another unit")
+
+    @dump_on_failure
+    def test_a_store_showing_two_sales_takes_orders_and_sells_in_both(self):
+        vendor = self.browser("vendor")
+        username, store_name, _ = self.sign_up(vendor)
+        tea, jam, fig = unique("Mint tea "), unique("Fig jam "), unique("Dried figs ")
+        tea_id = self.add_product(vendor, tea, "4.50", 10)
+        jam_id = self.add_product(vendor, jam, "6.00", 10)
+        fig_id = self.add_product(vendor, fig, "3.25", 10)
+        sales = [self.start_sale(vendor, tea_id, 3), self.start_sale(vendor, jam_id, 3)]
+
+        # The first visitor renders the page into the cache; the second is served from it, as
+        # everyone who follows a shared link is: every form on it must carry their own token.
+        self.browser("first").get(url(f"/s/{username}"))
+        customer = self.browser("customer")
+        customer.get(url(f"/s/{username}"))
+        self.assertEqual(self.heading(customer), store_name)
+        tokens = [field.get_attribute("value") for field in customer.find_elements(By.CSS_SELECTOR, "form[method='post'] input[name='csrf']")]
+        self.assertEqual(len(tokens), 3, "two sale forms and the order form")
+        self.assertEqual(len(set(tokens)), 1, f"every form carries the same token: {tokens}")
+        self.assertNotIn("__SOUK_CSRF", customer.page_source, "a form still carries the cache's placeholder")
+        self.screenshots(customer, "store-two-sales")
+
+        # An order through the store form.
+        quantity = self.row(customer, fig).find_element(By.NAME, f"qty_{fig_id}")
+        quantity.clear()
+        quantity.send_keys("2")
+        customer_name = unique("Samir ")
+        self.fill(customer, "name", customer_name)
+        self.fill(customer, "phone", "+212 600 000 111")
+        self.fill(customer, "address", "3 Rue Tarik, Fes")
+        self.submit(customer, "Place order")
+        self.assertEqual(self.heading(customer), f"Thank you, {customer_name}!", f"the store order was refused:\n{self.notice(customer)}\n{customer.page_source[:500]}")
+
+        # A unit in each sale, from the cached page each time.
+        for sale_id in sales:
+            customer.get(url(f"/s/{username}"))
+            sale = customer.find_element(By.CSS_SELECTOR, f".sale[data-sale-id='{sale_id}']")
+            sale.find_element(By.NAME, "buyer_id").send_keys("samir@example.com")
+            self.submit(customer, "Buy now", scope=sale)
+            self.assertEqual(self.heading(customer), "You got it!", f"buying in sale {sale_id} failed:\n{self.notice(customer)}")
+
+        # The vendor cancels the first sale from its page: the store stops showing it.
+        vendor.get(url(f"/dashboard/flash-sales/{sales[0]}"))
+        self.screenshots(vendor, "flash-sale-cancel")
+        self.submit(vendor, "Cancel this sale")
+        self.assertEqual(vendor.find_element(By.CSS_SELECTOR, "strong.status").text, "ended", "a cancelled sale's status")
+        self.assertEqual(vendor.find_elements(By.XPATH, "//button[normalize-space()='Cancel this sale']"), [], "an ended sale offers no cancel button")
+        customer.get(url(f"/s/{username}"))
+        self.assertEqual(customer.find_elements(By.CSS_SELECTOR, f".sale[data-sale-id='{sales[0]}']"), [], "the store still shows the cancelled sale")
+        self.assertEqual(len(customer.find_elements(By.CSS_SELECTOR, f".sale[data-sale-id='{sales[1]}']")), 1, "the other sale is still shown")
+        self.assert_no_script_errors(customer, "the store page")
 
     @dump_on_failure
     def test_checkout_order_page_updates_live(self):

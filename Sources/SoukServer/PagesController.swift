@@ -106,18 +106,25 @@ struct PagesController: Sendable {
     // MARK: Products
 
     @Sendable func products(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        try await productsPage(context: context)
+    }
+
+    /// The dashboard's product list; with `error`, the refusal of a button on it, shown above it.
+    private func productsPage(context: SoukRequestContext, error: SoukError? = nil) async throws -> Response {
         let vendor = try context.requireVendor()
         let products = try await storage.products(vendorID: vendor.id, availableOnly: false)
         let sparklines = await sparklines(for: products)
         let imageErrors = await imageErrors(for: products)
-        return pages.page("products", title: "Products", [
+        var values: [String: Any] = [
             "products": products.map { product -> [String: Any] in
                 var values = Self.productValues(product, sparkline: sparklines[product.id])
                 if let error = imageErrors[product.id] { values["image_error"] = error }
                 return values
             },
             "has_products": !products.isEmpty,
-        ], context: context)
+        ]
+        if let error { values["formError"] = error.message }
+        return pages.page("products", title: "Products", values, context: context, status: error.map(ErrorMiddleware.status(of:)) ?? .ok)
     }
 
     @Sendable func newProductForm(_ request: Request, context: SoukRequestContext) async throws -> Response {
@@ -205,7 +212,11 @@ struct PagesController: Sendable {
         _ = try await Form.read(request, context: context)
         var change = ProductChange()
         change.available = !product.available
-        _ = try await storage.updateProduct(id: product.id, vendorID: vendor.id, change)
+        do {
+            _ = try await storage.updateProduct(id: product.id, vendorID: vendor.id, change)
+        } catch let error as SoukError {
+            return try await productsPage(context: context, error: error)
+        }
         return .redirect(to: "/dashboard", type: .found)
     }
 
@@ -213,7 +224,11 @@ struct PagesController: Sendable {
         let vendor = try context.requireVendor()
         let product = try await ownProduct(context)
         _ = try await Form.read(request, context: context)
-        _ = try await storage.deleteProduct(id: product.id, vendorID: vendor.id)
+        do {
+            _ = try await storage.deleteProduct(id: product.id, vendorID: vendor.id)
+        } catch let error as SoukError {
+            return try await productsPage(context: context, error: error)
+        }
         return .redirect(to: "/dashboard", type: .found)
     }
 

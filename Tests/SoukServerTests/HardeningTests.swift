@@ -110,7 +110,9 @@ struct HardeningTests {
             let vendor = Browser(app)
             _ = try await vendor.get("/login")
             _ = try await vendor.post("/login", [("username", "amina"), ("password", "password123")])
-            #expect(try await vendor.post("/dashboard/products/\(phone)/delete", []).status == .conflict)
+            let refused = try await vendor.post("/dashboard/products/\(phone)/delete", [])
+            #expect(refused.status == .conflict && refused.body.contains("is in a flash sale") && refused.body.contains(": products</h1>"),
+                    "the dashboard shows why, above its products")
             let page = try await vendor.get("/dashboard/flash-sales/\(sale)")
             #expect(page.body.contains("/dashboard/flash-sales/\(sale)/cancel"))
             #expect(try await vendor.post("/dashboard/flash-sales/\(sale)/cancel", []).status == .found)

@@ -177,6 +177,31 @@ struct FlashSaleTests {
         }
     }
 
+    /// A cancelled sale admits nobody new, on this instance and on another that still remembers the
+    /// old window (with Redis, a second `FlashSales` over the same gate and database); its admitted
+    /// orders stay and are persisted, and closing returns the unsold units once.
+    @Test(arguments: FlashSaleBackend.allCases)
+    func aCancelledSaleStopsAdmittingEverywhereAndKeepsItsOrders(backend: FlashSaleBackend) async throws {
+        try await backend.run { harness in
+            let (sale, product) = try await SaleFixture.sale(harness, quantity: 5, stock: 8)
+            let other = harness.redis.map { FlashSales(store: harness.storage, gate: RedisFlashSaleGate(redis: $0, store: harness.storage)) } ?? harness.sales
+            let kept = try await other.purchase(saleID: sale.id, buyerID: "early", requestKey: nil)  // `other` now remembers the terms
+            let cancelled = try await harness.sales.cancel(saleID: sale.id, vendorID: sale.vendorID)
+            #expect(cancelled.endsAt <= Date() && cancelled.status(now: Date(), remaining: 4) == .ended)
+            await #expect(throws: SoukError.saleEnded) { try await harness.sales.purchase(saleID: sale.id, buyerID: "late", requestKey: nil) }
+            await #expect(throws: SoukError.saleEnded) { try await other.purchase(saleID: sale.id, buyerID: "late2", requestKey: nil) }
+            let retry = try await other.purchase(saleID: sale.id, buyerID: "early", requestKey: nil)
+            #expect(retry.orderID == kept.orderID && retry.repeated, "the admitted buyer keeps the order")
+            await #expect(throws: SoukError.notFound("Flash sale")) { try await harness.sales.cancel(saleID: sale.id, vendorID: sale.vendorID + 1) }
+            #expect(try await harness.waitPersisted(sale.id, count: 1) == 1)
+
+            let reconciler = FlashSaleReconciler(redis: harness.redis, store: harness.storage, logger: TestLog.logger)
+            #expect(try await reconciler.reconcile(saleID: sale.id, repair: true, now: Date().addingTimeInterval(3)).closed)
+            #expect(try await !reconciler.reconcile(saleID: sale.id, repair: true, now: Date().addingTimeInterval(4)).closed, "closed once")
+            #expect(try await harness.storage.product(id: product.id, vendorID: sale.vendorID)?.stock == 3 + 4, "the 4 unsold units came back, once")
+        }
+    }
+
     /// A worker dies holding entries it read but never acknowledged: another claims and persists them, once.
     @Test func aDeadWorkersEntriesAreClaimedAndPersistedOnce() async throws {
         try await FlashSaleBackend.redisPostgres.run(workers: 0) { harness in

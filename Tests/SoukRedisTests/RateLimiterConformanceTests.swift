@@ -89,6 +89,23 @@ struct RateLimiterConformanceTests {
 
 @Suite("Rate limits")
 struct RateLimitTests {
+    @Test(arguments: RateLimiterBackend.allCases)
+    func aPeekCountsNothingAndSeesWhatAHitWouldDecide(backend: RateLimiterBackend) async throws {
+        try await backend.withLimiter { (limiter: any RateLimiter) async throws in
+            let limit = RateLimit(count: 2, window: .seconds(600))
+            let check = RateCheck(limit, key: RateLimiterConformanceTests.key("peek"))
+            for _ in 0..<10 { #expect(try await limiter.peek([check]) == .allowed, "peeking uses nothing") }
+            #expect(try await limiter.hit([check]) == .allowed)
+            #expect(try await limiter.hit([check]) == .allowed)
+            guard case .limited(let wait) = try await limiter.peek([check]) else {
+                Issue.record("the peek does not see the limit the hits reached")
+                return
+            }
+            #expect(wait > .seconds(200) && wait <= .seconds(300), "\(wait)")
+            #expect(try await limiter.peek([RateCheck(limit, key: RateLimiterConformanceTests.key("untouched"))]) == .allowed)
+        }
+    }
+
     @Test func limitsAndPoliciesParse() throws {
         #expect(RateLimit(parsing: "20/1m") == RateLimit(count: 20, window: .seconds(60)))
         #expect(RateLimit(parsing: "5/10s")?.intervalMilliseconds == 2_000)

@@ -229,6 +229,10 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         ]
         for order in persisted { arguments += [order.buyerID, order.requestKey, order.orderID, String(order.n)] }
         _ = try await redis.evalsha(Self.prepareScript, keys: keys.all, arguments: arguments)
+        // Cancelled while this was under way (its end found no key to move): end it in Redis now.
+        if let fresh = try await store.flashSale(id: sale.id), fresh.endsAt < sale.endsAt {
+            try await end(fresh, at: fresh.endsAt)
+        }
         _ = try await redis.xgroupCreate(keys.admitted, group: RedisKeys.persisterGroup, startingAt: "0")
         try await redis.sadd(RedisKeys.flashSales, [String(sale.id)])
     }

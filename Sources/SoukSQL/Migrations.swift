@@ -367,9 +367,11 @@ public enum Migrations {
         Migration(
             // An idempotency key was bound to the buyer only: the same key with other items got the
             // first answer back. The key is now bound to what was asked (NULL for older rows).
-            version: 11, name: "idempotency keys remember the request they were used for",
+            version: 11, name: "idempotency keys remember their request; flash sales by product",
             statements: [
                 "ALTER TABLE checkout_requests ADD COLUMN request_fingerprint TEXT",
+                // Hiding or deleting a product asks whether an open sale offers it.
+                "CREATE INDEX flash_sales_by_product ON flash_sales(product_id)",
             ]
         ),
     ]

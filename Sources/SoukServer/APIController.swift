@@ -119,7 +119,9 @@ struct APIController: Sendable {
         let vendor = try context.requireVendor()
         let id = try Self.id(context, of: "Product")
         let change = try await JSONResponse.decode(API.ProductInput.self, from: request, context: context).change()
-        try await services.requireQuoted(change)
+        if change.priceFeedItem?.isEmpty == false {
+            try await services.requireQuoted(change, current: try await services.storage.product(id: id, vendorID: vendor.id)?.priceFeedItem)
+        }
         guard let product = try await services.storage.updateProduct(id: id, vendorID: vendor.id, change) else { throw SoukError.notFound("Product") }
         return try JSONResponse.make(API.ProductBody(product))
     }

@@ -39,7 +39,7 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     let timeouts: HTTPTimeouts
     /// When the request being read began, if one is.
     private var requestStarted: NIODeadline?
-    /// Requests read whole and not answered yet.
+    /// Requests begun (head read) and not answered yet; an answer may come before its body is read.
     private var unanswered = 0
     /// The last request part read or answer finished.
     private var lastActivity = NIODeadline.now()
@@ -85,11 +85,11 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
         let now = NIODeadline.now()
         lastActivity = now
         switch unwrapInboundIn(data) {
-        case .head: requestStarted = now
-        case .body: break
-        case .end:
-            requestStarted = nil
+        case .head:
+            requestStarted = now
             unanswered += 1
+        case .body: break
+        case .end: requestStarted = nil
         }
         context.fireChannelRead(data)
     }
@@ -121,9 +121,13 @@ final class ConnectionTimeoutHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     /// Which limit the connection has broken, if any (a pure function, tested without a socket).
+    /// `unanswered` counts the request being read too, once its head is in.
     static func breach(now: NIODeadline, requestStarted: NIODeadline?, unanswered: Int, lastActivity: NIODeadline, timeouts: HTTPTimeouts) -> String? {
         func exceeded(_ since: NIODeadline, _ limit: Duration) -> Bool { now - since > .nanoseconds(limit.nanoseconds) }
         if let requestStarted {
+            // Pipelined behind an answer still owed (an event stream), a request is not read until
+            // that answer ends: its stall is the server's doing, not the client's.
+            if unanswered > 1 { return nil }
             if exceeded(requestStarted, timeouts.read) { return "read" }
             if exceeded(lastActivity, timeouts.body) { return "body" }
             return nil

@@ -21,9 +21,23 @@ struct RateGuard: Sendable {
     func clientAddress(_ headers: HTTPFields, peer: String?) -> String {
         if behindProxy, let forwarded = headers[.xForwardedFor],
            let last = forwarded.split(separator: ",").last?.trimmingCharacters(in: .whitespaces), !last.isEmpty {
-            return String(last.prefix(64))
+            return Self.network(String(last.prefix(64)))
         }
-        return peer ?? "unknown"
+        return Self.network(peer ?? "unknown")
+    }
+
+    /// The unit an address is limited as: an IPv4 address itself, an IPv6 address's /64 (one
+    /// subscriber usually holds a whole /64, so counting single IPv6 addresses would let one
+    /// client rotate through billions of them). An IPv4-mapped IPv6 address is its IPv4 address.
+    static func network(_ address: String) -> String {
+        guard address.contains(":") else { return address }
+        var bytes = in6_addr()
+        guard inet_pton(AF_INET6, address, &bytes) == 1 else { return address }
+        let octets = withUnsafeBytes(of: &bytes) { Array($0) }
+        if octets[0..<10].allSatisfy({ $0 == 0 }), octets[10] == 0xFF, octets[11] == 0xFF {
+            return octets[12...].map(String.init).joined(separator: ".")
+        }
+        return stride(from: 0, to: 8, by: 2).map { String(format: "%02x%02x", octets[$0], octets[$0 + 1]) }.joined(separator: ":") + "::/64"
     }
 
     /// The limits that apply to these events (those switched off are left out).

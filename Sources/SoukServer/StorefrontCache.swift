@@ -10,7 +10,9 @@ import Metrics
 /// that repeat visitors get `304 Not Modified`. HTML pages are cached with a marker where the
 /// visitor's CSRF token goes, and personalised when served.
 struct StorefrontCache: Sendable {
-    static let csrfMarker = "__SOUK_CSRF_TOKEN__"
+    /// Where each form's token goes in a cached page: with control characters, which no vendor
+    /// text may hold (they are refused on input) and HTML escaping leaves as they are.
+    static let csrfMarker = "\u{1}souk-csrf\u{1}"
     let cache: (any PageCache)?
 
     /// Renderings under way, so that a burst of visitors missing the same version (right after a

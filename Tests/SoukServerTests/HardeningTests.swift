@@ -4,7 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import SoukCore
-import SoukServer
+@testable import SoukServer
 import SoukTesting
 import SoukWorkers
 import Testing
@@ -181,6 +181,15 @@ struct HardeningTests {
             let order = try await app.json(.get, "/api/v1/orders/0", token: token)
             #expect((order.json["error"] as? [String: Any])?["message"] as? String == "Order was not found.")
         }
+    }
+
+    @Test func addressesAreLimitedAsTheNetworkAClientHolds() {
+        #expect(RateGuard.network("198.51.100.7") == "198.51.100.7")
+        #expect(RateGuard.network("2001:db8:1:2:aaaa::1") == RateGuard.network("2001:db8:1:2:ffff:1:2:3"), "one /64")
+        #expect(RateGuard.network("2001:db8:1:2::1") == "2001:0db8:0001:0002::/64")
+        #expect(RateGuard.network("2001:db8:1:3::1") != RateGuard.network("2001:db8:1:2::1"))
+        #expect(RateGuard.network("::ffff:192.0.2.1") == "192.0.2.1", "an IPv4-mapped address is its IPv4 address")
+        #expect(RateGuard.network("not:an:address") == "not:an:address")
     }
 
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!

@@ -69,7 +69,7 @@ public final class PrivateRedisServer: @unchecked Sendable {
         process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory.path, "--logfile", ""] + extraArguments
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try launch(process)
         self.process = process
         for _ in 0..<200 {
             if (try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get().close()) != nil {

@@ -5,6 +5,14 @@ import NIOPosix
 import FoundationNetworking
 #endif
 
+/// Starts `process`, one launch at a time in this test process: Foundation's `Process.run()` on
+/// Linux crashed (a bad pointer in its environment copy) when several tests launched at once.
+public func launch(_ process: Process) throws {
+    try processLaunches.withLock { try process.run() }
+}
+
+private let processLaunches = NSLock()
+
 /// A real `souk` binary started by a test, as a person would start it. `scripts/test` builds it and
 /// exports `SOUK_BINARY`; without that, the debug build folder beside the package is used.
 public final class SoukProcess: @unchecked Sendable {
@@ -37,7 +45,7 @@ public final class SoukProcess: @unchecked Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        try process.run()
+        try launch(process)
         // Read on a thread of its own: blocking the cooperative pool could starve the test process.
         let data = await withCheckedContinuation { (continuation: CheckedContinuation<Data, Never>) in
             Thread.detachNewThread {
@@ -61,7 +69,7 @@ public final class SoukProcess: @unchecked Sendable {
         process.standardOutput = pipe
         process.standardError = pipe
         pipe.fileHandleForReading.readabilityHandler = { handle in collector.append(handle.availableData) }
-        try process.run()
+        try launch(process)
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let announcement, collector.text.contains(announcement) {

@@ -105,17 +105,20 @@ struct PostgresConnectionPoolTests {
             configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), maximumConnections: 1, logger: TestLog.logger
         )
         let holding = AsyncStream<Void>.makeStream()
+        let release = AsyncStream<Void>.makeStream()
+        // The holder keeps the only connection until told, not for a time a loaded machine may exceed.
         let holder = Task {
             try await pool.withConnection { _ in
                 holding.continuation.yield()
-                try await Task.sleep(for: .milliseconds(200))
+                for await _ in release.stream { break }
             }
         }
         for await _ in holding.stream { break }
         let waiter = Task { try await pool.withConnection { _ in } }
-        try await Task.sleep(for: .milliseconds(50))
+        try await Task.sleep(for: .milliseconds(50))  // waiting by now, or a later lease: both must fail
         await pool.close()
         await #expect(throws: PostgresConnectionPool.PoolError.self) { try await waiter.value }
+        release.continuation.yield()
         try await holder.value
         await #expect(throws: PostgresConnectionPool.PoolError.self) { try await pool.withConnection { _ in } }
     }

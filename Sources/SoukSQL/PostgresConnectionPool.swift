@@ -1,7 +1,9 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import PostgresNIO
+import SoukCore
 
 /// Souk's own pool of PostgreSQL connections.
 ///
@@ -10,10 +12,21 @@ import PostgresNIO
 /// little Souk needs: at most `maximumConnections` connections, opened on demand and kept open,
 /// handed to waiters first come first served, and replaced when the server closed them.
 final class PostgresConnectionPool: Sendable {
-    enum PoolError: Error, CustomStringConvertible {
+    enum PoolError: Error, CustomStringConvertible, TemporaryFailure {
         case closed
+        /// Every connection stayed busy (or could not be opened) for the whole lease timeout.
+        case timedOut
 
-        var description: String { "the PostgreSQL connection pool is closed" }
+        var description: String {
+            switch self {
+            case .closed: "the PostgreSQL connection pool is closed"
+            case .timedOut: "no PostgreSQL connection became free in time"
+            }
+        }
+
+        /// A pool that waited too long is a passing state (a storm, a restarting server); a closed
+        /// one is the process shutting down: also answered 503 rather than 500.
+        var isTemporary: Bool { true }
     }
 
     /// What a caller gets: a connection, or a reserved slot to open one in.
@@ -46,14 +59,17 @@ final class PostgresConnectionPool: Sendable {
 
     private let configuration: PostgresConnection.Configuration
     private let maximumConnections: Int
+    /// The longest a caller waits for a connection before failing (temporarily): nothing waits forever.
+    let leaseTimeout: Duration
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
     private let connectionIDs = NIOLockedValueBox(0)
 
-    init(configuration: PostgresConnection.Configuration, maximumConnections: Int, logger: Logger) {
+    init(configuration: PostgresConnection.Configuration, maximumConnections: Int, leaseTimeout: Duration = .seconds(30), logger: Logger) {
         precondition(maximumConnections > 0)
         self.configuration = configuration
         self.maximumConnections = maximumConnections
+        self.leaseTimeout = leaseTimeout
         self.logger = logger
     }
 
@@ -120,7 +136,14 @@ final class PostgresConnectionPool: Sendable {
                     state.queue.append(id)
                     return nil
                 }
-                if let immediate { continuation.resume(with: immediate) }
+                if let immediate {
+                    continuation.resume(with: immediate)
+                } else {
+                    // A waiter still waiting at the deadline fails; one already handed a grant is gone from `waiters`.
+                    MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(Int64(leaseTimeout.components.seconds) * 1_000_000_000 + leaseTimeout.components.attoseconds / 1_000_000_000)) { [state] in
+                        state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume(throwing: PoolError.timedOut)
+                    }
+                }
             }
         } onCancel: {
             let waiter = state.withLockedValue { $0.waiters.removeValue(forKey: id) }

@@ -68,6 +68,7 @@ public final class PostgresDatabase: SQLDatabase {
 
     private func run(_ sql: SQL, on pool: PostgresConnectionPool) async throws -> [SQLRow] {
         try await pool.withConnection { connection in
+            try Self.requireOpen(connection)
             if sql.isPrepared { return try await executePrepared(sql, on: connection) }
             return try await Self.collect(connection.query(Self.query(sql), logger: logger))
         }
@@ -118,18 +119,43 @@ public final class PostgresDatabase: SQLDatabase {
     ) async throws -> T {
         // BEGIN, COMMIT and ROLLBACK run in tasks of their own, so that a cancelled caller never
         // hands the connection back to the pool inside an open transaction.
-        try await Task { try await connection.query("BEGIN", logger: logger) }.value
+        try await Task { try await Self.send("BEGIN", on: connection, logger: logger) }.value
         do {
             let result = try await body(Transaction(connection: connection, logger: logger))
-            try await Task { try await connection.query("COMMIT", logger: logger) }.value
+            try await Task { try await Self.send("COMMIT", on: connection, logger: logger) }.value
             return result
         } catch {
+            // A lost connection took its transaction with it: there is nothing to roll back, and a
+            // statement written to a closing PostgresNIO connection is never answered.
+            guard !connection.isClosed, !Self.lostConnection(error) else { throw error }
             do {
-                try await Task { try await connection.query("ROLLBACK", logger: logger) }.value
+                try await Task { try await Self.send("ROLLBACK", on: connection, logger: logger) }.value
             } catch {
                 logger.error("PostgreSQL rollback failed", metadata: ["error": "\(String(reflecting: error))"])
             }
             throw error
+        }
+    }
+
+    /// Sends a statement without parameters, unless the connection is already closed.
+    private static func send(_ statement: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws {
+        try Self.requireOpen(connection)
+        try await connection.query(statement, logger: logger)
+    }
+
+    /// PostgresNIO 1.33 writes a statement to its channel without a promise: written after the
+    /// connection closed, it is never answered. A closed connection is a temporary failure, at once.
+    static func requireOpen(_ connection: PostgresConnection) throws {
+        if connection.isClosed { throw PostgresConnectionLost() }
+    }
+
+    /// Whether `error` means the connection itself is gone (not a statement the server refused).
+    static func lostConnection(_ error: any Error) -> Bool {
+        if error is PostgresConnectionLost { return true }
+        guard let error = error as? PSQLError else { return false }
+        switch error.code {
+        case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection: return true
+        default: return false
         }
     }
 
@@ -148,7 +174,8 @@ public final class PostgresDatabase: SQLDatabase {
         let logger: Logger
 
         func query(_ sql: SQL) async throws -> [SQLRow] {
-            try await PostgresDatabase.collect(connection.query(PostgresDatabase.query(sql), logger: logger))
+            try PostgresDatabase.requireOpen(connection)
+            return try await PostgresDatabase.collect(connection.query(PostgresDatabase.query(sql), logger: logger))
         }
     }
 
@@ -249,20 +276,35 @@ struct SlotStatement<Slot: PreparedSlot>: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
 }
 
+/// A connection found closed before a statement was sent: the server went away (or was
+/// restarted); the pool replaces the connection, and the caller may try again.
+public struct PostgresConnectionLost: Error, TemporaryFailure, CustomStringConvertible {
+    public var isTemporary: Bool { true }
+    public var description: String { "the PostgreSQL connection was closed" }
+}
+
 /// PostgreSQL out of reach — no connection, a connection lost, the server shutting down or out of
 /// connections — is temporary: the HTTP layer answers 503 with `Retry-After`, not 500. A statement
 /// the server refused (a constraint, bad SQL) is not.
 extension PSQLError: TemporaryFailure {
     public var isTemporary: Bool {
         switch code {
-        case .connectionError, .serverClosedConnection, .uncleanShutdown:
+        case .connectionError, .serverClosedConnection, .uncleanShutdown, .clientClosedConnection:
+            // A connection closed under the statement, by either side (PostgresNIO closes it itself
+            // on a FATAL such as 57P01 when the server is killed): the statement never ran or its
+            // transaction was rolled back with the session.
             return true
         case .server:
-            guard let state = serverInfo?[.sqlState] else { return false }
-            // 08: connection exception; 57P01-03: admin/crash shutdown, cannot connect now; 53300: too many connections.
-            return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300"].contains(state)
+            return serverInfo?[.sqlState].map(Self.isTemporaryState) ?? false
         default:
-            return false
+            // The server's own error may be wrapped (a closed connection that carries the FATAL).
+            return (underlying as? PSQLError)?.isTemporary ?? false
         }
+    }
+
+    /// 08: connection exception; 57P01-03 and 57P05: shutdown, crash, cannot connect now, idle
+    /// session cut; 53xxx: out of resources (too many connections, memory, disk).
+    static func isTemporaryState(_ state: String) -> Bool {
+        state.hasPrefix("08") || state.hasPrefix("53") || ["57P01", "57P02", "57P03", "57P05"].contains(state)
     }
 }

@@ -37,7 +37,8 @@ struct RateGuard: Sendable {
         if octets[0..<10].allSatisfy({ $0 == 0 }), octets[10] == 0xFF, octets[11] == 0xFF {
             return octets[12...].map(String.init).joined(separator: ".")
         }
-        return stride(from: 0, to: 8, by: 2).map { String(format: "%02x%02x", octets[$0], octets[$0 + 1]) }.joined(separator: ":") + "::/64"
+        func hex(_ byte: UInt8) -> String { (byte < 16 ? "0" : "") + String(byte, radix: 16) }
+        return stride(from: 0, to: 8, by: 2).map { hex(octets[$0]) + hex(octets[$0 + 1]) }.joined(separator: ":") + "::/64"
     }
 
     /// The limits that apply to these events (those switched off are left out).

@@ -10,9 +10,11 @@ import Testing
 /// Souk's own PostgreSQL pool, against the real server of `scripts/test`.
 @Suite("PostgreSQL connection pool")
 struct PostgresConnectionPoolTests {
-    private func withPool<T: Sendable>(size: Int, _ body: @Sendable (PostgresConnectionPool) async throws -> T) async throws -> T {
+    /// A pool whose waiters wait as long as it takes (these tests are about sharing, and a machine
+    /// running the whole suite can be slow); `leaseTimeout` has its own test.
+    private func withPool<T: Sendable>(size: Int, leaseTimeout: Duration = .seconds(600), _ body: @Sendable (PostgresConnectionPool) async throws -> T) async throws -> T {
         let pool = PostgresConnectionPool(
-            configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), maximumConnections: size, logger: TestLog.logger
+            configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), maximumConnections: size, leaseTimeout: leaseTimeout, logger: TestLog.logger
         )
         do {
             let result = try await body(pool)
@@ -97,6 +99,32 @@ struct PostgresConnectionPoolTests {
             // The idle connection is dead now; one failed attempt at most, then a fresh backend.
             let replaced = try #require(try await Self.eventually { try await pool.withConnection { try await Self.backendPID($0) } })
             #expect(replaced != first)
+        }
+    }
+
+    /// Nothing waits forever: a waiter still waiting at the lease timeout fails, temporarily (503),
+    /// and the pool goes on serving once a connection is free.
+    @Test func aWaiterGivesUpAtTheLeaseTimeout() async throws {
+        try await withPool(size: 1, leaseTimeout: .milliseconds(300)) { pool in
+            let holding = AsyncStream<Void>.makeStream()
+            let release = AsyncStream<Void>.makeStream()
+            let holder = Task {
+                try await pool.withConnection { _ in
+                    holding.continuation.yield()
+                    for await _ in release.stream { break }
+                }
+            }
+            for await _ in holding.stream { break }
+            let started = ContinuousClock.now
+            do {
+                try await pool.withConnection { _ in }
+                Issue.record("a lease was granted while the only connection was held")
+            } catch let error as PostgresConnectionPool.PoolError {
+                #expect(error.isTemporary && ContinuousClock.now - started >= .milliseconds(300))
+            }
+            release.continuation.yield()
+            try await holder.value
+            #expect(try await pool.withConnection { try await Self.backendPID($0) } > 0, "served again")
         }
     }
 

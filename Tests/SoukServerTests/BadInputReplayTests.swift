@@ -29,7 +29,7 @@ struct BadInputReplayTests {
     static func query(_ bytes: [UInt8]) -> String {
         bytes.map { byte in
             let scalar = Character(UnicodeScalar(byte))
-            return byte < 0x80 && (scalar.isLetter || scalar.isNumber || "&=-_.~".contains(scalar)) ? String(scalar) : String(format: "%%%02X", byte)
+            return byte < 0x80 && (scalar.isLetter || scalar.isNumber || "&=-_.~".contains(scalar)) ? String(scalar) : "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
         }.joined()
     }
 

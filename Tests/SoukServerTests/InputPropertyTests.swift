@@ -57,7 +57,7 @@ struct InputPropertyTests {
             #expect(form.price("price", currency: currency, errors: &errors) == minor, "\(typed) in \(code)")
             #expect(errors.isEmpty)
         }
-        await propertyCheck(count: 2_000, input: Self.numberText) { typed in
+        await propertyCheck(count: 1_000, input: Self.numberText) { typed in
             var errors: [FieldError] = []
             let form = try Form.parse("price=" + (typed.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
             if let value = form.price("price", currency: Currency(code: "USD"), errors: &errors) {
@@ -73,7 +73,7 @@ struct InputPropertyTests {
     }
 
     @Test func anyFormBodyIsReadOrRefusedAsMalformed() async {
-        await propertyCheck(count: 2_000, input: Self.bytes.array(of: 0...80)) { bytes in
+        await propertyCheck(count: 1_000, input: Self.bytes.array(of: 0...80)) { bytes in
             let text = String(decoding: bytes, as: UTF8.self)
             if let form = Self.refusesOnlyWithSoukError("form", { try Form.parse(text) }) {
                 Self.refusesOnlyWithSoukError("product form") { try PagesController.productInput(form) }
@@ -104,9 +104,11 @@ struct InputPropertyTests {
     // MARK: Dates
 
     @Test func aDateIsInTheAcceptedRangeOrAFieldErrorAndIsStoredWithoutTrapping() async {
-        await propertyCheck(count: 2_000, input: Gen.int(in: -999_999...999_999), Gen.int(in: 1...12), Gen.int(in: 1...28), Gen.bool) { year, month, day, fraction in
-            let yearText = year < 0 ? "-" + String(format: "%04d", -year) : String(format: "%04d", year)
-            let text = String(format: "%@-%02d-%02dT12:34:56%@Z", yearText, month, day, fraction ? ".123" : "")
+        await propertyCheck(count: 1_000, input: Gen.int(in: -999_999...999_999), Gen.int(in: 1...12), Gen.int(in: 1...28), Gen.bool) { year, month, day, fraction in
+            // Plain interpolation: String(format:) with %@ and Swift strings is not safe on Linux.
+            func padded(_ value: Int, _ width: Int) -> String { String(repeating: "0", count: max(0, width - String(value).count)) + String(value) }
+            let yearText = year < 0 ? "-" + padded(-year, 4) : padded(year, 4)
+            let text = "\(yearText)-\(padded(month, 2))-\(padded(day, 2))T12:34:56\(fraction ? ".123" : "")Z"
             do {
                 guard let date = try ClientDates.iso8601(text, field: "starts_at") else { Issue.record("no date"); return }
                 #expect(ClientDates.contains(date), "\(text) accepted out of range")
@@ -127,7 +129,7 @@ struct InputPropertyTests {
 
     @Test func aFlashSaleOrCouponFromAnyNumbersIsValidOrRefusedWithFields() async {
         let maybeInt = Self.extremeIntegers.optional()
-        await propertyCheck(count: 2_000, input: maybeInt, maybeInt, Gen.int64(in: -5_000_000_000 ... 500_000_000_000), Gen.int64(in: -5_000_000_000 ... 500_000_000_000)) { quantity, limit, start, end in
+        await propertyCheck(count: 1_000, input: maybeInt, maybeInt, Gen.int64(in: -5_000_000_000 ... 500_000_000_000), Gen.int64(in: -5_000_000_000 ... 500_000_000_000)) { quantity, limit, start, end in
             let starts = Date(timeIntervalSince1970: TimeInterval(start))
             let ends = Date(timeIntervalSince1970: TimeInterval(end))
             let formatter = ISO8601DateFormatter()
@@ -191,7 +193,7 @@ struct InputPropertyTests {
     @Test func thePlainPurchaseReaderAgreesWithTheDecoder() async {
         let buyer = Self.pick(Array("abcXYZ019_.@+- \"\\/é\u{0}\u{1F}{}:,")).string(of: 0...20)
         let space = Self.pick(["", " ", "\n", "\t", "  "])
-        await propertyCheck(count: 2_000, input: buyer, space, space) { name, before, after in
+        await propertyCheck(count: 1_000, input: buyer, space, space) { name, before, after in
             let escaped = name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
             for text in [#"{"buyer_id":"\#(name)"}"#, "\(before){\(after)\"buyer_id\"\(before):\(after)\"\(escaped)\"\(before)}\(after)"] {
                 let body = ByteBuffer(string: text)
@@ -216,7 +218,7 @@ struct InputPropertyTests {
             default: words[Int(UInt64(bitPattern: integer) % UInt64(words.count))]
             }
         }
-        await propertyCheck(count: 2_000, input: key.array(of: 0...6), value.array(of: 6)) { keys, values in
+        await propertyCheck(count: 1_000, input: key.array(of: 0...6), value.array(of: 6)) { keys, values in
             let pairs = keys.enumerated().map { (key: Substring($0.element), value: Substring(values[$0.offset])) }
             do {
                 let query = try SearchController.query(pairs)
@@ -232,7 +234,7 @@ struct InputPropertyTests {
 
     @Test func settingsAndTimesParseOrAreRefused() async {
         let text = Self.pick(Array("0123456789smhd/=,_abcloginp .-")).string(of: 0...24)
-        await propertyCheck(count: 3_000, input: text) { text in
+        await propertyCheck(count: 1_500, input: text) { text in
             if let duration = Duration.parsing(text) { #expect(duration >= .zero) }
             if let policy = RateLimitPolicy.parse(text) { #expect(policy.limits.values.allSatisfy { $0.count > 0 && $0.intervalMilliseconds > 0 }) }
             if let limit = RateLimit(parsing: text) { #expect(limit.count > 0) }
@@ -272,7 +274,7 @@ struct InputPropertyTests {
             #expect(buffer.readableBytes == 0)
         }
         let respByte = Self.pick(Array("+-:$*%~>,#_(=!\r\n0123456789-abc".utf8))
-        await propertyCheck(count: 3_000, input: respByte.array(of: 0...60)) { bytes in
+        await propertyCheck(count: 1_500, input: respByte.array(of: 0...60)) { bytes in
             var buffer = ByteBuffer(bytes: bytes)
             while let token = try? RESPToken.read(from: &buffer) {
                 _ = token.value.string

@@ -217,8 +217,25 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         return sale.quantity - min(max(stock, -sale.quantity), sale.quantity)
     }
 
+    /// Preparations under way: the first attempts on a new sale all find it missing from Redis at
+    /// once, and each would read its orders from the database; they share one preparation instead.
+    private let preparing = NIOLockedValueBox<[Int64: Task<Void, any Error>]>([:])
+
     /// Puts the sale into Redis (idempotent) and registers its stream with the workers.
     public func prepare(_ sale: FlashSale) async throws {
+        let task = preparing.withLockedValue { tasks in
+            if let running = tasks[sale.id] { return running }
+            let task = Task { [self] in
+                defer { _ = self.preparing.withLockedValue { $0.removeValue(forKey: sale.id) } }
+                try await prepareOnce(sale)
+            }
+            tasks[sale.id] = task
+            return task
+        }
+        try await task.value
+    }
+
+    private func prepareOnce(_ sale: FlashSale) async throws {
         // The window as the database has it now: the sale may have been cancelled since `sale` was read.
         let sale = try await store.flashSale(id: sale.id) ?? sale
         let keys = RedisKeys.sale(sale.id)

@@ -166,6 +166,8 @@ public struct HTTPTestClient: Sendable {
     public struct Reply: Sendable {
         public let status: Int
         public let body: String
+        /// Lowercased names.
+        public var headers: [String: String] = [:]
         public var json: [String: Any] { (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:] }
     }
 
@@ -180,7 +182,14 @@ public struct HTTPTestClient: Sendable {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
         let (data, response) = try await URLSession.shared.data(for: request)
-        return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: String(decoding: data, as: UTF8.self))
+        return Self.reply(data, response)
+    }
+
+    static func reply(_ data: Data, _ response: URLResponse) -> Reply {
+        let http = response as? HTTPURLResponse
+        var headers: [String: String] = [:]
+        for (name, value) in http?.allHeaderFields ?? [:] { headers[String(describing: name).lowercased()] = String(describing: value) }
+        return Reply(status: http?.statusCode ?? 0, body: String(decoding: data, as: UTF8.self), headers: headers)
     }
 
     /// Sends any bytes as the body, with the given content type.
@@ -193,7 +202,7 @@ public struct HTTPTestClient: Sendable {
         request.httpBody = Data(body)
         request.setValue(contentType, forHTTPHeaderField: "Content-Type")
         let (data, response) = try await URLSession.shared.data(for: request)
-        return Reply(status: (response as? HTTPURLResponse)?.statusCode ?? 0, body: String(decoding: data, as: UTF8.self))
+        return Self.reply(data, response)
     }
 }
 

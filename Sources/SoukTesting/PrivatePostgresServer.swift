@@ -1,0 +1,108 @@
+import Foundation
+import NIOCore
+import NIOPosix
+
+/// A PostgreSQL server of the test's own (initdb in a temporary directory, a free loopback port)
+/// that the test may kill with SIGKILL and start again, as an operator's crash would. As root it
+/// runs as the `postgres` user (PostgreSQL refuses root), through `setpriv`, which replaces
+/// itself with the server: the process the test holds is the postmaster.
+public final class PrivatePostgresServer: @unchecked Sendable {
+    public let port: Int
+    public let directory: URL
+    private let binaries: URL
+    private var process: Process?
+
+    public var url: String { "postgres://souk@127.0.0.1:\(port)/postgres" }
+
+    public init() async throws {
+        self.binaries = try Self.binaries()
+        self.port = try await RedisTestServer.freePort()
+        self.directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("souk-pg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        if Self.isRoot { try Self.runToEnd("/bin/chown", ["postgres:", directory.path]) }
+        try Self.runToEnd(binaries.appendingPathComponent("initdb").path,
+                          ["-D", directory.appendingPathComponent("data").path, "--auth=trust", "-U", "souk", "-E", "UTF8", "--no-locale", "--no-sync"])
+        try await start()
+    }
+
+    static var isRoot: Bool { getuid() == 0 }
+
+    /// The highest installed PostgreSQL's binaries (Debian keeps them out of PATH).
+    static func binaries() throws -> URL {
+        let root = URL(fileURLWithPath: "/usr/lib/postgresql")
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
+        for version in versions.sorted(by: { (Int($0) ?? 0) > (Int($1) ?? 0) }) {
+            let bin = root.appendingPathComponent(version).appendingPathComponent("bin")
+            if FileManager.default.isExecutableFile(atPath: bin.appendingPathComponent("postgres").path) { return bin }
+        }
+        throw TestEnvironmentError.missing("PostgreSQL server binaries in /usr/lib/postgresql/*/bin")
+    }
+
+    /// Runs a command (as `postgres` when root) to completion; throws when it fails.
+    static func runToEnd(_ path: String, _ arguments: [String]) throws {
+        let process = Process()
+        if isRoot && !path.hasSuffix("chown") {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", path] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: path)
+            process.arguments = arguments
+        }
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        process.currentDirectoryURL = URL(fileURLWithPath: "/")
+        try launch(process)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw TestEnvironmentError.missing("\(path) \(arguments.joined(separator: " ")) succeeding") }
+    }
+
+    /// Starts the server and waits until it accepts connections. After a SIGKILL the old server's
+    /// backends may hold its shared memory for a moment: the start is retried until they are gone.
+    public func start() async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let process = Process()
+            let server = binaries.appendingPathComponent("postgres").path
+            let arguments = ["-D", directory.appendingPathComponent("data").path, "-p", String(port), "-k", directory.path,
+                             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"]
+            if Self.isRoot {
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+                process.arguments = ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", server] + arguments
+            } else {
+                process.executableURL = URL(fileURLWithPath: server)
+                process.arguments = arguments
+            }
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            process.currentDirectoryURL = URL(fileURLWithPath: "/")
+            try launch(process)
+            for _ in 0..<100 where process.isRunning {
+                if (try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get().close()) != nil {
+                    self.process = process
+                    try await Task.sleep(for: .milliseconds(300))  // past the startup's recovery
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        throw TestEnvironmentError.missing("a PostgreSQL server answering on port \(port)")
+    }
+
+    /// SIGKILL to the postmaster: its backends end their sessions (FATAL) and exit by themselves.
+    public func kill9() {
+        guard let process, process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Stops the server at once and removes its directory (its backends, told by the postmaster's
+    /// death, exit by themselves).
+    public func stop() {
+        kill9()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit { stop() }
+}

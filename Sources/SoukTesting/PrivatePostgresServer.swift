@@ -19,7 +19,7 @@ public final class PrivatePostgresServer: @unchecked Sendable {
         self.port = try await RedisTestServer.freePort()
         self.directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("souk-pg-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        if Self.isRoot { try Self.runToEnd("/bin/chown", ["postgres:", directory.path]) }
+        if Self.isRoot { try Self.runToEnd("/bin/chown", ["postgres:", directory.path], asPostgres: false) }
         try Self.runToEnd(binaries.appendingPathComponent("initdb").path,
                           ["-D", directory.appendingPathComponent("data").path, "--auth=trust", "-U", "souk", "-E", "UTF8", "--no-locale", "--no-sync"])
         try await start()
@@ -38,10 +38,11 @@ public final class PrivatePostgresServer: @unchecked Sendable {
         throw TestEnvironmentError.missing("PostgreSQL server binaries in /usr/lib/postgresql/*/bin")
     }
 
-    /// Runs a command (as `postgres` when root) to completion; throws when it fails.
-    static func runToEnd(_ path: String, _ arguments: [String]) throws {
+    /// A process running `path`, as the `postgres` user when this is root (and `asPostgres`);
+    /// through `setpriv`, which becomes the program itself, so the process is the program's.
+    static func process(_ path: String, _ arguments: [String], asPostgres: Bool = true) -> Process {
         let process = Process()
-        if isRoot && !path.hasSuffix("chown") {
+        if isRoot && asPostgres {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
             process.arguments = ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", path] + arguments
         } else {
@@ -51,6 +52,12 @@ public final class PrivatePostgresServer: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         process.currentDirectoryURL = URL(fileURLWithPath: "/")
+        return process
+    }
+
+    /// Runs a command to completion; throws when it fails.
+    static func runToEnd(_ path: String, _ arguments: [String], asPostgres: Bool = true) throws {
+        let process = process(path, arguments, asPostgres: asPostgres)
         try launch(process)
         process.waitUntilExit()
         guard process.terminationStatus == 0 else { throw TestEnvironmentError.missing("\(path) \(arguments.joined(separator: " ")) succeeding") }
@@ -61,20 +68,10 @@ public final class PrivatePostgresServer: @unchecked Sendable {
     public func start() async throws {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
-            let process = Process()
-            let server = binaries.appendingPathComponent("postgres").path
-            let arguments = ["-D", directory.appendingPathComponent("data").path, "-p", String(port), "-k", directory.path,
-                             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200"]
-            if Self.isRoot {
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-                process.arguments = ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", server] + arguments
-            } else {
-                process.executableURL = URL(fileURLWithPath: server)
-                process.arguments = arguments
-            }
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            process.currentDirectoryURL = URL(fileURLWithPath: "/")
+            let process = Self.process(binaries.appendingPathComponent("postgres").path, [
+                "-D", directory.appendingPathComponent("data").path, "-p", String(port), "-k", directory.path,
+                "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200",
+            ])
             try launch(process)
             for _ in 0..<100 where process.isRunning {
                 if (try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get().close()) != nil {

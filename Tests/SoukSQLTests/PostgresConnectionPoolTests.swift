@@ -35,6 +35,20 @@ struct PostgresConnectionPoolTests {
         try await admin.close()
     }
 
+    /// Leases a connection and keeps it until `release` is called; returns once it is held.
+    private static func holdingTheOnlyConnection(_ pool: PostgresConnectionPool) async -> (holder: Task<Void, any Error>, release: @Sendable () -> Void) {
+        let holding = AsyncStream<Void>.makeStream()
+        let release = AsyncStream<Void>.makeStream()
+        let holder = Task {
+            try await pool.withConnection { _ in
+                holding.continuation.yield()
+                for await _ in release.stream { break }
+            }
+        }
+        for await _ in holding.stream { break }
+        return (holder, { release.continuation.yield() })
+    }
+
     /// The first answer of `attempt` within a few tries (a dead connection fails one attempt at most).
     private static func eventually<T: Sendable>(_ attempt: () async throws -> T) async throws -> T? {
         for _ in 0..<4 {
@@ -72,20 +86,12 @@ struct PostgresConnectionPoolTests {
 
     @Test func aCancelledWaiterGivesUpWithoutTakingTheConnection() async throws {
         try await withPool(size: 1) { pool in
-            let holding = AsyncStream<Void>.makeStream()
-            let release = AsyncStream<Void>.makeStream()
-            let holder = Task {
-                try await pool.withConnection { _ in
-                    holding.continuation.yield()
-                    for await _ in release.stream { break }
-                }
-            }
-            for await _ in holding.stream { break }
+            let (holder, release) = await Self.holdingTheOnlyConnection(pool)
             let waiter = Task { try await pool.withConnection { try await Self.backendPID($0) } }
             try await Task.sleep(for: .milliseconds(50))
             waiter.cancel()
             await #expect(throws: CancellationError.self) { try await waiter.value }
-            release.continuation.yield()
+            release()
             try await holder.value
             // The one connection is free again: the cancelled waiter did not keep it.
             _ = try await pool.withConnection { try await Self.backendPID($0) }
@@ -106,15 +112,7 @@ struct PostgresConnectionPoolTests {
     /// and the pool goes on serving once a connection is free.
     @Test func aWaiterGivesUpAtTheLeaseTimeout() async throws {
         try await withPool(size: 1, leaseTimeout: .milliseconds(300)) { pool in
-            let holding = AsyncStream<Void>.makeStream()
-            let release = AsyncStream<Void>.makeStream()
-            let holder = Task {
-                try await pool.withConnection { _ in
-                    holding.continuation.yield()
-                    for await _ in release.stream { break }
-                }
-            }
-            for await _ in holding.stream { break }
+            let (holder, release) = await Self.holdingTheOnlyConnection(pool)
             let started = ContinuousClock.now
             do {
                 try await pool.withConnection { _ in }
@@ -122,7 +120,7 @@ struct PostgresConnectionPoolTests {
             } catch let error as PostgresConnectionPool.PoolError {
                 #expect(error.isTemporary && ContinuousClock.now - started >= .milliseconds(300))
             }
-            release.continuation.yield()
+            release()
             try await holder.value
             #expect(try await pool.withConnection { try await Self.backendPID($0) } > 0, "served again")
         }
@@ -132,21 +130,13 @@ struct PostgresConnectionPoolTests {
         let pool = PostgresConnectionPool(
             configuration: try PostgresDatabase.configuration(url: try PostgresTestServer.url()), maximumConnections: 1, logger: TestLog.logger
         )
-        let holding = AsyncStream<Void>.makeStream()
-        let release = AsyncStream<Void>.makeStream()
         // The holder keeps the only connection until told, not for a time a loaded machine may exceed.
-        let holder = Task {
-            try await pool.withConnection { _ in
-                holding.continuation.yield()
-                for await _ in release.stream { break }
-            }
-        }
-        for await _ in holding.stream { break }
+        let (holder, release) = await Self.holdingTheOnlyConnection(pool)
         let waiter = Task { try await pool.withConnection { _ in } }
         try await Task.sleep(for: .milliseconds(50))  // waiting by now, or a later lease: both must fail
         await pool.close()
         await #expect(throws: PostgresConnectionPool.PoolError.self) { try await waiter.value }
-        release.continuation.yield()
+        release()
         try await holder.value
         await #expect(throws: PostgresConnectionPool.PoolError.self) { try await pool.withConnection { _ in } }
     }

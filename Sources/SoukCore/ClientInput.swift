@@ -24,9 +24,29 @@ public enum ClientDates {
         return date
     }
 
-    /// The date of an ISO 8601 date-time, with or without fractional seconds, whatever its range.
+    /// Whether `raw` is `YYYY-MM-DDThh:mm:ss[.fraction](Z|±hh:mm)`: the formatter alone read a
+    /// five-digit year such as `12000-…` as another date inside the range (found by the property tests).
+    static func hasDateTimeShape(_ raw: String) -> Bool {
+        let bytes = Array(raw.utf8)
+        func digits(_ range: Range<Int>) -> Bool { range.upperBound <= bytes.count && bytes[range].allSatisfy { $0 >= 0x30 && $0 <= 0x39 } }
+        func byte(_ index: Int, _ character: Character) -> Bool { index < bytes.count && bytes[index] == character.asciiValue! }
+        guard digits(0..<4), byte(4, "-"), digits(5..<7), byte(7, "-"), digits(8..<10), byte(10, "T"),
+              digits(11..<13), byte(13, ":"), digits(14..<16), byte(16, ":"), digits(17..<19) else { return false }
+        var index = 19
+        if byte(index, ".") {
+            let start = index + 1
+            index = start
+            while index < bytes.count, bytes[index] >= 0x30, bytes[index] <= 0x39 { index += 1 }
+            guard (1...9).contains(index - start) else { return false }
+        }
+        if byte(index, "Z") { return index + 1 == bytes.count }
+        return (byte(index, "+") || byte(index, "-")) && digits((index + 1)..<(index + 3)) && byte(index + 3, ":")
+            && digits((index + 4)..<(index + 6)) && index + 6 == bytes.count
+    }
+
+    /// The date of an ISO 8601 date-time, with or without fractional seconds, in the shape above.
     public static func parseISO8601(_ raw: String) -> Date? {
-        guard raw.utf8.count <= 64 else { return nil }
+        guard raw.utf8.count <= 64, hasDateTimeShape(raw) else { return nil }
         let formatter = ISO8601DateFormatter()
         if let date = formatter.date(from: raw) { return date }
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

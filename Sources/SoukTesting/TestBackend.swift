@@ -109,7 +109,7 @@ public actor PostgresTestServer {
     /// Runs `body` with `database` open, and closes its connections afterwards.
     @discardableResult
     public nonisolated func withDatabase<T: Sendable>(_ name: String, _ body: @Sendable (SoukSQL.PostgresDatabase) async throws -> T) async throws -> T {
-        try await PostgresDatabase(configuration: try PostgresDatabase.configuration(url: try Self.url(database: name)), maximumConnections: 24, logger: TestLog.logger)
+        try await PostgresDatabase(configuration: try PostgresDatabase.configuration(url: try Self.url(database: name)), maximumConnections: 10, logger: TestLog.logger)
             .closing(body)
     }
 

@@ -99,8 +99,7 @@ public struct FlashSales: Sendable {
     public func sale(id: Int64) async throws -> FlashSale? {
         if let known = terms.get(id) { return known }
         // The first attempts on a sale arrive together (a storm at its start): one read serves them.
-        let read = terms.reading(id) { [store] in try await store.flashSale(id: id) }
-        guard let sale = try await read.value else { return nil }
+        guard let sale = try await terms.reads.value(for: id, { [store] in try await store.flashSale(id: id) }) else { return nil }
         terms.put(sale)
         return sale
     }
@@ -120,22 +119,10 @@ public struct FlashSales: Sendable {
 final class SaleTerms: @unchecked Sendable {
     private let lock = NSLock()
     private var sales: [Int64: FlashSale] = [:]
-    private var reads: [Int64: Task<FlashSale?, any Error>] = [:]
+    /// Reads of sales under way, shared by the attempts that arrive meanwhile.
+    let reads = SingleFlight<Int64, FlashSale?>()
 
     func get(_ id: Int64) -> FlashSale? { lock.withLock { sales[id] } }
-
-    /// The read of sale `id` under way, or a new one made by `load`.
-    func reading(_ id: Int64, _ load: @escaping @Sendable () async throws -> FlashSale?) -> Task<FlashSale?, any Error> {
-        lock.withLock {
-            if let running = reads[id] { return running }
-            let task = Task { [self] in
-                defer { lock.withLock { _ = reads.removeValue(forKey: id) } }
-                return try await load()
-            }
-            reads[id] = task
-            return task
-        }
-    }
 
     func put(_ sale: FlashSale) {
         lock.withLock {

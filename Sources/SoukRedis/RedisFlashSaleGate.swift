@@ -219,20 +219,11 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
 
     /// Preparations under way: the first attempts on a new sale all find it missing from Redis at
     /// once, and each would read its orders from the database; they share one preparation instead.
-    private let preparing = NIOLockedValueBox<[Int64: Task<Void, any Error>]>([:])
+    private let preparing = SingleFlight<Int64, Void>()
 
     /// Puts the sale into Redis (idempotent) and registers its stream with the workers.
     public func prepare(_ sale: FlashSale) async throws {
-        let task = preparing.withLockedValue { tasks in
-            if let running = tasks[sale.id] { return running }
-            let task = Task { [self] in
-                defer { _ = self.preparing.withLockedValue { $0.removeValue(forKey: sale.id) } }
-                try await prepareOnce(sale)
-            }
-            tasks[sale.id] = task
-            return task
-        }
-        try await task.value
+        try await preparing.value(for: sale.id) { [self] in try await prepareOnce(sale) }
     }
 
     private func prepareOnce(_ sale: FlashSale) async throws {

@@ -73,13 +73,10 @@ public final class PrivatePostgresServer: @unchecked Sendable {
                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200",
             ])
             try launch(process)
-            for _ in 0..<100 where process.isRunning {
-                if (try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get().close()) != nil {
-                    self.process = process
-                    try await Task.sleep(for: .milliseconds(300))  // past the startup's recovery
-                    return
-                }
-                try await Task.sleep(for: .milliseconds(50))
+            if try await waitUntilListening(port: port, attempts: 100, every: .milliseconds(50), while: { process.isRunning }) {
+                self.process = process
+                try await Task.sleep(for: .milliseconds(300))  // past the startup's recovery
+                return
             }
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             try await Task.sleep(for: .milliseconds(300))

@@ -37,6 +37,18 @@ public enum RedisTestServer {
     }
 }
 
+/// Whether something accepts connections on `port` of the loopback address within `attempts`
+/// tries, giving up early once `alive` says the server exited.
+func waitUntilListening(port: Int, attempts: Int, every interval: Duration, while alive: () -> Bool) async throws -> Bool {
+    for _ in 0..<attempts where alive() {
+        if (try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get().close()) != nil {
+            return true
+        }
+        try await Task.sleep(for: interval)
+    }
+    return false
+}
+
 /// A redis-server of the test's own, on its own port and directory, that the test may kill and restart.
 public final class PrivateRedisServer: @unchecked Sendable {
     public let port: Int
@@ -71,13 +83,9 @@ public final class PrivateRedisServer: @unchecked Sendable {
         process.standardError = FileHandle.nullDevice
         try launch(process)
         self.process = process
-        for _ in 0..<200 {
-            if (try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get().close()) != nil {
-                return
-            }
-            try await Task.sleep(for: .milliseconds(25))
+        guard try await waitUntilListening(port: port, attempts: 200, every: .milliseconds(25), while: { true }) else {
+            throw TestEnvironmentError.missing("a redis-server answering on port \(port)")
         }
-        throw TestEnvironmentError.missing("a redis-server answering on port \(port)")
     }
 
     /// SIGKILL: the server vanishes without closing anything politely.

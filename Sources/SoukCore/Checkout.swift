@@ -328,9 +328,7 @@ public struct SimulatedVerifier: UserVerifier {
     }
 
     public func verify(buyerID: String, orderID: String, timeout: Duration) async throws -> Bool {
-        let low = delay.lowerBound.components, high = delay.upperBound.components
-        let lowMillis = low.seconds * 1_000 + low.attoseconds / 1_000_000_000_000_000
-        let highMillis = high.seconds * 1_000 + high.attoseconds / 1_000_000_000_000_000
+        let lowMillis = delay.lowerBound.milliseconds, highMillis = delay.upperBound.milliseconds
         let wait = Duration.milliseconds(Int64.random(in: lowMillis...max(lowMillis, highMillis)))
         try await Task.sleep(for: min(wait, timeout))
         if wait > timeout { throw VerifierTimeout() }

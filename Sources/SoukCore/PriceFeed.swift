@@ -152,8 +152,7 @@ public struct FeedSchedule: Sendable, Equatable {
     public let length: Int64
 
     public init(length: Duration) {
-        let (seconds, attoseconds) = length.components
-        self.length = max(1, seconds * 1_000 + attoseconds / 1_000_000_000_000_000)
+        self.length = max(1, length.milliseconds)
     }
 
     /// The start of the interval containing `ms`.

@@ -194,9 +194,16 @@ public struct RateLimitPolicy: Sendable, Equatable {
 }
 
 extension Duration {
-    var milliseconds: Int64 {
+    /// Whole milliseconds, for settings, Redis arguments and SQL intervals.
+    public var milliseconds: Int64 {
         let (seconds, attoseconds) = components
         return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
+    }
+
+    /// Whole nanoseconds, for NIO's `TimeAmount` (durations Souk uses are far below 292 years).
+    public var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 
     /// `1500ms`, `10s`, `1m`, `2h` (a bare number is seconds): the form of every duration setting.

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import NIOCore
 import RESP
+import SoukCore
 
 /// The commands Souk uses, hand-written with typed replies.
 extension RedisClient {
@@ -369,7 +370,7 @@ extension RedisClient {
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {
-        duration.components.seconds * 1_000 + duration.components.attoseconds / 1_000_000_000_000_000
+        duration.milliseconds
     }
 
     static func score(_ value: Double) -> String {

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import RESP
+import SoukCore
 
 /// One TCP connection to Redis. Many callers share it: their commands are pipelined in the order
 /// they were sent and replies are matched first-in, first-out. A timeout, a cancelled caller or
@@ -45,7 +46,7 @@ public final class RedisConnection: Sendable {
         let channel: any Channel
         do {
             channel = try await ClientBootstrap(group: eventLoopGroup)
-                .connectTimeout(.nanoseconds(Int64(configuration.connectTimeout.components.seconds * 1_000_000_000 + configuration.connectTimeout.components.attoseconds / 1_000_000_000)))
+                .connectTimeout(.nanoseconds(configuration.connectTimeout.nanoseconds))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
@@ -119,7 +120,7 @@ public final class RedisConnection: Sendable {
     /// returns the request's id in the FIFO.
     private func register(_ buffer: ByteBuffer, expecting replies: Int, timeout: Duration?, to sink: ReplySink) -> UInt64? {
         let timeout = timeout ?? commandTimeout
-        let deadline = NIODeadline.now().uptimeNanoseconds + UInt64(timeout.components.seconds) * 1_000_000_000 + UInt64(timeout.components.attoseconds / 1_000_000_000)
+        let deadline = NIODeadline.now().uptimeNanoseconds + UInt64(max(0, timeout.nanoseconds))
         let outcome: Result<UInt64, RedisClientError> = machine.withLockedValue { machine in
             switch machine.send(expecting: replies, deadline: deadline, promise: sink) {
             case .write(let assigned):

@@ -140,7 +140,7 @@ final class PostgresConnectionPool: Sendable {
                     continuation.resume(with: immediate)
                 } else {
                     // A waiter still waiting at the deadline fails; one already handed a grant is gone from `waiters`.
-                    MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(Int64(leaseTimeout.components.seconds) * 1_000_000_000 + leaseTimeout.components.attoseconds / 1_000_000_000)) { [state] in
+                    MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(leaseTimeout.nanoseconds)) { [state] in
                         state.withLockedValue { $0.waiters.removeValue(forKey: id) }?.resume(throwing: PoolError.timedOut)
                     }
                 }

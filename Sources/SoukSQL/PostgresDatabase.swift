@@ -11,23 +11,44 @@ import SoukCore
 /// Reads have connections of their own, a quarter of `maximumConnections` (at least one), as they
 /// have in SQLite: under a storm of checkouts or orders, a buyer reading an order (or opening its
 /// event stream) waits for a reader, never behind the queue of writes.
+///
+/// Nothing waits forever: the server cancels a statement after `statementTimeout` and ends a session
+/// left idle inside a transaction (a frozen client holding locks); a statement still unanswered a
+/// little later — the server frozen or gone without a word — is abandoned and its connection closed.
 public final class PostgresDatabase: SQLDatabase {
     public var dialect: SQLDialect { .postgres }
 
     private let writers: PostgresConnectionPool
     private let readers: PostgresConnectionPool
     private let logger: Logger
+    /// How long the client waits for one statement: the server's own limit plus time to hear it.
+    private let statementDeadline: Duration
 
-    public init(configuration: PostgresConnection.Configuration, maximumConnections: Int = 20, logger: Logger) {
+    public init(configuration: PostgresConnection.Configuration, maximumConnections: Int = 20, statementTimeout: Duration = .seconds(30), logger: Logger) {
+        var configuration = configuration
+        configuration.options.additionalStartupParameters += Self.sessionLimits(statementTimeout: statementTimeout)
+        configuration.options.connectTimeout = .seconds(5)
         let readers = max(1, maximumConnections / 4)
         self.readers = PostgresConnectionPool(configuration: configuration, maximumConnections: readers, logger: logger)
         self.writers = PostgresConnectionPool(configuration: configuration, maximumConnections: max(1, maximumConnections - readers), logger: logger)
         self.logger = logger
+        self.statementDeadline = statementTimeout + .seconds(2)
     }
 
     /// Connects to `postgres://user:password@host:port/database?sslmode=disable|prefer|require`.
-    public convenience init(url: String, maximumConnections: Int = 20, logger: Logger) throws {
-        self.init(configuration: try Self.configuration(url: url), maximumConnections: maximumConnections, logger: logger)
+    public convenience init(url: String, maximumConnections: Int = 20, statementTimeout: Duration = .seconds(30), logger: Logger) throws {
+        self.init(configuration: try Self.configuration(url: url), maximumConnections: maximumConnections, statementTimeout: statementTimeout, logger: logger)
+    }
+
+    /// Session settings sent when a connection starts: the statement limit, and 10 s (at most the
+    /// statement limit) for a transaction left idle — Souk's transactions never pause between
+    /// statements, so an idle one belongs to a frozen or dead client whose locks stop everyone else.
+    static func sessionLimits(statementTimeout: Duration) -> [(String, String)] {
+        let statement = max(1, statementTimeout.milliseconds)
+        return [
+            ("statement_timeout", "\(statement)"),
+            ("idle_in_transaction_session_timeout", "\(min(statement, 10_000))"),
+        ]
     }
 
     public static func configuration(url: String) throws -> PostgresConnection.Configuration {
@@ -68,23 +89,55 @@ public final class PostgresDatabase: SQLDatabase {
 
     private func run(_ sql: SQL, on pool: PostgresConnectionPool) async throws -> [SQLRow] {
         try await pool.withConnection { connection in
-            try Self.requireOpen(connection)
-            if sql.isPrepared { return try await executePrepared(sql, on: connection) }
-            return try await Self.collect(connection.query(Self.query(sql), logger: logger))
+            try await Self.bounded(connection, within: statementDeadline) { [logger] in
+                if sql.isPrepared { return try await Self.executePrepared(sql, on: connection, logger: logger) }
+                return try await Self.collect(connection.query(Self.query(sql), logger: logger))
+            }
+        }
+    }
+
+    /// Runs one statement on `connection`, but waits for it at most `deadline`. PostgresNIO 1.33
+    /// writes a statement without a promise, so one written as the connection closes is never
+    /// answered, and a frozen server answers nothing: past the deadline the connection is closed
+    /// (the pool replaces it) and the caller told at once, without waiting for the statement's task.
+    static func bounded<T: Sendable>(
+        _ connection: PostgresConnection, within deadline: Duration, _ statement: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        try requireOpen(connection)
+        let waiter = NIOLockedValueBox<CheckedContinuation<T, any Error>?>(nil)
+        let work = NIOLockedValueBox<Task<Void, Never>?>(nil)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                waiter.withLockedValue { $0 = continuation }
+                let timer = connection.eventLoop.scheduleTask(in: .nanoseconds(deadline.nanoseconds)) {
+                    guard let continuation = waiter.withLockedValue({ $0.take() }) else { return }
+                    connection.close().whenComplete { _ in continuation.resume(throwing: PostgresStatementTimedOut(deadline: deadline)) }
+                }
+                work.withLockedValue {
+                    $0 = Task {
+                        let result: Result<T, any Error>
+                        do { result = .success(try await statement()) } catch { result = .failure(error) }
+                        timer.cancel()
+                        waiter.withLockedValue { $0.take() }?.resume(with: result)
+                    }
+                }
+            }
+        } onCancel: {
+            work.withLockedValue { $0 }?.cancel()
         }
     }
 
     /// Runs a statement marked ``SQL/prepared()`` through PostgresNIO's prepared statements: parsed
     /// and planned once per connection, with the parameter types the unnamed path sends. A statement
     /// with a NULL parameter (whose type the server infers), or beyond the slots, runs unnamed.
-    func executePrepared(_ sql: SQL, on connection: PostgresConnection) async throws -> [SQLRow] {
+    static func executePrepared(_ sql: SQL, on connection: PostgresConnection, logger: Logger) async throws -> [SQLRow] {
         guard !sql.binds.contains(.null), let slot = PreparedSlots.shared.slot(for: sql.text) else {
             return try await Self.collect(connection.query(Self.query(sql), logger: logger))
         }
-        return try await execute(slot, Self.bindings(sql.binds), on: connection)
+        return try await execute(slot, Self.bindings(sql.binds), on: connection, logger: logger)
     }
 
-    private func execute<Slot: PreparedSlot>(_ slot: Slot.Type, _ bindings: PostgresBindings, on connection: PostgresConnection) async throws -> [SQLRow] {
+    private static func execute<Slot: PreparedSlot>(_ slot: Slot.Type, _ bindings: PostgresBindings, on connection: PostgresConnection, logger: Logger) async throws -> [SQLRow] {
         var result: [SQLRow] = []
         for try await row in try await connection.execute(SlotStatement<Slot>(bindings: bindings), logger: logger) {
             result.append(try Self.row(row))
@@ -95,7 +148,7 @@ public final class PostgresDatabase: SQLDatabase {
     public func transaction<T: Sendable>(_ body: @Sendable (any SQLTransaction) async throws -> T) async throws -> T {
         try await retryingWhenAsked {
             try await writers.withConnection { connection in
-                try await Self.inTransaction(connection, logger: logger, body)
+                try await Self.inTransaction(connection, deadline: statementDeadline, logger: logger, body)
             }
         }
     }
@@ -115,21 +168,21 @@ public final class PostgresDatabase: SQLDatabase {
     }
 
     private static func inTransaction<T: Sendable>(
-        _ connection: PostgresConnection, logger: Logger, _ body: @Sendable (any SQLTransaction) async throws -> T
+        _ connection: PostgresConnection, deadline: Duration, logger: Logger, _ body: @Sendable (any SQLTransaction) async throws -> T
     ) async throws -> T {
         // BEGIN, COMMIT and ROLLBACK run in tasks of their own, so that a cancelled caller never
         // hands the connection back to the pool inside an open transaction.
-        try await Task { try await Self.send("BEGIN", on: connection, logger: logger) }.value
+        try await Task { try await Self.send("BEGIN", on: connection, deadline: deadline, logger: logger) }.value
         do {
-            let result = try await body(Transaction(connection: connection, logger: logger))
-            try await Task { try await Self.send("COMMIT", on: connection, logger: logger) }.value
+            let result = try await body(Transaction(connection: connection, deadline: deadline, logger: logger))
+            try await Task { try await Self.send("COMMIT", on: connection, deadline: deadline, logger: logger) }.value
             return result
         } catch {
             // A lost connection took its transaction with it: there is nothing to roll back, and a
             // statement written to a closing PostgresNIO connection is never answered.
             guard !connection.isClosed, !Self.lostConnection(error) else { throw error }
             do {
-                try await Task { try await Self.send("ROLLBACK", on: connection, logger: logger) }.value
+                try await Task { try await Self.send("ROLLBACK", on: connection, deadline: deadline, logger: logger) }.value
             } catch {
                 logger.error("PostgreSQL rollback failed", metadata: ["error": "\(String(reflecting: error))"])
             }
@@ -138,9 +191,8 @@ public final class PostgresDatabase: SQLDatabase {
     }
 
     /// Sends a statement without parameters, unless the connection is already closed.
-    private static func send(_ statement: PostgresQuery, on connection: PostgresConnection, logger: Logger) async throws {
-        try Self.requireOpen(connection)
-        try await connection.query(statement, logger: logger)
+    private static func send(_ statement: PostgresQuery, on connection: PostgresConnection, deadline: Duration, logger: Logger) async throws {
+        try await bounded(connection, within: deadline) { _ = try await connection.query(statement, logger: logger) }
     }
 
     /// PostgresNIO 1.33 writes a statement to its channel without a promise: written after the
@@ -171,11 +223,13 @@ public final class PostgresDatabase: SQLDatabase {
 
     struct Transaction: SQLTransaction {
         let connection: PostgresConnection
+        let deadline: Duration
         let logger: Logger
 
         func query(_ sql: SQL) async throws -> [SQLRow] {
-            try PostgresDatabase.requireOpen(connection)
-            return try await PostgresDatabase.collect(connection.query(PostgresDatabase.query(sql), logger: logger))
+            try await PostgresDatabase.bounded(connection, within: deadline) { [connection, logger] in
+                try await PostgresDatabase.collect(connection.query(PostgresDatabase.query(sql), logger: logger))
+            }
         }
     }
 
@@ -276,6 +330,14 @@ struct SlotStatement<Slot: PreparedSlot>: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
 }
 
+/// A statement unanswered past its deadline: the server is frozen, unreachable or overloaded. Its
+/// connection was closed, which rolls back a transaction it was in; the caller may try again.
+public struct PostgresStatementTimedOut: Error, TemporaryFailure, CustomStringConvertible {
+    let deadline: Duration
+    public var isTemporary: Bool { true }
+    public var description: String { "PostgreSQL did not answer a statement within \(deadline)" }
+}
+
 /// A connection found closed before a statement was sent: the server went away (or was
 /// restarted); the pool replaces the connection, and the caller may try again.
 public struct PostgresConnectionLost: Error, TemporaryFailure, CustomStringConvertible {
@@ -303,8 +365,10 @@ extension PSQLError: TemporaryFailure {
     }
 
     /// 08: connection exception; 57P01-03 and 57P05: shutdown, crash, cannot connect now, idle
-    /// session cut; 53xxx: out of resources (too many connections, memory, disk).
+    /// session cut; 57014: cancelled at the statement timeout (an overloaded server, a lock held by a
+    /// frozen client); 25P03: the session was ended idle in a transaction; 53xxx: out of resources
+    /// (too many connections, memory, disk).
     static func isTemporaryState(_ state: String) -> Bool {
-        state.hasPrefix("08") || state.hasPrefix("53") || ["57P01", "57P02", "57P03", "57P05"].contains(state)
+        state.hasPrefix("08") || state.hasPrefix("53") || ["57P01", "57P02", "57P03", "57P05", "57014", "25P03"].contains(state)
     }
 }

@@ -16,6 +16,9 @@ public struct SoukConfiguration: Sendable, Equatable {
     public var database: Database
     /// PostgreSQL connections per process; a quarter of them (at least one) are kept for reads.
     public var databaseConnections = 20
+    /// The longest PostgreSQL may take over one statement (the server cancels it; a client that hears
+    /// nothing closes the connection a little later): no request or worker waits forever.
+    public var databaseTimeout: Duration = .seconds(30)
     public var redisURL: String?
     public var logLevel: Logger.Level
     public var cookies: CookiePolicy
@@ -69,6 +72,7 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_DATA_DIR", flag: "--data-dir", defaultValue: "./souk-data", meaning: "where embedded mode keeps its SQLite file"),
         .init(environment: "SOUK_DATABASE_URL", flag: "--database-url", defaultValue: "(SQLite in the data dir)", meaning: "postgres://user:pass@host:port/db or sqlite:///path/file.sqlite"),
         .init(environment: "SOUK_DATABASE_CONNECTIONS", flag: "--database-connections", defaultValue: "20", meaning: "PostgreSQL connections per process, a quarter of them kept for reads"),
+        .init(environment: "SOUK_DATABASE_TIMEOUT", flag: "--database-timeout", defaultValue: "30s", meaning: "the longest one PostgreSQL statement may take; a transaction left idle is ended after 10 s (or this, if shorter)"),
         .init(environment: "SOUK_REDIS_URL", flag: "--redis-url", defaultValue: "(none)", meaning: "redis://[user:pass@]host:port/db (used by later features)"),
         .init(environment: "SOUK_LOG_LEVEL", flag: "--log-level", defaultValue: "info", meaning: "trace, debug, info, notice, warning, error or critical"),
         .init(environment: "SOUK_SECURE_COOKIES", flag: "--secure-cookies", defaultValue: "auto", meaning: "auto (Secure except plain HTTP on loopback), always or never"),
@@ -136,6 +140,13 @@ public struct SoukConfiguration: Sendable, Equatable {
         if let raw = value("SOUK_DATABASE_CONNECTIONS") {
             if let parsed = Int(raw), (2...1_000).contains(parsed) { databaseConnections = parsed } else {
                 problems.append("SOUK_DATABASE_CONNECTIONS: \"\(raw)\" is not a count from 2 to 1000")
+            }
+        }
+
+        var databaseTimeout = Duration.seconds(30)
+        if let raw = value("SOUK_DATABASE_TIMEOUT") {
+            if let parsed = Self.duration(raw), parsed >= .seconds(1), parsed <= .seconds(3_600) { databaseTimeout = parsed } else {
+                problems.append("SOUK_DATABASE_TIMEOUT: \"\(raw)\" is not a duration from 1s to 1h, such as 30s")
             }
         }
 
@@ -255,6 +266,7 @@ public struct SoukConfiguration: Sendable, Equatable {
             verifyDeadline: verifyDeadline, feedSource: feedSource, feedInterval: feedInterval, feedItems: feedItems
         )
         configuration.databaseConnections = databaseConnections
+        configuration.databaseTimeout = databaseTimeout
         configuration.rateLimits = rateLimits
         configuration.behindProxy = behindProxy
         configuration.timeouts = timeouts

@@ -87,8 +87,38 @@ public final class PrivatePostgresServer: @unchecked Sendable {
     /// SIGKILL to the postmaster: its backends end their sessions (FATAL) and exit by themselves.
     public func kill9() {
         guard let process, process.isRunning else { return }
+        thaw()  // a frozen backend would hold the shared memory past the restart
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
+    }
+
+    /// SIGSTOP to the postmaster and every backend: the server keeps its connections open and
+    /// answers nothing (a frozen host, a stalled disk) until ``thaw()``.
+    public func freeze() { signalEveryProcess(SIGSTOP) }
+
+    /// SIGCONT to the postmaster and every backend.
+    public func thaw() { signalEveryProcess(SIGCONT) }
+
+    private func signalEveryProcess(_ signal: Int32) {
+        guard let process, process.isRunning else { return }
+        let postmaster = process.processIdentifier
+        kill(postmaster, signal)
+        for child in Self.children(of: postmaster) { kill(child, signal) }
+    }
+
+    /// The processes whose parent is `parent`, read from /proc.
+    static func children(of parent: Int32) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry in
+            guard let pid = Int32(entry),
+                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")")
+            else { return nil }
+            // pid (comm) state ppid ...: the name may hold spaces, so fields start after the last ")".
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, Int32(fields[1]) == parent else { return nil }
+            return pid
+        }
     }
 
     /// Stops the server at once and removes its directory (its backends, told by the postmaster's

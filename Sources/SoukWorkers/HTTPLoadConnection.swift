@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SoukCore
 
 /// A keep-alive HTTP/1.1 connection that sends one request at a time: the HTTP verifier's client
 /// and `souk loadtest`'s.
@@ -18,7 +19,7 @@ public final class HTTPLoadConnection: Sendable {
     public static func connect(host: String, port: Int, timeout: Duration = .seconds(10)) async throws -> HTTPLoadConnection {
         let collector = ReplyCollector()
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.milliseconds(Int64(max(1, timeout.components.seconds * 1_000 + timeout.components.attoseconds / 1_000_000_000_000_000))))
+            .connectTimeout(.milliseconds(max(1, timeout.milliseconds)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

@@ -128,7 +128,3 @@ public struct PriceFeedProducer: Service {
         min(.seconds(5), .milliseconds(50) * (1 << min(attempt, 7)))
     }
 }
-
-extension Duration {
-    var milliseconds: Int64 { components.seconds * 1_000 + components.attoseconds / 1_000_000_000_000_000 }
-}

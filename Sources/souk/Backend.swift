@@ -15,7 +15,7 @@ enum Backend {
             }
             try await SQLiteDatabase.open(path: path, logger: logger).closing(body)
         case .postgres(let url):
-            try await PostgresDatabase(url: url, maximumConnections: configuration.databaseConnections, logger: logger).closing(body)
+            try await PostgresDatabase(url: url, maximumConnections: configuration.databaseConnections, statementTimeout: configuration.databaseTimeout, logger: logger).closing(body)
         }
     }
 

@@ -585,6 +585,9 @@ class Checker:
                 self.violation(f"{a['op']} answered {a['status']}: {a.get('json')}")
             elif a["status"] == 503 and not a.get("retry_after"):
                 self.violation(f"{a['op']} answered 503 without Retry-After")
+        took = sorted(a.get("took", 0) for a in self.load.answers)
+        if took:
+            self.fact(f"answer times: p50 {took[len(took) // 2] * 1000:.0f} ms, p99 {took[int(len(took) * 0.99)] * 1000:.0f} ms, longest {took[-1]:.1f} s (a client gives up after 20 s)")
         windows = self.faults.windows
         outside = [a for a in self.load.answers if a["status"] == 503 and not any(s - 1 <= a["at"] <= e + 15 for s, e, _ in windows)]
         self.fact(f"503 answers away from any fault (within 15 s after one counts as during): {len(outside)}")

@@ -19,8 +19,9 @@ public enum OrderStatus: String, Sendable, CaseIterable, Codable {
     public var isFinal: Bool { nextStates.isEmpty }
 }
 
-/// Who placed an order and where it goes.
-public struct Customer: Hashable, Sendable {
+/// Who placed an order and where it goes: the name, phone and address on the order (a guest's, or
+/// a signed-in customer's as they gave them).
+public struct ShippingContact: Hashable, Sendable {
     public let name: String
     public let phone: String
     public let address: String
@@ -57,14 +58,14 @@ public struct Order: Hashable, Sendable {
     /// Short, unguessable reference the customer keeps; it also names the confirmation page.
     public let reference: String
     public let status: OrderStatus
-    public let customer: Customer
+    public let customer: ShippingContact
     public let lines: [OrderLine]
     public let total: Money
     public let createdAt: Date
     public let updatedAt: Date
 
     public init(
-        id: Int64, vendorID: Int64, reference: String, status: OrderStatus, customer: Customer,
+        id: Int64, vendorID: Int64, reference: String, status: OrderStatus, customer: ShippingContact,
         lines: [OrderLine], total: Money, createdAt: Date, updatedAt: Date
     ) {
         self.id = id
@@ -89,7 +90,7 @@ public struct OrderRequest: Sendable, Equatable {
     public static let maxItems = 100
     public static let maxQuantity = 10_000
 
-    public let customer: Customer
+    public let customer: ShippingContact
     /// Sorted by product id so that concurrent orders lock rows in the same order.
     public let items: [Item]
 
@@ -131,7 +132,7 @@ public struct OrderRequest: Sendable, Equatable {
             errors.append(.init(field: "items", message: "must ask for at most \(Self.maxQuantity) of one product"))
         }
         guard errors.isEmpty else { throw .validationFailed(errors) }
-        self.customer = Customer(name: name, phone: phone, address: address)
+        self.customer = ShippingContact(name: name, phone: phone, address: address)
         self.items = quantities.sorted { $0.key < $1.key }.map { Item(productID: $0.key, quantity: $0.value) }
     }
 }

@@ -139,7 +139,7 @@ extension SQLStorage: CheckoutStore {
                 WHERE summed.stock_needed <= summed.stock AND summed.credit_needed <= credit.balance_minor),
             taken AS (
                 UPDATE products SET stock = stock - sums.quantity, updated_at = \(latest)
-                FROM (SELECT product_id, SUM(quantity) AS quantity FROM ok GROUP BY product_id) sums
+                FROM (SELECT product_id, CAST(SUM(quantity) AS BIGINT) AS quantity FROM ok GROUP BY product_id) sums
                 WHERE products.id = sums.product_id RETURNING products.id),
             held AS (
                 UPDATE store_credits SET balance_minor = balance_minor - sums.total, held_minor = held_minor + sums.total, updated_at = \(latest)
@@ -434,11 +434,10 @@ extension SQLStorage: CheckoutStore {
                 """) else { return false }
             let vendor = try row.int("vendor_id"), buyer = try row.string("buyer_id"), total = try row.int("total_minor")
             // The compensations, in the same transaction as the verdict: stock, coupon use, credit.
-            try await transaction.query("""
-                UPDATE products SET stock = stock + (SELECT SUM(i.quantity) FROM checkout_items i WHERE i.checkout_id = \(id) AND i.product_id = products.id),
-                    updated_at = \(now)
-                WHERE id IN (SELECT product_id FROM checkout_items WHERE checkout_id = \(id) AND product_id IS NOT NULL)
-                """)
+            try await Self.returnStock(transaction.query("""
+                SELECT product_id, CAST(SUM(quantity) AS BIGINT) AS quantity FROM checkout_items WHERE checkout_id = \(id) AND product_id IS NOT NULL
+                GROUP BY product_id ORDER BY product_id
+                """), now: now, transaction)
             if let couponID = try row.optionalInt("coupon_id") {
                 try await transaction.query("UPDATE coupons SET uses = uses - 1 WHERE id = \(couponID) AND uses > 0")
             }

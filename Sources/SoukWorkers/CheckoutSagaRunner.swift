@@ -56,7 +56,7 @@ public struct CheckoutSagaRunner: Service {
                     } catch is CancellationError {
                         return
                     } catch {
-                        logger.warning("claiming checkout sagas failed", metadata: ["error": "\(error)"])
+                        logger.warning("claiming checkout sagas failed", metadata: ["error": "\(String(reflecting: error))"])
                         try? await Task.sleep(for: .milliseconds(500))
                     }
                 }
@@ -88,7 +88,7 @@ public struct CheckoutSagaRunner: Service {
                 } catch {
                     // The verifier could not be asked (network, 5xx): try again soon, within the deadline.
                     if saga.deadline.timeIntervalSinceNow > 1 {
-                        logger.info("verifier unavailable, retrying", metadata: ["souk.order_id": "\(saga.id)", "error": "\(error)"])
+                        logger.info("verifier unavailable, retrying", metadata: ["souk.order_id": "\(saga.id)", "error": "\(String(reflecting: error))"])
                         try await store.retrySaga(id: saga.id, owner: owner, at: Date().addingTimeInterval(0.5))
                         return
                     }
@@ -110,7 +110,7 @@ public struct CheckoutSagaRunner: Service {
             }
         } catch {
             // A crash at any step leaves the lease to expire; the saga is resumed by whoever claims it next.
-            logger.warning("checkout saga step failed", metadata: ["souk.order_id": "\(saga.id)", "error": "\(error)"])
+            logger.warning("checkout saga step failed", metadata: ["souk.order_id": "\(saga.id)", "error": "\(String(reflecting: error))"])
         }
     }
 

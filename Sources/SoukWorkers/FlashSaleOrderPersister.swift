@@ -104,7 +104,7 @@ public struct FlashSaleOrderPersister: Service {
                 return
             } catch {
                 attempt += 1
-                logger.warning("persisting admitted orders failed", metadata: ["stream": "\(stream)", "attempt": "\(attempt)", "error": "\(error)"])
+                logger.warning("persisting admitted orders failed", metadata: ["stream": "\(stream)", "attempt": "\(attempt)", "error": "\(String(reflecting: error))"])
                 if attempt >= 5 { break }
                 try await Task.sleep(for: .milliseconds(100) * (1 << attempt))
             }

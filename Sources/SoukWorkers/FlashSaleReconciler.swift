@@ -149,7 +149,7 @@ public struct PeriodicReconciler: Service {
                 do {
                     _ = try await reconciler.reconcileAll(repair: true)
                 } catch {
-                    reconciler.logger.warning("reconciliation failed", metadata: ["error": "\(error)"])
+                    reconciler.logger.warning("reconciliation failed", metadata: ["error": "\(String(reflecting: error))"])
                 }
                 try? await Task.sleep(for: interval)
             }

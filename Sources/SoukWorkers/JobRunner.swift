@@ -87,7 +87,7 @@ public struct JobRunner: Service {
             let delay = policy.delay(afterAttempt: job.attempt)
             if delay == nil {
                 Counter(label: "souk_jobs_dead_total", dimensions: [("kind", job.kind)]).increment()
-                logger.error("job dead-lettered", metadata: ["job": "\(job.id)", "attempts": "\(job.attempt)", "error": "\(error)"])
+                logger.error("job dead-lettered", metadata: ["job": "\(job.id)", "attempts": "\(job.attempt)", "error": "\(String(reflecting: error))"])
             } else {
                 Counter(label: "souk_job_retries_total", dimensions: [("kind", job.kind)]).increment()
             }

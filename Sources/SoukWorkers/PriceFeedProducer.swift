@@ -42,7 +42,7 @@ public struct PriceFeedProducer: Service {
             do {
                 try await produce()
             } catch {
-                if !(error is CancellationError) { logger.error("price feed producer stopped", metadata: ["error": "\(error)"]) }
+                if !(error is CancellationError) { logger.error("price feed producer stopped", metadata: ["error": "\(String(reflecting: error))"]) }
             }
         }
     }
@@ -100,7 +100,7 @@ public struct PriceFeedProducer: Service {
             } catch {
                 attempt += 1
                 counts.withLockedValue { $0.fetchFailures += 1 }
-                logger.warning("price source failed", metadata: ["interval": "\(interval)", "attempt": "\(attempt)", "error": "\(error)"])
+                logger.warning("price source failed", metadata: ["interval": "\(interval)", "attempt": "\(attempt)", "error": "\(String(reflecting: error))"])
                 let pause = Self.backoff(attempt)
                 if !source.answersForThePast, FeedSchedule.now() + pause.milliseconds >= interval + schedule.length { return nil }
                 try await Task.sleep(for: pause)
@@ -118,7 +118,7 @@ public struct PriceFeedProducer: Service {
                 throw error
             } catch {
                 attempt += 1
-                logger.warning("price feed \(what) failed; retrying", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+                logger.warning("price feed \(what) failed; retrying", metadata: ["attempt": "\(attempt)", "error": "\(String(reflecting: error))"])
                 try await Task.sleep(for: Self.backoff(attempt))
             }
         }

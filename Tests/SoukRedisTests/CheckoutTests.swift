@@ -385,3 +385,53 @@ struct CheckoutTests {
         }
     }
 }
+
+/// Writers take product rows in id order. Returning the units of a failed checkout with one
+/// `UPDATE … WHERE id IN (…)` took them in the table's physical order and deadlocked with
+/// acceptances of the same products: found by the chaos run (hundreds of deadlocks a minute, each
+/// retried, and the retries queued behind the statement timeout).
+@Suite("Checkout lock order")
+struct CheckoutLockOrderTests {
+    @Test func failingAndAcceptingTwoProductCheckoutsAtOnceNeverDeadlocks() async throws {
+        try await TestBackend.postgres.withDatabase { database in
+            let storage = SQLStorage(database: database)
+            let vendor = try #require(try await storage.createVendor(username: "shop", storeName: "Shop", passwordHash: "h"))
+            var products: [Int64] = []
+            for name in ["First", "Second", "Third"] {
+                products.append(try await storage.createProduct(vendorID: vendor.id, .newProduct(
+                    name: name, description: "", priceMinor: 100, currency: "USD", stock: 1_000_000, available: true)).id)
+            }
+            for buyer in 0..<20 { _ = try await storage.credit(buyerID: "b\(buyer)", amountMinor: 100_000_000, by: vendor.id) }
+            let items = products.map { (productID: $0, quantity: 1) }
+            func accept(_ buyer: Int) async throws -> String? {
+                let request = try CheckoutRequest(buyerID: "b\(buyer)", items: items, couponCode: nil, idempotencyKey: nil)
+                if case .accepted(let order) = try await storage.accept(request, deadline: 60, now: Date()) { return order.id }
+                return nil
+            }
+            var accepted: [String] = []
+            for round in 0..<60 { if let id = try await accept(round % 20) { accepted.append(id) } }
+            // The plan a busy server chose for the old statement: products read in physical order
+            // (the first product, changed last, lies after the others), not through the index.
+            let name = try await database.read("SELECT current_database() AS name")[0].string("name")
+            _ = try await database.execute(SQL(stringLiteral: "ALTER DATABASE \"\(name)\" SET enable_nestloop = off"))
+            _ = try await database.execute("UPDATE products SET stock = stock WHERE id = \(products[0])")
+            let deadlocksBefore = try await Self.deadlocks(database)
+
+            // Failures return units (all three products) while acceptances take them, at once.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (index, id) in accepted.enumerated() {
+                    group.addTask { _ = try await storage.fail(id: id, reason: "refused", now: Date()) }
+                    group.addTask { _ = try await accept(index % 20) }
+                }
+                try await group.waitForAll()
+            }
+            try await Task.sleep(for: .milliseconds(1_500))  // statistics reach pg_stat_database within a second
+            #expect(try await Self.deadlocks(database) == deadlocksBefore, "no deadlock between returning and taking units")
+        }
+    }
+
+    static func deadlocks(_ database: any SQLDatabase) async throws -> Int64 {
+        _ = try await database.read("SELECT pg_stat_clear_snapshot()")
+        return try await database.read("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")[0].int("deadlocks")
+    }
+}

@@ -447,7 +447,8 @@ def iso(timestamp):
 
 
 class Faults:
-    def __init__(self, roles, rng):
+    def __init__(self, roles, rng, work):
+        self.journal = open(os.path.join(work, "faults.log"), "w")
         self.roles = roles
         self.rng = rng
         self.counts = Counter()
@@ -463,6 +464,7 @@ class Faults:
                 pause = self.rng.uniform(0.5, 3)
                 with self.lock:
                     role.kill9()
+                kind = "SIGKILL"
                 self.counts[f"SIGKILL {role.name}"] += 1
                 time.sleep(pause)
                 with self.lock:
@@ -470,10 +472,13 @@ class Faults:
             else:
                 pause = self.rng.uniform(1, 8)
                 role.freeze()
+                kind = "SIGSTOP"
                 self.counts[f"SIGSTOP {role.name}"] += 1
                 time.sleep(pause)
                 role.thaw()
             self.windows.append((started, time.time(), role.name))
+            self.journal.write(f"{time.strftime('%H:%M:%S', time.localtime(started))} {self.windows[-1][1] - started:5.1f} s {kind} {role.name}\n")
+            self.journal.flush()
 
     def supervise(self):
         """A process that exited without being killed is restarted after 1 s, as systemd would."""
@@ -839,7 +844,7 @@ def main():
                 raise SystemExit(f"chaos: {role.name} did not start (see {work}/{role.name}.log)")
         setup = set_up(ports, rng)
         load = Load(ports, work, seed, setup)
-        faults = Faults(roles, random.Random(seed))
+        faults = Faults(roles, random.Random(seed), work)
         threads = [threading.Thread(target=load.run_thread, args=(i,), daemon=True) for i in range(args.threads)]
         threads.append(threading.Thread(target=load.vendor, args=(random.Random(seed + 1),), daemon=True))
         helpers = [threading.Thread(target=faults.schedule, daemon=True), threading.Thread(target=faults.supervise, daemon=True)]

@@ -99,6 +99,17 @@ public struct InvalidatingStorage: SoukStorage, ProductImageStore {
     public func vendor(sessionTokenHash: String, now: Date) async throws -> Vendor? { try await base.vendor(sessionTokenHash: sessionTokenHash, now: now) }
     public func deleteSession(tokenHash: String) async throws { try await base.deleteSession(tokenHash: tokenHash) }
 
+    public func createCustomer(_ customer: Customer, passwordHash: String) async throws -> Customer? {
+        try await base.createCustomer(customer, passwordHash: passwordHash)
+    }
+
+    public func customer(id: String) async throws -> Customer? { try await base.customer(id: id) }
+    public func customer(email: String) async throws -> Customer? { try await base.customer(email: email) }
+    public func customerCredentials(email: String) async throws -> (customer: Customer, passwordHash: String)? { try await base.customerCredentials(email: email) }
+    public func revokeCustomerSession(id: String, expiresAt: Date) async throws { try await base.revokeCustomerSession(id: id, expiresAt: expiresAt) }
+    public func revokedCustomerSessions(now: Date) async throws -> [(id: String, expiresAt: Date)] { try await base.revokedCustomerSessions(now: now) }
+    public func customerSigningKey() async throws -> [UInt8] { try await base.customerSigningKey() }
+
     public func products(vendorID: Int64, availableOnly: Bool) async throws -> [Product] { try await base.products(vendorID: vendorID, availableOnly: availableOnly) }
     public func product(id: Int64, vendorID: Int64) async throws -> Product? { try await base.product(id: id, vendorID: vendorID) }
     public func orders(vendorID: Int64, before: Int64?, limit: Int) async throws -> [Order] { try await base.orders(vendorID: vendorID, before: before, limit: limit) }

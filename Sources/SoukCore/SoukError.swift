@@ -30,6 +30,8 @@ public enum SoukError: Error, Equatable, Sendable {
     case forbidden(String)
     case notFound(String)
     case usernameTaken(String)
+    /// A customer account with this email exists already.
+    case emailTaken(String)
     case unknownProduct(productID: Int64)
     case productUnavailable(productID: Int64, name: String)
     case insufficientStock(productID: Int64, name: String, requested: Int, available: Int)
@@ -70,6 +72,7 @@ public enum SoukError: Error, Equatable, Sendable {
         case .forbidden: "forbidden"
         case .notFound: "not_found"
         case .usernameTaken: "username_taken"
+        case .emailTaken: "email_taken"
         case .unknownProduct: "unknown_product"
         case .productUnavailable: "product_unavailable"
         case .insufficientStock: "insufficient_stock"
@@ -100,6 +103,7 @@ public enum SoukError: Error, Equatable, Sendable {
         case .forbidden(let why): why
         case .notFound(let what): "\(what) was not found."
         case .usernameTaken(let name): "The username \"\(name)\" is already taken."
+        case .emailTaken(let email): "An account for \(email) exists already: log in instead."
         case .unknownProduct(let id): "Product \(id) is not sold by this store."
         case .productUnavailable(_, let name): "\(name) is not available right now."
         case .insufficientStock(_, let name, let requested, let available):

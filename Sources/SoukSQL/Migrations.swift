@@ -374,6 +374,34 @@ public enum Migrations {
                 "CREATE INDEX flash_sales_by_product ON flash_sales(product_id)",
             ]
         ),
+        Migration(
+            // Buyers were whatever string a request named. Customers sign up once and buy from every
+            // store; their sessions are signed tokens (the key is here, shared by every instance),
+            // and a session ended early is listed until it would have expired.
+            version: 12, name: "create customers, revoked customer sessions and signing keys",
+            statements: [
+                """
+                CREATE TABLE customers (
+                    id TEXT PRIMARY KEY,
+                    email TEXT NOT NULL UNIQUE,
+                    name TEXT NOT NULL,
+                    password_hash TEXT NOT NULL,
+                    verified_at @INT,
+                    created_at @INT NOT NULL)
+                """,
+                """
+                CREATE TABLE revoked_customer_sessions (
+                    session_id TEXT PRIMARY KEY,
+                    expires_at @INT NOT NULL)
+                """,
+                """
+                CREATE TABLE signing_keys (
+                    name TEXT PRIMARY KEY,
+                    key_hex TEXT NOT NULL,
+                    created_at @INT NOT NULL)
+                """,
+            ]
+        ),
     ]
 }
 

@@ -14,11 +14,12 @@ public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> 
     router.add(middleware: HTTPMetricsMiddleware(metrics: SoukMetrics.http))
     router.add(middleware: SecurityHeadersMiddleware())
     router.add(middleware: ErrorMiddleware(pages: services.pages))
-    router.add(middleware: SessionMiddleware(store: services.sessionStore))
+    router.add(middleware: SessionMiddleware(store: services.sessionStore, customers: services.customerTokens))
 
     OperationsController(metricsSources: services.metricsSources, readinessChecks: services.readinessChecks).addRoutes(to: router)
     Assets.addRoutes(to: router)
     APIController(services: services).addRoutes(to: router.group("api/v1"))
+    CustomerController(services: services).addRoutes(to: router.group("api/v1"))
     FlashSaleController(services: services).addRoutes(to: router.group("api/v1"))
     CheckoutController(services: services).addRoutes(to: router.group("api/v1"))
     PriceController(services: services).addRoutes(to: router.group("api/v1"))

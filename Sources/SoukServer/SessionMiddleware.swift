@@ -29,14 +29,20 @@ struct SessionTokens: Sendable {
     }
 }
 
-/// Finds the vendor behind `Authorization: Bearer …` (API) or the session cookie (pages).
+/// Finds who is calling: a customer from a signed token (checked in memory), a vendor behind
+/// `Authorization: Bearer …` (API) or the session cookie (pages), looked up in the session store.
 struct SessionMiddleware: RouterMiddleware {
     typealias Context = SoukRequestContext
     let store: any SessionStore
+    let customers: CustomerTokens
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        if let token = Self.token(in: request), token.count <= 128 {
+        if let customer = customers.identity(in: request.headers) {
+            context.customer = customer
+            context.logger[metadataKey: "souk.customer_id"] = "\(customer.customerID)"
+        }
+        if let token = Self.token(in: request), token.count <= 128, !token.hasPrefix(CustomerTokens.prefix) {
             let hash = SessionTokens.hash(token)
             if let vendor = try await store.vendor(sessionTokenHash: hash, now: Date()) {
                 context.vendor = vendor

@@ -8,6 +8,8 @@ public struct SoukRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The logged-in vendor, set by ``SessionMiddleware``.
     public var vendor: Vendor?
+    /// The signed-in customer (a verified token; ``CustomerTokens``), set by ``SessionMiddleware``.
+    public var customer: CustomerIdentity?
     /// The hash of the session token that authenticated this request (for logout).
     public var sessionTokenHash: String?
     /// The CSRF token to embed in forms, set by ``CSRFMiddleware`` on HTML routes.
@@ -29,6 +31,12 @@ public struct SoukRequestContext: RequestContext {
 
     /// Souk takes small JSON and form bodies only; anything larger is refused with 413.
     public var maxUploadSize: Int { 64 * 1024 }
+
+    /// The signed-in customer, or 401: a vendor's token is not a customer's.
+    func requireCustomer() throws -> CustomerIdentity {
+        guard let customer else { throw SoukError.unauthorized }
+        return customer
+    }
 
     /// The vendor, or 401 for the API (pages redirect to the login form before reaching here).
     func requireVendor() throws -> Vendor {

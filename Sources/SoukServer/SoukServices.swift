@@ -7,6 +7,9 @@ import SoukCore
 public struct SoukServices: Sendable {
     public let storage: any SoukStorage
     public let accounts: VendorAccounts
+    /// Customers' sign-up and logins, and their sessions as signed tokens.
+    public let customerAccounts: CustomerAccounts
+    let customerTokens: CustomerTokens
     let sessionStore: any SessionStore
     let sessions: SessionTokens
     let cookies: CookiePolicy
@@ -53,6 +56,8 @@ public struct SoukServices: Sendable {
         self.accounts = try await VendorAccounts(vendors: storage, hasher: hasher)
         self.sessionStore = sessions ?? storage
         self.sessions = SessionTokens(store: sessions ?? storage, lifetime: sessionLifetime)
+        self.customerAccounts = try await CustomerAccounts(customers: storage, hasher: hasher)
+        self.customerTokens = try await CustomerTokens(store: storage, lifetime: sessionLifetime)
         self.cookies = cookies
         self.pages = try PageRenderer()
         self.storefront = StorefrontCache(cache: pageCache)

@@ -77,6 +77,15 @@ struct TestApp {
         return try #require(login.json["token"] as? String)
     }
 
+    /// Signs a customer up through the API and returns its id and bearer token.
+    func customer(_ email: String, password: String = "password123", name: String = "Shopper") async throws -> (id: String, token: String) {
+        let signup = try await json(.post, "/api/v1/customers", #"{"email":"\#(email)","password":"\#(password)","name":"\#(name)"}"#)
+        #expect(signup.status == .created, "\(signup.body)")
+        let login = try await json(.post, "/api/v1/customers/sessions", #"{"email":"\#(email)","password":"\#(password)"}"#)
+        #expect(login.status == .created, "\(login.body)")
+        return (try #require(signup.json["id"] as? String), try #require(login.json["token"] as? String))
+    }
+
     /// Creates a product through the API and returns its id.
     func product(token: String, name: String = "Tea", price: Int = 250, stock: Int = 10, available: Bool = true) async throws -> Int64 {
         let reply = try await json(.post, "/api/v1/products", #"{"name":"\#(name)","description":"Good","price_minor":\#(price),"currency":"USD","stock":\#(stock),"available":\#(available)}"#, token: token)

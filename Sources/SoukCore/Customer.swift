@@ -1,0 +1,127 @@
+import Foundation
+
+/// A shopper's account: one account buys from every store. The id is random and says nothing about
+/// the person, so it can appear in order ids, logs and the vendor's lists.
+public struct Customer: Hashable, Sendable {
+    public let id: String
+    public let email: String
+    public let name: String
+    public let createdAt: Date
+
+    public init(id: String, email: String, name: String, createdAt: Date) {
+        self.id = id
+        self.email = email
+        self.name = name
+        self.createdAt = createdAt
+    }
+
+    /// `cu_` and 24 characters of an unambiguous alphabet: about 120 random bits.
+    public static func newID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("abcdefghijkmnopqrstuvwxyz23456789")
+        return "cu_" + String((0..<24).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
+    }
+
+    /// Whether `text` has the shape of a customer id (and so is never an email).
+    public static func isID(_ text: some StringProtocol) -> Bool {
+        text.utf8.count == 27 && text.hasPrefix("cu_") && text.utf8.dropFirst(3).allSatisfy { (0x61...0x7A).contains($0) || (0x32...0x39).contains($0) }
+    }
+}
+
+/// What a customer's sign-up asks for, validated before anything is hashed or stored.
+public struct CustomerSignup: Sendable {
+    public let email: String
+    public let password: String
+    public let name: String
+
+    public init(email: String, password: String, name: String) throws(SoukError) {
+        var errors: [FieldError] = []
+        let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        if !Self.isEmail(email) {
+            errors.append(.init(field: "email", message: "must be an email address such as name@example.com"))
+        }
+        // bcrypt reads at most 72 bytes; a longer password would be silently truncated.
+        if password.count < 8 || password.utf8.count > 72 {
+            errors.append(.init(field: "password", message: "must be 8 to 72 bytes long"))
+        }
+        let name = name.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let problem = Validate.text(name, min: 1, max: 100) {
+            errors.append(.init(field: "name", message: problem))
+        }
+        guard errors.isEmpty else { throw .validationFailed(errors) }
+        self.email = email
+        self.password = password
+        self.name = name
+    }
+
+    /// One `@` between a local part and a dotted domain, printable ASCII without spaces, at most 254
+    /// bytes (what an SMTP path holds). Deliverability is the verification email's business.
+    public static func isEmail(_ text: String) -> Bool {
+        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+        guard text.utf8.count <= 254, parts.count == 2, let local = parts.first, let domain = parts.last,
+              (1...64).contains(local.utf8.count), domain.contains("."), !domain.hasPrefix("."), !domain.hasSuffix("."),
+              !domain.contains("..")
+        else { return false }
+        let localAllowed = Set("abcdefghijklmnopqrstuvwxyz0123456789.!#$%&'*+/=?^_`{|}~-")
+        let domainAllowed = Set("abcdefghijklmnopqrstuvwxyz0123456789.-")
+        return local.allSatisfy { localAllowed.contains($0) } && domain.allSatisfy { domainAllowed.contains($0) }
+    }
+}
+
+/// Customers and their credentials.
+public protocol CustomerStore: Sendable {
+    /// Creates a customer; nil when the email is taken (decided by the database, not by a prior read).
+    func createCustomer(_ customer: Customer, passwordHash: String) async throws -> Customer?
+    func customer(id: String) async throws -> Customer?
+    func customer(email: String) async throws -> Customer?
+    func customerCredentials(email: String) async throws -> (customer: Customer, passwordHash: String)?
+    /// Records a customer session ended before its expiry; every instance stops accepting it.
+    func revokeCustomerSession(id: String, expiresAt: Date) async throws
+    /// Sessions ended and not yet expired, for every instance's in-memory list.
+    func revokedCustomerSessions(now: Date) async throws -> [(id: String, expiresAt: Date)]
+    /// The key that signs customer tokens, made once (by whichever instance comes first) and shared.
+    func customerSigningKey() async throws -> [UInt8]
+}
+
+/// Sign-up and credential checks for customers.
+public struct CustomerAccounts: Sendable {
+    let customers: any CustomerStore
+    let hasher: any PasswordHasher
+    /// Verified when the email is unknown, so that a miss costs as much time as a wrong password.
+    let decoyHash: String
+
+    public init(customers: any CustomerStore, hasher: any PasswordHasher) async throws {
+        self.customers = customers
+        self.hasher = hasher
+        self.decoyHash = try await hasher.hash("decoy-password-never-matches")
+    }
+
+    public func signUp(_ signup: CustomerSignup, now: Date = Date()) async throws -> Customer {
+        let hash = try await hasher.hash(signup.password)
+        let customer = Customer(id: Customer.newID(), email: signup.email, name: signup.name, createdAt: now)
+        guard let created = try await customers.createCustomer(customer, passwordHash: hash) else {
+            throw SoukError.emailTaken(signup.email)
+        }
+        return created
+    }
+
+    /// The customer whose password this is, or nil; never says which half was wrong.
+    public func authenticate(email: String, password: String) async throws -> Customer? {
+        let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
+        guard !email.isEmpty, email.utf8.count <= 254, password.utf8.count <= 72,
+              let found = try await customers.customerCredentials(email: email)
+        else {
+            _ = try await hasher.verify(password, hash: decoyHash)
+            return nil
+        }
+        return try await hasher.verify(password, hash: found.passwordHash) ? found.customer : nil
+    }
+
+    /// The customer named by an id or an email, as vendors and the `/buy` body name them.
+    public func customer(named reference: String) async throws -> Customer? {
+        let reference = reference.trimmingCharacters(in: .whitespaces)
+        if Customer.isID(reference) { return try await customers.customer(id: reference) }
+        guard reference.contains("@"), reference.utf8.count <= 254 else { return nil }
+        return try await customers.customer(email: reference.lowercased())
+    }
+}

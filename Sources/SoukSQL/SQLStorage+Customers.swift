@@ -1,0 +1,67 @@
+import Foundation
+import SoukCore
+
+extension SQLStorage {
+    public func createCustomer(_ customer: Customer, passwordHash: String) async throws -> Customer? {
+        try await database.write("""
+            INSERT INTO customers (id, email, name, password_hash, created_at)
+            VALUES (\(customer.id), \(customer.email), \(customer.name), \(passwordHash), \(customer.createdAt))
+            ON CONFLICT (email) DO NOTHING
+            RETURNING id, email, name, created_at
+            """).first.map(Self.customer)
+    }
+
+    public func customer(id: String) async throws -> Customer? {
+        try await database.readFirst("SELECT id, email, name, created_at FROM customers WHERE id = \(id)").map(Self.customer)
+    }
+
+    public func customer(email: String) async throws -> Customer? {
+        try await database.readFirst("SELECT id, email, name, created_at FROM customers WHERE email = \(email)").map(Self.customer)
+    }
+
+    public func customerCredentials(email: String) async throws -> (customer: Customer, passwordHash: String)? {
+        guard let row = try await database.readFirst("""
+            SELECT id, email, name, created_at, password_hash FROM customers WHERE email = \(email)
+            """) else { return nil }
+        return (try Self.customer(row), try row.string("password_hash"))
+    }
+
+    public func revokeCustomerSession(id: String, expiresAt: Date) async throws {
+        let now = Date()
+        try await database.transaction { transaction in
+            // Sessions past their expiry need no listing: swept as new ones are added.
+            try await transaction.query("DELETE FROM revoked_customer_sessions WHERE expires_at < \(now)")
+            try await transaction.query("""
+                INSERT INTO revoked_customer_sessions (session_id, expires_at) VALUES (\(id), \(expiresAt))
+                ON CONFLICT (session_id) DO NOTHING
+                """)
+        }
+    }
+
+    public func revokedCustomerSessions(now: Date) async throws -> [(id: String, expiresAt: Date)] {
+        try await database.read("SELECT session_id, expires_at FROM revoked_customer_sessions WHERE expires_at >= \(now)").map {
+            (try $0.string("session_id"), try $0.date("expires_at"))
+        }
+    }
+
+    public func customerSigningKey() async throws -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        let fresh = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let hex = fresh.map { String(format: "%02x", $0) }.joined()
+        try await database.write("""
+            INSERT INTO signing_keys (name, key_hex, created_at) VALUES (\("customer_tokens"), \(hex), \(Date()))
+            ON CONFLICT (name) DO NOTHING
+            """)
+        guard let row = try await database.readFirst("SELECT key_hex FROM signing_keys WHERE name = \("customer_tokens")") else {
+            throw SQLDatabaseError.missingColumn("signing_keys.key_hex")
+        }
+        let stored = Array(try row.string("key_hex").utf8)
+        let key = stride(from: 0, to: stored.count, by: 2).compactMap { UInt8(String(decoding: stored[$0..<min($0 + 2, stored.count)], as: UTF8.self), radix: 16) }
+        guard stored.count == 64, key.count == 32 else { throw SQLDatabaseError.typeMismatch(column: "signing_keys.key_hex", expected: "64 hex digits") }
+        return key
+    }
+
+    static func customer(_ row: SQLRow) throws -> Customer {
+        Customer(id: try row.string("id"), email: try row.string("email"), name: try row.string("name"), createdAt: try row.date("created_at"))
+    }
+}

@@ -1,0 +1,69 @@
+import Foundation
+import Hummingbird
+import SoukCore
+
+/// Customer accounts in the JSON API: sign-up, sessions (signed tokens, ``CustomerTokens``) and the
+/// signed-in customer. One account buys from every store.
+struct CustomerController: Sendable {
+    let services: SoukServices
+
+    func addRoutes(to group: RouterGroup<SoukRequestContext>) {
+        group.post("customers", use: signUp)
+        group.post("customers/sessions", use: logIn)
+        group.delete("customers/sessions", use: logOut)
+        group.get("customers/me", use: me)
+    }
+
+    struct SignupInput: Decodable {
+        let email: String
+        let password: String
+        let name: String
+    }
+
+    struct CustomerBody: Encodable {
+        let id: String
+        let email: String
+        let name: String
+        let createdAt: Date
+
+        init(_ customer: Customer) {
+            id = customer.id
+            email = customer.email
+            name = customer.name
+            createdAt = customer.createdAt
+        }
+    }
+
+    @Sendable func signUp(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let input = try await JSONResponse.decode(SignupInput.self, from: request, context: context)
+        let signup = try CustomerSignup(email: input.email, password: input.password, name: input.name)
+        try await services.rateGuard.check([(.signupPerAddress, services.rateGuard.clientAddress(request, context))])
+        let customer = try await services.customerAccounts.signUp(signup)
+        return try JSONResponse.make(CustomerBody(customer), status: .created, headers: [.location: "/api/v1/customers/me"])
+    }
+
+    struct LoginInput: Decodable {
+        let email: String
+        let password: String
+    }
+
+    @Sendable func logIn(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let input = try await JSONResponse.decode(LoginInput.self, from: request, context: context)
+        guard let customer = try await services.rateGuard.login(username: input.email, request: request, context: context, authenticate: {
+            try await services.customerAccounts.authenticate(email: input.email, password: input.password)
+        }) else { throw SoukError.unauthorized }
+        let session = services.customerTokens.issue(for: customer)
+        return try JSONResponse.make(APIController.TokenBody(token: session.token, expiresIn: services.customerTokens.lifetime.components.seconds), status: .created)
+    }
+
+    @Sendable func logOut(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        try await services.customerTokens.revoke(try context.requireCustomer())
+        return Response(status: .noContent)
+    }
+
+    @Sendable func me(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let identity = try context.requireCustomer()
+        guard let customer = try await services.customerAccounts.customer(named: identity.customerID) else { throw SoukError.unauthorized }
+        return try JSONResponse.make(CustomerBody(customer))
+    }
+}

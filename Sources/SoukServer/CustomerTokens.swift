@@ -1,0 +1,131 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import NIOConcurrencyHelpers
+import SoukCore
+
+/// Who a request is, as a customer: the account and the session it signed in with.
+public struct CustomerIdentity: Hashable, Sendable {
+    public let customerID: String
+    public let sessionID: String
+    public let expiresAt: Date
+}
+
+/// Customer sessions as signed tokens, `c1.<customer id>.<session id>.<expiry>.<HMAC-SHA256>`.
+///
+/// A purchase attempt must know its customer without a database or Redis read — the flash-sale lanes
+/// answer on the event loop — so the token carries the customer and is checked in memory, against a
+/// key every instance reads once from the database. A session ended early (logout) is on a list of
+/// revoked sessions that every instance keeps in memory: changed at once where the logout happened,
+/// and read again from the database at most once a second by the others, in the background.
+///
+/// Vendor tokens are random strings looked up in the session store; a customer token is never one
+/// (it starts `c1.`), so neither kind works where the other is required.
+public final class CustomerTokens: Sendable {
+    static let cookieName = "souk_customer"
+    static let prefix = "c1."
+
+    /// The signing key's bytes (`SymmetricKey` is not `Sendable`).
+    private let keyBytes: [UInt8]
+    private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
+    let lifetime: Duration
+    private let store: any CustomerStore
+    private let revoked = NIOLockedValueBox(Revoked())
+
+    private struct Revoked {
+        var sessions: [String: Date] = [:]
+        var refreshedAt: ContinuousClock.Instant = .now
+        var refreshing = false
+    }
+
+    init(store: any CustomerStore, lifetime: Duration) async throws {
+        self.store = store
+        self.lifetime = lifetime
+        self.keyBytes = try await store.customerSigningKey()
+        let now = Date()
+        let sessions = try await store.revokedCustomerSessions(now: now)
+        revoked.withLockedValue { $0.sessions = Dictionary(sessions.map { ($0.id, $0.expiresAt) }, uniquingKeysWith: max) }
+    }
+
+    /// A new session for `customer`: the token to hand over once, and when it stops working.
+    func issue(for customer: Customer, now: Date = Date()) -> (token: String, expiresAt: Date) {
+        let expiry = Int64(now.timeIntervalSince1970) + lifetime.components.seconds
+        let claims = "\(Self.prefix)\(customer.id).\(Self.randomSessionID()).\(expiry)"
+        return (claims + "." + mac(claims), Date(timeIntervalSince1970: TimeInterval(expiry)))
+    }
+
+    /// The identity a token proves: well formed, signed with our key, unexpired and not revoked.
+    func identity(token: some StringProtocol, now: Date = Date()) -> CustomerIdentity? {
+        guard token.utf8.count <= 160, token.hasPrefix(Self.prefix) else { return nil }
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 5, Customer.isID(parts[1]), parts[2].utf8.count == 16,
+              let expiry = Int64(parts[3]), expiry > Int64(now.timeIntervalSince1970),
+              let signature = Self.base64URLDecoded(parts[4]), signature.count == 32
+        else { return nil }
+        let claims = token.utf8.prefix(token.utf8.count - parts[4].utf8.count - 1)
+        guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: Data(claims), using: key) else { return nil }
+        let sessionID = String(parts[2])
+        guard !isRevoked(sessionID) else { return nil }
+        return CustomerIdentity(customerID: String(parts[1]), sessionID: sessionID, expiresAt: Date(timeIntervalSince1970: TimeInterval(expiry)))
+    }
+
+    /// The customer behind `Authorization: Bearer c1.…` (API) or the customer cookie (pages).
+    func identity(in headers: HTTPFields, now: Date = Date()) -> CustomerIdentity? {
+        if let authorization = headers[.authorization] {
+            guard authorization.utf8.count > 7, authorization.prefix(7).lowercased() == "bearer " else { return nil }
+            return identity(token: authorization.dropFirst(7), now: now)
+        }
+        return SessionMiddleware.cookie(Self.cookieName, in: headers).flatMap { identity(token: $0, now: now) }
+    }
+
+    /// Ends a session everywhere: here at once, on other instances within about a second.
+    func revoke(_ identity: CustomerIdentity) async throws {
+        revoked.withLockedValue { $0.sessions[identity.sessionID] = identity.expiresAt }
+        try await store.revokeCustomerSession(id: identity.sessionID, expiresAt: identity.expiresAt)
+    }
+
+    private func isRevoked(_ sessionID: String) -> Bool {
+        let (found, stale) = revoked.withLockedValue { state -> (Bool, Bool) in
+            let stale = !state.refreshing && ContinuousClock.now - state.refreshedAt > .seconds(1)
+            if stale { state.refreshing = true }
+            return (state.sessions[sessionID] != nil, stale)
+        }
+        if stale { Task { await refresh() } }
+        return found
+    }
+
+    /// Reads the revoked sessions again (other instances' logouts); expired ones drop out.
+    private func refresh() async {
+        let now = Date()
+        let sessions = try? await store.revokedCustomerSessions(now: now)
+        revoked.withLockedValue { state in
+            if let sessions {
+                var merged = Dictionary(sessions.map { ($0.id, $0.expiresAt) }, uniquingKeysWith: max)
+                for (id, expiry) in state.sessions where expiry > now { merged[id] = max(merged[id] ?? expiry, expiry) }
+                state.sessions = merged
+            }
+            state.refreshedAt = .now
+            state.refreshing = false
+        }
+    }
+
+    private func mac(_ claims: String) -> String {
+        let code = HMAC<SHA256>.authenticationCode(for: Data(claims.utf8), using: key)
+        return Self.base64URL(Data(code))
+    }
+
+    static func randomSessionID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return base64URL(Data((0..<12).map { _ in UInt8.random(in: .min ... .max, using: &generator) }))
+    }
+
+    static func base64URL(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func base64URLDecoded(_ text: some StringProtocol) -> Data? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.utf8.count % 4 != 0 { base64 += "=" }
+        return Data(base64Encoded: base64)
+    }
+}

@@ -39,3 +39,12 @@ public struct RedisClientError: Error, Hashable, Sendable, CustomStringConvertib
 
     public var description: String { message.isEmpty ? "Redis \(code.rawValue)" : "Redis \(code.rawValue): \(message)" }
 }
+
+/// A server error reply that means "not now": Redis still loading its data after a restart, busy
+/// running a script, or a replica not ready. Found by the chaos run (a purchase right after a
+/// restart was answered 500). Any other error reply is the command's own fault.
+extension RESPServerError: TemporaryFailure {
+    public var isTemporary: Bool {
+        ["LOADING", "BUSY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN", "READONLY", "NOREPLICAS"].contains(code)
+    }
+}

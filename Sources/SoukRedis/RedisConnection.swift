@@ -241,7 +241,10 @@ final class RedisReplyHandler: ChannelInboundHandler, Sendable {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("redis connection error", metadata: ["error": "\(error)"])
-        if case .close(let failing, let clientError) = machine.withLockedValue({ $0.protocolError("\(error)") }) {
+        // Bytes that are not RESP are the server's fault; anything else (a reset, a refused write)
+        // is the connection going away, which is temporary: the pool opens another.
+        let failure = error is RESPParsingError ? RedisClientError(.protocolError, "\(error)") : RedisClientError(.connectionClosed, "\(error)")
+        if case .close(let failing, let clientError) = machine.withLockedValue({ $0.failed(failure) }) {
             for continuation in failing { continuation.resume(throwing: clientError) }
         }
         context.close(promise: nil)

@@ -72,8 +72,14 @@ struct RedisConnectionStateMachine<Promise: Sendable>: Sendable {
 
     /// The bytes could not be decoded.
     mutating func protocolError(_ description: String) -> CloseAction {
+        failed(RedisClientError(.protocolError, description))
+    }
+
+    /// The connection failed (an I/O error such as a reset, or undecodable bytes): everything
+    /// pending fails with `error`.
+    mutating func failed(_ error: RedisClientError) -> CloseAction {
         guard !isClosed else { return .none }
-        return .close(failing: drain(), close(RedisClientError(.protocolError, description)))
+        return .close(failing: drain(), close(error))
     }
 
     /// The channel went away (from either side); everything pending fails.

@@ -40,14 +40,15 @@ public final class PostgresDatabase: SQLDatabase {
         self.init(configuration: try Self.configuration(url: url), maximumConnections: maximumConnections, statementTimeout: statementTimeout, logger: logger)
     }
 
-    /// Session settings sent when a connection starts: the statement limit, and 10 s (at most the
-    /// statement limit) for a transaction left idle — Souk's transactions never pause between
-    /// statements, so an idle one belongs to a frozen or dead client whose locks stop everyone else.
+    /// Session settings sent when a connection starts: the statement limit, and the same limit for a
+    /// transaction left idle. Souk's transactions never pause between statements on purpose, so one
+    /// idle that long belongs to a frozen or dead client whose locks stop everyone else. (10 s was
+    /// too short: on two busy cores a migration's transaction waited that long for its own client.)
     static func sessionLimits(statementTimeout: Duration) -> [(String, String)] {
         let statement = max(1, statementTimeout.milliseconds)
         return [
             ("statement_timeout", "\(statement)"),
-            ("idle_in_transaction_session_timeout", "\(min(statement, 10_000))"),
+            ("idle_in_transaction_session_timeout", "\(statement)"),
         ]
     }
 
@@ -370,5 +371,16 @@ extension PSQLError: TemporaryFailure {
     /// (too many connections, memory, disk).
     static func isTemporaryState(_ state: String) -> Bool {
         state.hasPrefix("08") || state.hasPrefix("53") || ["57P01", "57P02", "57P03", "57P05", "57014", "25P03"].contains(state)
+    }
+}
+
+extension SQLStorage {
+    /// Whether the one-statement order was refused whole, so that trying again cannot make a second
+    /// order: a reference already taken (23505) or a total past BIGINT (22003). Anything else, above
+    /// all a connection lost after the commit, is not tried again: the order may exist. (Trying again
+    /// on every error placed one order twice in the chaos run.)
+    static func isRetryableOrderStatement(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "23505" || state == "22003"
     }
 }

@@ -97,7 +97,7 @@ extension SQLStorage {
                     FROM placed, taken, line
                     """
                 rows = try await database.execute(statement.prepared())
-            } catch {
+            } catch where Self.isRetryableOrderStatement(error) {
                 continue  // a duplicate reference or an overflowing total rolled the whole statement back
             }
             guard let row = rows.first else {

@@ -72,7 +72,7 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_DATA_DIR", flag: "--data-dir", defaultValue: "./souk-data", meaning: "where embedded mode keeps its SQLite file"),
         .init(environment: "SOUK_DATABASE_URL", flag: "--database-url", defaultValue: "(SQLite in the data dir)", meaning: "postgres://user:pass@host:port/db or sqlite:///path/file.sqlite"),
         .init(environment: "SOUK_DATABASE_CONNECTIONS", flag: "--database-connections", defaultValue: "20", meaning: "PostgreSQL connections per process, a quarter of them kept for reads"),
-        .init(environment: "SOUK_DATABASE_TIMEOUT", flag: "--database-timeout", defaultValue: "30s", meaning: "the longest one PostgreSQL statement may take; a transaction left idle is ended after 10 s (or this, if shorter)"),
+        .init(environment: "SOUK_DATABASE_TIMEOUT", flag: "--database-timeout", defaultValue: "30s", meaning: "the longest one PostgreSQL statement may take; a transaction left idle this long is ended"),
         .init(environment: "SOUK_REDIS_URL", flag: "--redis-url", defaultValue: "(none)", meaning: "redis://[user:pass@]host:port/db (used by later features)"),
         .init(environment: "SOUK_LOG_LEVEL", flag: "--log-level", defaultValue: "info", meaning: "trace, debug, info, notice, warning, error or critical"),
         .init(environment: "SOUK_SECURE_COOKIES", flag: "--secure-cookies", defaultValue: "auto", meaning: "auto (Secure except plain HTTP on loopback), always or never"),

@@ -59,7 +59,9 @@ public enum TestEnvironmentError: Error, CustomStringConvertible {
 public actor PostgresTestServer {
     public static let shared = PostgresTestServer()
 
-    private var templateName: String?
+    /// The one migrated template, made by the first caller; callers arriving meanwhile (the actor
+    /// is reentrant across awaits) wait for it instead of each making their own.
+    private var templateTask: Task<String, any Error>?
 
     public static func url() throws -> String {
         guard let url = ProcessInfo.processInfo.environment["SOUK_TEST_POSTGRES_URL"], !url.isEmpty else {
@@ -96,14 +98,22 @@ public actor PostgresTestServer {
     }
 
     private func template() async throws -> String {
-        if let templateName { return templateName }
-        let name = "souk_template_\(ProcessInfo.processInfo.processIdentifier)_\(UInt32.random(in: 0 ... .max))"
-        try await admin("CREATE DATABASE \(name) TEMPLATE template0")
-        try await withDatabase(name) { database in
-            try await Migrator(database: database).migrate()
+        if let templateTask { return try await templateTask.value }
+        let task = Task<String, any Error> {
+            let name = "souk_template_\(ProcessInfo.processInfo.processIdentifier)_\(UInt32.random(in: 0 ... .max))"
+            try await self.admin("CREATE DATABASE \(name) TEMPLATE template0")
+            try await self.withDatabase(name) { database in
+                try await Migrator(database: database).migrate()
+            }
+            return name
         }
-        templateName = name
-        return name
+        templateTask = task
+        do {
+            return try await task.value
+        } catch {
+            templateTask = nil  // the next caller tries again
+            throw error
+        }
     }
 
     /// Runs `body` with `database` open, and closes its connections afterwards.

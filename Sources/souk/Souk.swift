@@ -28,6 +28,7 @@ struct SettingsOptions: ParsableArguments {
     @Option(help: "Directory for embedded data (SOUK_DATA_DIR).") var dataDir: String?
     @Option(help: "postgres://… or sqlite://… (SOUK_DATABASE_URL).") var databaseURL: String?
     @Option(help: "PostgreSQL connections per process (SOUK_DATABASE_CONNECTIONS).") var databaseConnections: String?
+    @Option(help: "The longest one PostgreSQL statement may take, e.g. 30s (SOUK_DATABASE_TIMEOUT).") var databaseTimeout: String?
     @Option(help: "redis://… (SOUK_REDIS_URL).") var redisURL: String?
     @Option(help: "Log level (SOUK_LOG_LEVEL).") var logLevel: String?
     @Option(help: "auto, always or never (SOUK_SECURE_COOKIES).") var secureCookies: String?
@@ -53,6 +54,7 @@ struct SettingsOptions: ParsableArguments {
         flags["SOUK_DATA_DIR"] = dataDir
         flags["SOUK_DATABASE_URL"] = databaseURL
         flags["SOUK_DATABASE_CONNECTIONS"] = databaseConnections
+        flags["SOUK_DATABASE_TIMEOUT"] = databaseTimeout
         flags["SOUK_REDIS_URL"] = redisURL
         flags["SOUK_LOG_LEVEL"] = logLevel
         flags["SOUK_SECURE_COOKIES"] = secureCookies

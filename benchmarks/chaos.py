@@ -620,10 +620,14 @@ class Checker:
         return subprocess.run(["redis-cli", "-p", str(self.redis_port), *arguments], capture_output=True, text=True).stdout.split("\n")
 
     def feed_applied(self):
-        """Every entry of the price log (a Redis stream) was read and acknowledged by the appliers."""
-        lines = [line.strip() for line in self.redis("XINFO", "GROUPS", "souk:{feed}:log")]
-        fields = dict(zip(lines[0::2], lines[1::2]))
-        return fields.get("name") == "appliers" and fields.get("pending") == "0" and fields.get("lag") == "0"
+        """Every entry of the price log (a Redis stream) was delivered to the appliers and acknowledged.
+        (Redis reports no `lag` once acknowledged entries are trimmed: the group's last delivered id is
+        compared with the stream's last id instead.)"""
+        group = [line.strip() for line in self.redis("XINFO", "GROUPS", "souk:{feed}:log")]
+        group = dict(zip(group[0::2], group[1::2]))
+        stream = [line.strip() for line in self.redis("XINFO", "STREAM", "souk:{feed}:log")]
+        last = next((stream[i + 1] for i, field in enumerate(stream[:-1]) if field == "last-generated-id"), None)
+        return group.get("name") == "appliers" and group.get("pending") == "0" and last is not None and group.get("last-delivered-id") == last
 
     def store_orders(self, vendor):
         rows = self.pg.psql(f"SELECT id, customer_name FROM orders WHERE vendor_id = {vendor}")

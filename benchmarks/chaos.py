@@ -22,6 +22,7 @@ import time
 import uuid
 import zlib
 from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
 
 BINARY = os.environ.get("SOUK_BINARY", "")
 FEED_INTERVAL_MS = 1000
@@ -337,14 +338,15 @@ class Load:
             self.store_orders[name] = {"status": answer["status"], "id": (answer.get("json") or {}).get("id")}
 
     def keyed_request(self, client, kind, path, body, buyer):
+        """`buyer` is a signed-in customer (id, token): every purchase is made as somebody."""
         key = str(uuid.uuid4())
-        entry = {"kind": kind, "path": path, "body": body, "buyer": buyer, "final": None}
+        entry = {"kind": kind, "path": path, "body": body, "buyer": buyer[0], "token": buyer[1], "final": None}
         with self.lock:
             self.keyed[key] = entry
         self.resolve(client, key, entry)
 
     def resolve(self, client, key, entry):
-        answer = client.send(entry["kind"], "POST", entry["path"], entry["body"], {"Idempotency-Key": key})
+        answer = client.send(entry["kind"], "POST", entry["path"], entry["body"], {"Idempotency-Key": key, "Authorization": f"Bearer {entry['token']}"})
         if answer["status"] not in self.TRANSIENT:
             with self.lock:
                 entry["final"] = answer
@@ -353,13 +355,13 @@ class Load:
         sale = self.sale
         if sale is None:
             return
-        buyer = f"fb-{rng.randrange(3000)}"
-        self.keyed_request(client, "flash_purchase", f"/api/v1/flash-sales/{sale}/purchases", {"buyer_id": buyer}, buyer)
+        buyer = rng.choice(self.setup["shoppers"])
+        self.keyed_request(client, "flash_purchase", f"/api/v1/flash-sales/{sale}/purchases", {}, buyer)
 
     def checkout(self, client, rng):
         buyer = rng.choice(self.setup["buyers"])
         items = [{"product_id": p, "quantity": rng.randint(1, 2)} for p in rng.sample(self.setup["checkout"], rng.randint(1, 2))]
-        self.keyed_request(client, "checkout", "/api/v1/checkouts", {"buyer_id": buyer, "items": items}, buyer)
+        self.keyed_request(client, "checkout", "/api/v1/checkouts", {"items": items}, buyer)
 
     def edit(self, client, rng):
         product = rng.choice(self.setup["edit"])
@@ -402,7 +404,7 @@ class Load:
 
     def create_sale(self, client, rng):
         now = time.time()
-        body = {"product_id": rng.choice(self.setup["flash"]), "quantity": 300, "per_buyer_limit": 1,
+        body = {"product_id": rng.choice(self.setup["flash"]), "quantity": 100, "per_buyer_limit": 1,
                 "starts_at": iso(now - 1), "ends_at": iso(now + 86_400)}
         answer = self.until_answered(client, "create_sale", "POST", "/api/v1/flash-sales", body)
         if answer and answer["status"] == 201:
@@ -518,8 +520,20 @@ def set_up(ports, rng):
                                                                  "currency": "USD", "stock": stock, "available": True}, auth)
             setup[group].append(product["id"])
             setup["initial_stock"][product["id"]] = stock
-    setup["buyers"] = [f"cb-{n}" for n in range(40)]
-    for buyer in setup["buyers"]:
+    # Customers sign up and in through the API (in parallel: bcrypt is the slow part): 40 who check
+    # out with store credit, 200 who buy in the flash sales.
+    def customer(n):
+        email = f"{username}-{n}@chaos.example"
+        made = Client(ports, lambda answer: None, random.Random(n))
+        signup = made.send("setup", "POST", "/api/v1/customers", {"email": email, "password": "chaos-password-1", "name": f"Shopper {n}"})
+        login = made.send("setup", "POST", "/api/v1/customers/sessions", {"email": email, "password": "chaos-password-1"})
+        if signup["status"] != 201 or login["status"] != 201:
+            raise SystemExit(f"chaos: setup failed: customer {n}: {signup} {login}")
+        return (signup["json"]["id"], login["json"]["token"])
+    with ThreadPoolExecutor(8) as pool:
+        customers = list(pool.map(customer, range(240)))
+    setup["buyers"], setup["shoppers"] = customers[:40], customers[40:]
+    for buyer, _ in setup["buyers"]:
         must("setup", "POST", f"/api/v1/wallets/{buyer}/credit", {"amount_minor": 1_000_000_000}, auth)
     return setup
 
@@ -657,8 +671,9 @@ class Checker:
 
     def checkouts(self, vendor):
         entries = {k: e for k, e in self.load.keyed.items() if e["kind"] == "checkout"}
+        buyers = ", ".join(f"'{b}'" for b, _ in self.load.setup["buyers"])
         requests = {(b, k): c for b, k, c in self.pg.psql(
-            f"SELECT r.buyer_id, r.idempotency_key, COALESCE(r.checkout_id, '') FROM checkout_requests r WHERE r.buyer_id LIKE 'cb-%'")}
+            f"SELECT r.buyer_id, r.idempotency_key, COALESCE(r.checkout_id, '') FROM checkout_requests r WHERE r.buyer_id IN ({buyers})")}
         checkouts = {i: (s, int(t)) for i, s, t in self.pg.psql(f"SELECT id, status, total_minor FROM checkouts WHERE vendor_id = {vendor}")}
         acked = 0
         for key, entry in entries.items():
@@ -795,7 +810,7 @@ def check_the_checker(load, postgres, redis, faults, environment):
     breaks = {
         "store order": f"DELETE FROM orders WHERE id = {acked_order}",
         "confirmed checkout": f"UPDATE payments SET amount_minor = amount_minor + 1 WHERE checkout_id = (SELECT min(id) FROM checkouts WHERE vendor_id = {vendor} AND status = 'confirmed')",
-        "credit of": f"UPDATE store_credits SET balance_minor = balance_minor + 1 WHERE vendor_id = {vendor} AND buyer_id = 'cb-0'",
+        "credit of": f"UPDATE store_credits SET balance_minor = balance_minor + 1 WHERE vendor_id = {vendor} AND buyer_id = '{load.setup['buyers'][0][0]}'",
         "admitted flash-sale order": "DELETE FROM flash_sale_orders WHERE seq = (SELECT max(seq) FROM flash_sale_orders)",
         "in stock +": f"UPDATE products SET stock = stock - 1 WHERE id = {load.setup['checkout'][0]}",
         "price list": "DELETE FROM price_ticks WHERE (item, at) = (SELECT item, at FROM price_ticks ORDER BY item, at OFFSET 5 LIMIT 1)",

@@ -220,6 +220,29 @@ class BrowserTestCase(unittest.TestCase):
         self.assertIn("No products yet.", driver.page_source, "a new store's dashboard should say it has no products")
         return username, store_name, password
 
+    def sign_up_customer(self, driver, name, email, back_to=None):
+        """Creates a shopper's account through /account/signup (coming back to `back_to`, if given)."""
+        driver.get(url("/account/signup" + (f"?next={back_to}" if back_to else "")))
+        self.fill(driver, "name", name)
+        self.fill(driver, "email", email)
+        self.fill(driver, "password", "shopper-password-1")
+        self.submit(driver, "Create my account")
+        if back_to:
+            self.assertEqual(driver.current_url, url(back_to), f"signing up as {email} did not come back to {back_to}:\n{self.notice(driver)}")
+        else:
+            self.assertEqual(self.heading(driver), "My account", f"signing up as {email} did not open the account:\n{self.notice(driver)}")
+
+    def sign_out_customer(self, driver):
+        driver.get(url("/account"))
+        self.submit(driver, "Sign out")
+
+    def sign_in_customer(self, driver, email, back_to):
+        driver.get(url(f"/account/login?next={back_to}"))
+        self.fill(driver, "email", email)
+        self.fill(driver, "password", "shopper-password-1")
+        self.submit(driver, "Sign in")
+        self.assertEqual(driver.current_url, url(back_to), f"signing in as {email} did not come back to {back_to}:\n{self.notice(driver)}")
+
     def add_product(self, driver, name, price, stock, description=""):
         """Adds a product through the dashboard's form and returns its id."""
         driver.get(url("/dashboard"))
@@ -422,8 +445,12 @@ class StoreTests(BrowserTestCase):
         buy = sale.find_element(By.XPATH, ".//button[normalize-space()='Buy now']")
         self.assertTrue(buy.is_enabled(), "the sale's “Buy now” button is disabled while the sale runs")
 
-        # The customer buys one and the page says it was admitted.
-        sale.find_element(By.NAME, "buyer_id").send_keys("ana.b@example.com")
+        # The customer signs up from the store (a shopper buys as the account it is signed in as),
+        # comes back, buys one, and the page says it was admitted.
+        ana = unique("ana.b.") + "@example.com"
+        self.sign_up_customer(customer, "Ana B", ana, back_to=f"/s/{username}")
+        self.screenshots(customer, "store-signed-in")
+        sale = customer.find_element(By.CSS_SELECTOR, f".sale[data-sale-id='{sale_id}']")
         self.submit(customer, "Buy now", scope=sale)
         self.assertEqual(self.heading(customer), "You got it!", f"buying did not report an admission:\n{self.notice(customer)}")
         admitted = customer.find_element(By.CSS_SELECTOR, "p.ok")
@@ -435,13 +462,12 @@ class StoreTests(BrowserTestCase):
         self.wait(vendor, lambda d: (counter("admitted"), counter("persisted"), counter("remaining")) == ("1", "1", "4"),
                   "the live sale page did not show 1 admitted, 1 persisted, 4 remaining by itself")
 
-        # A second buyer, from the store page again; the counters move on.
-        customer.find_element(By.LINK_TEXT, "Back to the store").click()
-        self.wait(customer, EC.url_to_be(url(f"/s/{username}")), "“Back to the store” did not open the store")
+        # A second buyer (Ana signs out, Bilal signs up), from the store page again; the counters move on.
+        self.sign_out_customer(customer)
+        self.sign_up_customer(customer, "Bilal C", unique("bilal.") + "@example.com", back_to=f"/s/{username}")
         sale = customer.find_element(By.CSS_SELECTOR, f".sale[data-sale-id='{sale_id}']")
         self.wait(customer, lambda d: sale.find_element(By.CSS_SELECTOR, ".remaining").text == "4 of 5 left",
                   "the store page's remaining units did not read “4 of 5 left” after one purchase")
-        sale.find_element(By.NAME, "buyer_id").send_keys("+212600000002")
         self.submit(customer, "Buy now", scope=sale)
         self.assertEqual(self.heading(customer), "You got it!", f"the second buyer was not admitted:\n{self.notice(customer)}")
         self.wait(vendor, lambda d: (counter("admitted"), counter("persisted"), counter("remaining")) == ("2", "2", "3"),
@@ -451,11 +477,10 @@ class StoreTests(BrowserTestCase):
         self.assertEqual(vendor.execute_script("return window.__soukMarker"), "sale-page", "the live sale page was reloaded instead of updated in place")
         self.assert_no_script_errors(vendor, "the live sale page")
 
-        # The same buyer again is the same purchase, never a second unit.
-        customer.find_element(By.LINK_TEXT, "Back to the store").click()
-        self.wait(customer, EC.url_to_be(url(f"/s/{username}")), "“Back to the store” did not open the store")
+        # The same buyer again (Ana signs back in) is the same purchase, never a second unit.
+        self.sign_out_customer(customer)
+        self.sign_in_customer(customer, ana, f"/s/{username}")
         sale = customer.find_element(By.CSS_SELECTOR, f".sale[data-sale-id='{sale_id}']")
-        sale.find_element(By.NAME, "buyer_id").send_keys("ana.b@example.com")
         self.submit(customer, "Buy now", scope=sale)
         self.assertIn("already", customer.page_source, "a repeated purchase by the same buyer is not reported as already admitted")
         time.sleep(1.2)  # two SSE pushes (every 0.5 s): the counters must not have moved
@@ -494,11 +519,11 @@ class StoreTests(BrowserTestCase):
         self.submit(customer, "Place order")
         self.assertEqual(self.heading(customer), f"Thank you, {customer_name}!", f"the store order was refused:\n{self.notice(customer)}\n{customer.page_source[:500]}")
 
-        # A unit in each sale, from the cached page each time.
+        # A unit in each sale, signed in, from the cached page each time.
+        self.sign_up_customer(customer, customer_name, unique("samir.") + "@example.com")
         for sale_id in sales:
             customer.get(url(f"/s/{username}"))
             sale = customer.find_element(By.CSS_SELECTOR, f".sale[data-sale-id='{sale_id}']")
-            sale.find_element(By.NAME, "buyer_id").send_keys("samir@example.com")
             self.submit(customer, "Buy now", scope=sale)
             self.assertEqual(self.heading(customer), "You got it!", f"buying in sale {sale_id} failed:\n{self.notice(customer)}")
 
@@ -528,13 +553,19 @@ class StoreTests(BrowserTestCase):
         self.assertEqual(status, 201, f"POST /api/v1/products: {body}")
         product_id = body["id"]
         buyer = unique("buyer-") + "@example.com"
+        status, body = api("POST", "/api/v1/customers", {"email": buyer, "password": "shopper-password-1", "name": "Buyer"})
+        self.assertEqual(status, 201, f"POST /api/v1/customers: {body}")
+        status, body = api("POST", "/api/v1/customers/sessions", {"email": buyer, "password": "shopper-password-1"})
+        self.assertEqual(status, 201, f"POST /api/v1/customers/sessions: {body}")
+        buyer_token = body["token"]
         status, body = api("POST", f"/api/v1/wallets/{buyer}/credit", {"amount_minor": 5000}, token=token)
         self.assertEqual(status, 200, f"POST /api/v1/wallets/{buyer}/credit: {body}")
 
         customer = self.browser("customer")
         customer.get(url("/healthz"))  # the browser is up before the verifier's clock starts
+        customer.add_cookie({"name": "souk_customer", "value": buyer_token, "path": "/"})  # signed in as the buyer
         started = time.monotonic()
-        status, body = api("POST", "/api/v1/checkouts", {"buyer_id": buyer, "items": [{"product_id": product_id, "quantity": 2}]})
+        status, body = api("POST", "/api/v1/checkouts", {"items": [{"product_id": product_id, "quantity": 2}]}, token=buyer_token)
         self.assertEqual(status, 202, f"POST /api/v1/checkouts: {body}")
         self.assertEqual(body["status"], "in_progress", f"a new checkout's status: {body}")
         order_id = body["order_id"]

@@ -112,7 +112,7 @@ func fuzzJSON(_ bytes: [UInt8]) {
         case 1: _ = try decode(API.OrderInput.self).request()
         case 2:
             let input = try decode(CheckoutController.CheckoutInput.self)
-            _ = try CheckoutRequest(buyerID: input.buyerId, items: input.items.map { ($0.productId, $0.quantity) }, couponCode: input.coupon, idempotencyKey: "k")
+            _ = try CheckoutRequest(buyerID: input.buyerId ?? "cu_fuzz", items: input.items.map { ($0.productId, $0.quantity) }, couponCode: input.coupon, idempotencyKey: "k")
         case 3:
             let input = try decode(CheckoutController.BuyInput.self)
             _ = try CheckoutRequest(buyerID: input.user, items: [(input.stockid, input.quantity)], couponCode: nil, idempotencyKey: nil)
@@ -129,7 +129,7 @@ func fuzzJSON(_ bytes: [UInt8]) {
                 code: input.code, kind: input.kind, value: input.value, minimumOrderMinor: input.minOrderMinor, maxUses: input.maxUses,
                 expiresAt: try FlashSaleController.date(input.expiresAt, field: "expires_at"))
             let _: SQL = "\(draft.code) \(draft.value) \(draft.expiresAt ?? Date())"
-        case 6: _ = try BuyerID.validated(try FlashSaleController.PurchaseInput.buyerID(in: body))
+        case 6: _ = try FlashSaleController.PurchaseInput.buyerID(in: body).map { try BuyerID.validated($0) }
         case 7: _ = try decode(CheckoutController.CreditInput.self)
         case 8:
             let input = try decode(APIController.SignupInput.self)
@@ -146,7 +146,7 @@ func fuzzPurchase(_ bytes: [UInt8]) {
         guard let decoded = try? JSONResponse.decode(FlashSaleController.PurchaseInput.self, from: body) else {
             fatalError("the plain reader read \(plain) from a body the decoder refuses")
         }
-        precondition(decoded.buyerId == plain, "the plain reader read \(plain), the decoder \(decoded.buyerId)")
+        precondition(decoded.buyerId == plain, "the plain reader read \(plain), the decoder \(decoded.buyerId ?? "nothing")")
     }
     let path = String(decoding: bytes, as: UTF8.self)
     _ = SoldOutLane.saleID(in: path)

@@ -29,13 +29,16 @@ public enum DemoData {
     /// The demo product whose price follows the simulated market's first item.
     static let followingProduct = "Saffron"
 
-    /// Demo buyers with store credit, for the checkout and `POST /api/v1/buy` flows.
-    public static let buyers: [(String, Int64)] = [("user1", 50_000), ("user2", 250_000), ("user3", 1_000_000), ("user4", 2_000), ("user5", 0)]
+    /// Demo customers (`user1@example.com` … with the demo password) and the store credit the demo
+    /// store gave them, for the checkout and `POST /api/v1/buy` flows.
+    public static let buyers: [(String, Int64)] = [
+        ("user1@example.com", 50_000), ("user2@example.com", 250_000), ("user3@example.com", 1_000_000), ("user4@example.com", 2_000), ("user5@example.com", 0),
+    ]
 
     /// Seeds the demo vendor, its products and the demo buyers' credit unless the demo vendor
     /// already exists; true when it seeded.
     @discardableResult
-    public static func seed(accounts: VendorAccounts, storage: any SoukStorage, wallets: (any CheckoutStore)? = nil) async throws -> Bool {
+    public static func seed(accounts: VendorAccounts, customers: CustomerAccounts? = nil, storage: any SoukStorage, wallets: (any CheckoutStore)? = nil) async throws -> Bool {
         if try await storage.vendor(username: username) != nil { return false }
         let signup = try VendorSignup(username: username, password: password, storeName: "Demo Souk")
         let vendor: Vendor
@@ -51,8 +54,16 @@ public enum DemoData {
             )
             _ = try await storage.createProduct(vendorID: vendor.id, change)
         }
-        for (buyer, credit) in buyers where credit > 0 {
-            _ = try await wallets?.credit(buyerID: buyer, amountMinor: credit, by: vendor.id)
+        for (email, credit) in buyers {
+            guard let customers else { break }
+            let customer: Customer
+            do {
+                customer = try await customers.signUp(try CustomerSignup(email: email, password: password, name: "Demo \(email.prefix { $0 != "@" })"))
+            } catch SoukError.emailTaken {
+                guard let existing = try await customers.customer(named: email) else { continue }
+                customer = existing
+            }
+            if credit > 0 { _ = try await wallets?.credit(buyerID: customer.id, amountMinor: credit, by: vendor.id) }
         }
         return true
     }

@@ -29,6 +29,7 @@ public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> 
     OpenAPIController(pages: services.pages).addRoutes(root: router, pages: pages)
     AnalyticsController(services: services).addRoutes(pages: pages, api: router.group("api/v1"))
     PagesController(services: services).addRoutes(to: pages)
+    CustomerPagesController(services: services).addRoutes(to: pages)
     return router
 }
 

@@ -30,7 +30,7 @@ struct CheckoutController: Sendable {
             let productId: Int64
             let quantity: Int
         }
-        let buyerId: String
+        let buyerId: String?
         let items: [Item]
         let coupon: String?
     }
@@ -79,10 +79,15 @@ struct CheckoutController: Sendable {
         let message: String
     }
 
+    /// The buyer is the signed-in customer; `buyer_id`, when given, must name that customer.
     @Sendable func checkout(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let customer = try context.requireCustomer()
         let input = try await JSONResponse.decode(CheckoutInput.self, from: request, context: context)
+        if let named = input.buyerId, named != customer.customerID {
+            throw SoukError.forbidden("You can buy only as yourself: buyer_id names another customer.")
+        }
         let checkoutRequest = try CheckoutRequest(
-            buyerID: input.buyerId, items: input.items.map { ($0.productId, $0.quantity) }, couponCode: input.coupon,
+            buyerID: customer.customerID, items: input.items.map { ($0.productId, $0.quantity) }, couponCode: input.coupon,
             idempotencyKey: request.headers[.idempotencyKey])
         return try await accept(checkoutRequest, request: request, context: context)
     }
@@ -94,10 +99,18 @@ struct CheckoutController: Sendable {
         let quantity: Int
     }
 
+    /// `user` names the signed-in customer, by id or email; anybody else is 403.
     @Sendable func buy(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let customer = try context.requireCustomer()
         let input = try await JSONResponse.decode(BuyInput.self, from: request, context: context)
+        if input.user != customer.customerID {
+            let named = input.user.contains("@") ? try await services.customerAccounts.customer(named: customer.customerID) : nil
+            guard let named, named.email == input.user.trimmingCharacters(in: .whitespaces).lowercased() else {
+                throw SoukError.forbidden("You can buy only as yourself: user names another customer.")
+            }
+        }
         let checkoutRequest = try CheckoutRequest(
-            buyerID: input.user, items: [(input.stockid, input.quantity)], couponCode: nil, idempotencyKey: request.headers[.idempotencyKey])
+            buyerID: customer.customerID, items: [(input.stockid, input.quantity)], couponCode: nil, idempotencyKey: request.headers[.idempotencyKey])
         return try await accept(checkoutRequest, request: request, context: context)
     }
 
@@ -128,6 +141,7 @@ struct CheckoutController: Sendable {
 
     /// The order as it is, or (with `?wait=N`, up to 60 s) as soon as it is final.
     @Sendable func show(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        guard context.customer != nil || context.vendor != nil else { throw SoukError.unauthorized }
         guard let id = context.parameters.get("id"), id.count <= 40 else { throw SoukError.notFound("Order") }
         var wait = Duration.zero
         if let raw = request.uri.queryParameters["wait"] {
@@ -136,13 +150,16 @@ struct CheckoutController: Sendable {
             }
             wait = .seconds(seconds)
         }
-        guard let order = try await checkouts.order(id: id, waitingUpTo: wait) else { throw SoukError.notFound("Order") }
+        guard let known = try await checkouts.order(id: id), known.isVisible(to: context),
+              let order = try await checkouts.order(id: id, waitingUpTo: wait)
+        else { throw SoukError.notFound("Order") }
         return try JSONResponse.make(OrderBody(order))
     }
 
     /// Server-sent events: the order now, then again the moment it is final; a heartbeat every 15 s.
     @Sendable func events(_ request: Request, context: SoukRequestContext) async throws -> Response {
-        guard let id = context.parameters.get("id"), id.hasPrefix("co_"), let first = try await checkouts.order(id: id) else {
+        guard context.customer != nil || context.vendor != nil else { throw SoukError.unauthorized }
+        guard let id = context.parameters.get("id"), id.hasPrefix("co_"), let first = try await checkouts.order(id: id), first.isVisible(to: context) else {
             throw SoukError.notFound("Order")
         }
         let checkouts = checkouts
@@ -191,7 +208,7 @@ struct CheckoutController: Sendable {
 
     @Sendable func credit(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        let buyer = try BuyerID.validated(context.parameters.decoded("buyer"))
+        let buyer = try await customerID(context)
         let input = try await JSONResponse.decode(CreditInput.self, from: request, context: context)
         guard (1...ProductLimits.price.upperBound).contains(input.amountMinor) else {
             throw SoukError.validationFailed([FieldError(field: "amount_minor", message: "must be between 1 and \(ProductLimits.price.upperBound)")])
@@ -201,9 +218,17 @@ struct CheckoutController: Sendable {
 
     @Sendable func wallet(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        let buyer = try BuyerID.validated(context.parameters.decoded("buyer"))
+        let buyer = try await customerID(context)
         let wallet = try await checkouts.store.wallet(vendorID: vendor.id, buyerID: buyer) ?? Wallet(buyerID: buyer, balanceMinor: 0, heldMinor: 0, capturedMinor: 0)
         return try JSONResponse.make(WalletBody(wallet))
+    }
+
+    /// The customer a wallet path names, by id or email; 404 for nobody.
+    private func customerID(_ context: SoukRequestContext) async throws -> String {
+        guard let reference = context.parameters.decoded("buyer"), reference.utf8.count <= 254,
+              let customer = try await services.customerAccounts.customer(named: reference)
+        else { throw SoukError.notFound("Customer") }
+        return customer.id
     }
 
     // MARK: Coupons
@@ -253,5 +278,12 @@ struct CheckoutController: Sendable {
     @Sendable func listCoupons(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
         return try JSONResponse.make(CouponList(coupons: try await checkouts.store.coupons(vendorID: vendor.id).map(CouponBody.init)))
+    }
+}
+
+extension CheckoutOrder {
+    /// Whether the request's customer placed this order, or its vendor is asking.
+    func isVisible(to context: SoukRequestContext) -> Bool {
+        context.customer?.customerID == buyerID || context.vendor?.id == vendorID
     }
 }

@@ -38,7 +38,7 @@ public final class CustomerTokens: Sendable {
         var refreshing = false
     }
 
-    init(store: any CustomerStore, lifetime: Duration) async throws {
+    public init(store: any CustomerStore, lifetime: Duration) async throws {
         self.store = store
         self.lifetime = lifetime
         self.keyBytes = try await store.customerSigningKey()
@@ -48,7 +48,7 @@ public final class CustomerTokens: Sendable {
     }
 
     /// A new session for `customer`: the token to hand over once, and when it stops working.
-    func issue(for customer: Customer, now: Date = Date()) -> (token: String, expiresAt: Date) {
+    public func issue(for customer: Customer, now: Date = Date()) -> (token: String, expiresAt: Date) {
         let expiry = Int64(now.timeIntervalSince1970) + lifetime.components.seconds
         let claims = "\(Self.prefix)\(customer.id).\(Self.randomSessionID()).\(expiry)"
         return (claims + "." + mac(claims), Date(timeIntervalSince1970: TimeInterval(expiry)))
@@ -127,5 +127,28 @@ public final class CustomerTokens: Sendable {
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         while base64.utf8.count % 4 != 0 { base64 += "=" }
         return Data(base64Encoded: base64)
+    }
+}
+
+extension CustomerTokens {
+    /// `count` customers made straight in the store, each with a token signed as a login would sign it,
+    /// for load tests and tests that need thousands of buyers: signing them up through bcrypt would take
+    /// longer than the storm. Their password hash matches no password, so none of them can log in.
+    public func mintShoppers(_ count: Int, emailPrefix: String, now: Date = Date()) async throws -> [(id: String, token: String)] {
+        try await withThrowingTaskGroup(of: [(id: String, token: String)].self) { group in
+            let lanes = min(8, max(count, 1))
+            for lane in 0..<lanes {
+                group.addTask {
+                    var made: [(id: String, token: String)] = []
+                    for index in stride(from: lane, to: count, by: lanes) {
+                        let customer = Customer(id: Customer.newID(), email: "\(emailPrefix)-\(index)@example.invalid", name: "Shopper \(index)", createdAt: now)
+                        guard try await self.store.createCustomer(customer, passwordHash: "!") != nil else { continue }
+                        made.append((customer.id, self.issue(for: customer, now: now).token))
+                    }
+                    return made
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
     }
 }

@@ -305,6 +305,7 @@ struct StorePageLane: FastLane {
 /// goes to the router.
 struct SoldOutLane: FastLane {
     let flashSales: FlashSales
+    let customers: CustomerTokens
 
     /// Only sales the gate has settled: an attempt on a sale still selling goes straight to the
     /// router, without its body being read twice.
@@ -315,7 +316,7 @@ struct SoldOutLane: FastLane {
 
     func answer(_ request: HTTPRequest, body: ByteBuffer, on connection: LaneConnection) -> FastReply? {
         guard let saleID = Self.saleID(in: request.path ?? ""),
-              let buyerID = try? FlashSaleController.PurchaseInput.buyerID(in: body),
+              let buyerID = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request.headerFields), body: body),
               let settled = flashSales.settledPurchase(saleID: saleID, buyerID: buyerID, requestKey: request.headerFields[.idempotencyKey])
         else { return nil }
         return .now(Self.answer(settled, saleID: saleID))
@@ -370,6 +371,7 @@ struct SoldOutLane: FastLane {
 struct AdmissionLane: FastLane {
     let flashSales: FlashSales
     let gate: any EventLoopAdmissionGate
+    let customers: CustomerTokens
     let rateGuard: RateGuard
     /// Nil when rate limits are off, or kept where this lane cannot count them.
     let limiter: (any EventLoopRateLimiter)?
@@ -383,7 +385,7 @@ struct AdmissionLane: FastLane {
 
     func answer(_ request: HTTPRequest, body: ByteBuffer, on connection: LaneConnection) -> FastReply? {
         guard let saleID = SoldOutLane.saleID(in: request.path ?? ""),
-              let buyerID = try? FlashSaleController.PurchaseInput.buyerID(in: body),
+              let buyerID = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request.headerFields), body: body),
               let attempt = flashSales.knownAttempt(saleID: saleID, buyerID: buyerID, requestKey: request.headerFields[.idempotencyKey])
         else { return nil }
         let eventLoop = connection.eventLoop

@@ -97,11 +97,24 @@ struct FlashSaleController: Sendable {
     }
 
     struct PurchaseInput: Decodable {
-        let buyerId: String
+        let buyerId: String?
 
-        /// The buyer named by a purchase's body; a body of another shape gets the decoder's errors.
-        static func buyerID(in body: ByteBuffer) throws -> String {
-            try plain(body) ?? JSONResponse.decode(PurchaseInput.self, from: body).buyerId
+        /// The buyer of a purchase: the signed-in customer, for the router and every lane alike. A
+        /// body may still name the buyer (`{"buyer_id": …}`, as the flash-sale source system's
+        /// clients do), but only as that customer: 401 without one, 403 naming anybody else.
+        static func buyer(_ customer: CustomerIdentity?, body: ByteBuffer) throws -> String {
+            guard let customer else { throw SoukError.unauthorized }
+            if let named = try buyerID(in: body), named != customer.customerID {
+                throw SoukError.forbidden("You can buy only as yourself: buyer_id names another customer.")
+            }
+            return customer.customerID
+        }
+
+        /// The buyer named by a purchase's body, if any (an empty body names nobody); a body of
+        /// another shape gets the decoder's errors.
+        static func buyerID(in body: ByteBuffer) throws -> String? {
+            if body.readableBytes == 0 { return nil }
+            return try plain(body) ?? JSONResponse.decode(PurchaseInput.self, from: body).buyerId
         }
 
         /// The buyer of the body every client sends, `{"buyer_id":"…"}` (spaces allowed, no escapes),
@@ -143,7 +156,7 @@ struct FlashSaleController: Sendable {
 
     /// 202 with the order id once admitted (the order is persisted shortly after); 409 with the reason otherwise.
     @Sendable func purchase(_ request: Request, context: SoukRequestContext) async throws -> Response {
-        let buyerID = try PurchaseInput.buyerID(in: try await JSONResponse.readBody(request, context: context))
+        let buyerID = try PurchaseInput.buyer(context.customer, body: try await JSONResponse.readBody(request, context: context))
         guard let saleID = context.parameters.get("id", as: Int64.self) else { throw SoukError.notFound("Flash sale") }
         try await services.rateGuard.checkPurchase(buyer: buyerID, request: request, context: context)
         let result = try await flashSales.purchase(saleID: saleID, buyerID: buyerID, requestKey: request.headers[.idempotencyKey])

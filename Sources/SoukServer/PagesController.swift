@@ -505,10 +505,14 @@ struct PagesController: Sendable {
 
     // MARK: Checkouts
 
-    /// The buyer's order page (its id is the key): the verdict appears by itself when it is decided.
+    /// The buyer's order page: the verdict appears by itself when it is decided. Only the customer
+    /// who placed it (or the store's vendor) sees it.
     @Sendable func checkoutPage(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        guard context.customer != nil || context.vendor != nil else {
+            return .redirect(to: "/account/login?next=\(CustomerPagesController.next(request.uri.path))", type: .found)
+        }
         guard let id = context.parameters.get("id"), id.hasPrefix("co_"), id.count <= 40,
-              let order = try await services.checkouts.order(id: id), let currency = Currency(code: order.currency)
+              let order = try await services.checkouts.order(id: id), order.isVisible(to: context), let currency = Currency(code: order.currency)
         else { throw SoukError.notFound("Order") }
         let money = { (minor: Int64) in Money(minor: minor, currency: currency).formatted }
         return pages.page("checkout", title: "Your order", [
@@ -522,12 +526,16 @@ struct PagesController: Sendable {
 
     @Sendable func buyFlashSale(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try await services.publicVendor(context)
-        let form = try await Form.read(request, context: context)
+        _ = try await Form.read(request, context: context)  // the CSRF check
         guard let saleID = context.parameters.get("id", as: Int64.self), let sale = try await services.flashSales.sale(id: saleID), sale.vendorID == vendor.id else {
             throw SoukError.notFound("Flash sale")
         }
+        guard let buyer = context.customer?.customerID else {
+            return services.pages.page("account_login", title: "Sign in", [
+                "formError": "Sign in (or create an account) to buy in the flash sale.", "next": "/s/\(vendor.username)",
+            ], context: context, status: .unauthorized)
+        }
         do {
-            let buyer = form["buyer_id"]?.trimmingCharacters(in: .whitespaces)
             try await services.rateGuard.checkPurchase(buyer: buyer, request: request, context: context)
             let result = try await services.flashSales.purchase(saleID: sale.id, buyerID: buyer, requestKey: nil)
             return pages.page("flash_sale_admitted", title: "You got it", [

@@ -9,7 +9,7 @@ public struct SoukServices: Sendable {
     public let accounts: VendorAccounts
     /// Customers' sign-up and logins, and their sessions as signed tokens.
     public let customerAccounts: CustomerAccounts
-    let customerTokens: CustomerTokens
+    public let customerTokens: CustomerTokens
     let sessionStore: any SessionStore
     let sessions: SessionTokens
     let cookies: CookiePolicy
@@ -122,9 +122,9 @@ public struct SoukServices: Sendable {
     /// by a gate that can decide on an event loop, and the store page from the in-process cache or
     /// from one Redis read on the event loop (the two-layer cache stays with the router).
     var fastLanes: [any FastLane] {
-        var lanes: [any FastLane] = [SoldOutLane(flashSales: flashSales)]
+        var lanes: [any FastLane] = [SoldOutLane(flashSales: flashSales, customers: customerTokens)]
         if let gate = flashSales.gate as? any EventLoopAdmissionGate {
-            lanes.append(AdmissionLane(flashSales: flashSales, gate: gate, rateGuard: rateGuard, limiter: rateGuard.limiter as? any EventLoopRateLimiter))
+            lanes.append(AdmissionLane(flashSales: flashSales, gate: gate, customers: customerTokens, rateGuard: rateGuard, limiter: rateGuard.limiter as? any EventLoopRateLimiter))
         }
         if let local = storefront.cache as? InProcessPageCache {
             lanes.append(StorePageLane(services: self, source: .local(local)))

@@ -4,7 +4,7 @@ enum Templates {
         "header": header, "footer": footer, "error": error, "home": home, "signup": signup, "login": login,
         "products": products, "product_form": productForm, "orders": orders, "store": store, "search": search, "search_box": searchBox, "analytics": analytics, "analytics_panel": analyticsPanel, "order_placed": orderPlaced,
         "flash_sales": flashSales, "flash_sale": flashSale, "flash_sale_admitted": flashSaleAdmitted, "checkout": checkout,
-        "api_docs": apiDocs,
+        "api_docs": apiDocs, "account": account, "account_login": accountLogin, "account_signup": accountSignup,
     ]
 
     static let header = """
@@ -36,7 +36,7 @@ enum Templates {
         <header><a class="brand" href="/">Souk</a>
         {{#vendor}}<a href="/dashboard">Products</a><a href="/dashboard/orders">Orders</a><a href="/dashboard/flash-sales">Flash sales</a><a href="/dashboard/analytics">Analytics</a><a href="/s/{{username}}">My store</a>
         <form method="post" action="/logout"><input type="hidden" name="csrf" value="{{csrf}}"><button>Log out {{username}}</button></form>{{/vendor}}
-        {{^vendor}}<a href="/login">Log in</a><a href="/signup">Open a store</a>{{/vendor}}
+        {{^vendor}}<a href="/account">My account</a><a href="/login">Sell on Souk</a>{{/vendor}}
         </header><main>
         """
 
@@ -68,6 +68,36 @@ enum Templates {
         {{#errors.password}}<div class="error">Password {{errors.password}}</div>{{/errors.password}}
         <p><button>Create my store</button></p></form>
         <p>Already selling? <a href="/login">Log in</a></p>{{> footer}}
+        """
+
+    static let account = """
+        {{> header}}<h1>My account</h1>
+        <div class="card"><p><strong>{{name}}</strong><br><span class="muted">{{email}}</span></p>
+        <form method="post" action="/account/logout"><input type="hidden" name="csrf" value="{{csrf}}"><button class="secondary">Sign out</button></form></div>{{> footer}}
+        """
+
+    static let accountLogin = """
+        {{> header}}<h1>Sign in to shop</h1>
+        {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        <form method="post" action="/account/login" class="card"><input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="next" value="{{next}}">
+        <label for="email">Email</label><input id="email" name="email" type="email" value="{{email}}" required autocomplete="email">
+        <label for="password">Password</label><input id="password" name="password" type="password" required autocomplete="current-password">
+        <p><button>Sign in</button></p></form>
+        <p>No account yet? <a href="/account/signup?next={{next}}">Create one</a>: one account buys from every store.</p>{{> footer}}
+        """
+
+    static let accountSignup = """
+        {{> header}}<h1>Create your account</h1>
+        {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        <form method="post" action="/account/signup" class="card"><input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="next" value="{{next}}">
+        <label for="name">Name</label><input id="name" name="name" value="{{name}}" required maxlength="100" autocomplete="name">
+        {{#errors.name}}<div class="error">Name {{errors.name}}</div>{{/errors.name}}
+        <label for="email">Email</label><input id="email" name="email" type="email" value="{{email}}" required autocomplete="email">
+        {{#errors.email}}<div class="error">Email {{errors.email}}</div>{{/errors.email}}
+        <label for="password">Password</label><input id="password" name="password" type="password" required minlength="8" autocomplete="new-password">
+        {{#errors.password}}<div class="error">Password {{errors.password}}</div>{{/errors.password}}
+        <p><button>Create my account</button></p></form>
+        <p>Have an account? <a href="/account/login?next={{next}}">Sign in</a></p>{{> footer}}
         """
 
     static let login = """
@@ -193,8 +223,7 @@ enum Templates {
         {{#sales}}<div class="card sale" data-sale-id="{{id}}" data-sale-starts="{{starts_at}}" data-sale-ends="{{ends_at}}">
         <h2>Flash sale: {{product_name}} at {{price}}</h2><p><span class="countdown"></span> · <span class="remaining">{{quantity}} units</span> · at most {{limit}} per buyer</p>
         <form method="post" action="/s/{{username}}/flash-sales/{{id}}"><input type="hidden" name="csrf" value="{{csrf}}">
-        <label for="buyer-{{id}}">Your phone or email</label><input id="buyer-{{id}}" name="buyer_id" required maxlength="64">
-        <p><button>Buy now</button></p></form></div>{{/sales}}
+        <p><button>Buy now</button> <span class="muted">as the customer you are signed in as (<a href="/account/login?next=/s/{{username}}">sign in</a>)</span></p></form></div>{{/sales}}
         {{^products}}<p class="muted">This store has nothing for sale right now.</p>{{/products}}
         {{#has_products}}<form method="post" action="/s/{{username}}/orders"><input type="hidden" name="csrf" value="{{csrf}}">
         <table><tr><th>Product</th><th class="num">Price</th><th class="num">In stock</th><th>Quantity</th></tr>{{/has_products}}

@@ -1,9 +1,13 @@
 import ArgumentParser
 import Foundation
+import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import SoukCore
+import SoukServer
+import SoukSQL
 import SoukWorkers
 
 /// `souk loadtest …`: Souk's own load generator, for scenarios wrk cannot check.
@@ -24,15 +28,22 @@ struct FlashSaleLoad: AsyncParsableCommand {
     @Option(help: "Connections kept open at once.") var concurrency = 256
     @Option(help: "The vendor's API token, to verify the persisted orders (recommended). Write --token=T: a token may begin with '-'.") var token: String?
     @Option(help: "Seconds to wait for persistence.") var persistTimeout = 60
+    /// The database the buyers are made in (the same settings as `souk serve`).
+    @OptionGroup var settings: SettingsOptions
 
     func run() async throws {
         guard let base = URL(string: url), let host = base.host else { throw ValidationError("--url must be like http://127.0.0.1:8080") }
         let port = base.port ?? 80
+        guard (1...1_000_000).contains(buyers), (1...1_000).contains(attemptsPerBuyer), (1...10_000).contains(concurrency) else {
+            throw ValidationError("--buyers must be 1...1000000, --attempts-per-buyer 1...1000, --concurrency 1...10000")
+        }
         let total = buyers * attemptsPerBuyer
         let runID = String(UInt32.random(in: 0 ... .max), radix: 36)
         let before = try await Self.getJSON(host: host, port: port, path: "/api/v1/flash-sales/\(sale)")
         guard let quantity = before["quantity"] as? Int else { throw ValidationError("sale \(sale) not found at \(url)") }
 
+        let shoppers = try await Self.shoppers(buyers, runID: runID, configuration: try settings.load())
+        guard !shoppers.isEmpty else { throw ValidationError("no buyer could be made") }
         let results = LoadResults()
         let next = NIOLockedValueBox(0)
         let started = ContinuousClock.now
@@ -53,10 +64,10 @@ struct FlashSaleLoad: AsyncParsableCommand {
                             return value
                         }
                         guard index < total else { return }
-                        let buyer = "lt-\(runID)-\(index % buyers)"
-                        let body = #"{"buyer_id":"\#(buyer)"}"#
+                        let buyer = shoppers[index % shoppers.count]
+                        let body = #"{"buyer_id":"\#(buyer.id)"}"#
                         let sent = ContinuousClock.now
-                        let response = try await connection.post(path: "/api/v1/flash-sales/\(sale)/purchases", host: host, body: body)
+                        let response = try await connection.send(method: .POST, path: "/api/v1/flash-sales/\(sale)/purchases", host: host, body: body, token: buyer.token)
                         results.record(status: response.status, body: response.body, latency: ContinuousClock.now - sent)
                     }
                 }
@@ -166,3 +177,15 @@ final class LoadResults: @unchecked Sendable {
     }
 }
 
+extension FlashSaleLoad {
+    /// Buyers for the storm, made in the database with signed tokens (see `CustomerTokens.mintShoppers`).
+    static func shoppers(_ count: Int, runID: String, configuration: SoukConfiguration) async throws -> [(id: String, token: String)] {
+        let made = NIOLockedValueBox<[(id: String, token: String)]>([])
+        try await Backend.with(configuration, logger: Logger(label: "souk.loadtest")) { database in
+            let tokens = try await CustomerTokens(store: SQLStorage(database: database), lifetime: .seconds(3_600))
+            let shoppers = try await tokens.mintShoppers(count, emailPrefix: "lt-\(runID)")
+            made.withLockedValue { $0 = shoppers }
+        }
+        return made.withLockedValue { $0 }
+    }
+}

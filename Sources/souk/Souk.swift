@@ -102,7 +102,7 @@ struct Run: AsyncParsableCommand {
         try await Backend.with(configuration, logger: logger) { database in
             try await Migrator(database: database).migrate()
             let (services, background) = try await Wiring.services(configuration, database: database, withWorkers: true, logger: logger)
-            if seedDemo, try await DemoData.seed(accounts: services.accounts, storage: services.storage, wallets: services.checkouts.store) {
+            if seedDemo, try await DemoData.seed(accounts: services.accounts, customers: services.customerAccounts, storage: services.storage, wallets: services.checkouts.store) {
                 logger.warning("seeded the demo store, whose password is public; do not use it in production",
                                metadata: ["souk.vendor": "\(DemoData.username)"])
             }
@@ -360,7 +360,7 @@ struct Seed: AsyncParsableCommand {
         try await Backend.with(configuration, logger: logger) { database in
             try await Migrator(database: database).verifyUpToDate()
             let services = try await SoukServices(storage: SQLStorage(database: database), hasher: BcryptPasswordHasher())
-            let seeded = try await DemoData.seed(accounts: services.accounts, storage: services.storage, wallets: services.checkouts.store)
+            let seeded = try await DemoData.seed(accounts: services.accounts, customers: services.customerAccounts, storage: services.storage, wallets: services.checkouts.store)
             print(seeded
                 ? "Seeded the demo store: /s/\(DemoData.username). Its login is \(DemoData.username) / \(DemoData.password), a password anyone can read: never seed production."
                 : "The demo store already exists.")

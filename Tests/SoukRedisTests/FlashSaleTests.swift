@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SoukCore
@@ -248,6 +249,7 @@ struct FlashSaleTests {
         try await FlashSaleBackend.redisPostgres.run { harness in
             let server = try #require(harness.server)
             let (sale, _) = try await SaleFixture.sale(harness, quantity: 300)
+            let admittedSoFar = NIOLockedValueBox(0)
             let admitted = try await withThrowingTaskGroup(of: [String].self) { group in
                 for worker in 0..<8 {
                     group.addTask {
@@ -255,13 +257,18 @@ struct FlashSaleTests {
                         for index in 0..<100 {
                             if let order = try? await harness.sales.purchase(saleID: sale.id, buyerID: "w\(worker)x\(index)", requestKey: nil).orderID {
                                 mine.append(order)
+                                admittedSoFar.withLockedValue { $0 += 1 }
                             }
                             if index % 10 == 0 { try await Task.sleep(for: .milliseconds(5)) }
                         }
                         return mine
                     }
                 }
-                try await Task.sleep(for: .milliseconds(150))
+                // Killed mid-sale: once some buyers were admitted (a busy machine starts slowly).
+                let started = ContinuousClock.now
+                while admittedSoFar.withLockedValue({ $0 }) < 20, ContinuousClock.now - started < .seconds(20) {
+                    try await Task.sleep(for: .milliseconds(5))
+                }
                 server.kill9()
                 try await Task.sleep(for: .milliseconds(300))
                 try await server.start()

@@ -37,9 +37,9 @@ struct AdmissionLaneTests {
     }
 
     /// A purchase attempt as raw HTTP/1.1, for pipelining on a live server.
-    static func rawPurchase(_ sale: Int64, _ buyer: String, _ extraHeaders: String = "") -> String {
-        let body = #"{"buyer_id":"\#(buyer)"}"#
-        return "POST /api/v1/flash-sales/\(sale)/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+    static func rawPurchase(_ sale: Int64, _ buyer: (id: String, token: String), _ extraHeaders: String = "") -> String {
+        let body = #"{"buyer_id":"\#(buyer.id)"}"#
+        return "POST /api/v1/flash-sales/\(sale)/purchases HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(buyer.token)\r\nContent-Type: application/json\r\n\(extraHeaders)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
     }
 
     /// The lane's connection on `eventLoop` is opened in the background by its first use.
@@ -55,19 +55,21 @@ struct AdmissionLaneTests {
             let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
             try await Self.warm(redis, eventLoop)
             // A sale this process has not read yet is the router's.
-            let (first, firstBody) = FastLaneTests.purchase(sale, #"{"buyer_id":"first"}"#)
+            let buyers = try await app.shoppers(["first", "nadia", "omar", "rachid", "zoe"])
+            let (first, firstBody) = FastLaneTests.purchase(sale, "{}", token: buyers["first"]!.token)
             #expect(try await lane.decide(first, body: firstBody, on: eventLoop) == nil)
             // The router's first purchase reads the sale and loads the scripts into this new Redis
             // (until then, the lane's attempts go to the router, which loads them).
-            #expect(try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: firstBody).status == .accepted)
+            #expect(try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: firstBody, token: buyers["first"]!.token).status == .accepted)
 
-            func both(_ buyer: String, key: String? = nil) async throws -> (lane: FastAnswer?, router: TestApp.Reply) {
-                let (request, body) = FastLaneTests.purchase(sale, #"{"buyer_id":"\#(buyer)"}"#, key: key)
+            func both(_ name: String, key: String? = nil) async throws -> (lane: FastAnswer?, router: TestApp.Reply) {
+                let buyer = buyers[name]!
+                let (request, body) = FastLaneTests.purchase(sale, #"{"buyer_id":"\#(buyer.id)"}"#, key: key, token: buyer.token)
                 #expect(lane.takes(request))
                 let answer = try await lane.decide(request, body: body, on: eventLoop)
                 var headers: HTTPFields = [.contentType: "application/json"]
                 if let key { headers[.idempotencyKey] = key }
-                let routed = try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: body, headers: headers)
+                let routed = try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: body, token: buyer.token, headers: headers)
                 return (answer, routed)
             }
             func expectSame(_ pair: (lane: FastAnswer?, router: TestApp.Reply), _ status: HTTPResponse.Status, _ label: String) throws {
@@ -84,7 +86,7 @@ struct AdmissionLaneTests {
 
             let admitted = try await both("nadia")
             try expectSame(admitted, .accepted, "admitted, then the same purchase again")
-            #expect(admitted.router.body.contains(#""order_id":"\#(sale)-nadia-1""#))
+            #expect(admitted.router.body.contains(#""order_id":"\#(sale)-\#(buyers["nadia"]!.id)-1""#))
             try expectSame(try await both("nadia", key: "second-phone"), .conflict, "over the buyer's limit")
             // nadia has tried 4 times (twice through each path): her 5th and later attempts are limited.
             let limited = try await both("nadia")
@@ -95,11 +97,13 @@ struct AdmissionLaneTests {
             #expect(app.services.flashSales.gate.hasSettledAdmissions(saleID: sale), "after sold out, attempts are the sold-out lane's")
 
             // What the lane cannot read stays the router's.
-            for bad in [#"{"buyer_id":""}"#, "not json", #"{"buyer_id":42}"#] {
-                let (request, body) = FastLaneTests.purchase(sale, bad)
+            for bad in [#"{"buyer_id":""}"#, "not json", #"{"buyer_id":42}"#, #"{"buyer_id":"\#(buyers["nadia"]!.id)"}"#] {
+                let (request, body) = FastLaneTests.purchase(sale, bad, token: buyers["zoe"]!.token)
                 #expect(try await lane.decide(request, body: body, on: eventLoop) == nil, "\(bad)")
             }
-            let (keyed, keyedBody) = FastLaneTests.purchase(sale, #"{"buyer_id":"zoe"}"#, key: "no spaces allowed")
+            let (anonymous, anonymousBody) = FastLaneTests.purchase(sale, "{}")
+            #expect(try await lane.decide(anonymous, body: anonymousBody, on: eventLoop) == nil, "no customer: the router's 401")
+            let (keyed, keyedBody) = FastLaneTests.purchase(sale, "{}", key: "no spaces allowed", token: buyers["zoe"]!.token)
             #expect(try await lane.decide(keyed, body: keyedBody, on: eventLoop) == nil)
         }
     }
@@ -115,9 +119,10 @@ struct AdmissionLaneTests {
             let lane = try Self.lane(app)
             let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
             try await Self.warm(redis, eventLoop)
-            let (request, body) = FastLaneTests.purchase(sale, #"{"buyer_id":"early"}"#)
+            let early = try await app.customer("early@example.com")
+            let (request, body) = FastLaneTests.purchase(sale, "{}", token: early.token)
             let answer = try #require(try await lane.decide(request, body: body, on: eventLoop))
-            let routed = try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: body)
+            let routed = try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: body, token: early.token)
             #expect(answer.status == .conflict && routed.errorCode == "not_started")
             #expect(answer.body.map { String(buffer: $0) } == routed.body)
         }
@@ -128,7 +133,10 @@ struct AdmissionLaneTests {
     @Test func lateAnswersKeepTheirOrderAndTheQuantityIsExact() async throws {
         try await Self.withSale(quantity: 60, testing: .live) { app, redis, _, sale in
             let port = try #require(app.client.port)
-            func post(_ buyer: String, _ extra: String = "") -> String { Self.rawPurchase(sale, buyer, extra) }
+            var names = ["warm-up"] + (0..<5).flatMap { ["p\($0)a", "p\($0)b", "p\($0)c"] }
+            names += (0..<8).flatMap { connection in (0..<50).map { "c\(connection)x\($0)" } }
+            let buyers = try await app.shoppers(names)
+            func post(_ buyer: String, _ extra: String = "") -> String { Self.rawPurchase(sale, buyers[buyer]!, extra) }
             _ = try await RawHTTP.exchange(port: port, post("warm-up"), expecting: 1)
             for round in 0..<5 {
                 let replies = try await RawHTTP.exchange(port: port, [
@@ -136,8 +144,8 @@ struct AdmissionLaneTests {
                     post("p\(round)b"), post("p\(round)a"), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", post("p\(round)c", "Connection: close\r\n"),
                 ].joined(), expecting: 6)
                 #expect(replies.map(\.status) == [202, 404, 202, 202, 200, 202], "\(replies.map(\.body))")
-                #expect(replies[0].body.contains("-p\(round)a-1") && replies[2].body.contains("-p\(round)b-1") && replies[3].body == replies[0].body)
-                #expect(replies[5].body.contains("-p\(round)c-1"))
+                #expect(replies[0].body.contains("-\(buyers["p\(round)a"]!.id)-1") && replies[2].body.contains("-\(buyers["p\(round)b"]!.id)-1") && replies[3].body == replies[0].body)
+                #expect(replies[5].body.contains("-\(buyers["p\(round)c"]!.id)-1"))
             }
             // 1 + 15 units sold above; 400 buyers on 8 connections each take one attempt.
             let statuses = try await withThrowingTaskGroup(of: [Int].self) { group in
@@ -161,8 +169,9 @@ struct AdmissionLaneTests {
     @Test func theLaneReconnectsAfterRedisRestarts() async throws {
         try await Self.withSale(quantity: 50, redisArguments: ["--appendonly", "yes", "--appendfsync", "always"], testing: .live) { app, redis, server, sale in
             let port = try #require(app.client.port)
+            let buyers = try await app.shoppers((0..<10).map { "before\($0)" } + ["during", "after"])
             func attempt(_ buyer: String) async throws -> RawHTTP.Reply {
-                try await RawHTTP.exchange(port: port, Self.rawPurchase(sale, buyer), expecting: 1)[0]
+                try await RawHTTP.exchange(port: port, Self.rawPurchase(sale, buyers[buyer]!), expecting: 1)[0]
             }
             for index in 0..<10 { #expect(try await attempt("before\(index)").status == 202) }
 
@@ -182,7 +191,7 @@ struct AdmissionLaneTests {
             }
             #expect(statuses.last == 202, "admitted again once Redis is back: \(statuses)")
             let again = try await attempt("after")
-            #expect(again.status == 202 && again.body.contains("-after-1"), "the retry is the same order")
+            #expect(again.status == 202 && again.body.contains("-\(buyers["after"]!.id)-1"), "the retry is the same order")
             #expect(try await redis.hlen(RedisKeys.sale(sale).orders) == 11, "ten before the crash (fsync always), one after")
             #expect(try await redis.getString(RedisKeys.sale(sale).stock) == "39")
         }

@@ -35,7 +35,7 @@ struct AuthorizationMatrixTests {
     static func snapshot(_ app: TestApp, token: String, product: Int64, order: Int64, sale: Int64) async throws -> [String] {
         var parts: [String] = []
         for path in ["/api/v1/products", "/api/v1/products/\(product)", "/api/v1/orders", "/api/v1/orders/\(order)", "/api/v1/flash-sales",
-                     "/api/v1/flash-sales/\(sale)/stats", "/api/v1/flash-sales/\(sale)/orders", "/api/v1/wallets/carol", "/api/v1/coupons", "/api/v1/vendors/me"] {
+                     "/api/v1/flash-sales/\(sale)/stats", "/api/v1/flash-sales/\(sale)/orders", "/api/v1/wallets/carol@example.com", "/api/v1/coupons", "/api/v1/vendors/me"] {
             let reply = try await app.json(.get, path, token: token)
             #expect(reply.status == .ok, "A can still read \(path): \(reply.body)")
             parts.append("\(path) \(reply.body)")
@@ -52,7 +52,10 @@ struct AuthorizationMatrixTests {
                 #"{"customer":{"name":"Ann","phone":"0123456789","address":"1 Road"},"items":[{"product_id":\#(product),"quantity":1}]}"#)
             let order = try #require((placed.json["id"] as? NSNumber)?.int64Value, "\(placed.body)")
             let sale = try #require((try await FlashSaleAPITests.createSale(app, token: a, product: product, quantity: 5).json["id"] as? NSNumber)?.int64Value)
-            #expect(try await app.json(.post, "/api/v1/wallets/carol/credit", #"{"amount_minor":900}"#, token: a).status == .ok)
+            let carol = try await app.customer("carol@example.com")
+            #expect(try await app.json(.post, "/api/v1/wallets/carol@example.com/credit", #"{"amount_minor":900}"#, token: a).status == .ok)
+            let checkout = try await app.json(.post, "/api/v1/checkouts", #"{"items":[{"product_id":\#(product),"quantity":1}]}"#, token: carol.token)
+            let checkoutID = try #require(checkout.json["order_id"] as? String, "\(checkout.body)")
             #expect(try await app.json(.post, "/api/v1/coupons", #"{"code":"amina10","kind":"percent","value":10,"min_order_minor":0,"max_uses":3}"#, token: a).status == .created)
             let before = try await Self.snapshot(app, token: a, product: product, order: order, sale: sale)
 
@@ -67,9 +70,10 @@ struct AuthorizationMatrixTests {
             let operations = try Self.vendorOperations()
             #expect(operations.count >= 20, "\(operations)")
             for operation in operations {
-                var path = operation.path.replacingOccurrences(of: "{buyer}", with: "carol")
+                var path = operation.path.replacingOccurrences(of: "{buyer}", with: "carol@example.com")
                 if path.hasPrefix("/api/v1/products/") { path = path.replacingOccurrences(of: "{id}", with: "\(product)") }
                 if path.hasPrefix("/api/v1/orders/") { path = path.replacingOccurrences(of: "{id}", with: "\(order)") }
+                if path.hasPrefix("/api/v1/checkouts/") { path = path.replacingOccurrences(of: "{id}", with: checkoutID) }
                 if path.hasPrefix("/api/v1/flash-sales/") { path = path.replacingOccurrences(of: "{id}", with: "\(sale)") }
                 #expect(!path.contains("{"), "a parameter of \(operation) has no value in this test")
                 let key = "\(operation.method) \(operation.path)"
@@ -117,6 +121,7 @@ struct AuthorizationMatrixTests {
         #expect(routes.count >= 15, "\(routes)")
         try await TestApp.run { app in
             let a = try await app.vendorToken("amina", password: "sesame1234")
+            _ = try await app.customer("carol@example.com")
             let product = try await app.product(token: a, name: "Tagine", stock: 50)
             let placed = try await app.json(.post, "/api/v1/stores/amina/orders",
                 #"{"customer":{"name":"Ann","phone":"0123456789","address":"1 Road"},"items":[{"product_id":\#(product),"quantity":1}]}"#)

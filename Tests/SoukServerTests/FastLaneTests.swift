@@ -116,55 +116,72 @@ struct FastLaneTests {
     }
 
     /// A gate that has seen its sale sold out after one buyer, as the Redis gate remembers it.
-    struct SoldOutGate: FlashSaleGate {
+    final class SoldOutGate: FlashSaleGate, @unchecked Sendable {
+        /// The customer admitted before the sale sold out (set once the test has signed it up).
+        var first = "first"
         func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission {
             settledAdmission(sale, buyerID: buyerID, requestKey: requestKey, now: now) ?? .soldOut
         }
         func admittedCount(_ sale: FlashSale) async throws -> Int { 1 }
         func hasSettledAdmissions(saleID: Int64) -> Bool { true }
         func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission? {
-            if buyerID == "first" && requestKey == "1" { return .admitted(orderID: "\(sale.id)-first-1", repeated: true) }
+            if buyerID == first && requestKey == "1" { return .admitted(orderID: "\(sale.id)-\(first)-1", repeated: true) }
             return now >= sale.endsAt ? .ended : .soldOut
         }
     }
 
-    static func purchase(_ sale: Int64, _ body: String, key: String? = nil) -> (HTTPRequest, ByteBuffer) {
+    static func purchase(_ sale: Int64, _ body: String, key: String? = nil, token: String? = nil) -> (HTTPRequest, ByteBuffer) {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let key { headers[.idempotencyKey] = key }
+        if let token { headers[.authorization] = "Bearer \(token)" }
         return (HTTPRequest(method: .post, scheme: nil, authority: "127.0.0.1", path: "/api/v1/flash-sales/\(sale)/purchases", headerFields: headers), ByteBuffer(string: body))
     }
 
     @Test func attemptsOnASoldOutSaleGetTheRoutersAnswerFromTheLane() async throws {
-        try await TestApp.run(flashSaleGate: SoldOutGate()) { app in
+        let gate = SoldOutGate()
+        try await TestApp.run(flashSaleGate: gate) { app in
             let token = try await app.vendorToken("amina")
             let phone = try await app.product(token: token, stock: 5)
             let created = try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: 1)
             let sale = try #require((created.json["id"] as? NSNumber)?.int64Value)
+            var buyers: [(id: String, token: String)] = []
+            for name in ["first", "second", "third", "fourth"] { buyers.append(try await app.customer("\(name)@example.com")) }
+            let (first, second, third, fourth) = (buyers[0], buyers[1], buyers[2], buyers[3])
+            gate.first = first.id
             let lane = try #require(app.services.fastLanes.first { $0 is SoldOutLane })
-            let (request, body) = Self.purchase(sale, #"{"buyer_id":"second"}"#)
+            let (request, body) = Self.purchase(sale, #"{"buyer_id":"\#(second.id)"}"#, token: second.token)
             #expect(lane.takes(request))
             #expect(lane.answer(request, body: body) == nil, "a sale this process has not read yet is the router's")
 
-            for (buyer, key) in [(#"{"buyer_id":"second"}"#, nil), (#" { "buyer_id" : "third" } "#, nil), (#"{"buyer_id":"first"}"#, nil),
-                                 (#"{"buyer_id":"fourth","note":"extra keys are ignored, as by the router"}"#, nil), (#"{"buyer_id":"first"}"#, "retry-1")] as [(String, String?)] {
+            let attempts: [(String, String?, (id: String, token: String))] = [
+                (#"{"buyer_id":"\#(second.id)"}"#, nil, second), (#" { "buyer_id" : "\#(third.id)" } "#, nil, third), (#"{"buyer_id":"\#(first.id)"}"#, nil, first),
+                (#"{"buyer_id":"\#(fourth.id)","note":"extra keys are ignored, as by the router"}"#, nil, fourth), (#"{"buyer_id":"\#(first.id)"}"#, "retry-1", first),
+                ("{}", nil, first), ("", nil, second),
+            ]
+            for (buyer, key, customer) in attempts {
                 var headers: HTTPFields = [.contentType: "application/json"]
                 if let key { headers[.idempotencyKey] = key }
-                let routed = try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: ByteBuffer(string: buyer), headers: headers)
-                let (request, body) = Self.purchase(sale, buyer, key: key)
+                let routed = try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: ByteBuffer(string: buyer), token: customer.token, headers: headers)
+                let (request, body) = Self.purchase(sale, buyer, key: key, token: customer.token)
                 let answer = try #require(lane.answer(request, body: body), "\(buyer)")
                 #expect(answer.status == routed.status, "\(buyer)")
                 #expect(answer.body.map { String(buffer: $0) } == routed.body, "\(buyer)")
                 #expect(answer.headers[.contentType] == routed.headers[.contentType])
                 #expect(answer.route == "/api/v1/flash-sales/{id}/purchases")
             }
-            #expect(try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: ByteBuffer(string: #"{"buyer_id":"first"}"#)).status == .accepted)
+            #expect(try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: ByteBuffer(string: "{}"), token: first.token).status == .accepted)
 
-            // What the router refuses for other reasons stays the router's, so the answer is the same.
-            for bad in [#"{"buyer_id":""}"#, #"{"buyer_id":"a\u0000b"}"#, "not json", #"{"buyer_id":42}"#, ""] {
-                let (request, body) = Self.purchase(sale, bad)
+            // What the router refuses for other reasons stays the router's, so the answer is the same:
+            // bodies it refuses, no customer, a vendor, and a body naming another customer.
+            for bad in [#"{"buyer_id":""}"#, #"{"buyer_id":"a\u0000b"}"#, "not json", #"{"buyer_id":42}"#, #"{"buyer_id":"\#(first.id)"}"#] {
+                let (request, body) = Self.purchase(sale, bad, token: second.token)
                 #expect(lane.answer(request, body: body) == nil, "\(bad)")
             }
-            let (keyed, keyedBody) = Self.purchase(sale, #"{"buyer_id":"second"}"#, key: "no spaces allowed")
+            for credential in [nil, token, "c1.forged"] as [String?] {
+                let (request, body) = Self.purchase(sale, "{}", token: credential)
+                #expect(lane.answer(request, body: body) == nil, "\(credential ?? "no token")")
+            }
+            let (keyed, keyedBody) = Self.purchase(sale, "{}", key: "no spaces allowed", token: second.token)
             #expect(lane.answer(keyed, body: keyedBody) == nil)
             for path in ["/api/v1/flash-sales/x/purchases", "/api/v1/flash-sales//purchases", "/api/v1/flash-sales/1/purchases/2", "/api/v1/flash-sales/99999999999999999999/purchases"] {
                 #expect(!lane.takes(HTTPRequest(method: .post, scheme: nil, authority: nil, path: path)), "\(path)")
@@ -176,27 +193,30 @@ struct FastLaneTests {
     /// On a live connection: bodies in several parts, a body too large for a lane, `Expect` and
     /// `Connection: close` all get the router's answer, in order, and the connection stays usable.
     @Test func whatALaneDoesNotTakeReachesTheRouterWholeOnALiveServer() async throws {
-        try await TestApp.run(flashSaleGate: SoldOutGate(), testing: .live) { app in
+        let gate = SoldOutGate()
+        try await TestApp.run(flashSaleGate: gate, testing: .live) { app in
             let token = try await app.vendorToken("amina")
             let phone = try await app.product(token: token, stock: 5)
             let created = try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: 1)
             let sale = try #require((created.json["id"] as? NSNumber)?.int64Value)
+            let first = try await app.customer("first@example.com"), second = try await app.customer("second@example.com")
+            gate.first = first.id
             let port = try #require(app.client.port)
-            func post(_ body: String, _ extra: String = "") -> String {
-                "POST /api/v1/flash-sales/\(sale)/purchases HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            func post(_ body: String, _ extra: String = "", as customer: (id: String, token: String)) -> String {
+                "POST /api/v1/flash-sales/\(sale)/purchases HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(customer.token)\r\nContent-Type: application/json\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
             }
-            let large = #"{"buyer_id":"big","padding":""# + String(repeating: "a", count: 6_000) + #""}"#
+            let large = #"{"padding":""# + String(repeating: "a", count: 6_000) + #""}"#
             let replies = try await RawHTTP.exchange(port: port, [
-                post(#"{"buyer_id":"plain"}"#),
-                post(large),
-                post(#"{"buyer_id":"first"}"#),
-                post(#"{"buyer_id":""}"#),
-                post(#"{"buyer_id":"expecting"}"#, "Expect: 100-continue\r\n"),
-                post(#"{"buyer_id":"closing"}"#, "Connection: close\r\n"),
+                post(#"{"buyer_id":"\#(second.id)"}"#, as: second),
+                post(large, as: second),
+                post("{}", as: first),
+                post(#"{"buyer_id":""}"#, as: second),
+                post("{}", "Expect: 100-continue\r\n", as: second),
+                post("{}", "Connection: close\r\n", as: second),
             ].joined(), expecting: 6)
-            #expect(replies.map(\.status) == [409, 409, 202, 422, 409, 409], "\(replies.map(\.body))")
+            #expect(replies.map(\.status) == [409, 409, 202, 403, 409, 409], "\(replies.map(\.body))")
             #expect(replies[0].body.contains(#""code":"sold_out""#) && replies[1].body.contains(#""code":"sold_out""#))
-            #expect(replies[2].body.contains(#""order_id":"\#(sale)-first-1""#))
+            #expect(replies[2].body.contains(#""order_id":"\#(sale)-\#(first.id)-1""#))
         }
     }
 

@@ -25,14 +25,16 @@ struct FlashSaleAPITests {
             #expect(try await app.stock(of: phone, token: token) == 7, "the sale's units left the product's stock")
 
             var orders: [String] = []
-            for buyer in ["alice", "bob", "carol"] {
-                let reply = try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", #"{"buyer_id":"\#(buyer)"}"#)
+            var buyers: [(id: String, token: String)] = []
+            for name in ["alice", "bob", "carol", "dave"] { buyers.append(try await app.customer("\(name)@example.com")) }
+            for buyer in buyers.prefix(3) {
+                let reply = try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", #"{"buyer_id":"\#(buyer.id)"}"#, token: buyer.token)
                 #expect(reply.status == .accepted && reply.json["status"] as? String == "admitted")
                 orders.append(try #require(reply.json["order_id"] as? String))
             }
-            let retry = try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", #"{"buyer_id":"alice"}"#)
-            #expect(retry.status == .accepted && retry.json["order_id"] as? String == orders[0], "a retry is the same purchase")
-            let late = try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", #"{"buyer_id":"dave"}"#)
+            let retry = try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", nil, token: buyers[0].token)
+            #expect(retry.status == .accepted && retry.json["order_id"] as? String == orders[0], "a retry is the same purchase (the body may name nobody)")
+            let late = try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", "{}", token: buyers[3].token)
             #expect(late.status == .conflict && late.errorCode == "sold_out")
 
             let shown = try await app.json(.get, "/api/v1/flash-sales/\(id)")
@@ -42,7 +44,7 @@ struct FlashSaleAPITests {
             #expect((stats.json["pending"] as? NSNumber)?.intValue == 0 && (stats.json["quantity"] as? NSNumber)?.intValue == 3)
             let page1 = try await app.json(.get, "/api/v1/flash-sales/\(id)/orders?limit=2", token: token)
             let first = try #require(page1.json["orders"] as? [[String: Any]])
-            #expect(first.count == 2 && first[0]["buyer_id"] as? String == "alice" && (first[0]["quantity"] as? NSNumber)?.intValue == 1)
+            #expect(first.count == 2 && first[0]["buyer_id"] as? String == buyers[0].id && (first[0]["quantity"] as? NSNumber)?.intValue == 1)
             let cursor = try #require(page1.json["next_cursor"] as? String)
             let page2 = try await app.json(.get, "/api/v1/flash-sales/\(id)/orders?limit=2&cursor=\(cursor)", token: token)
             #expect((page2.json["orders"] as? [[String: Any]])?.compactMap { $0["order_id"] as? String } == [orders[2]])
@@ -56,10 +58,11 @@ struct FlashSaleAPITests {
             let token = try await app.vendorToken("amina")
             let phone = try await app.product(token: token, stock: 50)
             let sale = try #require((try await Self.createSale(app, token: token, product: phone, quantity: 10, limit: 2).json["id"] as? NSNumber)?.int64Value)
+            let amina = try await app.customer("amina@example.com")
             func buy(_ key: String?) async throws -> TestApp.Reply {
                 var headers: HTTPFields = [:]
                 if let key { headers[.init("Idempotency-Key")!] = key }
-                return try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: ByteBuffer(string: #"{"buyer_id":"amina"}"#), headers: headers)
+                return try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: ByteBuffer(string: #"{"buyer_id":"\#(amina.id)"}"#), token: amina.token, headers: headers)
             }
             let a = try await buy("a")
             let b = try await buy("b")
@@ -71,7 +74,7 @@ struct FlashSaleAPITests {
             #expect(badKey.status == .unprocessableContent)
 
             let later = try #require((try await Self.createSale(app, token: token, product: phone, quantity: 5, startsIn: 600).json["id"] as? NSNumber)?.int64Value)
-            let early = try await app.json(.post, "/api/v1/flash-sales/\(later)/purchases", #"{"buyer_id":"x"}"#)
+            let early = try await app.json(.post, "/api/v1/flash-sales/\(later)/purchases", nil, token: amina.token)
             #expect(early.status == .conflict && early.errorCode == "not_started")
             #expect(try await app.json(.get, "/api/v1/flash-sales/\(later)").json["status"] as? String == "scheduled")
         }
@@ -102,11 +105,14 @@ struct FlashSaleAPITests {
             #expect(try await app.stock(of: phone, token: token) == 5)
 
             let sale = try #require((try await Self.createSale(app, token: token, product: phone, quantity: 2).json["id"] as? NSNumber)?.int64Value)
-            for body in [#"{"buyer_id":""}"#, #"{"buyer_id":"has space"}"#, #"{}"#, "nope", #"{"buyer_id":42}"#] {
-                let reply = try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", body)
+            let buyer = try await app.customer("buyer@example.com")
+            for body in [#"{"buyer_id":""}"#, #"{"buyer_id":"has space"}"#, "nope", #"{"buyer_id":42}"#, #"{"buyer_id":"someone-else"}"#] {
+                let reply = try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", body, token: buyer.token)
                 #expect(reply.status.code >= 400 && reply.status.code < 500, "\(body)")
             }
-            #expect(try await app.json(.post, "/api/v1/flash-sales/999/purchases", #"{"buyer_id":"x"}"#).errorCode == "not_found")
+            #expect(try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", "{}").status == .unauthorized, "no customer, no purchase")
+            #expect(try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", "{}", token: token).status == .unauthorized, "a vendor is not a customer")
+            #expect(try await app.json(.post, "/api/v1/flash-sales/999/purchases", nil, token: buyer.token).errorCode == "not_found")
             #expect(try await app.count("flash_sale_orders") == 0)
             // Another vendor cannot read this sale's orders or stats.
             for path in ["orders", "stats", "events"] {

@@ -75,7 +75,8 @@ struct HardeningTests {
             let phone = try await app.product(token: token, name: "Phone", stock: 10)
             let created = try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: 4, limit: 1)
             let sale = try #require((created.json["id"] as? NSNumber)?.int64Value)
-            #expect(try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", #"{"buyer_id":"alice"}"#).status == .accepted)
+            let alice = try await app.customer("alice@example.com"), bob = try await app.customer("bob@example.com")
+            #expect(try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", nil, token: alice.token).status == .accepted)
 
             let deleted = try await app.json(.delete, "/api/v1/products/\(phone)", token: token)
             #expect(deleted.status == .conflict && deleted.errorCode == "flash_sale_open", "\(deleted.body)")
@@ -86,9 +87,9 @@ struct HardeningTests {
 
             let cancelled = try await app.json(.post, "/api/v1/flash-sales/\(sale)/cancel", token: token)
             #expect(cancelled.status == .ok && cancelled.json["status"] as? String == "ended", "\(cancelled.body)")
-            let late = try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", #"{"buyer_id":"bob"}"#)
+            let late = try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", nil, token: bob.token)
             #expect(late.status == .conflict && late.errorCode == "ended", "\(late.body)")
-            let again = try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", #"{"buyer_id":"alice"}"#)
+            let again = try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", nil, token: alice.token)
             #expect(again.status == .accepted, "alice's admitted order stays")
             #expect(try await app.json(.post, "/api/v1/flash-sales/\(sale)/cancel", token: token).status == .ok, "cancelling twice is harmless")
 
@@ -128,10 +129,11 @@ struct HardeningTests {
             let token = try await app.vendorToken("shop")
             let tea = try await app.product(token: token, name: "Tea", price: 100, stock: 50)
             let jam = try await app.product(token: token, name: "Jam", price: 100, stock: 50)
-            _ = try await app.json(.post, "/api/v1/wallets/ann/credit", #"{"amount_minor":10000}"#, token: token)
+            let ann = try await app.customer("ann@example.com")
+            _ = try await app.json(.post, "/api/v1/wallets/\(ann.id)/credit", #"{"amount_minor":10000}"#, token: token)
             func checkout(_ items: String, key: String) async throws -> TestApp.Reply {
-                try await app.send(.post, "/api/v1/checkouts", body: ByteBuffer(string: #"{"buyer_id":"ann","items":[\#(items)]}"#),
-                                   headers: [HTTPField.Name("Idempotency-Key")!: key])
+                try await app.send(.post, "/api/v1/checkouts", body: ByteBuffer(string: #"{"items":[\#(items)]}"#),
+                                   token: ann.token, headers: [HTTPField.Name("Idempotency-Key")!: key])
             }
             let first = try await checkout(#"{"product_id":\#(tea),"quantity":1}"#, key: "k-1")
             #expect(first.status == .accepted)

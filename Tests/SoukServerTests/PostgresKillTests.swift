@@ -31,9 +31,13 @@ struct PostgresKillTests {
         defer { worker.stop() }
         let database = try PostgresDatabase(url: postgres.url, maximumConnections: 2, logger: TestLog.logger)
         defer { Task { try? await database.close() } }
+        // The demo's customer user3 (credited by the demo store) signs in.
+        let login = try await HTTPTestClient(baseURL: serve.baseURL).send("POST", "/api/v1/customers/sessions", json: #"{"email":"user3@example.com","password":"demo1234"}"#)
+        let user3 = try #require(login.json["token"] as? String, "\(login.body)")
+        let user3ID = try #require(try await HTTPTestClient(baseURL: serve.baseURL, token: user3).send("GET", "/api/v1/customers/me").json["id"] as? String)
         func credit() async throws -> Int64 {
             try await database.read("""
-                SELECT CAST(COALESCE(SUM(balance_minor + held_minor + captured_minor), 0) AS BIGINT) AS total FROM store_credits WHERE buyer_id = \("user3")
+                SELECT CAST(COALESCE(SUM(balance_minor + held_minor + captured_minor), 0) AS BIGINT) AS total FROM store_credits WHERE buyer_id = \(user3ID)
                 """)[0].int("total")
         }
         let creditBefore = try await credit()
@@ -42,7 +46,7 @@ struct PostgresKillTests {
         // clients; PostgreSQL is killed a second in and started again 3 s later.
         let answers = NIOLockedAnswers()
         let stormEnds = ContinuousClock.now + .seconds(9)
-        let client = HTTPTestClient(baseURL: serve.baseURL)
+        let client = HTTPTestClient(baseURL: serve.baseURL, token: user3)
         let storm = Task {
             await withTaskGroup(of: Void.self) { group in
                 for lane in 0..<16 {
@@ -50,7 +54,7 @@ struct PostgresKillTests {
                         var product = lane % 19 + 1
                         while ContinuousClock.now < stormEnds {
                             product = product % 19 + 1
-                            guard let reply = try? await client.send("POST", "/api/v1/buy", json: #"{"user":"user3","stockid":\#(product),"quantity":1}"#) else {
+                            guard let reply = try? await client.send("POST", "/api/v1/buy", json: #"{"user":"user3@example.com","stockid":\#(product),"quantity":1}"#) else {
                                 answers.record(status: 0, orderID: nil, retryAfter: false)
                                 continue
                             }

@@ -31,15 +31,16 @@ struct RateLimitAPITests {
             let token = try await app.vendorToken("amina")
             let phone = try await app.product(token: token, stock: 50)
             let sale = try #require((try await FlashSaleAPITests.createSale(app, token: token, product: phone, quantity: 10, limit: 5).json["id"] as? NSNumber)?.int64Value)
-            func buy(_ buyer: String, key: String) async throws -> TestApp.Reply {
-                try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: ByteBuffer(string: #"{"buyer_id":"\#(buyer)"}"#),
-                                   headers: [HTTPField.Name("Idempotency-Key")!: key])
+            let zoe = try await app.customer("zoe@example.com"), yann = try await app.customer("yann@example.com")
+            func buy(_ buyer: (id: String, token: String), key: String) async throws -> TestApp.Reply {
+                try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: ByteBuffer(string: #"{"buyer_id":"\#(buyer.id)"}"#),
+                                   token: buyer.token, headers: [HTTPField.Name("Idempotency-Key")!: key])
             }
-            #expect(try await buy("zoe", key: "1").status == .accepted)
-            #expect(try await buy("zoe", key: "2").status == .accepted)
-            let limited = try await buy("zoe", key: "3")
+            #expect(try await buy(zoe, key: "1").status == .accepted)
+            #expect(try await buy(zoe, key: "2").status == .accepted)
+            let limited = try await buy(zoe, key: "3")
             #expect(limited.status == .tooManyRequests && limited.errorCode == "rate_limited", "\(limited.body)")
-            #expect(try await buy("yann", key: "1").status == .accepted, "another buyer is not affected")
+            #expect(try await buy(yann, key: "1").status == .accepted, "another buyer is not affected")
             let stats = try await app.json(.get, "/api/v1/flash-sales/\(sale)/stats", token: token)
             #expect((stats.json["admitted"] as? NSNumber)?.intValue == 3, "the refused attempt admitted nothing: \(stats.body)")
         }

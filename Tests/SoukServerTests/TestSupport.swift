@@ -86,6 +86,15 @@ struct TestApp {
         return (try #require(signup.json["id"] as? String), try #require(login.json["token"] as? String))
     }
 
+    /// Customers made straight in the store, each with a token signed as a login would sign it: for
+    /// tests that need hundreds of buyers (`CustomerTokens.mintShoppers`, named for readable failures).
+    func shoppers(_ names: [String]) async throws -> [String: (id: String, token: String)] {
+        let prefix = "t\(UInt32.random(in: 0 ... .max))"
+        let minted = try await services.customerTokens.mintShoppers(names.count, emailPrefix: prefix)
+        try #require(minted.count == names.count)
+        return Dictionary(uniqueKeysWithValues: zip(names, minted).map { ($0, $1) })
+    }
+
     /// Creates a product through the API and returns its id.
     func product(token: String, name: String = "Tea", price: Int = 250, stock: Int = 10, available: Bool = true) async throws -> Int64 {
         let reply = try await json(.post, "/api/v1/products", #"{"name":"\#(name)","description":"Good","price_minor":\#(price),"currency":"USD","stock":\#(stock),"available":\#(available)}"#, token: token)

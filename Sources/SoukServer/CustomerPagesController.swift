@@ -1,0 +1,97 @@
+import Foundation
+import Hummingbird
+import SoukCore
+
+/// The shopper's pages: create an account, sign in and out, and the account page. The session is
+/// the customer token (``CustomerTokens``) in an HttpOnly cookie, so the store pages stay the same
+/// for everyone and can be cached; a purchase reads the cookie.
+struct CustomerPagesController: Sendable {
+    let services: SoukServices
+    var pages: PageRenderer { services.pages }
+
+    func addRoutes(to router: RouterGroup<SoukRequestContext>) {
+        router.get("account", use: account)
+        router.get("account/login", use: loginForm)
+        router.post("account/login", use: logIn)
+        router.get("account/signup", use: signupForm)
+        router.post("account/signup", use: signUp)
+        router.post("account/logout", use: logOut)
+    }
+
+    @Sendable func account(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        guard let identity = context.customer, let customer = try await services.customerAccounts.customer(named: identity.customerID) else {
+            return .redirect(to: "/account/login", type: .found)
+        }
+        return pages.page("account", title: "My account", ["name": customer.name, "email": customer.email], context: context)
+    }
+
+    @Sendable func loginForm(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        pages.page("account_login", title: "Sign in", ["next": Self.next(request.uri.queryParameters["next"].map(String.init))], context: context)
+    }
+
+    @Sendable func logIn(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let form = try await Form.read(request, context: context)
+        let next = Self.next(form["next"])
+        let values: [String: Any] = ["email": form["email"] ?? "", "next": next]
+        let found: Customer?
+        do {
+            found = try await services.rateGuard.login(username: form["email"] ?? "", request: request, context: context, authenticate: {
+                try await services.customerAccounts.authenticate(email: form["email"] ?? "", password: form["password"] ?? "")
+            })
+        } catch let error as SoukError {
+            var response = pages.page("account_login", title: "Sign in", values.merging(["formError": error.message]) { $1 }, context: context, status: ErrorMiddleware.status(of: error))
+            response.setRetryAfter(error.retryAfterSeconds)
+            return response
+        }
+        guard let customer = found else {
+            return pages.page("account_login", title: "Sign in", values.merging(["formError": "That email and password do not match."]) { $1 }, context: context, status: .unauthorized)
+        }
+        return signedIn(customer, request: request, redirectTo: next)
+    }
+
+    @Sendable func signupForm(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        pages.page("account_signup", title: "Create your account", ["next": Self.next(request.uri.queryParameters["next"].map(String.init))], context: context)
+    }
+
+    @Sendable func signUp(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let form = try await Form.read(request, context: context)
+        let next = Self.next(form["next"])
+        let values: [String: Any] = ["email": form["email"] ?? "", "name": form["name"] ?? "", "next": next]
+        do {
+            let signup = try CustomerSignup(email: form["email"] ?? "", password: form["password"] ?? "", name: form["name"] ?? "")
+            try await services.rateGuard.check([(.signupPerAddress, services.rateGuard.clientAddress(request, context))])
+            let customer = try await services.customerAccounts.signUp(signup)
+            return signedIn(customer, request: request, redirectTo: next)
+        } catch let error as SoukError {
+            var values = values
+            if case .validationFailed(let fields) = error { values["errors"] = PageRenderer.errorMap(fields) } else { values["formError"] = error.message }
+            var response = pages.page("account_signup", title: "Create your account", values, context: context, status: ErrorMiddleware.status(of: error))
+            response.setRetryAfter(error.retryAfterSeconds)
+            return response
+        }
+    }
+
+    @Sendable func logOut(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        _ = try await Form.read(request, context: context)
+        if let identity = context.customer { try await services.customerTokens.revoke(identity) }
+        var response = Response.redirect(to: "/", type: .found)
+        response.setCookie(services.cookies.cookie(name: CustomerTokens.cookieName, value: "", maxAge: 0, request: request))
+        return response
+    }
+
+    private func signedIn(_ customer: Customer, request: Request, redirectTo location: String) -> Response {
+        let session = services.customerTokens.issue(for: customer)
+        var response = Response.redirect(to: location, type: .found)
+        let maxAge = Int(services.customerTokens.lifetime.components.seconds)
+        response.setCookie(services.cookies.cookie(name: CustomerTokens.cookieName, value: session.token, maxAge: maxAge, request: request))
+        return response
+    }
+
+    /// Where to go after signing in: a path of this site only (never `//elsewhere` or a URL), else the account.
+    static func next(_ raw: String?) -> String {
+        guard let raw, raw.hasPrefix("/"), !raw.hasPrefix("//"), !raw.hasPrefix("/\\"), raw.utf8.count <= 200,
+              raw.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value != 0x7F })
+        else { return "/account" }
+        return raw
+    }
+}

@@ -594,8 +594,10 @@ class StoreTests(BrowserTestCase):
         self.assert_no_script_errors(customer, "the live order page")
 
         # The API agrees, and a fresh load of the page shows the verdict too.
-        status, body = api("GET", f"/api/v1/orders/{order_id}")
+        status, body = api("GET", f"/api/v1/orders/{order_id}", token=buyer_token)
         self.assertEqual((status, body.get("status") if isinstance(body, dict) else body), (200, "confirmed"), f"GET /api/v1/orders/{order_id}: {body}")
+        status, body = api("GET", f"/api/v1/orders/{order_id}")
+        self.assertEqual(status, 401, f"GET /api/v1/orders/{order_id} without signing in: {body}")
         customer.refresh()
         self.assertEqual(customer.find_element(By.CSS_SELECTOR, ".message").text, "Success: Buy order complete.", "the reloaded order page's verdict")
 

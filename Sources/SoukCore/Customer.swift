@@ -72,6 +72,9 @@ public struct CustomerSignup: Sendable {
 public protocol CustomerStore: Sendable {
     /// Creates a customer; nil when the email is taken (decided by the database, not by a prior read).
     func createCustomer(_ customer: Customer, passwordHash: String) async throws -> Customer?
+    /// Creates many customers in one statement, for load tests; the answer leaves out those whose
+    /// email was taken.
+    func createCustomers(_ customers: [Customer], passwordHash: String) async throws -> [Customer]
     func customer(id: String) async throws -> Customer?
     func customer(email: String) async throws -> Customer?
     func customerCredentials(email: String) async throws -> (customer: Customer, passwordHash: String)?

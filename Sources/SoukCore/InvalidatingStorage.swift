@@ -103,6 +103,10 @@ public struct InvalidatingStorage: SoukStorage, ProductImageStore {
         try await base.createCustomer(customer, passwordHash: passwordHash)
     }
 
+    public func createCustomers(_ customers: [Customer], passwordHash: String) async throws -> [Customer] {
+        try await base.createCustomers(customers, passwordHash: passwordHash)
+    }
+
     public func customer(id: String) async throws -> Customer? { try await base.customer(id: id) }
     public func customer(email: String) async throws -> Customer? { try await base.customer(email: email) }
     public func customerCredentials(email: String) async throws -> (customer: Customer, passwordHash: String)? { try await base.customerCredentials(email: email) }

@@ -11,6 +11,21 @@ extension SQLStorage {
             """).first.map(Self.customer)
     }
 
+    public func createCustomers(_ customers: [Customer], passwordHash: String) async throws -> [Customer] {
+        var created: [Customer] = []
+        // 500 rows of 5 values stay far below either database's limit on bound values.
+        for start in stride(from: 0, to: customers.count, by: 500) {
+            var sql: SQL = "INSERT INTO customers (id, email, name, password_hash, created_at) VALUES "
+            for (offset, customer) in customers[start..<min(start + 500, customers.count)].enumerated() {
+                if offset > 0 { sql.append(", ") }
+                sql.append("(\(customer.id), \(customer.email), \(customer.name), \(passwordHash), \(customer.createdAt))")
+            }
+            sql.append(" ON CONFLICT (email) DO NOTHING RETURNING id, email, name, created_at")
+            created += try await database.write(sql).map(Self.customer)
+        }
+        return created
+    }
+
     public func customer(id: String) async throws -> Customer? {
         try await database.readFirst("SELECT id, email, name, created_at FROM customers WHERE id = \(id)").map(Self.customer)
     }

@@ -42,7 +42,7 @@ struct FlashSaleLoad: AsyncParsableCommand {
         let before = try await Self.getJSON(host: host, port: port, path: "/api/v1/flash-sales/\(sale)")
         guard let quantity = before["quantity"] as? Int else { throw ValidationError("sale \(sale) not found at \(url)") }
 
-        let shoppers = try await Self.shoppers(buyers, runID: runID, configuration: try settings.load())
+        let shoppers = try await Shoppers.mint(buyers, emailPrefix: "lt-\(runID)", lifetime: .seconds(3_600), configuration: try settings.load())
         guard !shoppers.isEmpty else { throw ValidationError("no buyer could be made") }
         let results = LoadResults()
         let next = NIOLockedValueBox(0)
@@ -177,15 +177,3 @@ final class LoadResults: @unchecked Sendable {
     }
 }
 
-extension FlashSaleLoad {
-    /// Buyers for the storm, made in the database with signed tokens (see `CustomerTokens.mintShoppers`).
-    static func shoppers(_ count: Int, runID: String, configuration: SoukConfiguration) async throws -> [(id: String, token: String)] {
-        let made = NIOLockedValueBox<[(id: String, token: String)]>([])
-        try await Backend.with(configuration, logger: Logger(label: "souk.loadtest")) { database in
-            let tokens = try await CustomerTokens(store: SQLStorage(database: database), lifetime: .seconds(3_600))
-            let shoppers = try await tokens.mintShoppers(count, emailPrefix: "lt-\(runID)")
-            made.withLockedValue { $0 = shoppers }
-        }
-        return made.withLockedValue { $0 }
-    }
-}

@@ -16,7 +16,7 @@ struct Souk: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "souk",
         abstract: "Souk: open a store in a minute, survive a flash sale.",
-        subcommands: [Run.self, Serve.self, Worker.self, Feed.self, Jobs.self, Migrate.self, Seed.self, Reconcile.self, LoadTest.self, Scripts.self],
+        subcommands: [Run.self, Serve.self, Worker.self, Feed.self, Jobs.self, Migrate.self, Seed.self, Reconcile.self, LoadTest.self, Customers.self, Scripts.self],
         defaultSubcommand: Run.self
     )
 }

@@ -25,6 +25,26 @@ struct StorageConformanceTests {
     }
 
     @Test(arguments: TestBackend.allCases)
+    func customerEmailsAreUniqueOneByOneAndInBulk(backend: TestBackend) async throws {
+        try await backend.withDatabase { database in
+            let storage = SQLStorage(database: database)
+            let now = Date(timeIntervalSince1970: 1_800_000_000)
+            let ann = Customer(id: Customer.newID(), email: "ann@example.com", name: "Ann", createdAt: now)
+            #expect(try await storage.createCustomer(ann, passwordHash: "h1") == ann)
+            #expect(try await storage.createCustomer(Customer(id: Customer.newID(), email: "ann@example.com", name: "Other", createdAt: now), passwordHash: "h2") == nil)
+            // 1,201 rows go in three statements; the one whose email is taken is left out, the rest are made.
+            let many = (0..<1_200).map { Customer(id: Customer.newID(), email: "c\($0)@example.com", name: "C \($0)", createdAt: now) }
+                + [Customer(id: Customer.newID(), email: "ann@example.com", name: "Ann again", createdAt: now)]
+            let made = try await storage.createCustomers(many, passwordHash: "!")
+            #expect(made.count == 1_200 && Set(made.map(\.id)) == Set(many.prefix(1_200).map(\.id)))
+            #expect(try await storage.customer(email: "c1199@example.com") == many[1_199])
+            #expect(try await storage.customer(id: ann.id) == ann)
+            #expect(try await storage.customerCredentials(email: "ann@example.com")?.passwordHash == "h1")
+            #expect(try await storage.customer(email: "nobody@example.com") == nil)
+        }
+    }
+
+    @Test(arguments: TestBackend.allCases)
     func sessionsExpireAndEnd(backend: TestBackend) async throws {
         try await backend.withDatabase { database in
             let storage = SQLStorage(database: database)

@@ -108,6 +108,10 @@ public struct InvalidatingStorage: SoukStorage, ProductImageStore {
     }
 
     public func customer(id: String) async throws -> Customer? { try await base.customer(id: id) }
+
+    public func orderSummaries(_ filter: OrderFilter, after: OrderListPosition?, limit: Int) async throws -> [OrderSummary] {
+        try await base.orderSummaries(filter, after: after, limit: limit)
+    }
     public func customer(email: String) async throws -> Customer? { try await base.customer(email: email) }
     public func customerCredentials(email: String) async throws -> (customer: Customer, passwordHash: String)? { try await base.customerCredentials(email: email) }
     public func revokeCustomerSession(id: String, expiresAt: Date) async throws { try await base.revokeCustomerSession(id: id, expiresAt: expiresAt) }

@@ -93,6 +93,8 @@ public struct OrderRequest: Sendable, Equatable {
     public let customer: ShippingContact
     /// Sorted by product id so that concurrent orders lock rows in the same order.
     public let items: [Item]
+    /// The customer account placing the order, when signed in; guests have none.
+    public var customerID: String?
 
     public init(name: String, phone: String, address: String, items: [(productID: Int64, quantity: Int)]) throws(SoukError) {
         var errors: [FieldError] = []

@@ -402,6 +402,18 @@ public enum Migrations {
                 """,
             ]
         ),
+        Migration(
+            // The vendor's one orders list and the customer's "My orders" read every kind of order
+            // by its owner and time; a store order placed signed in names its customer.
+            version: 13, name: "store orders name their customer; every kind of order by owner and time",
+            statements: [
+                "ALTER TABLE orders ADD COLUMN customer_id TEXT",
+                "CREATE INDEX orders_by_customer ON orders(customer_id, created_at)",
+                "CREATE INDEX checkouts_by_vendor ON checkouts(vendor_id, created_at)",
+                "CREATE INDEX checkouts_by_buyer ON checkouts(buyer_id, created_at)",
+                "CREATE INDEX flash_sale_orders_by_buyer ON flash_sale_orders(buyer_id, admitted_at)",
+            ]
+        ),
     ]
 }
 

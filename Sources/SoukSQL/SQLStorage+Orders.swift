@@ -44,8 +44,8 @@ extension SQLStorage {
             // 50 random bits rarely collide; when one does, draw again instead of failing the order.
             for _ in 0..<5 where inserted == nil {
                 inserted = try await transaction.first("""
-                    INSERT INTO orders (vendor_id, reference, status, customer_name, customer_phone, customer_address, total_minor, currency, created_at, updated_at)
-                    VALUES (\(vendorID), \(OrderReference.random()), \(OrderStatus.placed.rawValue), \(customer.name), \(customer.phone),
+                    INSERT INTO orders (vendor_id, reference, status, customer_id, customer_name, customer_phone, customer_address, total_minor, currency, created_at, updated_at)
+                    VALUES (\(vendorID), \(OrderReference.random()), \(OrderStatus.placed.rawValue), \(request.customerID), \(customer.name), \(customer.phone),
                             \(customer.address), \(total), \(code), \(now), \(now))
                     ON CONFLICT (reference) DO NOTHING
                     RETURNING id, reference
@@ -84,8 +84,8 @@ extension SQLStorage {
                         WHERE id = \(item.productID) AND vendor_id = \(vendorID) AND available = TRUE AND stock >= \(item.quantity)
                         RETURNING id, name, price_minor, currency),
                     placed AS (
-                        INSERT INTO orders (vendor_id, reference, status, customer_name, customer_phone, customer_address, total_minor, currency, created_at, updated_at)
-                        SELECT \(vendorID), \(OrderReference.random()), \(OrderStatus.placed.rawValue), \(customer.name), \(customer.phone), \(customer.address),
+                        INSERT INTO orders (vendor_id, reference, status, customer_id, customer_name, customer_phone, customer_address, total_minor, currency, created_at, updated_at)
+                        SELECT \(vendorID), \(OrderReference.random()), \(OrderStatus.placed.rawValue), \(request.customerID), \(customer.name), \(customer.phone), \(customer.address),
                                taken.price_minor * \(item.quantity), taken.currency, \(now), \(now)
                         FROM taken
                         RETURNING id, reference, total_minor, currency),

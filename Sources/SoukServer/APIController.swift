@@ -30,6 +30,7 @@ struct APIController: Sendable {
         vendor.patch("products/:id", use: updateProduct)
         vendor.delete("products/:id", use: deleteProduct)
         vendor.get("orders", use: listOrders)
+        vendor.get("orders/export.csv", use: exportOrders)
         vendor.patch("orders/:id", use: updateOrder)
     }
 
@@ -152,7 +153,8 @@ struct APIController: Sendable {
 
     @Sendable func placeOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try await services.publicVendor(context)
-        let orderRequest = try await JSONResponse.decode(API.OrderInput.self, from: request, context: context).request()
+        var orderRequest = try await JSONResponse.decode(API.OrderInput.self, from: request, context: context).request()
+        orderRequest.customerID = context.customer?.customerID  // a guest's order names nobody
         try await services.rateGuard.check([(.orderPerAddress, services.rateGuard.clientAddress(request, context))])
         let order = try await services.storage.placeOrder(vendorID: vendor.id, orderRequest)
         context.logger.info("order placed", metadata: ["souk.order_id": "\(order.id)", "souk.vendor_id": "\(vendor.id)"])
@@ -161,17 +163,23 @@ struct APIController: Sendable {
 
     // MARK: Orders (vendor)
 
-    struct OrderList: Encodable {
-        let orders: [API.OrderBody]
-        let nextCursor: String?
-    }
-
+    /// Every order of the store, whatever its source, newest first; `?source=&status=&q=` narrow it.
     @Sendable func listOrders(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        let paging = try Paging(request, defaultLimit: 20, maximumLimit: 100)
-        let orders = try await services.storage.orders(vendorID: vendor.id, before: paging.cursor, limit: paging.limit + 1)
-        let page = paging.page(orders) { $0.id }
-        return try JSONResponse.make(OrderList(orders: page.items.map(API.OrderBody.init), nextCursor: page.next))
+        let (filter, after, limit) = try OrderListAPI.query(request, owner: .vendor(vendor.id))
+        let (orders, next) = try await OrderListAPI.page(services.storage, filter, after: after, limit: limit)
+        return try JSONResponse.make(OrderListAPI.Page(orders: orders.map { OrderListAPI.Body($0) }, nextCursor: next))
+    }
+
+    /// The same list, every page of it, as a spreadsheet.
+    @Sendable func exportOrders(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let (filter, _, _) = try OrderListAPI.query(request, owner: .vendor(vendor.id))
+        let csv = try await OrderListAPI.csv(services.storage, filter)
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"orders.csv\"", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: csv)))
     }
 
     @Sendable func getOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {

@@ -12,6 +12,7 @@ struct CustomerController: Sendable {
         group.post("customers/sessions", use: logIn)
         group.delete("customers/sessions", use: logOut)
         group.get("customers/me", use: me)
+        group.get("customers/me/orders", use: orders)
     }
 
     struct SignupInput: Decodable {
@@ -65,5 +66,13 @@ struct CustomerController: Sendable {
         let identity = try context.requireCustomer()
         guard let customer = try await services.customerAccounts.customer(named: identity.customerID) else { throw SoukError.unauthorized }
         return try JSONResponse.make(CustomerBody(customer))
+    }
+
+    /// Every order of the customer in every store, newest first.
+    @Sendable func orders(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let identity = try context.requireCustomer()
+        let (filter, after, limit) = try OrderListAPI.query(request, owner: .customer(identity.customerID))
+        let (orders, next) = try await OrderListAPI.page(services.storage, filter, after: after, limit: limit)
+        return try JSONResponse.make(OrderListAPI.Page(orders: orders.map { OrderListAPI.Body($0) }, nextCursor: next))
     }
 }

@@ -482,7 +482,8 @@ struct PagesController: Sendable {
             }
             guard errors.isEmpty else { throw SoukError.validationFailed(errors) }
             if items.isEmpty { throw SoukError.validationFailed([FieldError(field: "items", message: "choose a quantity for at least one product")]) }
-            let orderRequest = try OrderRequest(name: form["name"] ?? "", phone: form["phone"] ?? "", address: form["address"] ?? "", items: items)
+            var orderRequest = try OrderRequest(name: form["name"] ?? "", phone: form["phone"] ?? "", address: form["address"] ?? "", items: items)
+            orderRequest.customerID = context.customer?.customerID
             try await services.rateGuard.check([(.orderPerAddress, services.rateGuard.clientAddress(request, context))])
             let order = try await storage.placeOrder(vendorID: vendor.id, orderRequest)
             context.logger.info("order placed", metadata: ["souk.order_id": "\(order.id)", "souk.vendor_id": "\(vendor.id)"])

@@ -218,10 +218,10 @@ struct APITests {
                 ids.append(try #require((reply.json["id"] as? NSNumber)?.int64Value))
             }
             let page1 = try await app.json(.get, "/api/v1/orders?limit=2", token: token)
-            #expect((page1.json["orders"] as? [[String: Any]])?.compactMap { ($0["id"] as? NSNumber)?.int64Value } == [ids[4], ids[3]])
+            #expect((page1.json["orders"] as? [[String: Any]])?.compactMap { ($0["number"] as? NSNumber)?.int64Value } == [ids[4], ids[3]])
             let cursor = try #require(page1.json["next_cursor"] as? String)
             let page2 = try await app.json(.get, "/api/v1/orders?limit=2&cursor=\(cursor)", token: token)
-            #expect((page2.json["orders"] as? [[String: Any]])?.compactMap { ($0["id"] as? NSNumber)?.int64Value } == [ids[2], ids[1]])
+            #expect((page2.json["orders"] as? [[String: Any]])?.compactMap { ($0["number"] as? NSNumber)?.int64Value } == [ids[2], ids[1]])
             let page3 = try await app.json(.get, "/api/v1/orders?limit=2&cursor=\(try #require(page2.json["next_cursor"] as? String))", token: token)
             #expect((page3.json["orders"] as? [[String: Any]])?.count == 1)
             #expect(page3.json["next_cursor"] == nil || page3.json["next_cursor"] is NSNull)

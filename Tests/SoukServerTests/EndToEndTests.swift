@@ -146,7 +146,7 @@ struct EndToEndTests {
         var cursor = ""
         repeat {
             let page = try await after.send("GET", "/api/v1/orders?limit=100\(cursor.isEmpty ? "" : "&cursor=\(cursor)")")
-            persisted += (page.json["orders"] as? [[String: Any]] ?? []).compactMap { $0["reference"] as? String }
+            persisted += (page.json["orders"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
             cursor = page.json["next_cursor"] as? String ?? ""
         } while !cursor.isEmpty
         let stock = (try await after.send("GET", "/api/v1/products/\(productID)").json["stock"] as? NSNumber)?.intValue

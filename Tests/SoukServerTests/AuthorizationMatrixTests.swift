@@ -7,8 +7,8 @@ import SoukTesting
 import Testing
 
 /// Every vendor operation of the API (read from the OpenAPI document, so a new one is covered the
-/// day it is documented) called with no token, a bad token and another vendor's token: 401 for the
-/// first two, 404 (or that vendor's own, empty data) for the third, and the first vendor's data
+/// day it is documented) called with no token, a bad token, a customer's token and another vendor's
+/// token: 401 for the first three, 404 (or that vendor's own, empty data) for the third, and the first vendor's data
 /// is exactly as it was afterwards.
 @Suite("Authorization matrix")
 struct AuthorizationMatrixTests {
@@ -84,8 +84,10 @@ struct AuthorizationMatrixTests {
                     headers[.contentType] = "image/png"
                 }
                 let method = HTTPRequest.Method(rawValue: operation.method)!
-                for (who, token) in [("no token", nil), ("a bad token", "not-a-real-token-0123456789abcdef"), ("another vendor", Optional(b))] {
+                let alsoCustomers = try Self.customerOperations().contains { $0.method == operation.method && $0.path == operation.path }
+                for (who, token) in [("no token", nil), ("a bad token", "not-a-real-token-0123456789abcdef"), ("a customer", Optional(carol.token)), ("another vendor", Optional(b))] {
                     if who == "another vendor" && key == "DELETE /api/v1/sessions" { continue }  // B's own session: B may end it
+                    if who == "a customer" && alsoCustomers { continue }  // carol's own checkout: the customer matrix below
                     let reply = try await app.send(method, path, body: body, token: token, headers: headers)
                     if who != "another vendor" {
                         #expect(reply.status == .unauthorized && reply.errorCode == "unauthorized", "\(operation) with \(who): \(reply.status) \(reply.body.prefix(200))")
@@ -157,6 +159,93 @@ struct AuthorizationMatrixTests {
             for (old, new) in zip(before, after) where !old.hasPrefix("/api/v1/vendors/me") {
                 #expect(old == new, "A's data changed:\nbefore \(old.prefix(400))\nafter  \(new.prefix(400))")
             }
+        }
+    }
+
+    static func customerOperations() throws -> [Operation] {
+        let document = try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.bytes)) as! [String: Any]
+        var operations: [Operation] = []
+        for (path, item) in document["paths"] as! [String: [String: Any]] {
+            for (method, value) in item {
+                guard let operation = value as? [String: Any], let security = operation["security"] as? [[String: Any]],
+                      security.contains(where: { $0["customerAuth"] != nil }) else { continue }
+                operations.append(Operation(method: method.uppercased(), path: path))
+            }
+        }
+        return operations.sorted { ($0.path, $0.method) < ($1.path, $1.method) }
+    }
+
+    /// Every customer operation (from the OpenAPI document) called as {anonymous, customer A,
+    /// customer B, vendor X (A's store), vendor Y}: nobody but A reads A's orders or account, nobody
+    /// but A buys or spends as A (naming A in the body is 403, no token 401), a vendor's token is not
+    /// a customer's, and A's credit, orders and account are exactly as they were afterwards.
+    @Test func onlyTheCustomerReadsTheirOrdersAndSpendsTheirCredit() async throws {
+        try await TestApp.run { app in
+            let x = try await app.vendorToken("xavier")
+            let y = try await app.vendorToken("yasmin")
+            let product = try await app.product(token: x, name: "Lamp", price: 100, stock: 50)
+            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: x, product: product, quantity: 5).json["id"] as? NSNumber)?.int64Value)
+            let a = try await app.customer("ann@example.com", name: "Ann")
+            let b = try await app.customer("bob@example.com", name: "Bob")
+            var bToken = b.token
+            #expect(try await app.json(.post, "/api/v1/wallets/\(a.id)/credit", #"{"amount_minor":900}"#, token: x).status == .ok)
+            let checkout = try await app.json(.post, "/api/v1/checkouts", #"{"items":[{"product_id":\#(product),"quantity":1}]}"#, token: a.token)
+            let checkoutID = try #require(checkout.json["order_id"] as? String, "\(checkout.body)")
+            func snapshot() async throws -> [String] {
+                [
+                    try await app.json(.get, "/api/v1/wallets/\(a.id)", token: x).body,
+                    try await app.json(.get, "/api/v1/customers/me/orders", token: a.token).body,
+                    try await app.json(.get, "/api/v1/customers/me", token: a.token).body,
+                    try await app.json(.get, "/api/v1/orders?source=checkout", token: x).body,
+                ]
+            }
+            let before = try await snapshot()
+
+            // Bodies that name A: another caller may not act as A with them.
+            let namingA: [String: String] = [
+                "POST /api/v1/checkouts": #"{"buyer_id":"\#(a.id)","items":[{"product_id":\#(product),"quantity":1}]}"#,
+                "POST /api/v1/buy": #"{"user":"ann@example.com","stockid":\#(product),"quantity":1}"#,
+                "POST /api/v1/flash-sales/{id}/purchases": #"{"buyer_id":"\#(a.id)"}"#,
+            ]
+            let operations = try Self.customerOperations()
+            #expect(operations.count >= 8, "\(operations)")
+            for operation in operations {
+                let key = "\(operation.method) \(operation.path)"
+                var path = operation.path
+                if path.hasPrefix("/api/v1/flash-sales/") { path = path.replacingOccurrences(of: "{id}", with: "\(sale)") }
+                path = path.replacingOccurrences(of: "{id}", with: checkoutID)
+                let method = HTTPRequest.Method(rawValue: operation.method)!
+                let body = namingA[key].map { ByteBuffer(string: $0) }
+                let readsAsVendorToo = ["GET /api/v1/orders/{id}", "GET /api/v1/checkouts/{id}", "GET /api/v1/orders/{id}/events"].contains(key)
+                for (who, token) in [("anonymous", nil), ("vendor Y", Optional(y)), ("vendor X", Optional(x)), ("customer B", Optional(bToken))] {
+                    if key == "GET /api/v1/orders/{id}/events", who == "vendor X" { continue }  // a stream that stays open: its owner's case is tested elsewhere
+                    let reply = try await app.send(method, path, body: body, token: token)
+                    let answer = "\(operation) as \(who): \(reply.status) \(reply.body.prefix(200))"
+                    switch who {
+                    case "anonymous":
+                        #expect(reply.status == .unauthorized && reply.errorCode == "unauthorized", "\(answer)")
+                    case "vendor X" where readsAsVendorToo:
+                        #expect(reply.status == .ok, "the store's vendor reads its order: \(answer)")
+                    case "vendor X", "vendor Y":
+                        #expect(reply.status == (readsAsVendorToo ? .notFound : .unauthorized), "\(answer)")
+                    default:  // customer B
+                        if key == "DELETE /api/v1/customers/sessions" {
+                            // B ends B's own session, and signs in again for the operations after.
+                            #expect(reply.status == .noContent, "\(answer)")
+                            let login = try await app.json(.post, "/api/v1/customers/sessions", #"{"email":"bob@example.com","password":"password123"}"#)
+                            bToken = try #require(login.json["token"] as? String)
+                        } else if body != nil {
+                            #expect(reply.status == .forbidden && reply.errorCode == "forbidden", "B may not buy as A: \(answer)")
+                        } else if readsAsVendorToo {
+                            #expect(reply.status == .notFound, "B may not read A's order: \(answer)")
+                        } else {
+                            #expect(!reply.body.contains(a.id) && !reply.body.contains("ann@example.com") && !reply.body.contains(checkoutID), "B saw A's: \(answer)")
+                        }
+                    }
+                }
+            }
+            let after = try await snapshot()
+            #expect(before == after, "A's credit, orders or account changed:\nbefore \(before)\nafter  \(after)")
         }
     }
 }

@@ -25,9 +25,15 @@ public final class CustomerTokens: Sendable {
     static let cookieName = "souk_customer"
     static let prefix = "c1."
 
-    /// The signing key's bytes (`SymmetricKey` is not `Sendable`).
-    private let keyBytes: [UInt8]
-    private var key: SymmetricKey { SymmetricKey(data: keyBytes) }
+    /// The signing key, made once: every purchase attempt checks a token with it.
+    private let signingKey: SigningKey
+    private var key: SymmetricKey { signingKey.key }
+
+    /// `SymmetricKey` is not `Sendable`; this one is never changed after it is made.
+    private final class SigningKey: @unchecked Sendable {
+        let key: SymmetricKey
+        init(_ bytes: [UInt8]) { key = SymmetricKey(data: bytes) }
+    }
     let lifetime: Duration
     private let store: any CustomerStore
     private let revoked = NIOLockedValueBox(Revoked())
@@ -41,7 +47,7 @@ public final class CustomerTokens: Sendable {
     public init(store: any CustomerStore, lifetime: Duration) async throws {
         self.store = store
         self.lifetime = lifetime
-        self.keyBytes = try await store.customerSigningKey()
+        self.signingKey = SigningKey(try await store.customerSigningKey())
         let now = Date()
         let sessions = try await store.revokedCustomerSessions(now: now)
         revoked.withLockedValue { $0.sessions = Dictionary(sessions.map { ($0.id, $0.expiresAt) }, uniquingKeysWith: max) }
@@ -123,10 +129,33 @@ public final class CustomerTokens: Sendable {
         data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
     }
 
-    static func base64URLDecoded(_ text: some StringProtocol) -> Data? {
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.utf8.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64)
+    /// Unpadded base64url, decoded without Foundation's string round trips (this runs on every
+    /// purchase attempt); nil for any other text, including stray bits in the last character.
+    static func base64URLDecoded(_ text: some StringProtocol) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count * 3 / 4)
+        var buffer: UInt32 = 0
+        var bits = 0
+        for character in text.utf8 {
+            let value: UInt8
+            switch character {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = character - UInt8(ascii: "A")
+            case UInt8(ascii: "a")...UInt8(ascii: "z"): value = character - UInt8(ascii: "a") + 26
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): value = character - UInt8(ascii: "0") + 52
+            case UInt8(ascii: "-"): value = 62
+            case UInt8(ascii: "_"): value = 63
+            default: return nil
+            }
+            buffer = (buffer << 6) | UInt32(value)
+            bits += 6
+            if bits >= 8 {
+                bits -= 8
+                bytes.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
+                buffer &= (1 << UInt32(bits)) - 1
+            }
+        }
+        guard bits < 6, buffer == 0 else { return nil }  // a lone character, or bits past the last byte
+        return bytes
     }
 }
 

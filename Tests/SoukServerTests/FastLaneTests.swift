@@ -222,6 +222,8 @@ struct FastLaneTests {
 
     @Test func theBuyerIsReadWithoutADecoderOnlyFromThePlainBody() {
         #expect(FlashSaleController.PurchaseInput.plain(ByteBuffer(string: #"{"buyer_id":"amina-7"}"#)) == "amina-7")
+        for empty in ["{}", " { } ", "\n{\t}\r\n"] { #expect(FlashSaleController.PurchaseInput.isEmptyObject(ByteBuffer(string: empty)), "\(empty)") }
+        for other in ["{", "}", "{}}", "{{}", "{ x }", "[]", "", "{} {}"] { #expect(!FlashSaleController.PurchaseInput.isEmptyObject(ByteBuffer(string: other)), "\(other)") }
         #expect(FlashSaleController.PurchaseInput.plain(ByteBuffer(string: "\n{ \"buyer_id\" :\t\"b\" }\r\n")) == "b")
         for other in [#"{"buyer_id":"a\"b"}"#, #"{"buyer_id":"a\u0041"}"#, #"{"buyer_id":"a","x":1}"#, #"{"buyerId":"a"}"#, #"{"buyer_id":"a"}x"#, #"["a"]"#, #"{"buyer_id":"a"#, ""] {
             #expect(FlashSaleController.PurchaseInput.plain(ByteBuffer(string: other)) == nil, "\(other)")

@@ -382,6 +382,8 @@ class StoreTests(BrowserTestCase):
         self.assertIn("25.00", self.cell(order, 4), "the order's total on the vendor's orders page")
         self.assertEqual(order.find_element(By.CSS_SELECTOR, ".status").text, "placed", "the new order's status")
         self.assertTrue(order.find_elements(By.XPATH, ".//button[normalize-space()='Mark confirmed']"), "a placed order offers “Mark confirmed”")
+        self.assertIn("store link", order.text, "the order's source on the vendor's orders page")
+        self.screenshots(vendor, "dashboard-orders")
         vendor.find_element(By.LINK_TEXT, "Products").click()
         self.wait(vendor, EC.url_to_be(url("/dashboard")), "the header's “Products” link did not open the dashboard")
         self.assertEqual(self.cell(self.row(vendor, product), 3), "5", "the dashboard's stock after an order of 2 from 7")

@@ -175,11 +175,7 @@ struct APIController: Sendable {
     @Sendable func exportOrders(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
         let (filter, _, _) = try OrderListAPI.query(request, owner: .vendor(vendor.id))
-        let csv = try await OrderListAPI.csv(services.storage, filter)
-        return Response(
-            status: .ok,
-            headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"orders.csv\"", .cacheControl: "no-store"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: csv)))
+        return OrderListAPI.csvResponse(try await OrderListAPI.csv(services.storage, filter))
     }
 
     @Sendable func getOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {

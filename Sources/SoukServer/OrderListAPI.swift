@@ -121,6 +121,14 @@ enum OrderListAPI {
         return text
     }
 
+    /// The CSV as a download.
+    static func csvResponse(_ csv: String) -> Response {
+        Response(
+            status: .ok,
+            headers: [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"orders.csv\"", .cacheControl: "no-store"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: csv)))
+    }
+
     /// A CSV field, quoted when needed; a leading =, +, - or @ is defused so that a spreadsheet
     /// does not run a customer's name as a formula.
     static func csvField(_ value: String) -> String {

@@ -35,6 +35,7 @@ struct PagesController: Sendable {
         dashboard.post("products/:id/image", use: uploadImage)
         dashboard.post("products/:id/image/retry", use: retryImage)
         dashboard.get("orders", use: orders)
+        dashboard.get("orders.csv", use: ordersCSV)
         dashboard.post("orders/:id/status", use: updateOrderStatus)
         dashboard.get("flash-sales", use: flashSalesPage)
         dashboard.post("flash-sales", use: createFlashSale)
@@ -355,32 +356,70 @@ struct PagesController: Sendable {
 
     // MARK: Orders (vendor)
 
+    /// Every order of the store in one list (store link, checkout, flash sale), filtered as the API
+    /// filters it; a bad filter is shown on the page, not thrown.
     @Sendable func orders(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let vendor = try context.requireVendor()
-        let before = request.uri.queryParameters["before"].flatMap { Int64($0) }
-        let pageSize = 20
-        let orders = try await storage.orders(vendorID: vendor.id, before: before, limit: pageSize + 1)
-        let page = Array(orders.prefix(pageSize))
-        // Orders paid with store credit (checkouts) are listed beside, newest first.
-        let after = request.uri.queryParameters["checkouts_after"].flatMap { CheckoutPosition(cursor: String($0)) }
-        let checkouts = try await services.checkouts.store.checkouts(vendorID: vendor.id, after: after, limit: pageSize + 1)
-        let checkoutPage = Array(checkouts.prefix(pageSize))
-        let formatter = ISO8601DateFormatter()
-        let values: [String: Any] = [
-            "orders": page.map(Self.orderValues), "has_orders": !page.isEmpty,
-            "older": orders.count > pageSize ? page.last?.id as Any : NSNull(),
-            "checkouts": checkoutPage.map { order -> [String: Any] in
-                [
-                    "id": order.id, "buyer": order.buyerID, "status": order.status.rawValue, "message": order.status.message,
-                    "lines": order.lines.map { ["quantity": $0.quantity, "name": $0.name] },
-                    "total": Currency(code: order.currency).map { Money(minor: order.totalMinor, currency: $0).formatted } ?? "\(order.totalMinor) \(order.currency)",
-                    "coupon": order.couponCode ?? "", "placed_at": formatter.string(from: order.createdAt),
-                ]
+        let parameters = request.uri.queryParameters
+        var values: [String: Any] = [
+            "q": parameters["q"].map(String.init) ?? "",
+            "sources": [("", "All sources"), ("store", "Store link"), ("checkout", "Checkout"), ("flash_sale", "Flash sale")].map { value, label in
+                ["value": value, "label": label, "selected": parameters["source"].map(String.init) == value] as [String: Any]
             },
-            "has_checkouts": !checkoutPage.isEmpty,
-            "older_checkouts": checkouts.count > pageSize ? checkoutPage.last.map { CheckoutPosition($0).cursor } as Any : NSNull(),
+            "statuses": ([""] + OrderFilter.statuses.sorted()).map { value in
+                ["value": value, "label": value.isEmpty ? "Any status" : value.replacingOccurrences(of: "_", with: " "), "selected": parameters["status"].map(String.init) == value] as [String: Any]
+            },
         ]
+        let query: (filter: OrderFilter, after: OrderListPosition?, limit: Int)
+        do {
+            query = try OrderListAPI.query(request, owner: .vendor(vendor.id))
+        } catch {
+            values["formError"] = error.message
+            values["orders"] = [[String: Any]]()
+            return pages.page("orders", title: "Orders", values, context: context, status: .unprocessableContent)
+        }
+        let (orders, next) = try await OrderListAPI.page(storage, query.filter, after: query.after, limit: 20)
+        var filters: [String] = []
+        for name: Substring in ["source", "status", "q"] {
+            if let value = parameters[name], !value.isEmpty {
+                filters.append("\(name)=\(String(value).addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")")
+            }
+        }
+        let formatter = ISO8601DateFormatter()
+        values["filters"] = filters.joined(separator: "&")
+        values["filtered"] = !filters.isEmpty
+        values["has_orders"] = !orders.isEmpty
+        values["older"] = next.map { (["cursor=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")"] + filters).joined(separator: "&") } ?? NSNull()
+        values["orders"] = orders.map { order -> [String: Any] in
+            let store = order.source == .store ? OrderStatus(rawValue: order.status) : nil
+            return [
+                "id": order.id, "number": order.number as Any, "source": Self.sourceLabels[order.source] ?? order.source.rawValue,
+                "checkout": order.source == .checkout,
+                "customer_name": order.customerName ?? "", "customer_contact": order.customerContact ?? "", "customer_address": order.customerAddress ?? "", "has_address": order.customerAddress != nil,
+                "account": order.customerID != nil,
+                "lines": order.lines.map { ["quantity": $0.quantity, "name": $0.name] },
+                "total": order.total.formatted, "status": order.status.replacingOccurrences(of: "_", with: " "), "payment": order.paymentStatus.rawValue.replacingOccurrences(of: "_", with: " "),
+                "placed_at": Self.minuteFormat.format(order.createdAt), "placed_iso": formatter.string(from: order.createdAt),
+                "next": (store?.nextStates ?? []).map { next -> [String: Any] in
+                    ["status": next.rawValue, "label": next == .cancelled ? "Cancel" : "Mark \(next.rawValue)", "style": next == .cancelled ? "danger" : ""]
+                },
+            ]
+        }
         return pages.page("orders", title: "Orders", values, context: context)
+    }
+
+    /// "2026-12-05 14:03 UTC": a time people read at a glance.
+    static let minuteFormat = Date.VerbatimFormatStyle(
+        format: "\(year: .defaultDigits)-\(month: .twoDigits)-\(day: .twoDigits) \(hour: .twoDigits(clock: .twentyFourHour, hourCycle: .zeroBased)):\(minute: .twoDigits) UTC",
+        timeZone: TimeZone(identifier: "UTC")!, calendar: Calendar(identifier: .gregorian))
+
+    static let sourceLabels: [OrderSource: String] = [.store: "store link", .checkout: "checkout", .flashSale: "flash sale"]
+
+    /// The orders list as a spreadsheet, for the dashboard's session (a link cannot send a bearer token).
+    @Sendable func ordersCSV(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        let (filter, _, _) = try OrderListAPI.query(request, owner: .vendor(vendor.id))
+        return OrderListAPI.csvResponse(try await OrderListAPI.csv(storage, filter))
     }
 
     @Sendable func updateOrderStatus(_ request: Request, context: SoukRequestContext) async throws -> Response {

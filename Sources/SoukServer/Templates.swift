@@ -32,6 +32,13 @@ enum Templates {
         .sale{border:2px solid #c0392b;background:#fff6f4}.countdown{font-weight:700;color:#c0392b}
         .bar{background:#eee;height:1.4rem;border-radius:4px;position:relative;overflow:hidden;max-width:600px}
         .bar div{position:absolute;top:0;bottom:0;left:0}.bar-admitted{background:#f0b27a}.bar-persisted{background:#5b3a29}
+        form.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end;margin-bottom:1rem}form.filters label{margin:0;font-weight:400}
+        form.filters select,form.filters input{width:auto;display:block}.button.secondary{background:#8d7b6f}
+        .badge{font-size:.75rem;background:#f1e9e2;color:#5b3a29;border-radius:8px;padding:0 .4rem;white-space:nowrap}.table-scroll{overflow-x:auto}
+        table.orders td:first-child{word-break:break-all;max-width:14rem}
+        @media (max-width:600px){header{flex-wrap:wrap;gap:.4rem 1rem;padding:.6rem 1rem}main{padding:0 1rem}
+        table.orders,table.orders tbody,table.orders tr,table.orders td{display:block;width:auto;max-width:none}table.orders tr:first-child{display:none}
+        table.orders tr{border-bottom:1px solid #e6e0da;padding:.5rem 0}table.orders td{border:0;padding:.15rem .6rem}table.orders td.num{text-align:left}}
         </style><script src="/assets/souk.js" defer></script></head><body>
         <header><a class="brand" href="/">Souk</a>
         {{#vendor}}<a href="/dashboard">Products</a><a href="/dashboard/orders">Orders</a><a href="/dashboard/flash-sales">Flash sales</a><a href="/dashboard/analytics">Analytics</a><a href="/s/{{username}}">My store</a>
@@ -151,23 +158,21 @@ enum Templates {
 
     static let orders = """
         {{> header}}<h1>Orders</h1>
+        <form class="filters" method="get" action="/dashboard/orders" role="search">
+        <label>Source <select name="source">{{#sources}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/sources}}</select></label>
+        <label>Status <select name="status">{{#statuses}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{label}}</option>{{/statuses}}</select></label>
+        <label>Find <input type="search" name="q" value="{{q}}" maxlength="200" placeholder="Reference, name or email"></label>
+        <button>Filter</button> <a class="button secondary" href="/dashboard/orders.csv{{#filtered}}?{{filters}}{{/filtered}}" download>Download CSV</a></form>
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
-        {{^orders}}<p class="muted">No orders yet. Share your store link: <a href="/s/{{vendor.username}}">/s/{{vendor.username}}</a></p>{{/orders}}
-        {{#has_orders}}<table><tr><th>Reference</th><th>Customer</th><th>Items</th><th class="num">Total</th><th>Status</th><th>Placed</th></tr>{{/has_orders}}
-        {{#orders}}<tr><td><strong>{{reference}}</strong></td><td>{{customer_name}}<br><span class="muted">{{customer_phone}}<br>{{customer_address}}</span></td>
-        <td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}</td><td class="num">{{total}}</td>
-        <td><span class="status">{{status}}</span><br>{{#next}}<form class="inline" method="post" action="/dashboard/orders/{{id}}/status"><input type="hidden" name="csrf" value="{{csrf}}">
-        <input type="hidden" name="status" value="{{status}}"><button class="{{style}}">{{label}}</button></form> {{/next}}</td><td class="muted">{{placed_at}}</td></tr>{{/orders}}
-        {{#has_orders}}</table>{{/has_orders}}
-        {{#older}}<p><a href="/dashboard/orders?before={{older}}">Older orders →</a></p>{{/older}}
-        <h2>Paid with store credit</h2>
-        {{^has_checkouts}}<p class="muted">No checkouts yet.</p>{{/has_checkouts}}
-        {{#has_checkouts}}<table><tr><th>Order</th><th>Buyer</th><th>Items</th><th class="num">Total</th><th>Status</th><th>Placed</th></tr>{{/has_checkouts}}
-        {{#checkouts}}<tr><td><a href="/checkouts/{{id}}">{{id}}</a></td><td>{{buyer}}</td><td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}{{#coupon}}<span class="muted">coupon {{coupon}}</span>{{/coupon}}</td>
-        <td class="num">{{total}}</td><td><span class="status">{{status}}</span></td><td class="muted">{{placed_at}}</td></tr>{{/checkouts}}
-        {{#has_checkouts}}</table>{{/has_checkouts}}
-        {{#older_checkouts}}<p><a href="/dashboard/orders?checkouts_after={{older_checkouts}}">Older checkouts →</a></p>{{/older_checkouts}}
-        <p class="muted">Flash-sale orders are on each sale's page: <a href="/dashboard/flash-sales">Flash sales</a>.</p>{{> footer}}
+        {{^has_orders}}{{^formError}}<p class="muted">{{#filtered}}No order matches. <a href="/dashboard/orders">Show all orders</a>{{/filtered}}{{^filtered}}No orders yet. Share your store link: <a href="/s/{{vendor.username}}">/s/{{vendor.username}}</a>{{/filtered}}</p>{{/formError}}{{/has_orders}}
+        {{#has_orders}}<div class="table-scroll"><table class="orders"><tr><th>Order</th><th>Customer</th><th>Items</th><th class="num">Total</th><th>Payment</th><th>Status</th><th>Placed</th></tr>{{/has_orders}}
+        {{#orders}}<tr><td>{{#checkout}}<a href="/checkouts/{{id}}"><strong>{{id}}</strong></a>{{/checkout}}{{^checkout}}<strong>{{id}}</strong>{{/checkout}}<br><span class="badge">{{source}}</span></td>
+        <td>{{customer_name}}{{#account}} <span class="muted" title="signed in">✓</span>{{/account}}<br><span class="muted">{{customer_contact}}{{#has_address}}<br>{{customer_address}}{{/has_address}}</span></td>
+        <td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}</td><td class="num">{{total}}</td><td>{{payment}}</td>
+        <td><span class="status">{{status}}</span><br>{{#next}}<form class="inline" method="post" action="/dashboard/orders/{{number}}/status"><input type="hidden" name="csrf" value="{{csrf}}">
+        <input type="hidden" name="status" value="{{status}}"><button class="{{style}}">{{label}}</button></form> {{/next}}</td><td class="muted"><time datetime="{{placed_iso}}">{{placed_at}}</time></td></tr>{{/orders}}
+        {{#has_orders}}</table></div>{{/has_orders}}
+        {{#older}}<p><a href="/dashboard/orders?{{older}}">Older orders →</a></p>{{/older}}{{> footer}}
         """
 
     static let analytics = """

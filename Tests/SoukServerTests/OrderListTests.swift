@@ -101,4 +101,44 @@ struct OrderListTests {
             #expect(try await app.send(.get, "/api/v1/orders/export.csv").status == .unauthorized)
         }
     }
+
+    /// The dashboard's Orders page is the same list, with its filters, a CSV download and the store
+    /// orders' next steps; a bad filter is shown on the page.
+    @Test func theDashboardShowsTheOneList() async throws {
+        try await TestApp.run { app in
+            let token = try await app.vendorToken("amina", password: "sesame1234")
+            let tea = try await app.product(token: token, name: "Mint tea", price: 250, stock: 100)
+            let ann = try await app.customer("ann@example.com", name: "Ann Customer")
+            let guest = try await app.json(.post, "/api/v1/stores/amina/orders",
+                #"{"customer":{"name":"Youssef","phone":"5550100","address":"Fes"},"items":[{"product_id":\#(tea),"quantity":2}]}"#)
+            let number = try #require((guest.json["id"] as? NSNumber)?.int64Value)
+            #expect(try await app.json(.post, "/api/v1/wallets/\(ann.id)/credit", #"{"amount_minor":10000}"#, token: token).status == .ok)
+            let checkoutID = try #require(try await app.json(.post, "/api/v1/checkouts", #"{"items":[{"product_id":\#(tea),"quantity":1}]}"#, token: ann.token).json["order_id"] as? String)
+            let sale = try #require((try await FlashSaleAPITests.createSale(app, token: token, product: tea, quantity: 5).json["id"] as? NSNumber)?.int64Value)
+            let flashID = try #require(try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", "{}", token: ann.token).json["order_id"] as? String)
+
+            let vendor = Browser(app)
+            _ = try await vendor.get("/login")
+            _ = try await vendor.post("/login", [("username", "amina"), ("password", "sesame1234")])
+            let page = try await vendor.get("/dashboard/orders")
+            #expect(page.status == .ok)
+            for text in ["Youssef", checkoutID, flashID, "store link", "checkout", "flash sale", "on delivery", "unpaid", "Ann Customer", "ann@example.com",
+                         "/dashboard/orders/\(number)/status", "Download CSV"] {
+                #expect(page.body.contains(text), "the Orders page shows \(text)")
+            }
+            let checkouts = try await vendor.get("/dashboard/orders?source=checkout")
+            #expect(checkouts.body.contains(checkoutID) && !checkouts.body.contains(flashID) && !checkouts.body.contains("Youssef"))
+            #expect(checkouts.body.contains("/dashboard/orders.csv?source=checkout"), "the download keeps the filter")
+            let found = try await vendor.get("/dashboard/orders?q=youss")
+            #expect(found.body.contains("Youssef") && !found.body.contains(checkoutID))
+            let none = try await vendor.get("/dashboard/orders?q=nobody-at-all")
+            #expect(none.body.contains("No order matches"))
+            let bad = try await vendor.get("/dashboard/orders?source=shop")
+            #expect(bad.status == .unprocessableContent && bad.body.contains("class=\"notice\"") && bad.body.contains("source must be one of"), "\(bad.body.suffix(600))")
+            let csv = try await vendor.get("/dashboard/orders.csv?source=store")
+            #expect(csv.status == .ok && csv.headers[.contentType]?.hasPrefix("text/csv") == true)
+            #expect(csv.body.split(separator: "\r\n").count == 2 && csv.body.contains("Youssef"))
+            #expect(try await Browser(app).get("/dashboard/orders.csv").status != .ok, "no CSV without a login")
+        }
+    }
 }

@@ -451,6 +451,8 @@ class StoreTests(BrowserTestCase):
         # comes back, buys one, and the page says it was admitted.
         ana = unique("ana.b.") + "@example.com"
         self.sign_up_customer(customer, "Ana B", ana, back_to=f"/s/{username}")
+        self.wait(customer, lambda d: d.find_element(By.ID, "name").get_attribute("value") == "Ana B",
+                  "the signed-in shopper's name did not fill the store's order form in")
         self.screenshots(customer, "store-signed-in")
         sale = customer.find_element(By.CSS_SELECTOR, f".sale[data-sale-id='{sale_id}']")
         self.submit(customer, "Buy now", scope=sale)

@@ -78,6 +78,8 @@ public protocol CustomerStore: Sendable {
     func customer(id: String) async throws -> Customer?
     func customer(email: String) async throws -> Customer?
     func customerCredentials(email: String) async throws -> (customer: Customer, passwordHash: String)?
+    /// The name, phone and address of the customer's latest store order: what fills in the next one.
+    func lastShippingContact(customerID: String) async throws -> ShippingContact?
     /// Records a customer session ended before its expiry; every instance stops accepting it.
     func revokeCustomerSession(id: String, expiresAt: Date) async throws
     /// Sessions ended and not yet expired, for every instance's in-memory list.

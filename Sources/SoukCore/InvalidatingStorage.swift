@@ -108,6 +108,7 @@ public struct InvalidatingStorage: SoukStorage, ProductImageStore {
     }
 
     public func customer(id: String) async throws -> Customer? { try await base.customer(id: id) }
+    public func lastShippingContact(customerID: String) async throws -> ShippingContact? { try await base.lastShippingContact(customerID: customerID) }
 
     public func orderSummaries(_ filter: OrderFilter, after: OrderListPosition?, limit: Int) async throws -> [OrderSummary] {
         try await base.orderSummaries(filter, after: after, limit: limit)

@@ -41,6 +41,15 @@ extension SQLStorage {
         return (try Self.customer(row), try row.string("password_hash"))
     }
 
+    public func lastShippingContact(customerID: String) async throws -> ShippingContact? {
+        try await database.readFirst("""
+            SELECT customer_name, customer_phone, customer_address FROM orders
+            WHERE customer_id = \(customerID) ORDER BY created_at DESC, id DESC LIMIT 1
+            """).map {
+            ShippingContact(name: try $0.string("customer_name"), phone: try $0.string("customer_phone"), address: try $0.string("customer_address"))
+        }
+    }
+
     public func revokeCustomerSession(id: String, expiresAt: Date) async throws {
         let now = Date()
         try await database.transaction { transaction in

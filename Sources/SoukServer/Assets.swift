@@ -91,5 +91,19 @@ enum Assets {
           soukTick(); soukRemaining(); soukLive(); soukOrder(); soukSuggest(); soukAnalytics();
           setInterval(soukTick, 1000); setInterval(soukRemaining, 2000);
         });
+        // A signed-in shopper's details fill an empty order form in (the page itself is the same for
+        // everyone, so that it can be cached).
+        (function () {
+          if (document.cookie.split("; ").indexOf("souk_shopper=1") < 0) return;
+          const name = document.getElementById("name"), phone = document.getElementById("phone"), address = document.getElementById("address");
+          if (!name || !phone || !address || !name.form || name.value || phone.value || address.value) return;
+          fetch("/api/v1/customers/me", { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : null; }).then(function (me) {
+            if (!me) return;
+            const last = me.shipping || {};
+            if (!name.value) name.value = last.name || me.name || "";
+            if (!phone.value && last.phone) phone.value = last.phone;
+            if (!address.value && last.address) address.value = last.address;
+          }).catch(function () {});
+        })();
         """#
 }

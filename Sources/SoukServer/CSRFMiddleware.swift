@@ -53,8 +53,8 @@ public enum CookiePolicy: String, Sendable {
 
     static let forwardedProto = HTTPField.Name("X-Forwarded-Proto")!
 
-    func cookie(name: String, value: String, maxAge: Int? = nil, request: Request, sameSite: Cookie.SameSite = .lax) -> Cookie {
-        Cookie(name: name, value: value, maxAge: maxAge, path: "/", secure: isSecure(request), httpOnly: true, sameSite: sameSite)
+    func cookie(name: String, value: String, maxAge: Int? = nil, request: Request, sameSite: Cookie.SameSite = .lax, httpOnly: Bool = true) -> Cookie {
+        Cookie(name: name, value: value, maxAge: maxAge, path: "/", secure: isSecure(request), httpOnly: httpOnly, sameSite: sameSite)
     }
 
     func isSecure(_ request: Request) -> Bool {

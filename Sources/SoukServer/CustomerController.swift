@@ -62,10 +62,28 @@ struct CustomerController: Sendable {
         return Response(status: .noContent)
     }
 
+    /// The customer, and the details of their latest store order (what a store's form fills in).
+    struct MeBody: Encodable {
+        struct Shipping: Encodable {
+            let name: String
+            let phone: String
+            let address: String
+        }
+
+        let id: String
+        let email: String
+        let name: String
+        let createdAt: Date
+        let shipping: Shipping?
+    }
+
     @Sendable func me(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let identity = try context.requireCustomer()
         guard let customer = try await services.customerAccounts.customer(named: identity.customerID) else { throw SoukError.unauthorized }
-        return try JSONResponse.make(CustomerBody(customer))
+        let shipping = try await services.storage.lastShippingContact(customerID: customer.id).map {
+            MeBody.Shipping(name: $0.name, phone: $0.phone, address: $0.address)
+        }
+        return try JSONResponse.make(MeBody(id: customer.id, email: customer.email, name: customer.name, createdAt: customer.createdAt, shipping: shipping))
     }
 
     /// Every order of the customer in every store, newest first.

@@ -22,7 +22,26 @@ struct CustomerPagesController: Sendable {
         guard let identity = context.customer, let customer = try await services.customerAccounts.customer(named: identity.customerID) else {
             return .redirect(to: "/account/login", type: .found)
         }
-        return pages.page("account", title: "My account", ["name": customer.name, "email": customer.email], context: context)
+        let after = request.uri.queryParameters["cursor"].flatMap { OrderListPosition(cursor: $0) }
+        let (orders, next) = try await OrderListAPI.page(services.storage, OrderFilter(owner: .customer(customer.id)), after: after, limit: 20)
+        let values: [String: Any] = [
+            "name": customer.name, "email": customer.email, "has_orders": !orders.isEmpty, "older": next ?? NSNull(),
+            "orders": orders.map { order -> [String: Any] in
+                let link: String? = switch order.source {
+                case .store: "/s/\(order.storeUsername)/orders/\(order.id)"
+                case .checkout: "/checkouts/\(order.id)"
+                case .flashSale: nil
+                }
+                return [
+                    "id": order.id, "link": link ?? NSNull(), "store": order.storeName, "store_username": order.storeUsername,
+                    "source": PagesController.sourceLabels[order.source] ?? order.source.rawValue,
+                    "lines": order.lines.map { ["quantity": $0.quantity, "name": $0.name] }, "total": order.total.formatted,
+                    "status": order.status.replacingOccurrences(of: "_", with: " "), "payment": order.paymentStatus.rawValue.replacingOccurrences(of: "_", with: " "),
+                    "placed_at": PagesController.minuteFormat.format(order.createdAt),
+                ]
+            },
+        ]
+        return pages.page("account", title: "My account", values, context: context)
     }
 
     @Sendable func loginForm(_ request: Request, context: SoukRequestContext) async throws -> Response {
@@ -76,6 +95,7 @@ struct CustomerPagesController: Sendable {
         if let identity = context.customer { try await services.customerTokens.revoke(identity) }
         var response = Response.redirect(to: "/", type: .found)
         response.setCookie(services.cookies.cookie(name: CustomerTokens.cookieName, value: "", maxAge: 0, request: request))
+        response.setCookie(services.cookies.cookie(name: CustomerTokens.hintCookieName, value: "", maxAge: 0, request: request, httpOnly: false))
         return response
     }
 
@@ -84,6 +104,8 @@ struct CustomerPagesController: Sendable {
         var response = Response.redirect(to: location, type: .found)
         let maxAge = Int(services.customerTokens.lifetime.components.seconds)
         response.setCookie(services.cookies.cookie(name: CustomerTokens.cookieName, value: session.token, maxAge: maxAge, request: request))
+        // Readable by the page's script, which then fills the store's form in; it proves nothing.
+        response.setCookie(services.cookies.cookie(name: CustomerTokens.hintCookieName, value: "1", maxAge: maxAge, request: request, httpOnly: false))
         return response
     }
 

@@ -23,6 +23,8 @@ public struct CustomerIdentity: Hashable, Sendable {
 /// (it starts `c1.`), so neither kind works where the other is required.
 public final class CustomerTokens: Sendable {
     static let cookieName = "souk_customer"
+    /// Set beside the session cookie, for the page script only: "a customer is signed in here".
+    static let hintCookieName = "souk_shopper"
     static let prefix = "c1."
 
     /// The signing key, made once: every purchase attempt checks a token with it.

@@ -80,7 +80,15 @@ enum Templates {
     static let account = """
         {{> header}}<h1>My account</h1>
         <div class="card"><p><strong>{{name}}</strong><br><span class="muted">{{email}}</span></p>
-        <form method="post" action="/account/logout"><input type="hidden" name="csrf" value="{{csrf}}"><button class="secondary">Sign out</button></form></div>{{> footer}}
+        <form method="post" action="/account/logout"><input type="hidden" name="csrf" value="{{csrf}}"><button class="secondary">Sign out</button></form></div>
+        <h2>My orders</h2>
+        {{^has_orders}}<p class="muted">No orders yet. Orders you place signed in, in any store, are listed here.</p>{{/has_orders}}
+        {{#has_orders}}<div class="table-scroll"><table class="orders"><tr><th>Order</th><th>Store</th><th>Items</th><th class="num">Total</th><th>Payment</th><th>Status</th><th>Placed</th></tr>{{/has_orders}}
+        {{#orders}}<tr><td>{{#link}}<a href="{{link}}"><strong>{{id}}</strong></a>{{/link}}{{^link}}<strong>{{id}}</strong>{{/link}}<br><span class="badge">{{source}}</span></td>
+        <td><a href="/s/{{store_username}}">{{store}}</a></td><td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}</td><td class="num">{{total}}</td><td>{{payment}}</td>
+        <td><span class="status">{{status}}</span></td><td class="muted">{{placed_at}}</td></tr>{{/orders}}
+        {{#has_orders}}</table></div>{{/has_orders}}
+        {{#older}}<p><a href="/account?cursor={{older}}">Older orders →</a></p>{{/older}}{{> footer}}
         """
 
     static let accountLogin = """

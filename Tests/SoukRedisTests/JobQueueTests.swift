@@ -68,8 +68,9 @@ struct JobQueueTests {
         try await backend.withQueue { queue in
             try await queue.enqueue(id: "j1", kind: "k", payload: "p")
             let first = try #require(try await queue.claim(worker: "a", lease: Self.lease, wait: .zero))
-            try await queue.fail(first, reason: "flaky", retryAfter: .seconds(2))
+            // Taken before the call: the backoff runs from a moment inside it, never earlier.
             let failedAt = ContinuousClock.now
+            try await queue.fail(first, reason: "flaky", retryAfter: .seconds(2))
             let early = try await queue.claim(worker: "a", lease: Self.lease, wait: .zero)
             // On a machine running the whole suite, the claim may itself come after the backoff.
             if ContinuousClock.now - failedAt < .milliseconds(1_500) { #expect(early == nil, "not before its backoff") }

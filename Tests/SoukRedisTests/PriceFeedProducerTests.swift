@@ -9,7 +9,7 @@ import Testing
 @Suite("Price feed producer")
 struct PriceFeedProducerTests {
     /// Waits until `condition` holds, or fails the test after `timeout`.
-    static func eventually(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+    static func eventually(_ what: String, timeout: Duration = .seconds(45), _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while try await !condition() {
             try #require(ContinuousClock.now < deadline, "timed out waiting until \(what)")
@@ -43,7 +43,9 @@ struct PriceFeedProducerTests {
             defer { stub.close() }
             let log = SQLPriceFeedLog(database: database)
             let producer = PriceFeedProducer(
-                source: try HTTPPriceSource(url: stub.url, timeout: .seconds(1)), log: log, interval: .seconds(3), logger: TestLog.logger)
+                // A stall costs the timeout; an answer that a loaded machine delivers later than the
+                // timeout would be lost to the script (the stub moves on), so the timeout is generous.
+                source: try HTTPPriceSource(url: stub.url, timeout: .seconds(3)), log: log, interval: .seconds(5), logger: TestLog.logger)
             let running = Task { try await producer.run() }
             defer { running.cancel() }
 

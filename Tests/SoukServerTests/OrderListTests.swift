@@ -141,4 +141,40 @@ struct OrderListTests {
             #expect(try await Browser(app).get("/dashboard/orders.csv").status != .ok, "no CSV without a login")
         }
     }
+
+    /// A shopper signed in on the store pages: the order they place through the store form is theirs,
+    /// "My orders" on the account page lists it, and its details come back to fill the next form in.
+    @Test func aSignedInShoppersOrdersAndDetailsComeBack() async throws {
+        try await TestApp.run { app in
+            let token = try await app.vendorToken("amina")
+            let tea = try await app.product(token: token, name: "Mint tea", price: 250, stock: 100)
+            let shopper = Browser(app)
+            _ = try await shopper.get("/account/signup")
+            let signedUp = try await shopper.post("/account/signup", [("name", "Salma"), ("email", "salma@example.com"), ("password", "password123")])
+            #expect(signedUp.status == .found && shopper.cookies["souk_shopper"] == "1", "the page script's hint is set beside the session")
+            let empty = try await shopper.get("/account")
+            #expect(empty.body.contains("My orders") && empty.body.contains("No orders yet"))
+            let me = try await app.send(.get, "/api/v1/customers/me", headers: [.cookie: "souk_customer=\(shopper.cookies["souk_customer"] ?? "")"])
+            #expect(me.json["name"] as? String == "Salma" && me.json["shipping"] == nil, "no details before a first order: \(me.body)")
+
+            _ = try await shopper.get("/s/amina")
+            let placed = try await shopper.post("/s/amina/orders", [("qty_\(tea)", "2"), ("name", "Salma B."), ("phone", "+212 611 000 000"), ("address", "3 Derb, Rabat")])
+            #expect(placed.status == .found, "\(placed.body)")
+            let reference = String(try #require(placed.headers[.location]).split(separator: "/").last ?? "")
+            let account = try await shopper.get("/account")
+            #expect(account.body.contains(reference) && account.body.contains("Store amina") && account.body.contains("2 × Mint tea") && account.body.contains("on delivery"))
+            let details = try await app.send(.get, "/api/v1/customers/me", headers: [.cookie: "souk_customer=\(shopper.cookies["souk_customer"] ?? "")"])
+            let shipping = try #require(details.json["shipping"] as? [String: Any], "\(details.body)")
+            #expect(shipping["name"] as? String == "Salma B." && shipping["phone"] as? String == "+212 611 000 000" && shipping["address"] as? String == "3 Derb, Rabat")
+            // A guest's order is nobody's.
+            let guest = Browser(app)
+            _ = try await guest.get("/s/amina")
+            #expect(try await guest.post("/s/amina/orders", [("qty_\(tea)", "1"), ("name", "Guest"), ("phone", "5550100"), ("address", "x")]).status == .found)
+            let orders = try #require(try await app.json(.get, "/api/v1/orders?source=store", token: token).json["orders"] as? [[String: Any]])
+            #expect(orders.count == 2 && orders.filter { ($0["customer"] as? [String: Any])?["id"] is String }.count == 1)
+
+            let out = try await shopper.post("/account/logout", [])
+            #expect(out.status == .found && (shopper.cookies["souk_shopper"] ?? "").isEmpty, "signing out clears the hint")
+        }
+    }
 }

@@ -137,7 +137,7 @@ final class Browser: @unchecked Sendable {
         if let contentType { headers[.contentType] = contentType }
         let reply = try await app.send(method, uri, body: body, headers: headers)
         for header in reply.headers[values: .setCookie] {
-            let pair = header.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
+            let pair = header.split(separator: ";")[0].split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard pair.count == 2 else { continue }
             let attributes = header.lowercased()
             if pair[1].isEmpty || attributes.contains("max-age=0") {

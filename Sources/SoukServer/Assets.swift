@@ -97,7 +97,7 @@ enum Assets {
           if (document.cookie.split("; ").indexOf("souk_shopper=1") < 0) return;
           const name = document.getElementById("name"), phone = document.getElementById("phone"), address = document.getElementById("address");
           if (!name || !phone || !address || !name.form || name.value || phone.value || address.value) return;
-          fetch("/api/v1/customers/me", { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : null; }).then(function (me) {
+          fetch("/api/v1/customers/me", { credentials: "same-origin", headers: { "X-Souk-CSRF": "1" } }).then(function (r) { return r.ok ? r.json() : null; }).then(function (me) {
             if (!me) return;
             const last = me.shipping || {};
             if (!name.value) name.value = last.name || me.name || "";

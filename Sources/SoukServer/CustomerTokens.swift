@@ -77,13 +77,16 @@ public final class CustomerTokens: Sendable {
         return CustomerIdentity(customerID: String(parts[1]), sessionID: sessionID, expiresAt: Date(timeIntervalSince1970: TimeInterval(expiry)))
     }
 
-    /// The customer behind `Authorization: Bearer c1.…` (API) or the customer cookie (pages).
-    func identity(in headers: HTTPFields, now: Date = Date()) -> CustomerIdentity? {
+    /// The customer behind `Authorization: Bearer c1.…`, or the customer cookie where a cookie
+    /// counts (``CookieAuthentication``): for the router and every event-loop lane alike.
+    func identity(in request: HTTPRequest, now: Date = Date()) -> CustomerIdentity? {
+        let headers = request.headerFields
         if let authorization = headers[.authorization] {
             guard authorization.utf8.count > 7, authorization.prefix(7).lowercased() == "bearer " else { return nil }
             return identity(token: authorization.dropFirst(7), now: now)
         }
-        return SessionMiddleware.cookie(Self.cookieName, in: headers).flatMap { identity(token: $0, now: now) }
+        guard let cookie = SessionMiddleware.cookie(Self.cookieName, in: headers), CookieAuthentication.allows(request) else { return nil }
+        return identity(token: cookie, now: now)
     }
 
     /// Ends a session everywhere: here at once, on other instances within about a second.

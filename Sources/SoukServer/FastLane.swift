@@ -316,7 +316,7 @@ struct SoldOutLane: FastLane {
 
     func answer(_ request: HTTPRequest, body: ByteBuffer, on connection: LaneConnection) -> FastReply? {
         guard let saleID = Self.saleID(in: request.path ?? ""),
-              let buyerID = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request.headerFields), body: body),
+              let buyerID = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request), body: body),
               let settled = flashSales.settledPurchase(saleID: saleID, buyerID: buyerID, requestKey: request.headerFields[.idempotencyKey])
         else { return nil }
         return .now(Self.answer(settled, saleID: saleID))
@@ -385,7 +385,7 @@ struct AdmissionLane: FastLane {
 
     func answer(_ request: HTTPRequest, body: ByteBuffer, on connection: LaneConnection) -> FastReply? {
         guard let saleID = SoldOutLane.saleID(in: request.path ?? ""),
-              let buyerID = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request.headerFields), body: body),
+              let buyerID = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request), body: body),
               let attempt = flashSales.knownAttempt(saleID: saleID, buyerID: buyerID, requestKey: request.headerFields[.idempotencyKey])
         else { return nil }
         let eventLoop = connection.eventLoop

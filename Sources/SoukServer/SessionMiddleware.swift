@@ -38,7 +38,7 @@ struct SessionMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
-        if let customer = customers.identity(in: request.headers) {
+        if let customer = customers.identity(in: request.head) {
             context.customer = customer
             context.logger[metadataKey: "souk.customer_id"] = "\(customer.customerID)"
         }
@@ -53,13 +53,15 @@ struct SessionMiddleware: RouterMiddleware {
         return try await next(request, context)
     }
 
+    /// The bearer token, or the session cookie where a cookie counts (``CookieAuthentication``).
     static func token(in request: Request) -> String? {
         if let authorization = request.headers[.authorization] {
             let parts = authorization.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]) }
             return nil
         }
-        return cookie(SessionTokens.cookieName, in: request)
+        guard let cookie = cookie(SessionTokens.cookieName, in: request), CookieAuthentication.allows(request.head) else { return nil }
+        return cookie
     }
 
     /// One cookie's value, found by scanning the header rather than parsing every cookie: this

@@ -21,21 +21,25 @@ extension SQLStorage: AnalyticsStore {
         let firstMinute = nowMinute - Int64(minutes) + 1
         let since = Date(timeIntervalSince1970: TimeInterval(firstMinute * 60))
         let microsPerMinute: Int64 = 60_000_000
-        // Every order-like row of the window: (minute, revenue, currency).
+        // Every order of the window: (minute, amount, currency, whether its money was taken). Revenue is
+        // money taken only: a store order is paid on delivery, a confirmed checkout's credit was
+        // captured, a flash-sale admission is not paid yet.
         let rows = try await database.read("""
-            SELECT created_at / \(microsPerMinute) AS minute, total_minor AS amount, currency FROM orders
+            SELECT created_at / \(microsPerMinute) AS minute, total_minor AS amount, currency,
+                   CASE WHEN status = 'delivered' THEN 1 ELSE 0 END AS paid FROM orders
                 WHERE vendor_id = \(vendorID) AND created_at >= \(since) AND status <> 'cancelled'
             UNION ALL
-            SELECT created_at / \(microsPerMinute), total_minor, currency FROM checkouts
+            SELECT created_at / \(microsPerMinute), total_minor, currency, 1 FROM checkouts
                 WHERE vendor_id = \(vendorID) AND created_at >= \(since) AND status = 'confirmed'
             UNION ALL
-            SELECT o.created_at / \(microsPerMinute), s.price_minor, s.currency FROM flash_sale_orders o JOIN flash_sales s ON s.id = o.sale_id
+            SELECT o.created_at / \(microsPerMinute), s.price_minor, s.currency, 0 FROM flash_sale_orders o JOIN flash_sales s ON s.id = o.sale_id
                 WHERE s.vendor_id = \(vendorID) AND o.created_at >= \(since)
             """)
         var perMinute: [Int64: Int] = [:]
         var revenue: [String: Int64] = [:]
         for row in rows {
             perMinute[try row.int("minute"), default: 0] += 1
+            guard try row.int("paid") == 1 else { continue }
             // Saturates: a vendor's own huge orders must not overflow the sum and kill the process.
             let (sum, overflow) = revenue[try row.string("currency"), default: 0].addingReportingOverflow(try row.int("amount"))
             revenue[try row.string("currency")] = overflow ? .max : sum

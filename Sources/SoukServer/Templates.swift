@@ -190,7 +190,7 @@ enum Templates {
 
     static let analyticsPanel = """
         <div class="stats"><div class="card"><div class="muted">Orders</div><strong>{{orders}}</strong></div>
-        <div class="card"><div class="muted">Revenue</div><strong>{{#has_revenue}}{{revenue}}{{/has_revenue}}{{^has_revenue}}—{{/has_revenue}}</strong></div>
+        <div class="card"><div class="muted" title="money taken: store orders once delivered, checkouts once confirmed">Revenue taken</div><strong>{{#has_revenue}}{{revenue}}{{/has_revenue}}{{^has_revenue}}—{{/has_revenue}}</strong></div>
         <div class="card"><div class="muted">Store page views</div><strong>{{views}}</strong></div>
         <div class="card"><div class="muted">Conversion</div><strong>{{conversion}}</strong></div></div>
         <div class="card"><div class="muted">Orders per minute (peak {{peak}})</div>{{{chart}}}</div>

@@ -17,7 +17,14 @@ struct AnalyticsPageTests {
             let tea = try await app.product(token: token, name: "Mint tea", price: 450)
             for _ in 0..<4 { _ = try await app.send(.get, "/s/amina") }
             let order = #"{"customer":{"name":"Amina","phone":"+212600000000","address":"1 Rue"},"items":[{"product_id":\#(tea),"quantity":2}]}"#
-            #expect(try await app.json(.post, "/api/v1/stores/amina/orders", order).status == .created)
+            let placed = try await app.json(.post, "/api/v1/stores/amina/orders", order)
+            #expect(placed.status == .created)
+            let before = try await app.json(.get, "/api/v1/analytics", token: token)
+            #expect(before.json["orders"] as? Int == 1 && (before.json["revenue"] as? [Any])?.isEmpty == true, "paid on delivery: no money taken yet")
+            let number = try #require((placed.json["id"] as? NSNumber)?.int64Value)
+            for status in ["confirmed", "shipped", "delivered"] {
+                #expect(try await app.json(.patch, "/api/v1/orders/\(number)", #"{"status":"\#(status)"}"#, token: token).status == .ok)
+            }
 
             let api = try await app.json(.get, "/api/v1/analytics", token: token)
             #expect(api.json["orders"] as? Int == 1)

@@ -298,7 +298,7 @@ class Load:
         self.answers = []
         self.log = open(os.path.join(work, "client.jsonl"), "w")
         self.stop = threading.Event()
-        self.store_orders = {}            # customer name -> {"status", "id"}
+        self.store_orders = {}            # customer name -> its keyed entry (see keyed)
         self.keyed = {}                   # idempotency key -> {"kind", "path", "body", "buyer", "final": answer or None}
         self.edits = defaultdict(list)    # product id -> [(price, acknowledged)]
         self.edit_locks = {pid: threading.Lock() for pid in setup["edit"]}
@@ -330,12 +330,17 @@ class Load:
             rng.choices(functions, weights)[0](client, rng)
 
     def store_order(self, client, rng):
+        """A guest's order with an Idempotency-Key: a lost answer is asked again, like a purchase."""
         name = f"chaos-{self.seed}-{self.next_number()}"
         items = [{"product_id": rng.choice(self.setup["store"]), "quantity": rng.randint(1, 3)}]
-        answer = client.send("store_order", "POST", f"/api/v1/stores/{self.setup['username']}/orders",
-                             {"customer": {"name": name, "phone": "+1 555 0100", "address": "1 Chaos Street"}, "items": items})
+        body = {"customer": {"name": name, "phone": "+1 555 0100", "address": "1 Chaos Street"}, "items": items}
+        key = str(uuid.uuid4())
+        entry = {"kind": "store_order", "path": f"/api/v1/stores/{self.setup['username']}/orders", "body": body,
+                 "buyer": None, "token": None, "final": None}
         with self.lock:
-            self.store_orders[name] = {"status": answer["status"], "id": (answer.get("json") or {}).get("id")}
+            self.keyed[key] = entry
+            self.store_orders[name] = entry
+        self.resolve(client, key, entry)
 
     def keyed_request(self, client, kind, path, body, buyer):
         """`buyer` is a signed-in customer (id, token): every purchase is made as somebody."""
@@ -346,7 +351,10 @@ class Load:
         self.resolve(client, key, entry)
 
     def resolve(self, client, key, entry):
-        answer = client.send(entry["kind"], "POST", entry["path"], entry["body"], {"Idempotency-Key": key, "Authorization": f"Bearer {entry['token']}"})
+        headers = {"Idempotency-Key": key}
+        if entry["token"]:
+            headers["Authorization"] = f"Bearer {entry['token']}"
+        answer = client.send(entry["kind"], "POST", entry["path"], entry["body"], headers)
         if answer["status"] not in self.TRANSIENT:
             with self.lock:
                 entry["final"] = answer
@@ -652,22 +660,22 @@ class Checker:
         for order_id, name in rows:
             by_name[name].append(int(order_id))
         attempts = self.load.store_orders
-        acked = {n: a for n, a in attempts.items() if a["status"] == 201}
-        for name, attempt in acked.items():
-            if by_name.get(name) != [attempt["id"]]:
-                self.violation(f"store order {name} acknowledged as {attempt['id']} is in the database as {by_name.get(name)}")
+        # Each order was sent with a key and asked again until it had a final answer (drain).
+        acked = {n: e["final"] for n, e in attempts.items() if e["final"] and e["final"]["status"] == 201}
+        for name, answer in acked.items():
+            order_id = (answer.get("json") or {}).get("id")
+            if by_name.get(name) != [order_id]:
+                self.violation(f"store order {name} acknowledged as {order_id} is in the database as {by_name.get(name)}")
         for name, ids in by_name.items():
             if name not in attempts:
                 self.violation(f"store order {name} in the database was never placed")
             elif len(ids) > 1:
                 self.violation(f"store order {name} placed once is in the database {len(ids)} times")
-            elif attempts[name]["status"] not in (0, 201, 503):
-                self.violation(f"store order {name} refused with {attempts[name]['status']} was taken")
-        # No answer, or 503 (the database went away, possibly after the commit): the outcome is unknown
-        # to the client. Store orders have no idempotency key yet, so a retry could not ask.
-        unknown = [n for n, a in attempts.items() if a["status"] in (0, 503)]
+            elif attempts[name]["final"] and attempts[name]["final"]["status"] != 201:
+                self.violation(f"store order {name} refused with {attempts[name]['final']['status']} was taken")
+        unknown = [n for n, e in attempts.items() if e["final"] is None]
         taken = sum(1 for n in unknown if n in by_name)
-        self.fact(f"store orders: {len(attempts)} placed, {len(acked)} acknowledged, {len(unknown)} unanswered or 503 ({taken} of those taken)")
+        self.fact(f"store orders: {len(attempts)} placed, {len(acked)} acknowledged, {len(unknown)} still without a final answer ({taken} of those taken)")
 
     def checkouts(self, vendor):
         entries = {k: e for k, e in self.load.keyed.items() if e["kind"] == "checkout"}
@@ -806,7 +814,7 @@ def check_the_checker(load, postgres, redis, faults, environment):
     break: a checker that cannot fail proves nothing. Returns what it missed."""
     pg = postgres.psql
     vendor = pg(f"SELECT id FROM vendors WHERE username = '{load.setup['username']}'")[0][0]
-    acked_order = next(a["id"] for a in load.store_orders.values() if a["status"] == 201)
+    acked_order = next(e["final"]["json"]["id"] for e in load.store_orders.values() if e["final"] and e["final"]["status"] == 201)
     breaks = {
         "store order": f"DELETE FROM orders WHERE id = {acked_order}",
         "confirmed checkout": f"UPDATE payments SET amount_minor = amount_minor + 1 WHERE checkout_id = (SELECT min(id) FROM checkouts WHERE vendor_id = {vendor} AND status = 'confirmed')",

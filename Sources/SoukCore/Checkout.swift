@@ -222,13 +222,10 @@ public struct CheckoutRequest: Sendable {
         // The order rules (at least one item, sane quantities, merged and sorted) are those of store orders.
         let order = try OrderRequest(name: buyer, phone: "00000", address: "-", items: items)
         if let couponCode, couponCode.count > 32 { throw .validationFailed([FieldError(field: "coupon", message: "is too long")]) }
-        if let key = idempotencyKey, key.isEmpty || key.count > 64 || !key.allSatisfy({ $0.isASCII && !$0.isWhitespace }) {
-            throw .validationFailed([FieldError(field: "Idempotency-Key", message: "must be 1 to 64 visible ASCII characters")])
-        }
+        self.idempotencyKey = try IdempotencyKey.validated(idempotencyKey)
         self.buyerID = buyer
         self.items = order.items
         self.couponCode = couponCode.map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.flatMap { $0.isEmpty ? nil : $0 }
-        self.idempotencyKey = idempotencyKey
     }
 
     /// What this request asks for, in a canonical form (items merged and sorted, coupon normalised):

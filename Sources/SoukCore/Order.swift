@@ -95,6 +95,19 @@ public struct OrderRequest: Sendable, Equatable {
     public let items: [Item]
     /// The customer account placing the order, when signed in; guests have none.
     public var customerID: String?
+    /// The client's `Idempotency-Key`: the same key again is the same order, placed once.
+    public private(set) var idempotencyKey: String?
+
+    /// Binds the request to the client's key (1 to 64 visible ASCII characters), or refuses it.
+    public mutating func setIdempotencyKey(_ raw: String?) throws(SoukError) {
+        idempotencyKey = try IdempotencyKey.validated(raw)
+    }
+
+    /// What this request asks for, canonical: a key is bound to it, so the same key with another
+    /// request is refused.
+    public var fingerprint: String {
+        items.map { "\($0.productID)x\($0.quantity)" }.joined(separator: ",") + ";" + [customer.name, customer.phone, customer.address, customerID ?? ""].joined(separator: "\u{1F}")
+    }
 
     public init(name: String, phone: String, address: String, items: [(productID: Int64, quantity: Int)]) throws(SoukError) {
         var errors: [FieldError] = []
@@ -146,5 +159,17 @@ public enum OrderReference {
     public static func random() -> String {
         var generator = SystemRandomNumberGenerator()
         return String((0..<10).map { _ in alphabet[Int(generator.next() % 32)] })
+    }
+}
+
+/// A client's `Idempotency-Key`: a retry after a lost answer names the same request.
+public enum IdempotencyKey {
+    /// Nil for no key; 422 for one that is not 1 to 64 visible ASCII characters.
+    public static func validated(_ raw: String?) throws(SoukError) -> String? {
+        guard let raw else { return nil }
+        guard !raw.isEmpty, raw.count <= 64, raw.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0.asciiValue.map { $0 >= 0x21 && $0 < 0x7F } == true }) else {
+            throw .validationFailed([FieldError(field: "Idempotency-Key", message: "must be 1 to 64 visible ASCII characters")])
+        }
+        return raw
     }
 }

@@ -414,6 +414,22 @@ public enum Migrations {
                 "CREATE INDEX flash_sale_orders_by_buyer ON flash_sale_orders(buyer_id, admitted_at)",
             ]
         ),
+        Migration(
+            // A store order's client could not tell a lost answer from a lost order: the chaos run
+            // counted hundreds of such unknowns. A key now names the request; a retry gets the order.
+            version: 14, name: "store orders remember their idempotency keys",
+            statements: [
+                """
+                CREATE TABLE order_requests (
+                    vendor_id @INT NOT NULL REFERENCES vendors(id) ON DELETE CASCADE,
+                    idempotency_key TEXT NOT NULL,
+                    request_fingerprint TEXT NOT NULL,
+                    order_id @INT,
+                    created_at @INT NOT NULL,
+                    PRIMARY KEY (vendor_id, idempotency_key))
+                """,
+            ]
+        ),
     ]
 }
 

@@ -8,11 +8,48 @@ extension SQLStorage {
         """
 
     public func placeOrder(vendorID: Int64, _ request: OrderRequest) async throws -> Order {
-        if database.dialect == .postgres, request.items.count == 1, let order = try await placeOneItemOrder(vendorID: vendorID, request) {
+        if database.dialect == .postgres, request.items.count == 1, request.idempotencyKey == nil,
+           let order = try await placeOneItemOrder(vendorID: vendorID, request) {
             return order
         }
-        return try await database.transaction { transaction in
+        do {
+            return try await placeOrderInTransaction(vendorID: vendorID, request)
+        } catch is KeyAlreadyUsed {
+            return try await orderOfKey(vendorID: vendorID, request)
+        }
+    }
+
+    /// The key's row was there: its request committed (or is committing) first.
+    private struct KeyAlreadyUsed: Error {}
+
+    /// The order a key already placed, when the request is the same one; 422 when it is not.
+    private func orderOfKey(vendorID: Int64, _ request: OrderRequest) async throws -> Order {
+        guard let key = request.idempotencyKey,
+              let row = try await database.readFirst("""
+                SELECT request_fingerprint, order_id FROM order_requests WHERE vendor_id = \(vendorID) AND idempotency_key = \(key)
+                """)
+        else { throw SoukError.idempotencyKeyReused }
+        guard try row.string("request_fingerprint") == request.fingerprint else { throw SoukError.idempotencyKeyReused }
+        guard let orderID = try row.optionalInt("order_id"), let order = try await order(id: orderID, vendorID: vendorID) else {
+            throw SoukError.idempotencyKeyReused
+        }
+        return order
+    }
+
+    private func placeOrderInTransaction(vendorID: Int64, _ request: OrderRequest) async throws -> Order {
+        try await database.transaction { transaction in
             let now = Date()
+            if let key = request.idempotencyKey {
+                // Claimed first: a concurrent request with the same key waits here on PostgreSQL (SQLite
+                // has one writer) and then finds it taken. A refused order rolls the claim back with it.
+                let claimed = try await transaction.first("""
+                    INSERT INTO order_requests (vendor_id, idempotency_key, request_fingerprint, created_at)
+                    VALUES (\(vendorID), \(key), \(request.fingerprint), \(now))
+                    ON CONFLICT (vendor_id, idempotency_key) DO NOTHING
+                    RETURNING vendor_id
+                    """)
+                guard claimed != nil else { throw KeyAlreadyUsed() }
+            }
             var lines: [OrderLine] = []
             var currencies: Set<String> = []
             // Items come sorted by product id, so concurrent orders take row locks in one order.
@@ -59,6 +96,9 @@ extension SQLStorage {
                 insertItems.append("(\(orderID), \(position), \(line.productID), \(line.name), \(line.unitPriceMinor), \(line.quantity))")
             }
             try await transaction.query(insertItems)
+            if let key = request.idempotencyKey {
+                try await transaction.query("UPDATE order_requests SET order_id = \(orderID) WHERE vendor_id = \(vendorID) AND idempotency_key = \(key)")
+            }
             return Order(
                 id: orderID, vendorID: vendorID, reference: try inserted.string("reference"), status: .placed,
                 customer: customer, lines: lines, total: Money(minor: total, currency: try Self.currency(code)),

@@ -155,6 +155,7 @@ struct APIController: Sendable {
         let vendor = try await services.publicVendor(context)
         var orderRequest = try await JSONResponse.decode(API.OrderInput.self, from: request, context: context).request()
         orderRequest.customerID = context.customer?.customerID  // a guest's order names nobody
+        try orderRequest.setIdempotencyKey(request.headers[.idempotencyKey])
         try await services.rateGuard.check([(.orderPerAddress, services.rateGuard.clientAddress(request, context))])
         let order = try await services.storage.placeOrder(vendorID: vendor.id, orderRequest)
         context.logger.info("order placed", metadata: ["souk.order_id": "\(order.id)", "souk.vendor_id": "\(vendor.id)"])

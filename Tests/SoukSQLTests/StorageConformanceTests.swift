@@ -200,6 +200,40 @@ struct StorageConformanceTests {
         }
     }
 
+    /// A store order retried with its Idempotency-Key (the answer was lost) is placed once, even when
+    /// the retries race; the same key with another request is refused; a refused order keeps no key.
+    @Test(arguments: TestBackend.allCases)
+    func aKeyedStoreOrderIsPlacedOnceHoweverOftenItIsSent(backend: TestBackend) async throws {
+        try await backend.withDatabase { database in
+            let storage = SQLStorage(database: database)
+            let vendor = try await Fixture.vendor(storage)
+            let other = try await Fixture.vendor(storage)
+            let product = try await Fixture.product(storage, vendor: vendor, stock: 10)
+            func keyed(_ items: [(Int64, Int)], _ key: String) throws -> OrderRequest {
+                var request = try Fixture.order(items)
+                try request.setIdempotencyKey(key)
+                return request
+            }
+            let orders = try await withThrowingTaskGroup(of: Order.self) { group in
+                for _ in 0..<12 { group.addTask { try await storage.placeOrder(vendorID: vendor.id, try keyed([(product.id, 2)], "retry-1")) } }
+                return try await group.reduce(into: [Order]()) { $0.append($1) }
+            }
+            #expect(Set(orders.map(\.id)).count == 1 && orders.count == 12, "every retry answers the one order")
+            #expect(try await storage.product(id: product.id, vendorID: vendor.id)?.stock == 8, "the stock was taken once")
+            #expect(try await Fixture.count(database, "orders") == 1)
+            await #expect(throws: SoukError.idempotencyKeyReused) { try await storage.placeOrder(vendorID: vendor.id, try keyed([(product.id, 3)], "retry-1")) }
+            // Another store's key space is its own; a refused order leaves its key free.
+            let foreign = try await Fixture.product(storage, vendor: other, stock: 1)
+            #expect(try await storage.placeOrder(vendorID: other.id, try keyed([(foreign.id, 1)], "retry-1")).vendorID == other.id)
+            await #expect(throws: SoukError.self) { try await storage.placeOrder(vendorID: vendor.id, try keyed([(product.id, 50)], "too-many")) }
+            #expect(try await storage.placeOrder(vendorID: vendor.id, try keyed([(product.id, 1)], "too-many")).lines.first?.quantity == 1)
+            #expect(try await storage.product(id: product.id, vendorID: vendor.id)?.stock == 7)
+            var bad = try Fixture.order([(product.id, 1)])
+            #expect(throws: SoukError.self) { try bad.setIdempotencyKey("has space") }
+            #expect(throws: SoukError.self) { try bad.setIdempotencyKey(String(repeating: "k", count: 65)) }
+        }
+    }
+
     /// Concurrent multi-item orders over the same products in opposite orders must not deadlock or oversell.
     @Test(arguments: TestBackend.allCases)
     func concurrentMultiItemOrdersKeepStockExact(backend: TestBackend) async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import NIOCore
 import Testing
@@ -204,6 +205,25 @@ struct APITests {
             #expect(try await app.count("order_items") == 0)
             #expect(try await app.stock(of: tea, token: token) == 5)
             #expect(try await app.stock(of: foreign, token: other) == 5)
+        }
+    }
+
+    @Test func aStoreOrderRetriedWithItsKeyIsPlacedOnce() async throws {
+        try await TestApp.run { app in
+            let token = try await app.vendorToken("amina")
+            let tea = try await app.product(token: token, name: "Tea", stock: 10)
+            let body = ByteBuffer(string: #"{"customer":{"name":"Layla","phone":"5550100","address":"x"},"items":[{"product_id":\#(tea),"quantity":3}]}"#)
+            let key: HTTPFields = [HTTPField.Name("Idempotency-Key")!: "order-7f3a"]
+            let first = try await app.send(.post, "/api/v1/stores/amina/orders", body: body, headers: key)
+            let again = try await app.send(.post, "/api/v1/stores/amina/orders", body: body, headers: key)
+            #expect(first.status == .created && again.status == .created, "\(again.body)")
+            #expect((first.json["id"] as? NSNumber) == (again.json["id"] as? NSNumber) && first.json["reference"] as? String == again.json["reference"] as? String)
+            #expect(try await app.stock(of: tea, token: token) == 7, "taken once")
+            let other = ByteBuffer(string: #"{"customer":{"name":"Layla","phone":"5550100","address":"x"},"items":[{"product_id":\#(tea),"quantity":1}]}"#)
+            let reused = try await app.send(.post, "/api/v1/stores/amina/orders", body: other, headers: key)
+            #expect(reused.status == .unprocessableContent && reused.errorCode == "idempotency_key_reused")
+            let bad = try await app.send(.post, "/api/v1/stores/amina/orders", body: other, headers: [HTTPField.Name("Idempotency-Key")!: String(repeating: "k", count: 65)])
+            #expect(bad.status == .unprocessableContent && bad.errorFields == ["Idempotency-Key"])
         }
     }
 

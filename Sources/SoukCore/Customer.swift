@@ -40,10 +40,7 @@ public struct CustomerSignup: Sendable {
         if !Self.isEmail(email) {
             errors.append(.init(field: "email", message: "must be an email address such as name@example.com"))
         }
-        // bcrypt reads at most 72 bytes; a longer password would be silently truncated.
-        if password.count < 8 || password.utf8.count > 72 {
-            errors.append(.init(field: "password", message: "must be 8 to 72 bytes long"))
-        }
+        if let problem = PasswordCheck.problem(password) { errors.append(.init(field: "password", message: problem)) }
         let name = name.trimmingCharacters(in: .whitespacesAndNewlines)
         if let problem = Validate.text(name, min: 1, max: 100) {
             errors.append(.init(field: "name", message: problem))
@@ -91,18 +88,15 @@ public protocol CustomerStore: Sendable {
 /// Sign-up and credential checks for customers.
 public struct CustomerAccounts: Sendable {
     let customers: any CustomerStore
-    let hasher: any PasswordHasher
-    /// Verified when the email is unknown, so that a miss costs as much time as a wrong password.
-    let decoyHash: String
+    let passwords: PasswordCheck
 
     public init(customers: any CustomerStore, hasher: any PasswordHasher) async throws {
         self.customers = customers
-        self.hasher = hasher
-        self.decoyHash = try await hasher.hash("decoy-password-never-matches")
+        self.passwords = try await PasswordCheck(hasher: hasher)
     }
 
     public func signUp(_ signup: CustomerSignup, now: Date = Date()) async throws -> Customer {
-        let hash = try await hasher.hash(signup.password)
+        let hash = try await passwords.hash(signup.password)
         let customer = Customer(id: Customer.newID(), email: signup.email, name: signup.name, createdAt: now)
         guard let created = try await customers.createCustomer(customer, passwordHash: hash) else {
             throw SoukError.emailTaken(signup.email)
@@ -113,13 +107,8 @@ public struct CustomerAccounts: Sendable {
     /// The customer whose password this is, or nil; never says which half was wrong.
     public func authenticate(email: String, password: String) async throws -> Customer? {
         let email = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
-        guard !email.isEmpty, email.utf8.count <= 254, password.utf8.count <= 72,
-              let found = try await customers.customerCredentials(email: email)
-        else {
-            _ = try await hasher.verify(password, hash: decoyHash)
-            return nil
-        }
-        return try await hasher.verify(password, hash: found.passwordHash) ? found.customer : nil
+        let found = !email.isEmpty && email.utf8.count <= 254 ? try await customers.customerCredentials(email: email) : nil
+        return try await passwords.account(found.map { ($0.customer, $0.passwordHash) }, password: password)
     }
 
     /// The customer named by an id or an email, as vendors and the `/buy` body name them.

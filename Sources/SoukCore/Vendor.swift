@@ -33,10 +33,7 @@ public struct VendorSignup: Sendable {
         } else if Self.reservedUsernames.contains(username) {
             errors.append(.init(field: "username", message: "is reserved"))
         }
-        // bcrypt reads at most 72 bytes; a longer password would be silently truncated.
-        if password.count < 8 || password.utf8.count > 72 {
-            errors.append(.init(field: "password", message: "must be 8 to 72 bytes long"))
-        }
+        if let problem = PasswordCheck.problem(password) { errors.append(.init(field: "password", message: problem)) }
         let storeName = storeName.trimmingCharacters(in: .whitespacesAndNewlines)
         if let problem = Validate.text(storeName, min: 1, max: 100) {
             errors.append(.init(field: "store_name", message: problem))

@@ -1,18 +1,15 @@
 /// Sign-up and credential checks for vendors.
 public struct VendorAccounts: Sendable {
     let vendors: any VendorStore
-    let hasher: any PasswordHasher
-    /// Verified when the username is unknown, so that a miss costs as much time as a wrong password.
-    let decoyHash: String
+    let passwords: PasswordCheck
 
     public init(vendors: any VendorStore, hasher: any PasswordHasher) async throws {
         self.vendors = vendors
-        self.hasher = hasher
-        self.decoyHash = try await hasher.hash("decoy-password-never-matches")
+        self.passwords = try await PasswordCheck(hasher: hasher)
     }
 
     public func signUp(_ signup: VendorSignup) async throws -> Vendor {
-        let hash = try await hasher.hash(signup.password)
+        let hash = try await passwords.hash(signup.password)
         guard let vendor = try await vendors.createVendor(username: signup.username, storeName: signup.storeName, passwordHash: hash) else {
             throw SoukError.usernameTaken(signup.username)
         }
@@ -22,12 +19,7 @@ public struct VendorAccounts: Sendable {
     /// The vendor whose password this is, or nil; never says which half was wrong.
     public func authenticate(username: String, password: String) async throws -> Vendor? {
         let username = username.trimmingCharacters(in: .whitespaces).lowercased()
-        guard !username.isEmpty, username.count <= 64, password.utf8.count <= 72,
-              let found = try await vendors.credentials(username: username)
-        else {
-            _ = try await hasher.verify(password, hash: decoyHash)
-            return nil
-        }
-        return try await hasher.verify(password, hash: found.passwordHash) ? found.vendor : nil
+        let found = !username.isEmpty && username.count <= 64 ? try await vendors.credentials(username: username) : nil
+        return try await passwords.account(found.map { ($0.vendor, $0.passwordHash) }, password: password)
     }
 }

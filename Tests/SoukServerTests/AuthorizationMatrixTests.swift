@@ -18,18 +18,23 @@ struct AuthorizationMatrixTests {
         var description: String { "\(method) \(path)" }
     }
 
-    static func vendorOperations() throws -> [Operation] {
+    /// Every operation of the OpenAPI document that the security scheme (`bearerAuth` for vendors,
+    /// `customerAuth` for customers) opens: a new one is covered the day it is documented.
+    static func operations(securedBy scheme: String) throws -> [Operation] {
         let document = try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.bytes)) as! [String: Any]
         var operations: [Operation] = []
         for (path, item) in document["paths"] as! [String: [String: Any]] {
             for (method, value) in item {
                 guard let operation = value as? [String: Any], let security = operation["security"] as? [[String: Any]],
-                      security.contains(where: { $0["bearerAuth"] != nil }) else { continue }
+                      security.contains(where: { $0[scheme] != nil }) else { continue }
                 operations.append(Operation(method: method.uppercased(), path: path))
             }
         }
         return operations.sorted { ($0.path, $0.method) < ($1.path, $1.method) }
     }
+
+    static func vendorOperations() throws -> [Operation] { try operations(securedBy: "bearerAuth") }
+    static func customerOperations() throws -> [Operation] { try operations(securedBy: "customerAuth") }
 
     /// A's data as A sees it, to compare before and after.
     static func snapshot(_ app: TestApp, token: String, product: Int64, order: Int64, sale: Int64) async throws -> [String] {
@@ -160,19 +165,6 @@ struct AuthorizationMatrixTests {
                 #expect(old == new, "A's data changed:\nbefore \(old.prefix(400))\nafter  \(new.prefix(400))")
             }
         }
-    }
-
-    static func customerOperations() throws -> [Operation] {
-        let document = try JSONSerialization.jsonObject(with: Data(OpenAPIDocument.bytes)) as! [String: Any]
-        var operations: [Operation] = []
-        for (path, item) in document["paths"] as! [String: [String: Any]] {
-            for (method, value) in item {
-                guard let operation = value as? [String: Any], let security = operation["security"] as? [[String: Any]],
-                      security.contains(where: { $0["customerAuth"] != nil }) else { continue }
-                operations.append(Operation(method: method.uppercased(), path: path))
-            }
-        }
-        return operations.sorted { ($0.path, $0.method) < ($1.path, $1.method) }
     }
 
     /// Every customer operation (from the OpenAPI document) called as {anonymous, customer A,

@@ -92,14 +92,21 @@ public struct FlashSaleDraft: Sendable, Equatable {
 
 /// Who is buying: an id the shop's own identity system gives its customers.
 public enum BuyerID {
-    static let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.@+-")
-
-    /// The id, or a validation error: 1 to 64 characters of letters, digits and `_ . @ + -`.
+    /// The id, or a validation error: 1 to 64 characters of letters, digits and `_ . @ + -`. Checked
+    /// on the bytes (every allowed character is ASCII): this runs on every purchase attempt.
     public static func validated(_ raw: String?, field: String = "buyer_id") throws(SoukError) -> String {
-        guard let raw, (1...64).contains(raw.count), raw.allSatisfy({ allowed.contains($0) }) else {
+        guard let raw, (1...64).contains(raw.utf8.count), raw.utf8.allSatisfy(isAllowed) else {
             throw .validationFailed([FieldError(field: field, message: "must be 1 to 64 characters: letters, digits, _ . @ + -")])
         }
         return raw
+    }
+
+    static func isAllowed(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"): true
+        case UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "@"), UInt8(ascii: "+"), UInt8(ascii: "-"): true
+        default: false
+        }
     }
 }
 

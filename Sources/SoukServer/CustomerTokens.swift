@@ -63,18 +63,21 @@ public final class CustomerTokens: Sendable {
     }
 
     /// The identity a token proves: well formed, signed with our key, unexpired and not revoked.
+    /// Read on the bytes (every part is ASCII): this runs on every purchase attempt.
     func identity(token: some StringProtocol, now: Date = Date()) -> CustomerIdentity? {
-        guard token.utf8.count <= 160, token.hasPrefix(Self.prefix) else { return nil }
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 5, Customer.isID(parts[1]), parts[2].utf8.count == 16,
-              let expiry = Int64(parts[3]), expiry > Int64(now.timeIntervalSince1970),
-              let signature = Self.base64URLDecoded(parts[4]), signature.count == 32
+        let bytes = Array(token.utf8)
+        guard bytes.count <= 160, bytes.starts(with: Self.prefix.utf8) else { return nil }
+        let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.count == 5, let customerID = String(validating: parts[1], as: UTF8.self), Customer.isID(customerID),
+              parts[2].count == 16, let sessionID = String(validating: parts[2], as: UTF8.self),
+              let expiryText = String(validating: parts[3], as: UTF8.self), let expiry = Int64(expiryText), expiry > Int64(now.timeIntervalSince1970),
+              let signatureText = String(validating: parts[4], as: UTF8.self),
+              let signature = Self.base64URLDecoded(signatureText), signature.count == 32
         else { return nil }
-        let claims = token.utf8.prefix(token.utf8.count - parts[4].utf8.count - 1)
-        guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: Data(claims), using: key) else { return nil }
-        let sessionID = String(parts[2])
+        let claims = bytes[..<(bytes.count - parts[4].count - 1)]
+        guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: claims, using: key) else { return nil }
         guard !isRevoked(sessionID) else { return nil }
-        return CustomerIdentity(customerID: String(parts[1]), sessionID: sessionID, expiresAt: Date(timeIntervalSince1970: TimeInterval(expiry)))
+        return CustomerIdentity(customerID: customerID, sessionID: sessionID, expiresAt: Date(timeIntervalSince1970: TimeInterval(expiry)))
     }
 
     /// The customer behind `Authorization: Bearer c1.…`, or the customer cookie where a cookie

@@ -13,11 +13,11 @@ extension SQLStorage {
         }
         sql.append(") listed WHERE 1 = 1")
         if let status = filter.status { sql.append(" AND status = \(status)") }
-        if let query = filter.query?.lowercased(), !query.isEmpty {
+        if let query = filter.query, !query.isEmpty {
             let pattern = "%" + query.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") + "%"
             sql.append("""
-                 AND (LOWER(id) LIKE \(pattern) ESCAPE '\\' OR LOWER(COALESCE(customer_name, '')) LIKE \(pattern) ESCAPE '\\'
-                      OR LOWER(COALESCE(customer_email, '')) LIKE \(pattern) ESCAPE '\\')
+                 AND (LOWER(id) LIKE LOWER(\(pattern)) ESCAPE '\\' OR LOWER(COALESCE(customer_name, '')) LIKE LOWER(\(pattern)) ESCAPE '\\'
+                      OR LOWER(COALESCE(customer_email, '')) LIKE LOWER(\(pattern)) ESCAPE '\\')
                 """)
         }
         if let after {

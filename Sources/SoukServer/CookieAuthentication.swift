@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 
 /// When a session cookie may stand for its owner on the JSON API.
@@ -14,7 +15,7 @@ enum CookieAuthentication {
     static let secFetchSite = HTTPField.Name("Sec-Fetch-Site")!
 
     static func allows(_ request: HTTPRequest) -> Bool {
-        guard let path = request.path, path.hasPrefix("/api/") else { return true }
+        guard let path = request.path, isAPI(path) else { return true }
         let headers = request.headerFields
         if let origin = headers[.origin], !isOwn(origin: origin, authority: request.authority) { return false }
         if let site = headers[secFetchSite], site != "same-origin", site != "none" { return false }
@@ -22,6 +23,15 @@ enum CookieAuthentication {
         case .get, .head, .options: return true
         default: return headers[header] == "1"
         }
+    }
+
+    /// Whether the router would take `path` to the API: its first segment, ignoring empty ones (the
+    /// router does: `//api/…` is `/api/…`) and percent-escapes, is `api` in any case.
+    static func isAPI(_ path: String) -> Bool {
+        let route = path.prefix { $0 != "?" }
+        guard let first = route.split(separator: "/", omittingEmptySubsequences: true).first else { return false }
+        let segment = String(first).removingPercentEncoding ?? String(first)
+        return segment.lowercased() == "api"
     }
 
     /// Whether `Origin: scheme://host[:port]` is this server as the request reached it.

@@ -27,6 +27,11 @@ struct CookieAuthenticationTests {
             #expect(bare.status == .unauthorized, "a bare cookie changes nothing: \(bare.body)")
             let forged = try await app.send(.post, "/api/v1/products", body: product, headers: with([.contentType: "application/json", CookieAuthentication.header: "1", .origin: "https://evil.example"]))
             #expect(forged.status == .unauthorized)
+            // The router takes //api/… and /%61pi/… to the API too: the rule sees the same path.
+            for disguised in ["//api/v1/products", "/%61pi/v1/products", "/API/v1/products"] {
+                let reply = try await app.send(.post, disguised, body: product, headers: with([.contentType: "application/json"]))
+                #expect(reply.status != .created, "\(disguised): \(reply.status) \(reply.body.prefix(200))")
+            }
             let ours = try await app.send(.post, "/api/v1/products", body: product, headers: with([.contentType: "application/json", CookieAuthentication.header: "1"]))
             #expect(ours.status == .created, "\(ours.body)")
             // A bearer token is sent on purpose: the cookie rule does not apply to it.
@@ -54,6 +59,15 @@ struct CookieAuthenticationTests {
             #expect(try await app.send(.post, "/api/v1/checkouts", body: body, headers: with([CookieAuthentication.header: "1"])).status == .accepted)
             #expect(try await app.send(.get, "/api/v1/customers/me", headers: cookie).status == .ok)
             #expect(try await app.send(.get, "/api/v1/customers/me", headers: with(Self.evil)).status == .unauthorized)
+        }
+    }
+
+    @Test func theRuleSeesThePathAsTheRouterDoes() {
+        for path in ["/api/v1/orders", "//api/v1/orders", "///api", "/%61pi/v1/orders", "/Api/v1/orders?x=1", "/api"] {
+            #expect(CookieAuthentication.isAPI(path), "\(path)")
+        }
+        for path in ["/", "/s/amina", "/dashboard/orders", "/apis/x", "/account", "/s/api", ""] {
+            #expect(!CookieAuthentication.isAPI(path), "\(path)")
         }
     }
 

@@ -66,6 +66,7 @@ struct OrderListTests {
             #expect(try await ids("q=hyperlink").count == 1)
             #expect(try await ids("q=\(flashID.prefix(6))").contains(flashID))
             #expect(try await ids("q=%25").isEmpty, "a % is a character, not a wildcard")
+            #expect(try await ids("q=Customer").count == 2, "the text is matched as typed, whatever its case: Ann Customer's checkout and flash-sale orders")
             for bad in ["source=shop", "status=lost", "cursor=12", "limit=0", "limit=101"] {
                 let reply = try await app.json(.get, "/api/v1/orders?\(bad)", token: amina)
                 #expect(reply.status == .unprocessableContent && reply.errorCode == "validation_failed", "\(bad): \(reply.body)")

@@ -110,8 +110,8 @@ public enum BuyerID {
     }
 }
 
-/// One unit admitted to a buyer. Its id is derived from the sale, the buyer and the buyer's n-th
-/// admission, so persisting it twice is impossible.
+/// One unit admitted to a buyer: the buyer's n-th admission in the sale (persisting it twice is
+/// impossible: the sale, buyer and n are unique together).
 public struct AdmittedOrder: Hashable, Sendable {
     public let orderID: String
     public let saleID: Int64
@@ -130,7 +130,9 @@ public struct AdmittedOrder: Hashable, Sendable {
         self.admittedAt = admittedAt
     }
 
-    public static func orderID(saleID: Int64, buyerID: String, n: Int) -> String { "\(saleID)-\(buyerID)-\(n)" }
+    /// A new order id: 16 random characters (80 bits), so nobody can guess another buyer's order,
+    /// and nothing about the buyer in it.
+    public static func newOrderID() -> String { OrderReference.random(length: 16) }
 }
 
 /// A persisted flash-sale order.

@@ -33,7 +33,7 @@ public actor InProcessFlashSaleGate: FlashSaleGate {
 
         // Decide now (the actor serialises decisions), then wait for the decision to be durable.
         let n = count + 1
-        let order = AdmittedOrder(orderID: AdmittedOrder.orderID(saleID: sale.id, buyerID: buyerID, n: n), saleID: sale.id,
+        let order = AdmittedOrder(orderID: AdmittedOrder.newOrderID(), saleID: sale.id,
                                   buyerID: buyerID, n: n, requestKey: requestKey, admittedAt: now)
         state.admitted += 1
         state.perBuyer[buyerID] = n

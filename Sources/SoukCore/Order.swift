@@ -156,9 +156,20 @@ public struct OrderRequest: Sendable, Equatable {
 public enum OrderReference {
     static let alphabet = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ")
 
-    public static func random() -> String {
+    public static func random() -> String { random(length: 10) }
+
+    /// `length` random characters (5 bits each), twelve from each 64 random bits.
+    public static func random(length: Int) -> String {
         var generator = SystemRandomNumberGenerator()
-        return String((0..<10).map { _ in alphabet[Int(generator.next() % 32)] })
+        var characters: [Character] = []
+        characters.reserveCapacity(length)
+        var bits: UInt64 = 0
+        for index in 0..<length {
+            if index % 12 == 0 { bits = generator.next() }
+            characters.append(alphabet[Int(bits & 31)])
+            bits >>= 5
+        }
+        return String(characters)
     }
 }
 

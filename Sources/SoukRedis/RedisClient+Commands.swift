@@ -173,10 +173,15 @@ extension RedisClient {
         do {
             return try await execute(command)
         } catch let error as RESPServerError where error.code == "NOSCRIPT" {
-            let loaded = try await execute(RESPCommand("SCRIPT", ["LOAD", script.source])).string
-            guard loaded == script.sha1 else { throw RedisClientError(.unexpectedReply, "SCRIPT LOAD returned \(loaded ?? "nothing")") }
+            try await load(script)
             return try await execute(command)
         }
+    }
+
+    /// Puts the script into Redis's script cache, for callers that send `EVALSHA` themselves.
+    public func load(_ script: RedisScript) async throws {
+        let loaded = try await execute(RESPCommand("SCRIPT", ["LOAD", script.source])).string
+        guard loaded == script.sha1 else { throw RedisClientError(.unexpectedReply, "SCRIPT LOAD returned \(loaded ?? "nothing")") }
     }
 
     // MARK: Streams
@@ -413,5 +418,10 @@ public struct RedisScript: Sendable, Hashable {
     /// back as a `NOSCRIPT` error there; ``RedisClient/evalsha(_:keys:arguments:)`` loads it).
     public func evalsha(keys: [String], arguments: [String]) -> RESPCommand {
         RESPCommand("EVALSHA", [sha1, String(keys.count)] + keys + arguments)
+    }
+
+    /// `EVAL` of this script: its whole source, which also puts it into Redis's script cache.
+    public func eval(keys: [String], arguments: [String]) -> RESPCommand {
+        RESPCommand("EVAL", [source, String(keys.count)] + keys + arguments)
     }
 }

@@ -20,21 +20,22 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         self.store = store
     }
 
-    /// ARGV: now (ms), the sale id, then a buyer and an idempotency key per attempt; one result per
+    /// ARGV: now (ms), then per attempt a buyer, an idempotency key and the order id
+    /// to give it if it is admitted (new and random: ids are not guessable); one result per
     /// attempt, in order, each decided as if alone and after the ones before it (a batch is as
     /// atomic as one attempt: it is one script).
     public static let admitScript = RedisScript("""
         local meta = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit')
         local results = {}
         if not meta[1] then
-            for i = 3, #ARGV, 2 do results[#results + 1] = {'unprepared'} end
+            for i = 2, #ARGV, 3 do results[#results + 1] = {'unprepared'} end
             return results
         end
         local now, starts, ends, limit = tonumber(ARGV[1]), tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
         local left = tonumber(redis.call('GET', KEYS[2]) or '0')
         local taken = 0
-        for i = 3, #ARGV, 2 do
-            local buyer, key = ARGV[i], ARGV[i + 1]
+        for i = 2, #ARGV, 3 do
+            local buyer, key, order = ARGV[i], ARGV[i + 1], ARGV[i + 2]
             local field = buyer .. '|' .. key
             local existing = redis.call('HGET', KEYS[4], field)
             if existing then results[#results + 1] = {'admitted', existing, '1'}
@@ -45,7 +46,6 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
             else
                 taken = taken + 1
                 local n = redis.call('HINCRBY', KEYS[3], buyer, 1)
-                local order = ARGV[2] .. '-' .. buyer .. '-' .. n
                 redis.call('HSET', KEYS[4], field, order)
                 redis.call('XADD', KEYS[5], '*', 'order', order, 'buyer', buyer, 'n', n, 'key', key, 'at', ARGV[1])
                 results[#results + 1] = {'admitted', order, '0'}
@@ -126,33 +126,28 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         if now < sale.startsAt { return eventLoop.makeSucceededFuture(.notStarted) }
         guard redis.connection(on: eventLoop) != nil else { return nil }
         let promise = eventLoop.makePromise(of: Admission?.self)
-        let attempt = GatheredAttempt(buyerID: buyerID, requestKey: requestKey, promise: promise)
-        let firstOfTurn = gathered.withLockedValue { gathered in
-            let loop = ObjectIdentifier(eventLoop)
-            defer { gathered[loop, default: [:]][sale.id, default: (sale, [])].attempts.append(attempt) }
-            return gathered[loop] == nil
-        }
-        // Runs once the loop has handled what it read in this turn.
-        if firstOfTurn { eventLoop.execute { self.sendGathered(on: eventLoop) } }
+        let attempt = GatheredAttempt(sale: sale, buyerID: buyerID, requestKey: requestKey, promise: promise)
+        gathered.add(attempt, under: sale.id, on: eventLoop) { [self] batches in sendGathered(batches, on: eventLoop) }
         return promise.futureResult
     }
 
     struct GatheredAttempt: Sendable {
+        let sale: FlashSale
         let buyerID: String
         let requestKey: String
         let promise: EventLoopPromise<Admission?>
     }
 
     /// Attempts per event loop and sale, waiting for the end of the loop's turn.
-    private let gathered = NIOLockedValueBox<[ObjectIdentifier: [Int64: (sale: FlashSale, attempts: [GatheredAttempt])]]>([:])
+    private let gathered = TurnBatches<Int64, GatheredAttempt>()
     /// At most this many attempts in one script call, so Redis is never held long by one.
     static let maximumBatch = 64
 
-    private func sendGathered(on eventLoop: any EventLoop) {
-        let sales = gathered.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(eventLoop)) } ?? [:]
+    private func sendGathered(_ sales: [Int64: [GatheredAttempt]], on eventLoop: any EventLoop) {
         let connection = redis.connection(on: eventLoop)
         let now = Date()
-        for (sale, attempts) in sales.values {
+        for attempts in sales.values {
+            let sale = attempts[0].sale
             for start in stride(from: 0, to: attempts.count, by: Self.maximumBatch) {
                 let batch = Array(attempts[start..<min(start + Self.maximumBatch, attempts.count)])
                 guard let connection else {
@@ -176,9 +171,9 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
 
     /// The keys and arguments of the admission script for attempts on one sale.
     static func admitCommand(_ sale: FlashSale, _ attempts: [(buyerID: String, requestKey: String)], now: Date) -> (keys: [String], arguments: [String]) {
-        var arguments = [String(Int64(now.timeIntervalSince1970 * 1_000)), String(sale.id)]
-        arguments.reserveCapacity(2 + 2 * attempts.count)
-        for attempt in attempts { arguments += [attempt.buyerID, attempt.requestKey] }
+        var arguments = [String(Int64(now.timeIntervalSince1970 * 1_000))]
+        arguments.reserveCapacity(1 + 3 * attempts.count)
+        for attempt in attempts { arguments += [attempt.buyerID, attempt.requestKey, AdmittedOrder.newOrderID()] }
         return (RedisKeys.sale(sale.id).all, arguments)
     }
 

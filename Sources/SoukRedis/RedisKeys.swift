@@ -32,7 +32,20 @@ public enum RedisKeys {
         public var admitted: String { "\(tag):admitted" }
         /// Stream of entries that could not be persisted, with the reason.
         public var deadLetters: String { "\(tag):dead" }
+        /// Set of the admitted entries already dead-lettered (each is moved once).
+        public var deadLetterIDs: String { "\(tag):dead-ids" }
         public var all: [String] { [meta, stock, buyers, orders, admitted] }
+
+        public init(id: Int64) {
+            self.id = id
+        }
+
+        /// The sale whose ``admitted`` stream this is, or nil for any other key.
+        public init?(admittedStream key: String) {
+            let head = "\(prefix){sale:", tail = "}:admitted"
+            guard key.hasPrefix(head), key.hasSuffix(tail), let id = Int64(key.dropFirst(head.count).dropLast(tail.count)) else { return nil }
+            self.id = id
+        }
     }
 
     public static func sale(_ id: Int64) -> Sale { Sale(id: id) }

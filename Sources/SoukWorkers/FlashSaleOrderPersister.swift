@@ -124,9 +124,10 @@ public struct FlashSaleOrderPersister: Service {
     /// once (an entry redelivered after a lost reply is not dead-lettered twice), and raises the alarm.
     func deadLetter(_ entry: RedisStreamEntry, from stream: String, reason: String) async throws {
         let fields = entry.fields + [("entry", entry.id), ("reason", reason)]
+        guard let sale = RedisKeys.Sale(admittedStream: stream) else { throw RedisClientError(.unexpectedReply, "\(stream) is not a sale's stream") }
         _ = try await redis.evalsha(
             Self.deadLetterScript,
-            keys: [stream.replacingOccurrences(of: ":admitted", with: ":dead"), stream.replacingOccurrences(of: ":admitted", with: ":dead-ids"), stream],
+            keys: [sale.deadLetters, sale.deadLetterIDs, stream],
             arguments: [entry.id, RedisKeys.persisterGroup] + fields.flatMap { [$0.0, $0.1] })
         Counter(label: "souk_flash_sale_dead_letters_total").increment()
         logger.error("admitted order dead-lettered", metadata: ["stream": "\(stream)", "entry": "\(entry.id)", "reason": "\(reason)"])
@@ -143,7 +144,7 @@ public struct FlashSaleOrderPersister: Service {
     public static func order(from entry: RedisStreamEntry, stream: String) -> AdmittedOrder? {
         guard let order = entry["order"], let buyer = entry["buyer"], let n = entry["n"].flatMap(Int.init),
               let key = entry["key"], let at = entry["at"].flatMap(Int64.init),
-              let saleID = order.split(separator: "-").first.flatMap({ Int64($0) })
+              let saleID = RedisKeys.Sale(admittedStream: stream)?.id
         else { return nil }
         return AdmittedOrder(orderID: order, saleID: saleID, buyerID: buyer, n: n, requestKey: key, admittedAt: Date(timeIntervalSince1970: Double(at) / 1_000))
     }

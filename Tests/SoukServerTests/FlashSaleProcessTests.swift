@@ -73,12 +73,18 @@ struct FlashSaleProcessTests {
     }
 
     static func persistedOrders(_ cluster: Cluster, instance: Int = 0) async throws -> [String] {
-        var orders: [String] = []
+        try await persistedOrdersAndBuyers(cluster, instance: instance).map(\.order)
+    }
+
+    static func persistedOrdersAndBuyers(_ cluster: Cluster, instance: Int = 0) async throws -> [(order: String, buyer: String)] {
+        var orders: [(order: String, buyer: String)] = []
         var cursor = ""
         repeat {
             let page = try await HTTPTestClient(baseURL: cluster.serve[instance].baseURL, token: cluster.token)
                 .send("GET", "/api/v1/flash-sales/\(cluster.saleID)/orders?limit=1000\(cursor.isEmpty ? "" : "&cursor=\(cursor)")").json
-            orders += (page["orders"] as? [[String: Any]] ?? []).compactMap { $0["order_id"] as? String }
+            orders += (page["orders"] as? [[String: Any]] ?? []).compactMap { row in
+                (row["order_id"] as? String).flatMap { order in (row["buyer_id"] as? String).map { (order, $0) } }
+            }
             cursor = page["next_cursor"] as? String ?? ""
         } while !cursor.isEmpty
         return orders
@@ -102,10 +108,9 @@ struct FlashSaleProcessTests {
 
         let stats = try await Self.stats(cluster)
         #expect((stats["admitted"] as? Int) == 100 && (stats["persisted"] as? Int) == 100 && (stats["pending"] as? Int) == 0, "\(stats)")
-        let orders = try await Self.persistedOrders(cluster)
-        #expect(orders.count == 100 && Set(orders).count == 100)
-        let buyers = Set(orders.map { $0.split(separator: "-").dropFirst().dropLast().joined(separator: "-") })
-        #expect(buyers.count == 100, "one unit per buyer")
+        let orders = try await Self.persistedOrdersAndBuyers(cluster)
+        #expect(orders.count == 100 && Set(orders.map(\.order)).count == 100)
+        #expect(Set(orders.map(\.buyer)).count == 100, "one unit per buyer")
         let reconcile = try await SoukProcess.run(["reconcile", "--sale", String(cluster.saleID)], environment: cluster.environment)
         #expect(reconcile.status == 0 && reconcile.output.contains("consistent"), "\(reconcile.output)")
         try await PostgresTestServer.shared.dropDatabase(cluster.database)

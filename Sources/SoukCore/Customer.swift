@@ -7,12 +7,16 @@ public struct Customer: Hashable, Sendable {
     public let email: String
     public let name: String
     public let createdAt: Date
+    /// When the customer proved the email is theirs (a code sent to it), if ever: a sale may admit
+    /// verified customers only, so that one person cannot buy as many invented addresses.
+    public let verifiedAt: Date?
 
-    public init(id: String, email: String, name: String, createdAt: Date) {
+    public init(id: String, email: String, name: String, createdAt: Date, verifiedAt: Date? = nil) {
         self.id = id
         self.email = email
         self.name = name
         self.createdAt = createdAt
+        self.verifiedAt = verifiedAt
     }
 
     /// `cu_` and 24 characters of an unambiguous alphabet: about 120 random bits.
@@ -66,7 +70,7 @@ public struct CustomerSignup: Sendable {
 }
 
 /// Customers and their credentials.
-public protocol CustomerStore: Sendable {
+public protocol CustomerStore: EmailVerificationStore {
     /// Creates a customer; nil when the email is taken (decided by the database, not by a prior read).
     func createCustomer(_ customer: Customer, passwordHash: String) async throws -> Customer?
     /// Creates many customers in one statement, for load tests; the answer leaves out those whose

@@ -25,10 +25,12 @@ public struct FlashSale: Hashable, Sendable {
     /// Orders persisted in the database so far.
     public let sold: Int
     public let closedAt: Date?
+    /// Admits only customers who verified their email: one person, one account, one limit.
+    public let verifiedOnly: Bool
 
     public init(
         id: Int64, vendorID: Int64, productID: Int64?, productName: String, price: Money, quantity: Int, perBuyerLimit: Int,
-        startsAt: Date, endsAt: Date, createdAt: Date, sold: Int, closedAt: Date?
+        startsAt: Date, endsAt: Date, createdAt: Date, sold: Int, closedAt: Date?, verifiedOnly: Bool = false
     ) {
         self.id = id
         self.vendorID = vendorID
@@ -42,6 +44,7 @@ public struct FlashSale: Hashable, Sendable {
         self.createdAt = createdAt
         self.sold = sold
         self.closedAt = closedAt
+        self.verifiedOnly = verifiedOnly
     }
 
     public func status(now: Date, remaining: Int) -> FlashSaleStatus {
@@ -63,8 +66,9 @@ public struct FlashSaleDraft: Sendable, Equatable {
     public let perBuyerLimit: Int
     public let startsAt: Date
     public let endsAt: Date
+    public let verifiedOnly: Bool
 
-    public init(productID: Int64?, quantity: Int?, startsAt: Date?, endsAt: Date?, perBuyerLimit: Int?, now: Date = Date()) throws(SoukError) {
+    public init(productID: Int64?, quantity: Int?, startsAt: Date?, endsAt: Date?, perBuyerLimit: Int?, verifiedOnly: Bool? = nil, now: Date = Date()) throws(SoukError) {
         var errors: [FieldError] = []
         if productID == nil || productID! <= 0 { errors.append(.init(field: "product_id", message: "must be one of your products")) }
         if let quantity {
@@ -87,6 +91,7 @@ public struct FlashSaleDraft: Sendable, Equatable {
         self.perBuyerLimit = limit
         self.startsAt = startsAt
         self.endsAt = endsAt
+        self.verifiedOnly = verifiedOnly ?? false
     }
 }
 

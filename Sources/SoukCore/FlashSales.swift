@@ -39,10 +39,12 @@ public struct FlashSales: Sendable {
     }
 
     /// One purchase attempt: admitted (with the order id) or a ``SoukError`` saying why not.
-    public func purchase(saleID: Int64, buyerID rawBuyer: String?, requestKey rawKey: String?, now: Date = Date()) async throws -> (sale: FlashSale, orderID: String, repeated: Bool) {
+    /// `verified`: whether the buyer verified their email (a sale may require it).
+    public func purchase(saleID: Int64, buyerID rawBuyer: String?, verified: Bool = false, requestKey rawKey: String?, now: Date = Date()) async throws -> (sale: FlashSale, orderID: String, repeated: Bool) {
         let buyerID = try BuyerID.validated(rawBuyer)
         let requestKey = try Self.requestKey(rawKey)
         guard let sale = try await sale(id: saleID) else { throw SoukError.notFound("Flash sale") }
+        if sale.verifiedOnly && !verified { throw SoukError.verificationRequired }
         let admission = try await gate.admit(sale, buyerID: buyerID, requestKey: requestKey, now: now)
         switch Self.outcome(admission, of: sale) {
         case .success(let orderID): return (sale, orderID, admission == .admitted(orderID: orderID, repeated: true))
@@ -53,8 +55,8 @@ public struct FlashSales: Sendable {
     /// The answer to an attempt when this process already has it (a sale it knows is sold out), without
     /// suspending: the admitted order of a retried purchase, or the refusal. Nil when the attempt
     /// must go through ``purchase(saleID:buyerID:requestKey:now:)`` (which then gives the same answer).
-    public func settledPurchase(saleID: Int64, buyerID rawBuyer: String?, requestKey rawKey: String?, now: Date = Date()) -> Result<String, SoukError>? {
-        guard let attempt = knownAttempt(saleID: saleID, buyerID: rawBuyer, requestKey: rawKey),
+    public func settledPurchase(saleID: Int64, buyerID rawBuyer: String?, verified: Bool = false, requestKey rawKey: String?, now: Date = Date()) -> Result<String, SoukError>? {
+        guard let attempt = knownAttempt(saleID: saleID, buyerID: rawBuyer, verified: verified, requestKey: rawKey),
               let admission = gate.settledAdmission(attempt.sale, buyerID: attempt.buyerID, requestKey: attempt.requestKey, now: now)
         else { return nil }
         return Self.outcome(admission, of: attempt.sale)
@@ -62,10 +64,11 @@ public struct FlashSales: Sendable {
 
     /// A well-formed attempt on a sale whose terms this process already holds: what a gate needs to
     /// decide without suspending. Nil when only ``purchase(saleID:buyerID:requestKey:now:)`` can
-    /// answer (an invalid buyer or key, whose error it gives; a sale not read yet).
-    public func knownAttempt(saleID: Int64, buyerID rawBuyer: String?, requestKey rawKey: String?) -> (sale: FlashSale, buyerID: String, requestKey: String)? {
+    /// answer (an invalid buyer or key, whose error it gives; a sale not read yet; a buyer the sale
+    /// refuses as unverified).
+    public func knownAttempt(saleID: Int64, buyerID rawBuyer: String?, verified: Bool = false, requestKey rawKey: String?) -> (sale: FlashSale, buyerID: String, requestKey: String)? {
         guard let buyerID = try? BuyerID.validated(rawBuyer), let requestKey = try? Self.requestKey(rawKey),
-              let sale = terms.get(saleID)
+              let sale = terms.get(saleID), verified || !sale.verifiedOnly
         else { return nil }
         return (sale, buyerID, requestKey)
     }

@@ -118,6 +118,14 @@ public struct InvalidatingStorage: SoukStorage, ProductImageStore {
     public func revokeCustomerSession(id: String, expiresAt: Date) async throws { try await base.revokeCustomerSession(id: id, expiresAt: expiresAt) }
     public func revokedCustomerSessions(now: Date) async throws -> [(id: String, expiresAt: Date)] { try await base.revokedCustomerSessions(now: now) }
     public func customerSigningKey() async throws -> [UInt8] { try await base.customerSigningKey() }
+    public func storeVerificationCode(customerID: String, codeHash: String, expiresAt: Date, now: Date) async throws {
+        try await base.storeVerificationCode(customerID: customerID, codeHash: codeHash, expiresAt: expiresAt, now: now)
+    }
+    public func confirmVerificationCode(customerID: String, codeHash: String, maximumAttempts: Int, now: Date) async throws -> VerificationResult {
+        try await base.confirmVerificationCode(customerID: customerID, codeHash: codeHash, maximumAttempts: maximumAttempts, now: now)
+    }
+    public func appendToOutbox(_ mail: Mail, now: Date) async throws { try await base.appendToOutbox(mail, now: now) }
+    public func outbox(limit: Int) async throws -> [OutboxMail] { try await base.outbox(limit: limit) }
 
     public func products(vendorID: Int64, availableOnly: Bool) async throws -> [Product] { try await base.products(vendorID: vendorID, availableOnly: availableOnly) }
     public func product(id: Int64, vendorID: Int64) async throws -> Product? { try await base.product(id: id, vendorID: vendorID) }

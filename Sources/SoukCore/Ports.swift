@@ -54,7 +54,7 @@ public protocol OrderStore: Sendable {
 }
 
 /// Everything the store flows persist; one backend implements all of it.
-public protocol SoukStorage: VendorStore, SessionStore, ProductStore, OrderStore, CustomerStore, OrderListing {}
+public protocol SoukStorage: VendorStore, SessionStore, ProductStore, OrderStore, CustomerStore, OrderListing, OutboxStore {}
 
 /// Hashes passwords; the real one (bcrypt) is slow on purpose and must not block the caller's thread.
 public protocol PasswordHasher: Sendable {

@@ -151,6 +151,8 @@ public struct RateLimitPolicy: Sendable, Equatable {
         case checkoutPerAddress = "checkout_ip"
         /// Orders through a store link per client address.
         case orderPerAddress = "order_ip"
+        /// Email verification codes mailed per customer.
+        case verificationPerCustomer = "verify_email"
     }
 
     public static let defaults: [Name: RateLimit] = [
@@ -163,6 +165,7 @@ public struct RateLimitPolicy: Sendable, Equatable {
         .checkoutPerBuyer: RateLimit(count: 20, window: .seconds(60)),
         .checkoutPerAddress: RateLimit(count: 1_200, window: .seconds(60)),
         .orderPerAddress: RateLimit(count: 600, window: .seconds(60)),
+        .verificationPerCustomer: RateLimit(count: 5, window: .seconds(3_600)),
     ]
 
     public var limits: [Name: RateLimit]

@@ -56,6 +56,10 @@ public enum SoukError: Error, Equatable, Sendable {
     case flashSaleOpen(productName: String)
     /// An idempotency key sent again with a different request: a client bug, never the same purchase.
     case idempotencyKeyReused
+    /// The sale admits customers with a verified email only.
+    case verificationRequired
+    /// An email verification code that is wrong, expired or used up.
+    case invalidCode(String)
 
     /// Seconds the client should wait before trying again (`Retry-After`), when that is known.
     public var retryAfterSeconds: Int? {
@@ -90,6 +94,8 @@ public enum SoukError: Error, Equatable, Sendable {
         case .rateLimited: "rate_limited"
         case .flashSaleOpen: "flash_sale_open"
         case .idempotencyKeyReused: "idempotency_key_reused"
+        case .verificationRequired: "verification_required"
+        case .invalidCode: "invalid_code"
         }
     }
 
@@ -122,6 +128,8 @@ public enum SoukError: Error, Equatable, Sendable {
         case .rateLimited(let seconds): "Too many attempts: try again in \(seconds) second\(seconds == 1 ? "" : "s")."
         case .flashSaleOpen(let name): "\(name) is in a flash sale that is open or scheduled; cancel the sale first."
         case .idempotencyKeyReused: "This Idempotency-Key was already used for a different request; use a new key for a new request."
+        case .verificationRequired: "This sale is for customers with a verified email: verify yours with the code we email you, then try again."
+        case .invalidCode(let why): why
         }
     }
 }

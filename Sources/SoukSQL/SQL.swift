@@ -149,6 +149,8 @@ public struct SQLRow: Sendable {
     }
 
     public func date(_ column: String) throws -> Date { Date(sqlMicroseconds: try int(column)) }
+
+    public func optionalDate(_ column: String) throws -> Date? { try optionalInt(column).map(Date.init(sqlMicroseconds:)) }
 }
 
 /// Failures of the SQL layer itself. A database's own message is logged, never shown to a client.

@@ -7,7 +7,7 @@ extension SQLStorage {
             INSERT INTO customers (id, email, name, password_hash, created_at)
             VALUES (\(customer.id), \(customer.email), \(customer.name), \(passwordHash), \(customer.createdAt))
             ON CONFLICT (email) DO NOTHING
-            RETURNING id, email, name, created_at
+            RETURNING id, email, name, created_at, verified_at
             """).first.map(Self.customer)
     }
 
@@ -20,23 +20,23 @@ extension SQLStorage {
                 if offset > 0 { sql.append(", ") }
                 sql.append("(\(customer.id), \(customer.email), \(customer.name), \(passwordHash), \(customer.createdAt))")
             }
-            sql.append(" ON CONFLICT (email) DO NOTHING RETURNING id, email, name, created_at")
+            sql.append(" ON CONFLICT (email) DO NOTHING RETURNING id, email, name, created_at, verified_at")
             created += try await database.write(sql).map(Self.customer)
         }
         return created
     }
 
     public func customer(id: String) async throws -> Customer? {
-        try await database.readFirst("SELECT id, email, name, created_at FROM customers WHERE id = \(id)").map(Self.customer)
+        try await database.readFirst("SELECT id, email, name, created_at, verified_at FROM customers WHERE id = \(id)").map(Self.customer)
     }
 
     public func customer(email: String) async throws -> Customer? {
-        try await database.readFirst("SELECT id, email, name, created_at FROM customers WHERE email = \(email)").map(Self.customer)
+        try await database.readFirst("SELECT id, email, name, created_at, verified_at FROM customers WHERE email = \(email)").map(Self.customer)
     }
 
     public func customerCredentials(email: String) async throws -> (customer: Customer, passwordHash: String)? {
         guard let row = try await database.readFirst("""
-            SELECT id, email, name, created_at, password_hash FROM customers WHERE email = \(email)
+            SELECT id, email, name, created_at, verified_at, password_hash FROM customers WHERE email = \(email)
             """) else { return nil }
         return (try Self.customer(row), try row.string("password_hash"))
     }
@@ -85,7 +85,50 @@ extension SQLStorage {
         return key
     }
 
+    public func storeVerificationCode(customerID: String, codeHash: String, expiresAt: Date, now: Date) async throws {
+        try await database.write("""
+            INSERT INTO email_codes (customer_id, code_hash, expires_at, attempts, sent_at)
+            VALUES (\(customerID), \(codeHash), \(expiresAt), 0, \(now))
+            ON CONFLICT (customer_id) DO UPDATE SET code_hash = excluded.code_hash, expires_at = excluded.expires_at,
+                attempts = 0, sent_at = excluded.sent_at
+            """)
+    }
+
+    public func confirmVerificationCode(customerID: String, codeHash: String, maximumAttempts: Int, now: Date) async throws -> VerificationResult {
+        try await database.transaction { transaction in
+            guard let customer = try await transaction.query("SELECT verified_at FROM customers WHERE id = \(customerID)").first else { return .noCode }
+            if try customer.optionalDate("verified_at") != nil { return .alreadyVerified }
+            // Counted first, in the same statement that reads the code: concurrent guesses cannot
+            // share one attempt.
+            guard let code = try await transaction.query("""
+                UPDATE email_codes SET attempts = attempts + 1
+                WHERE customer_id = \(customerID) AND expires_at > \(now) AND attempts < \(maximumAttempts)
+                RETURNING code_hash, attempts
+                """).first else { return .noCode }
+            guard try code.string("code_hash") == codeHash else {
+                return .wrongCode(attemptsLeft: max(0, maximumAttempts - Int(try code.int("attempts"))))
+            }
+            try await transaction.query("UPDATE customers SET verified_at = \(now) WHERE id = \(customerID)")
+            try await transaction.query("DELETE FROM email_codes WHERE customer_id = \(customerID)")
+            return .verified
+        }
+    }
+
+    public func appendToOutbox(_ mail: Mail, now: Date) async throws {
+        try await database.write("""
+            INSERT INTO outbox (recipient, subject, body, created_at) VALUES (\(mail.to), \(mail.subject), \(mail.body), \(now))
+            """)
+    }
+
+    public func outbox(limit: Int) async throws -> [OutboxMail] {
+        try await database.read("SELECT id, recipient, subject, body, created_at FROM outbox ORDER BY id DESC LIMIT \(limit)").map {
+            OutboxMail(id: try $0.int("id"), mail: Mail(to: try $0.string("recipient"), subject: try $0.string("subject"), body: try $0.string("body")),
+                       createdAt: try $0.date("created_at"))
+        }
+    }
+
     static func customer(_ row: SQLRow) throws -> Customer {
-        Customer(id: try row.string("id"), email: try row.string("email"), name: try row.string("name"), createdAt: try row.date("created_at"))
+        Customer(id: try row.string("id"), email: try row.string("email"), name: try row.string("name"), createdAt: try row.date("created_at"),
+                 verifiedAt: try row.optionalDate("verified_at"))
     }
 }

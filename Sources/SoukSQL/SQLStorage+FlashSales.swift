@@ -4,7 +4,7 @@ import SoukCore
 extension SQLStorage: FlashSaleStore {
     static let flashSaleColumns: SQL = """
          id, vendor_id, product_id, product_name, price_minor, currency, quantity, per_buyer_limit, sold,
-        starts_at, ends_at, created_at, closed_at 
+        starts_at, ends_at, created_at, closed_at, verified_only 
         """
 
     public func createFlashSale(vendorID: Int64, _ draft: FlashSaleDraft, now: Date) async throws -> FlashSale {
@@ -22,9 +22,9 @@ extension SQLStorage: FlashSaleStore {
                 throw SoukError.insufficientStock(productID: draft.productID, name: try row.string("name"), requested: draft.quantity, available: Int(try row.int("stock")))
             }
             var sql: SQL = """
-                INSERT INTO flash_sales (vendor_id, product_id, product_name, price_minor, currency, quantity, per_buyer_limit, sold, starts_at, ends_at, created_at)
+                INSERT INTO flash_sales (vendor_id, product_id, product_name, price_minor, currency, quantity, per_buyer_limit, sold, starts_at, ends_at, created_at, verified_only)
                 VALUES (\(vendorID), \(draft.productID), \(try product.string("name")), \(try product.int("price_minor")), \(try product.string("currency")),
-                        \(draft.quantity), \(draft.perBuyerLimit), \(0), \(draft.startsAt), \(draft.endsAt), \(now))
+                        \(draft.quantity), \(draft.perBuyerLimit), \(0), \(draft.startsAt), \(draft.endsAt), \(now), \(draft.verifiedOnly))
                 RETURNING
                 """
             sql.append(Self.flashSaleColumns)
@@ -157,7 +157,8 @@ extension SQLStorage: FlashSaleStore {
             price: Money(minor: try row.int("price_minor"), currency: try currency(row.string("currency"))),
             quantity: Int(try row.int("quantity")), perBuyerLimit: Int(try row.int("per_buyer_limit")),
             startsAt: try row.date("starts_at"), endsAt: try row.date("ends_at"), createdAt: try row.date("created_at"),
-            sold: Int(try row.int("sold")), closedAt: try row.optionalInt("closed_at").map { Date(sqlMicroseconds: $0) }
+            sold: Int(try row.int("sold")), closedAt: try row.optionalInt("closed_at").map { Date(sqlMicroseconds: $0) },
+            verifiedOnly: try row.bool("verified_only")
         )
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import SoukCore
 
@@ -16,16 +17,25 @@ struct CustomerPagesController: Sendable {
         router.get("account/signup", use: signupForm)
         router.post("account/signup", use: signUp)
         router.post("account/logout", use: logOut)
+        router.post("account/verification", use: sendCode)
+        router.post("account/verification/confirm", use: confirmCode)
+        router.get("outbox", use: outbox)
     }
 
     @Sendable func account(_ request: Request, context: SoukRequestContext) async throws -> Response {
         guard let identity = context.customer, let customer = try await services.customerAccounts.customer(named: identity.customerID) else {
             return .redirect(to: "/account/login", type: .found)
         }
+        return try await accountPage(customer, request: request, context: context)
+    }
+
+    /// The account page, with a message or the verification form's errors where there are some.
+    private func accountPage(_ customer: Customer, request: Request, context: SoukRequestContext, extra: [String: Any] = [:], status: HTTPResponse.Status = .ok) async throws -> Response {
         let after = request.uri.queryParameters["cursor"].flatMap { OrderListPosition(cursor: $0) }
         let (orders, next) = try await OrderListAPI.page(services.storage, OrderFilter(owner: .customer(customer.id)), after: after, limit: 20)
         let values: [String: Any] = [
             "name": customer.name, "email": customer.email, "has_orders": !orders.isEmpty, "older": next ?? NSNull(),
+            "verified": customer.verifiedAt != nil, "outbox": services.emailVerification.usesOutbox,
             "orders": orders.map { order -> [String: Any] in
                 let link: String? = switch order.source {
                 case .store: "/s/\(order.storeUsername)/orders/\(order.id)"
@@ -41,7 +51,54 @@ struct CustomerPagesController: Sendable {
                 ]
             },
         ]
-        return pages.page("account", title: "My account", values, context: context)
+        return pages.page("account", title: "My account", values.merging(extra) { $1 }, context: context, status: status)
+    }
+
+    @Sendable func sendCode(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        _ = try await Form.read(request, context: context)
+        guard let identity = context.customer, let customer = try await services.customerAccounts.customer(named: identity.customerID) else {
+            return .redirect(to: "/account/login", type: .found)
+        }
+        guard customer.verifiedAt == nil else { return .redirect(to: "/account", type: .found) }
+        do {
+            try await services.rateGuard.check([(.verificationPerCustomer, customer.id)])
+            try await services.emailVerification.sendCode(to: customer)
+        } catch let error as SoukError {
+            var response = try await accountPage(customer, request: request, context: context, extra: ["formError": error.message], status: ErrorMiddleware.status(of: error))
+            response.setRetryAfter(error.retryAfterSeconds)
+            return response
+        }
+        return try await accountPage(customer, request: request, context: context, extra: ["notice": "A new code is on its way to \(customer.email); the one before no longer works."])
+    }
+
+    @Sendable func confirmCode(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let form = try await Form.read(request, context: context)
+        guard let identity = context.customer, let customer = try await services.customerAccounts.customer(named: identity.customerID) else {
+            return .redirect(to: "/account/login", type: .found)
+        }
+        do {
+            _ = try await services.emailVerification.confirm(customer, code: form["code"] ?? "")
+        } catch let error as SoukError {
+            var extra: [String: Any] = [:]
+            if case .validationFailed(let fields) = error { extra["errors"] = PageRenderer.errorMap(fields) } else { extra["formError"] = error.message }
+            return try await accountPage(customer, request: request, context: context, extra: extra, status: ErrorMiddleware.status(of: error))
+        }
+        // The session now says "verified": the flash-sale lanes read that from the cookie.
+        guard let verified = try await services.customerAccounts.customer(named: customer.id) else { return .redirect(to: "/account/login", type: .found) }
+        return signedIn(verified, request: request, redirectTo: "/account")
+    }
+
+    /// The embedded mailer's outbox, for the person at this machine: shown only when no mail
+    /// server is configured, and only to a client on the loopback interface (never through a proxy,
+    /// which would make every client look local), because the codes in it unlock accounts.
+    @Sendable func outbox(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        guard services.emailVerification.usesOutbox, !services.rateGuard.behindProxy, request.headers[.xForwardedFor] == nil,
+              let peer = context.peerAddress, peer == "::1" || peer.hasPrefix("127.") || peer == "::ffff:127.0.0.1"
+        else { throw SoukError.notFound("Page") }
+        let mails = try await services.storage.outbox(limit: 50).map { entry -> [String: Any] in
+            ["subject": entry.mail.subject, "to": entry.mail.to, "body": entry.mail.body, "sent_at": PagesController.minuteFormat.format(entry.createdAt)]
+        }
+        return pages.page("outbox", title: "Outbox", ["mails": mails], context: context)
     }
 
     @Sendable func loginForm(_ request: Request, context: SoukRequestContext) async throws -> Response {
@@ -80,6 +137,7 @@ struct CustomerPagesController: Sendable {
             let signup = try CustomerSignup(email: form["email"] ?? "", password: form["password"] ?? "", name: form["name"] ?? "")
             try await services.rateGuard.check([(.signupPerAddress, services.rateGuard.clientAddress(request, context))])
             let customer = try await services.customerAccounts.signUp(signup)
+            await CustomerController.sendFirstCode(to: customer, services: services, context: context)
             return signedIn(customer, request: request, redirectTo: next)
         } catch let error as SoukError {
             var values = values

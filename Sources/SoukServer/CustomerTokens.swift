@@ -9,9 +9,13 @@ public struct CustomerIdentity: Hashable, Sendable {
     public let customerID: String
     public let sessionID: String
     public let expiresAt: Date
+    /// Whether the customer had verified their email when the session began (a session begun
+    /// before verifying is replaced by a verified one when the code is confirmed).
+    public let verified: Bool
 }
 
-/// Customer sessions as signed tokens, `c1.<customer id>.<session id>.<expiry>.<HMAC-SHA256>`.
+/// Customer sessions as signed tokens, `c1.<customer id>.<session id>.<expiry>.<v|u>.<HMAC-SHA256>`
+/// (`v`: the email was verified when the session began).
 ///
 /// A purchase attempt must know its customer without a database or Redis read — the flash-sale lanes
 /// answer on the event loop — so the token carries the customer and is checked in memory, against a
@@ -58,7 +62,7 @@ public final class CustomerTokens: Sendable {
     /// A new session for `customer`: the token to hand over once, and when it stops working.
     public func issue(for customer: Customer, now: Date = Date()) -> (token: String, expiresAt: Date) {
         let expiry = Int64(now.timeIntervalSince1970) + lifetime.components.seconds
-        let claims = "\(Self.prefix)\(customer.id).\(Self.randomSessionID()).\(expiry)"
+        let claims = "\(Self.prefix)\(customer.id).\(Self.randomSessionID()).\(expiry).\(customer.verifiedAt == nil ? "u" : "v")"
         return (claims + "." + mac(claims), Date(timeIntervalSince1970: TimeInterval(expiry)))
     }
 
@@ -68,16 +72,18 @@ public final class CustomerTokens: Sendable {
         let bytes = Array(token.utf8)
         guard bytes.count <= 160, bytes.starts(with: Self.prefix.utf8) else { return nil }
         let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 5, let customerID = String(validating: parts[1], as: UTF8.self), Customer.isID(customerID),
+        guard parts.count == 6, parts[4].count == 1, let flag = parts[4].first, flag == UInt8(ascii: "v") || flag == UInt8(ascii: "u"),
+              let customerID = String(validating: parts[1], as: UTF8.self), Customer.isID(customerID),
               parts[2].count == 16, let sessionID = String(validating: parts[2], as: UTF8.self),
               let expiryText = String(validating: parts[3], as: UTF8.self), let expiry = Int64(expiryText), expiry > Int64(now.timeIntervalSince1970),
-              let signatureText = String(validating: parts[4], as: UTF8.self),
+              let signatureText = String(validating: parts[5], as: UTF8.self),
               let signature = Self.base64URLDecoded(signatureText), signature.count == 32
         else { return nil }
-        let claims = bytes[..<(bytes.count - parts[4].count - 1)]
+        let claims = bytes[..<(bytes.count - parts[5].count - 1)]
         guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: claims, using: key) else { return nil }
         guard !isRevoked(sessionID) else { return nil }
-        return CustomerIdentity(customerID: customerID, sessionID: sessionID, expiresAt: Date(timeIntervalSince1970: TimeInterval(expiry)))
+        return CustomerIdentity(customerID: customerID, sessionID: sessionID, expiresAt: Date(timeIntervalSince1970: TimeInterval(expiry)),
+                                verified: flag == UInt8(ascii: "v"))
     }
 
     /// The customer behind `Authorization: Bearer c1.…`, or the customer cookie where a cookie

@@ -68,12 +68,12 @@ struct ErrorMiddleware: RouterMiddleware {
         case .malformedRequest: .badRequest
         case .payloadTooLarge: .contentTooLarge
         case .unauthorized: .unauthorized
-        case .forbidden: .forbidden
+        case .forbidden, .verificationRequired: .forbidden
         case .notFound: .notFound
         case .usernameTaken, .emailTaken, .productUnavailable, .insufficientStock, .invalidTransition, .flashSaleOpen: .conflict
         case .soldOut, .limitReached, .saleNotStarted, .saleEnded: .conflict
         case .insufficientCredit: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
-        case .invalidCoupon, .invalidImage, .idempotencyKeyReused: .unprocessableContent
+        case .invalidCoupon, .invalidImage, .idempotencyKeyReused, .invalidCode: .unprocessableContent
         case .unsupportedImageType: .unsupportedMediaType
         case .previousAnswer(let status, _, _): HTTPResponse.Status(code: status)
         case .rateLimited: .tooManyRequests

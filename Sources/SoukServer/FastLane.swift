@@ -316,8 +316,8 @@ struct SoldOutLane: FastLane {
 
     func answer(_ request: HTTPRequest, body: ByteBuffer, on connection: LaneConnection) -> FastReply? {
         guard let saleID = Self.saleID(in: request.path ?? ""),
-              let buyerID = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request), body: body),
-              let settled = flashSales.settledPurchase(saleID: saleID, buyerID: buyerID, requestKey: request.headerFields[.idempotencyKey])
+              let buyer = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request), body: body),
+              let settled = flashSales.settledPurchase(saleID: saleID, buyerID: buyer.customerID, verified: buyer.verified, requestKey: request.headerFields[.idempotencyKey])
         else { return nil }
         return .now(Self.answer(settled, saleID: saleID))
     }
@@ -385,8 +385,8 @@ struct AdmissionLane: FastLane {
 
     func answer(_ request: HTTPRequest, body: ByteBuffer, on connection: LaneConnection) -> FastReply? {
         guard let saleID = SoldOutLane.saleID(in: request.path ?? ""),
-              let buyerID = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request), body: body),
-              let attempt = flashSales.knownAttempt(saleID: saleID, buyerID: buyerID, requestKey: request.headerFields[.idempotencyKey])
+              let buyer = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request), body: body),
+              let attempt = flashSales.knownAttempt(saleID: saleID, buyerID: buyer.customerID, verified: buyer.verified, requestKey: request.headerFields[.idempotencyKey])
         else { return nil }
         let eventLoop = connection.eventLoop
         let admit: @Sendable () -> EventLoopFuture<FastAnswer?>? = {
@@ -394,7 +394,7 @@ struct AdmissionLane: FastLane {
                 admission.map { SoldOutLane.answer(FlashSales.outcome($0, of: attempt.sale), saleID: saleID) }
             }
         }
-        let checks = rateGuard.checks(rateGuard.purchaseEvents(buyer: buyerID, address: rateGuard.clientAddress(request.headerFields, peer: connection.peerAddress)))
+        let checks = rateGuard.checks(rateGuard.purchaseEvents(buyer: buyer.customerID, address: rateGuard.clientAddress(request.headerFields, peer: connection.peerAddress)))
         if checks.isEmpty {
             return admit().map(FastReply.later)
         }

@@ -28,6 +28,7 @@ struct FlashSaleController: Sendable {
         let startsAt: String?
         let endsAt: String?
         let perBuyerLimit: Int?
+        let verifiedOnly: Bool?
     }
 
     struct SaleBody: Encodable {
@@ -42,6 +43,7 @@ struct FlashSaleController: Sendable {
         let quantity: Int
         let remaining: Int
         let perBuyerLimit: Int
+        let verifiedOnly: Bool
         let startsAt: Date
         let endsAt: Date
         let status: String
@@ -52,6 +54,7 @@ struct FlashSaleController: Sendable {
             quantity = sale.quantity
             self.remaining = remaining
             perBuyerLimit = sale.perBuyerLimit
+            verifiedOnly = sale.verifiedOnly
             startsAt = sale.startsAt
             endsAt = sale.endsAt
             status = sale.status(now: now, remaining: remaining).rawValue
@@ -63,7 +66,7 @@ struct FlashSaleController: Sendable {
         let input = try await JSONResponse.decode(CreateInput.self, from: request, context: context)
         let draft = try FlashSaleDraft(
             productID: input.productId, quantity: input.quantity, startsAt: try Self.date(input.startsAt, field: "starts_at"),
-            endsAt: try Self.date(input.endsAt, field: "ends_at"), perBuyerLimit: input.perBuyerLimit)
+            endsAt: try Self.date(input.endsAt, field: "ends_at"), perBuyerLimit: input.perBuyerLimit, verifiedOnly: input.verifiedOnly)
         let sale = try await flashSales.create(vendorID: vendor.id, draft)
         context.logger.info("flash sale created", metadata: ["souk.sale_id": "\(sale.id)"])
         return try JSONResponse.make(SaleBody(sale, remaining: sale.quantity), status: .created, headers: [.location: "/api/v1/flash-sales/\(sale.id)"])
@@ -102,12 +105,12 @@ struct FlashSaleController: Sendable {
         /// The buyer of a purchase: the signed-in customer, for the router and every lane alike. A
         /// body may still name the buyer (`{"buyer_id": …}`, as the flash-sale source system's
         /// clients do), but only as that customer: 401 without one, 403 naming anybody else.
-        static func buyer(_ customer: CustomerIdentity?, body: ByteBuffer) throws -> String {
+        static func buyer(_ customer: CustomerIdentity?, body: ByteBuffer) throws -> CustomerIdentity {
             guard let customer else { throw SoukError.unauthorized }
             if let named = try buyerID(in: body), named != customer.customerID {
                 throw SoukError.forbidden("You can buy only as yourself: buyer_id names another customer.")
             }
-            return customer.customerID
+            return customer
         }
 
         /// The buyer named by a purchase's body, if any (an empty body names nobody); a body of
@@ -172,10 +175,10 @@ struct FlashSaleController: Sendable {
 
     /// 202 with the order id once admitted (the order is persisted shortly after); 409 with the reason otherwise.
     @Sendable func purchase(_ request: Request, context: SoukRequestContext) async throws -> Response {
-        let buyerID = try PurchaseInput.buyer(context.customer, body: try await JSONResponse.readBody(request, context: context))
+        let buyer = try PurchaseInput.buyer(context.customer, body: try await JSONResponse.readBody(request, context: context))
         guard let saleID = context.parameters.get("id", as: Int64.self) else { throw SoukError.notFound("Flash sale") }
-        try await services.rateGuard.checkPurchase(buyer: buyerID, request: request, context: context)
-        let result = try await flashSales.purchase(saleID: saleID, buyerID: buyerID, requestKey: request.headers[.idempotencyKey])
+        try await services.rateGuard.checkPurchase(buyer: buyer.customerID, request: request, context: context)
+        let result = try await flashSales.purchase(saleID: saleID, buyerID: buyer.customerID, verified: buyer.verified, requestKey: request.headers[.idempotencyKey])
         return Response(status: .accepted, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: Self.admitted(orderID: result.orderID, saleID: saleID)))
     }
 

@@ -477,7 +477,7 @@ struct PagesController: Sendable {
         let formatter = ISO8601DateFormatter()
         let sales = try await services.flashSales.upcoming(vendorID: vendor.id).map { sale -> [String: Any] in
             ["id": sale.id, "product_name": sale.productName, "price": sale.price.formatted, "quantity": sale.quantity,
-             "limit": sale.perBuyerLimit, "starts_at": formatter.string(from: sale.startsAt), "ends_at": formatter.string(from: sale.endsAt)]
+             "limit": sale.perBuyerLimit, "verified_only": sale.verifiedOnly, "starts_at": formatter.string(from: sale.startsAt), "ends_at": formatter.string(from: sale.endsAt)]
         }
         var values: [String: Any] = [
             "sales": sales,
@@ -570,14 +570,14 @@ struct PagesController: Sendable {
         guard let saleID = context.parameters.get("id", as: Int64.self), let sale = try await services.flashSales.sale(id: saleID), sale.vendorID == vendor.id else {
             throw SoukError.notFound("Flash sale")
         }
-        guard let buyer = context.customer?.customerID else {
+        guard let buyer = context.customer else {
             return services.pages.page("account_login", title: "Sign in", [
                 "formError": "Sign in (or create an account) to buy in the flash sale.", "next": "/s/\(vendor.username)",
             ], context: context, status: .unauthorized)
         }
         do {
-            try await services.rateGuard.checkPurchase(buyer: buyer, request: request, context: context)
-            let result = try await services.flashSales.purchase(saleID: sale.id, buyerID: buyer, requestKey: nil)
+            try await services.rateGuard.checkPurchase(buyer: buyer.customerID, request: request, context: context)
+            let result = try await services.flashSales.purchase(saleID: sale.id, buyerID: buyer.customerID, verified: buyer.verified, requestKey: nil)
             return pages.page("flash_sale_admitted", title: "You got it", [
                 "order_id": result.orderID, "repeated": result.repeated, "product_name": result.sale.productName,
                 "store_name": vendor.storeName, "username": vendor.username,
@@ -602,7 +602,7 @@ struct PagesController: Sendable {
                                   "starts_at": formatter.string(from: $0.startsAt), "ends_at": formatter.string(from: $0.endsAt)] as [String: Any] },
             "products": products.map { ["id": $0.id, "name": $0.name, "stock": $0.stock] as [String: Any] },
             "quantity": form?["quantity"] ?? "10", "starts_in": form?["starts_in"] ?? "0", "duration": form?["duration"] ?? "60",
-            "limit": form?["per_buyer_limit"] ?? "1",
+            "limit": form?["per_buyer_limit"] ?? "1", "verified_only": form?["verified_only"] == "yes",
         ]
         var status = HTTPResponse.Status.ok
         if let error {
@@ -628,7 +628,8 @@ struct PagesController: Sendable {
             let startsAt = Date().addingTimeInterval(TimeInterval(startsIn * 60))
             let draft = try FlashSaleDraft(
                 productID: productID, quantity: quantity.map { Int(clamping: $0) }, startsAt: startsAt,
-                endsAt: startsAt.addingTimeInterval(TimeInterval(duration * 60)), perBuyerLimit: limit.map { Int(clamping: $0) })
+                endsAt: startsAt.addingTimeInterval(TimeInterval(duration * 60)), perBuyerLimit: limit.map { Int(clamping: $0) },
+                verifiedOnly: form["verified_only"] == "yes")
             let sale = try await services.flashSales.create(vendorID: vendor.id, draft)
             return .redirect(to: "/dashboard/flash-sales/\(sale.id)", type: .found)
         } catch let error as SoukError {

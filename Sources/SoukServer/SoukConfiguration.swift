@@ -38,6 +38,10 @@ public struct SoukConfiguration: Sendable, Equatable {
     /// than the connection's peer.
     public var behindProxy = false
     public var timeouts = HTTPTimeouts()
+    /// The SMTP relay mail goes to (`smtp://host[:port]`); nil keeps mail in the outbox.
+    public var smtpURL: String?
+    /// The sender of Souk's mail.
+    public var mailFrom = "no-reply@souk.localhost"
 
     /// Where `souk feed` gets prices.
     public enum FeedSource: Sendable, Equatable {
@@ -88,6 +92,8 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_HTTP_IDLE_TIMEOUT", flag: "--idle-timeout", defaultValue: "60s", meaning: "a connection with no request under way is closed after this long (also bounds a request head that never completes)"),
         .init(environment: "SOUK_HTTP_BODY_TIMEOUT", flag: "--body-timeout", defaultValue: "30s", meaning: "a request body that makes no progress for this long is dropped"),
         .init(environment: "SOUK_HTTP_READ_TIMEOUT", flag: "--read-timeout", defaultValue: "5m", meaning: "the longest a whole request may take to arrive, head to end"),
+        .init(environment: "SOUK_SMTP_URL", flag: "--smtp-url", defaultValue: "(none: the outbox)", meaning: "smtp://host[:port] of the mail relay that sends verification codes; without it mail is kept in the outbox, shown at /outbox to this machine only"),
+        .init(environment: "SOUK_MAIL_FROM", flag: "--mail-from", defaultValue: "no-reply@souk.localhost", meaning: "the sender address of Souk's mail"),
         .init(environment: "SOUK_BEHIND_PROXY", flag: "--behind-proxy", defaultValue: "no", meaning: "yes: the client address is the last X-Forwarded-For hop (set it behind nginx, never when exposed directly)"),
     ]
 
@@ -259,6 +265,18 @@ public struct SoukConfiguration: Sendable, Equatable {
             }
         }
 
+        let smtpURL = value("SOUK_SMTP_URL")
+        if let smtpURL {
+            let components = URLComponents(string: smtpURL)
+            if components?.scheme != "smtp" || components?.host?.isEmpty != false {
+                problems.append("SOUK_SMTP_URL: \"\(smtpURL)\" is not smtp://host[:port]")
+            }
+        }
+        let mailFrom = value("SOUK_MAIL_FROM") ?? "no-reply@souk.localhost"
+        if !CustomerSignup.isEmail(mailFrom.lowercased()) {
+            problems.append("SOUK_MAIL_FROM: \"\(mailFrom)\" is not an email address such as shop@example.com")
+        }
+
         guard problems.isEmpty else { throw Invalid(problems: problems) }
         var configuration = SoukConfiguration(
             host: host, port: port, dataDirectory: dataDirectory, database: database, redisURL: redisURL, logLevel: logLevel,
@@ -266,6 +284,8 @@ public struct SoukConfiguration: Sendable, Equatable {
             verifyDeadline: verifyDeadline, feedSource: feedSource, feedInterval: feedInterval, feedItems: feedItems
         )
         configuration.databaseConnections = databaseConnections
+        configuration.smtpURL = smtpURL
+        configuration.mailFrom = mailFrom
         configuration.databaseTimeout = databaseTimeout
         configuration.rateLimits = rateLimits
         configuration.behindProxy = behindProxy

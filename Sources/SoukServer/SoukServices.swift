@@ -10,6 +10,8 @@ public struct SoukServices: Sendable {
     /// Customers' sign-up and logins, and their sessions as signed tokens.
     public let customerAccounts: CustomerAccounts
     public let customerTokens: CustomerTokens
+    /// Email verification codes, sent through the mailer.
+    let emailVerification: EmailVerification
     let sessionStore: any SessionStore
     let sessions: SessionTokens
     let cookies: CookiePolicy
@@ -41,6 +43,7 @@ public struct SoukServices: Sendable {
     ///   - pageCache: the store-page cache, or nil to render every time. Changes made through this
     ///     instance invalidate it.
     ///   - rateLimiter: where rate limits are counted (Redis when configured); in-process by default.
+    ///   - mailer: how mail goes out (SMTP when configured); the storage's outbox by default.
     public init(
         storage: any SoukStorage, hasher: any PasswordHasher, sessions: (any SessionStore)? = nil,
         pageCache: (any PageCache)? = nil, flashSaleGate: (any FlashSaleGate)? = nil, checkoutNotifier: CheckoutNotifier = CheckoutNotifier(),
@@ -48,7 +51,7 @@ public struct SoukServices: Sendable {
         verifyDeadline: Duration = .seconds(60), sessionLifetime: Duration = .seconds(14 * 24 * 3600),
         cookies: CookiePolicy = .auto, rateLimiter: (any RateLimiter)? = nil, rateLimits: RateLimitPolicy = RateLimitPolicy(),
         behindProxy: Bool = false, metricsSources: [any MetricsSource] = [], readinessChecks: [ReadinessCheck] = [],
-        logger: Logger = Logger(label: "souk")
+        mailer: (any Mailer)? = nil, logger: Logger = Logger(label: "souk")
     ) async throws {
         self.readinessChecks = readinessChecks
         self.rateGuard = RateGuard(limiter: rateLimiter ?? InProcessRateLimiter(), policy: rateLimits, behindProxy: behindProxy, logger: logger)
@@ -58,6 +61,7 @@ public struct SoukServices: Sendable {
         self.sessions = SessionTokens(store: sessions ?? storage, lifetime: sessionLifetime)
         self.customerAccounts = try await CustomerAccounts(customers: storage, hasher: hasher)
         self.customerTokens = try await CustomerTokens(store: storage, lifetime: sessionLifetime)
+        self.emailVerification = EmailVerification(store: storage, mailer: mailer ?? OutboxMailer(store: storage), usesOutbox: mailer == nil)
         self.cookies = cookies
         self.pages = try PageRenderer()
         self.storefront = StorefrontCache(cache: pageCache)

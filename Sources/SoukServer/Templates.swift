@@ -4,7 +4,7 @@ enum Templates {
         "header": header, "footer": footer, "error": error, "home": home, "signup": signup, "login": login,
         "products": products, "product_form": productForm, "orders": orders, "store": store, "search": search, "search_box": searchBox, "analytics": analytics, "analytics_panel": analyticsPanel, "order_placed": orderPlaced,
         "flash_sales": flashSales, "flash_sale": flashSale, "flash_sale_admitted": flashSaleAdmitted, "checkout": checkout,
-        "api_docs": apiDocs, "account": account, "account_login": accountLogin, "account_signup": accountSignup,
+        "api_docs": apiDocs, "account": account, "account_login": accountLogin, "account_signup": accountSignup, "outbox": outbox,
     ]
 
     static let header = """
@@ -79,8 +79,17 @@ enum Templates {
 
     static let account = """
         {{> header}}<h1>My account</h1>
-        <div class="card"><p><strong>{{name}}</strong><br><span class="muted">{{email}}</span></p>
+        {{#notice}}<p class="notice">{{notice}}</p>{{/notice}}
+        <div class="card"><p><strong>{{name}}</strong><br><span class="muted">{{email}}</span>{{#verified}} <span class="badge">verified</span>{{/verified}}</p>
         <form method="post" action="/account/logout"><input type="hidden" name="csrf" value="{{csrf}}"><button class="secondary">Sign out</button></form></div>
+        {{^verified}}<div class="card" id="verify"><h2>Verify your email</h2>
+        <p>Some flash sales are for verified customers only. We mailed a 6-digit code to <strong>{{email}}</strong>{{#outbox}} (no mail server is set up here: it is in the <a href="/outbox">outbox</a>){{/outbox}}.</p>
+        {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        <form method="post" action="/account/verification/confirm"><input type="hidden" name="csrf" value="{{csrf}}">
+        <label for="code">Code from the email</label><input id="code" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,7}" maxlength="7" required>
+        {{#errors.code}}<div class="error">Code {{errors.code}}</div>{{/errors.code}}
+        <p><button>Verify</button></p></form>
+        <form method="post" action="/account/verification"><input type="hidden" name="csrf" value="{{csrf}}"><button class="secondary">Send a new code</button></form></div>{{/verified}}
         <h2>My orders</h2>
         {{^has_orders}}<p class="muted">No orders yet. Orders you place signed in, in any store, are listed here.</p>{{/has_orders}}
         {{#has_orders}}<div class="table-scroll"><table class="orders"><tr><th>Order</th><th>Store</th><th>Items</th><th class="num">Total</th><th>Payment</th><th>Status</th><th>Placed</th></tr>{{/has_orders}}
@@ -89,6 +98,13 @@ enum Templates {
         <td><span class="status">{{status}}</span></td><td class="muted">{{placed_at}}</td></tr>{{/orders}}
         {{#has_orders}}</table></div>{{/has_orders}}
         {{#older}}<p><a href="/account?cursor={{older}}">Older orders →</a></p>{{/older}}{{> footer}}
+        """
+
+    static let outbox = """
+        {{> header}}<h1>Outbox</h1>
+        <p class="muted">No mail server is configured (<code>SOUK_SMTP_URL</code>), so the mail Souk would send is kept here, newest first. Shown only to this machine.</p>
+        {{^mails}}<p class="muted">Nothing yet.</p>{{/mails}}
+        {{#mails}}<div class="card"><p><strong>{{subject}}</strong><br><span class="muted">to {{to}} · {{sent_at}}</span></p><pre class="mail">{{body}}</pre></div>{{/mails}}{{> footer}}
         """
 
     static let accountLogin = """
@@ -234,7 +250,7 @@ enum Templates {
         {{> header}}<h1>{{store_name}}</h1>{{> search_box}}
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
         {{#sales}}<div class="card sale" data-sale-id="{{id}}" data-sale-starts="{{starts_at}}" data-sale-ends="{{ends_at}}">
-        <h2>Flash sale: {{product_name}} at {{price}}</h2><p><span class="countdown"></span> · <span class="remaining">{{quantity}} units</span> · at most {{limit}} per buyer</p>
+        <h2>Flash sale: {{product_name}} at {{price}}</h2><p><span class="countdown"></span> · <span class="remaining">{{quantity}} units</span> · at most {{limit}} per buyer{{#verified_only}} · for <a href="/account#verify">verified customers</a>{{/verified_only}}</p>
         <form method="post" action="/s/{{username}}/flash-sales/{{id}}"><input type="hidden" name="csrf" value="{{csrf}}">
         <p><button>Buy now</button> <span class="muted">as the customer you are signed in as (<a href="/account/login?next=/s/{{username}}">sign in</a>)</span></p></form></div>{{/sales}}
         {{^products}}<p class="muted">This store has nothing for sale right now.</p>{{/products}}
@@ -270,6 +286,7 @@ enum Templates {
         {{#errors.ends_at}}<div class="error">Window {{errors.ends_at}}</div>{{/errors.ends_at}}
         <label for="per_buyer_limit">Most units per buyer</label><input id="per_buyer_limit" name="per_buyer_limit" type="number" min="1" value="{{limit}}" required>
         {{#errors.per_buyer_limit}}<div class="error">Limit {{errors.per_buyer_limit}}</div>{{/errors.per_buyer_limit}}
+        <label><input type="checkbox" name="verified_only" value="yes" {{#verified_only}}checked{{/verified_only}}> Verified customers only (they proved their email with a code: one person, one limit)</label>
         <p><button>Start the sale</button></p></form>{{> footer}}
         """
 

@@ -45,6 +45,8 @@ struct SettingsOptions: ParsableArguments {
     @Option(help: "Close connections idle this long, e.g. 60s (SOUK_HTTP_IDLE_TIMEOUT).") var idleTimeout: String?
     @Option(help: "Drop a request body stalled this long, e.g. 30s (SOUK_HTTP_BODY_TIMEOUT).") var bodyTimeout: String?
     @Option(help: "The longest a request may take to arrive, e.g. 5m (SOUK_HTTP_READ_TIMEOUT).") var readTimeout: String?
+    @Option(help: "smtp://host[:port] of the mail relay; mail is kept in the outbox without it (SOUK_SMTP_URL).") var smtpUrl: String?
+    @Option(help: "The sender address of Souk's mail (SOUK_MAIL_FROM).") var mailFrom: String?
 
     /// Loads the configuration or exits non-zero listing every invalid setting.
     func load() throws -> SoukConfiguration {
@@ -71,6 +73,8 @@ struct SettingsOptions: ParsableArguments {
         flags["SOUK_HTTP_IDLE_TIMEOUT"] = idleTimeout
         flags["SOUK_HTTP_BODY_TIMEOUT"] = bodyTimeout
         flags["SOUK_HTTP_READ_TIMEOUT"] = readTimeout
+        flags["SOUK_SMTP_URL"] = smtpUrl
+        flags["SOUK_MAIL_FROM"] = mailFrom
         do {
             let configuration = try SoukConfiguration.load(environment: ProcessInfo.processInfo.environment, flags: flags)
             LogSetup.bootstrap(level: configuration.logLevel)

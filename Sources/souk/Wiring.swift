@@ -89,7 +89,8 @@ enum Wiring {
             verifyDeadline: configuration.verifyDeadline, cookies: configuration.cookies,
             rateLimiter: rateLimiter, rateLimits: configuration.rateLimits, behindProxy: configuration.behindProxy,
             metricsSources: redisClient.map { [RedisStreamMetrics(redis: $0, sales: storage)] } ?? [],
-            readinessChecks: readiness(database: database, redis: redisClient), logger: logger
+            readinessChecks: readiness(database: database, redis: redisClient),
+            mailer: configuration.smtpURL.flatMap { SMTPMailer(url: $0, from: configuration.mailFrom) }, logger: logger
         )
         background.append(ViewFlusher(counter: services.views, store: storage))
         return (services, background)

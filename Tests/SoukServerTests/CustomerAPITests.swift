@@ -75,16 +75,18 @@ struct CustomerAPITests {
         try await TestApp.run { app in
             let customer = try await app.customer("buyer@example.com")
             let parts = customer.token.split(separator: ".").map(String.init)
-            #expect(parts.count == 5 && parts[0] == "c1" && parts[1] == customer.id)
+            #expect(parts.count == 6 && parts[0] == "c1" && parts[1] == customer.id && parts[4] == "u")
             let other = try await app.customer("other@example.com")
-            let otherSignature = other.token.split(separator: ".").map(String.init)[4]
+            let otherSignature = other.token.split(separator: ".").map(String.init)[5]
             let expired = app.services.customerTokens.issue(for: Customer(id: customer.id, email: "", name: "", createdAt: Date()), now: Date().addingTimeInterval(-30 * 86_400)).token
             func token(_ fields: [String]) -> String { fields.joined(separator: ".") }
             let forgeries: [String] = [
-                token([parts[0], Customer.newID(), parts[2], parts[3], parts[4]]),  // another customer under this signature
-                token([parts[0], parts[1], parts[2], String(Int64(parts[3])! + 1), parts[4]]),  // a later expiry
-                token([parts[0], parts[1], parts[2], parts[3], String(parts[4].dropLast(2))]),  // the signature cut
-                token([parts[0], parts[1], parts[2], parts[3], otherSignature]),  // another token's signature
+                token([parts[0], Customer.newID(), parts[2], parts[3], parts[4], parts[5]]),  // another customer under this signature
+                token([parts[0], parts[1], parts[2], String(Int64(parts[3])! + 1), parts[4], parts[5]]),  // a later expiry
+                token([parts[0], parts[1], parts[2], parts[3], "v", parts[5]]),  // "verified" written in by hand
+                token([parts[0], parts[1], parts[2], parts[3], parts[5]]),  // the old form, without the flag
+                token([parts[0], parts[1], parts[2], parts[3], parts[4], String(parts[5].dropLast(2))]),  // the signature cut
+                token([parts[0], parts[1], parts[2], parts[3], parts[4], otherSignature]),  // another token's signature
                 expired,  // correctly signed, expired
                 "c1." + String(repeating: "a", count: 5_000), "c1....", "c1",
             ]

@@ -605,6 +605,24 @@ class StoreTests(BrowserTestCase):
         customer.refresh()
         self.assertEqual(customer.find_element(By.CSS_SELECTOR, ".message").text, "Success: Buy order complete.", "the reloaded order page's verdict")
 
+        # "My orders" follows the vendor's changes by itself: a store order placed signed in, its
+        # status moved by the vendor while the account page is open.
+        status, body = api("POST", f"/api/v1/stores/{username}/orders",
+                           {"customer": {"name": "Buyer", "phone": "0123456789", "address": "1 Road"}, "items": [{"product_id": product_id, "quantity": 1}]},
+                           token=buyer_token)
+        self.assertEqual(status, 201, f"a store order placed signed in: {body}")
+        reference, number = body["reference"], body["id"]
+        customer.get(url("/account"))
+        customer.execute_script("window.__soukMarker = 'account'")
+        row = customer.find_element(By.CSS_SELECTOR, f"[data-order-id='{reference}']")
+        self.assertEqual(row.find_element(By.CSS_SELECTOR, ".status").text, "placed", "the store order in My orders")
+        status, body = api("PATCH", f"/api/v1/orders/{number}", {"status": "confirmed"}, token=token)
+        self.assertEqual(status, 200, f"PATCH /api/v1/orders/{number}: {body}")
+        self.wait(customer, lambda d: row.find_element(By.CSS_SELECTOR, ".status").text == "confirmed",
+                  "My orders did not show the vendor's change by itself", timeout=15)
+        self.assertEqual(customer.execute_script("return window.__soukMarker"), "account", "the account page was reloaded instead of updated in place")
+        self.assert_no_script_errors(customer, "the live account page")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -90,7 +90,22 @@ enum Assets {
         document.addEventListener("DOMContentLoaded", function () {
           soukTick(); soukRemaining(); soukLive(); soukOrder(); soukSuggest(); soukAnalytics();
           setInterval(soukTick, 1000); setInterval(soukRemaining, 2000);
+          if (document.querySelector("[data-my-orders]")) setInterval(soukMyOrders, 5000);
         });
+        // "My orders": the statuses of the orders on the page, read again every few seconds.
+        function soukMyOrders() {
+          if (document.hidden) return;
+          fetch("/api/v1/customers/me/orders?limit=50", { credentials: "same-origin", headers: { "X-Souk-CSRF": "1" } }).then(function (r) { return r.ok ? r.json() : null; }).then(function (page) {
+            if (!page) return;
+            page.orders.forEach(function (order) {
+              const row = document.querySelector('[data-order-id="' + CSS.escape(String(order.id)) + '"]');
+              if (!row) return;
+              const status = row.querySelector(".status"), payment = row.querySelector(".payment");
+              if (status) status.textContent = String(order.status).replace(/_/g, " ");
+              if (payment) payment.textContent = String(order.payment_status).replace(/_/g, " ");
+            });
+          }).catch(function () {});
+        }
         // A signed-in shopper's details fill an empty order form in (the page itself is the same for
         // everyone, so that it can be cached).
         (function () {

@@ -24,7 +24,7 @@ enum Templates {
         .num{text-align:right}.muted{color:#777}.error{color:#b00020}.notice{background:#fdecea;border:1px solid #f5c2c0;padding:.6rem 1rem;border-radius:6px}
         .ok{background:#e8f5e9;border:1px solid #b7dfb9;padding:.6rem 1rem;border-radius:6px}
         label{display:block;margin:.7rem 0 .2rem;font-weight:600}input,textarea,select{font:inherit;padding:.4rem;width:100%;max-width:420px;box-sizing:border-box}
-        input[type=number].qty{width:5rem}input[type=checkbox]{width:auto}
+        input[type=number].qty{width:5rem}input[type=checkbox]{width:auto}pre.mail{white-space:pre-wrap;overflow-wrap:anywhere}
         button,.button{background:#5b3a29;color:#fff;border:0;padding:.45rem .9rem;border-radius:4px;cursor:pointer;font:inherit;text-decoration:none;display:inline-block}
         button.secondary{background:#8d7b6f}button.danger{background:#b00020}form.inline{display:inline}
         .status{padding:.1rem .5rem;border-radius:10px;background:#eee;font-size:.85rem}
@@ -92,9 +92,9 @@ enum Templates {
         <form method="post" action="/account/verification"><input type="hidden" name="csrf" value="{{csrf}}"><button class="secondary">Send a new code</button></form></div>{{/verified}}
         <h2>My orders</h2>
         {{^has_orders}}<p class="muted">No orders yet. Orders you place signed in, in any store, are listed here.</p>{{/has_orders}}
-        {{#has_orders}}<div class="table-scroll"><table class="orders"><tr><th>Order</th><th>Store</th><th>Items</th><th class="num">Total</th><th>Payment</th><th>Status</th><th>Placed</th></tr>{{/has_orders}}
-        {{#orders}}<tr><td>{{#link}}<a href="{{link}}"><strong>{{id}}</strong></a>{{/link}}{{^link}}<strong>{{id}}</strong>{{/link}}<br><span class="badge">{{source}}</span></td>
-        <td><a href="/s/{{store_username}}">{{store}}</a></td><td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}</td><td class="num">{{total}}</td><td>{{payment}}</td>
+        {{#has_orders}}<div class="table-scroll"><table class="orders" data-my-orders><tr><th>Order</th><th>Store</th><th>Items</th><th class="num">Total</th><th>Payment</th><th>Status</th><th>Placed</th></tr>{{/has_orders}}
+        {{#orders}}<tr data-order-id="{{id}}"><td>{{#link}}<a href="{{link}}"><strong>{{id}}</strong></a>{{/link}}{{^link}}<strong>{{id}}</strong>{{/link}}<br><span class="badge">{{source}}</span></td>
+        <td><a href="/s/{{store_username}}">{{store}}</a></td><td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}</td><td class="num">{{total}}</td><td class="payment">{{payment}}</td>
         <td><span class="status">{{status}}</span></td><td class="muted">{{placed_at}}</td></tr>{{/orders}}
         {{#has_orders}}</table></div>{{/has_orders}}
         {{#older}}<p><a href="/account?cursor={{older}}">Older orders →</a></p>{{/older}}{{> footer}}
@@ -189,7 +189,7 @@ enum Templates {
         <button>Filter</button> <a class="button secondary" href="/dashboard/orders.csv{{#filtered}}?{{filters}}{{/filtered}}" download>Download CSV</a></form>
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
         {{^has_orders}}{{^formError}}<p class="muted">{{#filtered}}No order matches. <a href="/dashboard/orders">Show all orders</a>{{/filtered}}{{^filtered}}No orders yet. Share your store link: <a href="/s/{{vendor.username}}">/s/{{vendor.username}}</a>{{/filtered}}</p>{{/formError}}{{/has_orders}}
-        {{#has_orders}}<div class="table-scroll"><table class="orders"><tr><th>Order</th><th>Customer</th><th>Items</th><th class="num">Total</th><th>Payment</th><th>Status</th><th>Placed</th></tr>{{/has_orders}}
+        {{#has_orders}}<div class="table-scroll"><table class="orders" data-my-orders><tr><th>Order</th><th>Customer</th><th>Items</th><th class="num">Total</th><th>Payment</th><th>Status</th><th>Placed</th></tr>{{/has_orders}}
         {{#orders}}<tr><td>{{#checkout}}<a href="/checkouts/{{id}}"><strong>{{id}}</strong></a>{{/checkout}}{{^checkout}}<strong>{{id}}</strong>{{/checkout}}<br><span class="badge">{{source}}</span></td>
         <td>{{customer_name}}{{#account}} <span class="muted" title="signed in">✓</span>{{/account}}<br><span class="muted">{{customer_contact}}{{#has_address}}<br>{{customer_address}}{{/has_address}}</span></td>
         <td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}</td><td class="num">{{total}}</td><td>{{payment}}</td>

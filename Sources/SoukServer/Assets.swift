@@ -91,7 +91,24 @@ enum Assets {
           soukTick(); soukRemaining(); soukLive(); soukOrder(); soukSuggest(); soukAnalytics();
           setInterval(soukTick, 1000); setInterval(soukRemaining, 2000);
           if (document.querySelector("[data-my-orders]")) setInterval(soukMyOrders, 5000);
+          soukRequestKeys();
         });
+        // Back to a page kept by the browser: what is sent from it now is a new request.
+        window.addEventListener("pageshow", function (e) {
+          if (!e.persisted) return;
+          document.querySelectorAll("[data-request-key]").forEach(function (input) { input.value = ""; });
+          soukRequestKeys();
+        });
+        // Each load of a form names its request, so sending it twice (a double click, a retry after
+        // a lost answer) places one order; a page shown again after an error gets a new name.
+        function soukRequestKeys() {
+          document.querySelectorAll("[data-request-key]").forEach(function (input) {
+            if (input.value) return;
+            const bytes = new Uint8Array(16);
+            crypto.getRandomValues(bytes);
+            input.value = Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+          });
+        }
         // "My orders": the statuses of the orders on the page, read again every few seconds.
         function soukMyOrders() {
           if (document.hidden) return;

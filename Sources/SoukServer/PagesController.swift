@@ -523,6 +523,8 @@ struct PagesController: Sendable {
             if items.isEmpty { throw SoukError.validationFailed([FieldError(field: "items", message: "choose a quantity for at least one product")]) }
             var orderRequest = try OrderRequest(name: form["name"] ?? "", phone: form["phone"] ?? "", address: form["address"] ?? "", items: items)
             orderRequest.customerID = context.customer?.customerID
+            // The page's script names each load's order request: a double submit is one order.
+            try orderRequest.setIdempotencyKey(form["idempotency_key"].flatMap { $0.isEmpty ? nil : $0 })
             try await services.rateGuard.check([(.orderPerAddress, services.rateGuard.clientAddress(request, context))])
             let order = try await storage.placeOrder(vendorID: vendor.id, orderRequest)
             context.logger.info("order placed", metadata: ["souk.order_id": "\(order.id)", "souk.vendor_id": "\(vendor.id)"])

@@ -254,7 +254,7 @@ enum Templates {
         <form method="post" action="/s/{{username}}/flash-sales/{{id}}"><input type="hidden" name="csrf" value="{{csrf}}">
         <p><button>Buy now</button> <span class="muted">as the customer you are signed in as (<a href="/account/login?next=/s/{{username}}">sign in</a>)</span></p></form></div>{{/sales}}
         {{^products}}<p class="muted">This store has nothing for sale right now.</p>{{/products}}
-        {{#has_products}}<form method="post" action="/s/{{username}}/orders"><input type="hidden" name="csrf" value="{{csrf}}">
+        {{#has_products}}<form method="post" action="/s/{{username}}/orders"><input type="hidden" name="csrf" value="{{csrf}}"><input type="hidden" name="idempotency_key" value="" data-request-key>
         <table><tr><th>Product</th><th class="num">Price</th><th class="num">In stock</th><th>Quantity</th></tr>{{/has_products}}
         {{#products}}<tr><td>{{#thumbnail}}<img class="thumb" src="{{thumbnail}}" alt="" width="56" height="56" loading="lazy">{{/thumbnail}}<strong>{{name}}</strong><br><span class="muted">{{description}}</span></td><td class="num">{{price}}{{#sparkline}}<br>{{{sparkline}}}{{/sparkline}}</td><td class="num">{{stock}}</td>
         <td>{{#in_stock}}<input class="qty" type="number" name="qty_{{id}}" min="0" max="{{stock}}" value="{{quantity}}" aria-label="Quantity of {{name}}">{{/in_stock}}{{^in_stock}}<span class="muted">Sold out</span>{{/in_stock}}</td></tr>{{/products}}

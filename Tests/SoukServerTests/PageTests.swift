@@ -46,10 +46,16 @@ struct PageTests {
             let tooMany = try await customer.post("/s/amina/orders", [("qty_\(product.id)", "5"), ("name", "Youssef"), ("phone", "+212 600 000 000"), ("address", "Fes")])
             #expect(tooMany.status == .conflict && tooMany.body.contains("Only 3 of Saffron left; you asked for 5."))
             #expect(tooMany.body.contains("Youssef"), "the customer's details are kept")
-            let placed = try await customer.post("/s/amina/orders", [("qty_\(product.id)", "2"), ("name", "Youssef"), ("phone", "+212 600 000 000"), ("address", "Fes")])
+            #expect(store.body.contains(#"name="idempotency_key" value="" data-request-key"#), "the page's script names each order request")
+            let orderForm = [("qty_\(product.id)", "2"), ("name", "Youssef"), ("phone", "+212 600 000 000"), ("address", "Fes"), ("idempotency_key", "form-7f3a")]
+            let placed = try await customer.post("/s/amina/orders", orderForm)
             #expect(placed.status == .found)
             let location = try #require(placed.headers[.location])
             #expect(location.hasPrefix("/s/amina/orders/"))
+            // Sent twice (a double click, a retry after a lost answer): the same order, once.
+            let again = try await customer.post("/s/amina/orders", orderForm)
+            #expect(again.status == .found && again.headers[.location] == location)
+            #expect(try await app.storage.orders(vendorID: 1, before: nil, limit: 10).count == 1)
             let confirmation = try await customer.get(location)
             #expect(confirmation.status == .ok && confirmation.body.contains("Thank you, Youssef") && confirmation.body.contains("29.98 USD"))
 

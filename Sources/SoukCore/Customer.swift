@@ -27,8 +27,11 @@ public struct Customer: Hashable, Sendable {
     }
 
     /// Whether `text` has the shape of a customer id (and so is never an email).
-    public static func isID(_ text: some StringProtocol) -> Bool {
-        text.utf8.count == 27 && text.hasPrefix("cu_") && text.utf8.dropFirst(3).allSatisfy { (0x61...0x7A).contains($0) || (0x32...0x39).contains($0) }
+    public static func isID(_ text: some StringProtocol) -> Bool { isID(utf8: text.utf8) }
+
+    /// The same check on bytes, for a token read in place.
+    public static func isID(utf8 bytes: some Collection<UInt8>) -> Bool {
+        bytes.count == 27 && bytes.starts(with: "cu_".utf8) && bytes.dropFirst(3).allSatisfy { (0x61...0x7A).contains($0) || (0x32...0x39).contains($0) }
     }
 }
 

@@ -138,6 +138,9 @@ public struct AdmittedOrder: Hashable, Sendable {
     /// A new order id: 16 random characters (80 bits), so nobody can guess another buyer's order,
     /// and nothing about the buyer in it.
     public static func newOrderID() -> String { OrderReference.random(length: 16) }
+
+    /// `count` new order ids at once.
+    public static func newOrderIDs(_ count: Int) -> [String] { OrderReference.random(length: 16, count: count) }
 }
 
 /// A persisted flash-sale order.

@@ -158,18 +158,30 @@ public enum OrderReference {
 
     public static func random() -> String { random(length: 10) }
 
-    /// `length` random characters (5 bits each), twelve from each 64 random bits.
-    public static func random(length: Int) -> String {
-        var generator = SystemRandomNumberGenerator()
-        var characters: [Character] = []
-        characters.reserveCapacity(length)
-        var bits: UInt64 = 0
-        for index in 0..<length {
-            if index % 12 == 0 { bits = generator.next() }
-            characters.append(alphabet[Int(bits & 31)])
-            bits >>= 5
+    /// `length` random characters (5 bits each).
+    public static func random(length: Int) -> String { random(length: length, count: 1)[0] }
+
+    /// `count` strings of `length` random characters, from one read of the kernel's generator
+    /// (a flash sale names a whole batch of orders at once).
+    public static func random(length: Int, count: Int) -> [String] {
+        var bytes = [UInt8](repeating: 0, count: length * count)
+        RandomBytes.fill(&bytes)
+        return (0..<count).map { index in
+            String(decoding: bytes[(index * length)..<((index + 1) * length)].map { alphabetBytes[Int($0 & 31)] }, as: UTF8.self)
         }
-        return String(characters)
+    }
+
+    static let alphabetBytes = Array("0123456789ABCDEFGHJKMNPQRSTVWXYZ".utf8)
+}
+
+/// Bytes from the C library's cryptographic generator (glibc's `arc4random_buf`: the kernel's
+/// `getrandom`), as many as asked for in one call.
+enum RandomBytes {
+    static func fill(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { buffer in
+            guard let base = buffer.baseAddress else { return }
+            arc4random_buf(base, buffer.count)
+        }
     }
 }
 

@@ -173,7 +173,7 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
     static func admitCommand(_ sale: FlashSale, _ attempts: [(buyerID: String, requestKey: String)], now: Date) -> (keys: [String], arguments: [String]) {
         var arguments = [String(Int64(now.timeIntervalSince1970 * 1_000))]
         arguments.reserveCapacity(1 + 3 * attempts.count)
-        for attempt in attempts { arguments += [attempt.buyerID, attempt.requestKey, AdmittedOrder.newOrderID()] }
+        for (attempt, order) in zip(attempts, AdmittedOrder.newOrderIDs(attempts.count)) { arguments += [attempt.buyerID, attempt.requestKey, order] }
         return (RedisKeys.sale(sale.id).all, arguments)
     }
 

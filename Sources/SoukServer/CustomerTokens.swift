@@ -35,10 +35,15 @@ public final class CustomerTokens: Sendable {
     private let signingKey: SigningKey
     private var key: SymmetricKey { signingKey.key }
 
-    /// `SymmetricKey` is not `Sendable`; this one is never changed after it is made.
+    /// `SymmetricKey` is not `Sendable`; this one is never changed after it is made. `hmac` is the
+    /// key's HMAC before any message: a copy of it checks a token without keying a new one.
     private final class SigningKey: @unchecked Sendable {
         let key: SymmetricKey
-        init(_ bytes: [UInt8]) { key = SymmetricKey(data: bytes) }
+        let hmac: HMAC<SHA256>
+        init(_ bytes: [UInt8]) {
+            key = SymmetricKey(data: bytes)
+            hmac = HMAC<SHA256>(key: key)
+        }
     }
     let lifetime: Duration
     private let store: any CustomerStore
@@ -67,23 +72,57 @@ public final class CustomerTokens: Sendable {
     }
 
     /// The identity a token proves: well formed, signed with our key, unexpired and not revoked.
-    /// Read on the bytes (every part is ASCII): this runs on every purchase attempt.
+    /// Read in place on the token's bytes (every part is ASCII), with the key's HMAC state made
+    /// once: this runs on every purchase attempt.
     func identity(token: some StringProtocol, now: Date = Date()) -> CustomerIdentity? {
-        let bytes = Array(token.utf8)
-        guard bytes.count <= 160, bytes.starts(with: Self.prefix.utf8) else { return nil }
-        let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 6, parts[4].count == 1, let flag = parts[4].first, flag == UInt8(ascii: "v") || flag == UInt8(ascii: "u"),
-              let customerID = String(validating: parts[1], as: UTF8.self), Customer.isID(customerID),
-              parts[2].count == 16, let sessionID = String(validating: parts[2], as: UTF8.self),
-              let expiryText = String(validating: parts[3], as: UTF8.self), let expiry = Int64(expiryText), expiry > Int64(now.timeIntervalSince1970),
-              let signatureText = String(validating: parts[5], as: UTF8.self),
-              let signature = Self.base64URLDecoded(signatureText), signature.count == 32
-        else { return nil }
-        let claims = bytes[..<(bytes.count - parts[5].count - 1)]
-        guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: claims, using: key) else { return nil }
+        var text = String(token)
+        return text.withUTF8 { identity(bytes: $0, now: Int64(now.timeIntervalSince1970)) }
+    }
+
+    private func identity(bytes: UnsafeBufferPointer<UInt8>, now: Int64) -> CustomerIdentity? {
+        guard bytes.count <= 160, bytes.count > Self.prefix.utf8.count, bytes.starts(with: Self.prefix.utf8) else { return nil }
+        // The five dots: after c1, the customer id, the session id, the expiry and the flag.
+        var dots: (Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0)
+        var found = 0
+        for index in bytes.indices where bytes[index] == UInt8(ascii: ".") {
+            switch found {
+            case 0: dots.0 = index
+            case 1: dots.1 = index
+            case 2: dots.2 = index
+            case 3: dots.3 = index
+            case 4: dots.4 = index
+            default: return nil
+            }
+            found += 1
+        }
+        guard found == 5, dots.2 - dots.1 - 1 == 16, dots.4 - dots.3 == 2, (1...12).contains(dots.3 - dots.2 - 1) else { return nil }
+        let flag = bytes[dots.4 - 1]
+        guard flag == UInt8(ascii: "v") || flag == UInt8(ascii: "u") else { return nil }
+        var expiry: Int64 = 0
+        for digit in bytes[(dots.2 + 1)..<dots.3] {
+            guard digit >= UInt8(ascii: "0"), digit <= UInt8(ascii: "9") else { return nil }
+            expiry = expiry * 10 + Int64(digit - UInt8(ascii: "0"))
+        }
+        guard expiry > now, let signature = Self.base64URLDecoded(UnsafeBufferPointer(rebasing: bytes[(dots.4 + 1)...])), signature.count == 32 else { return nil }
+        var mac = signingKey.hmac
+        mac.update(data: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<dots.4])))
+        guard Self.constantTimeEqual(mac.finalize(), signature) else { return nil }
+        let customerBytes = UnsafeBufferPointer(rebasing: bytes[(dots.0 + 1)..<dots.1])
+        guard Customer.isID(utf8: customerBytes) else { return nil }
+        let sessionID = String(decoding: UnsafeBufferPointer(rebasing: bytes[(dots.1 + 1)..<dots.2]), as: UTF8.self)
         guard !isRevoked(sessionID) else { return nil }
+        let customerID = String(decoding: customerBytes, as: UTF8.self)
         return CustomerIdentity(customerID: customerID, sessionID: sessionID, expiresAt: Date(timeIntervalSince1970: TimeInterval(expiry)),
                                 verified: flag == UInt8(ascii: "v"))
+    }
+
+    static func constantTimeEqual(_ code: HashedAuthenticationCode<SHA256>, _ signature: [UInt8]) -> Bool {
+        code.withUnsafeBytes { code in
+            guard code.count == signature.count else { return false }
+            var difference: UInt8 = 0
+            for index in 0..<code.count { difference |= code[index] ^ signature[index] }
+            return difference == 0
+        }
     }
 
     /// The customer behind `Authorization: Bearer c1.…`, or the customer cookie where a cookie
@@ -91,8 +130,8 @@ public final class CustomerTokens: Sendable {
     func identity(in request: HTTPRequest, now: Date = Date()) -> CustomerIdentity? {
         let headers = request.headerFields
         if let authorization = headers[.authorization] {
-            guard authorization.utf8.count > 7, authorization.prefix(7).lowercased() == "bearer " else { return nil }
-            return identity(token: authorization.dropFirst(7), now: now)
+            guard authorization.utf8.count > 7, authorization.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 | 0x20 == $1 | 0x20 }) else { return nil }
+            return identity(token: Substring(authorization.utf8.dropFirst(7)), now: now)
         }
         guard let cookie = SessionMiddleware.cookie(Self.cookieName, in: headers), CookieAuthentication.allows(request) else { return nil }
         return identity(token: cookie, now: now)
@@ -146,11 +185,15 @@ public final class CustomerTokens: Sendable {
     /// Unpadded base64url, decoded without Foundation's string round trips (this runs on every
     /// purchase attempt); nil for any other text, including stray bits in the last character.
     static func base64URLDecoded(_ text: some StringProtocol) -> [UInt8]? {
+        base64URLDecoded(text.utf8)
+    }
+
+    static func base64URLDecoded(_ text: some Collection<UInt8>) -> [UInt8]? {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count * 3 / 4)
+        bytes.reserveCapacity(text.count * 3 / 4)
         var buffer: UInt32 = 0
         var bits = 0
-        for character in text.utf8 {
+        for character in text {
             let value: UInt8
             switch character {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"): value = character - UInt8(ascii: "A")

@@ -83,6 +83,19 @@ struct ValidationTests {
         #expect(Set(references).count == 1_000)
         #expect(references.allSatisfy { $0.count == 10 && $0.allSatisfy { "0123456789ABCDEFGHJKMNPQRSTVWXYZ".contains($0) } })
     }
+
+    /// Flash-sale order ids, made a batch at a time: 16 characters, every one of the 32 used about
+    /// as often as the others (a skew would make ids easier to guess).
+    @Test func orderIDsAreRandomAndUseTheWholeAlphabet() {
+        let ids = (0..<100).flatMap { _ in AdmittedOrder.newOrderIDs(64) }
+        #expect(Set(ids).count == 6_400 && ids.allSatisfy { $0.count == 16 })
+        var counts: [Character: Int] = [:]
+        for id in ids { for character in id { counts[character, default: 0] += 1 } }
+        #expect(counts.count == 32)
+        // 102,400 characters: 3,200 expected each; 6 standard deviations (~55) either way is far.
+        #expect(counts.values.allSatisfy { (2_800...3_600).contains($0) }, "\(counts)")
+        #expect(AdmittedOrder.newOrderIDs(0).isEmpty)
+    }
 }
 
 /// Numbers a client chooses never overflow: found by fuzzing the API (a crash took the process down).

@@ -113,6 +113,37 @@ struct AdmissionLaneTests {
         }
     }
 
+    /// A sale for verified customers: the lane leaves an unverified buyer to the router (403, nothing
+    /// admitted) and admits a verified one itself; once sold out, the sold-out lane does the same.
+    @Test func aSaleForVerifiedCustomersIsDecidedAsTheRouterDecidesIt() async throws {
+        try await Self.withSale(quantity: 1) { app, redis, _, first in
+            // A purchase through the router loads the admission script into this new Redis.
+            let loader = try await app.customer("loader@example.com")
+            #expect(try await app.json(.post, "/api/v1/flash-sales/\(first)/purchases", "{}", token: loader.token).status == .accepted)
+            let vendor = try await app.vendorToken("bilal")
+            let phone = try await app.product(token: vendor, stock: 10)
+            let created = try await app.json(.post, "/api/v1/flash-sales",
+                #"{"product_id":\#(phone),"quantity":1,"starts_at":"\#(FlashSaleAPITests.iso(-5))","ends_at":"\#(FlashSaleAPITests.iso(3_600))","verified_only":true}"#, token: vendor)
+            let sale = try #require((created.json["id"] as? NSNumber)?.int64Value, "\(created.body)")
+            _ = try await Self.flashSalesKnow(app, sale)
+            let lane = try Self.lane(app)
+            let eventLoop = MultiThreadedEventLoopGroup.singleton.next()
+            try await Self.warm(redis, eventLoop)
+            let unverified = try await app.customer("unverified@example.com")
+            let (request, body) = FastLaneTests.purchase(sale, "{}", token: unverified.token)
+            #expect(try await lane.decide(request, body: body, on: eventLoop) == nil, "the router's to refuse")
+            let refused = try await app.send(.post, "/api/v1/flash-sales/\(sale)/purchases", body: body, token: unverified.token)
+            #expect(refused.status == .forbidden && refused.errorCode == "verification_required")
+
+            let code = try await EmailVerificationTests.code(app, for: "unverified@example.com")
+            let verified = try #require(try await app.json(.post, "/api/v1/customers/me/verification/confirm", #"{"code":"\#(code)"}"#, token: unverified.token).json["token"] as? String)
+            let (admit, admitBody) = FastLaneTests.purchase(sale, "{}", token: verified)
+            let answer = try #require(try await lane.decide(admit, body: admitBody, on: eventLoop))
+            #expect(answer.status == .accepted)
+            #expect(try await redis.hlen(RedisKeys.sale(sale).orders) == 1)
+        }
+    }
+
     /// Reads a sale through the use case, as a first purchase would, so its terms are remembered.
     static func flashSalesKnow(_ app: TestApp, _ sale: Int64) async throws -> FlashSale? {
         try await app.services.flashSales.sale(id: sale)

@@ -27,11 +27,20 @@ public struct Customer: Hashable, Sendable {
     }
 
     /// Whether `text` has the shape of a customer id (and so is never an email).
-    public static func isID(_ text: some StringProtocol) -> Bool { isID(utf8: text.utf8) }
+    public static func isID(_ text: some StringProtocol) -> Bool {
+        var text = String(text)
+        return text.withUTF8 { isID(utf8: $0) }
+    }
 
-    /// The same check on bytes, for a token read in place.
-    public static func isID(utf8 bytes: some Collection<UInt8>) -> Bool {
-        bytes.count == 27 && bytes.starts(with: "cu_".utf8) && bytes.dropFirst(3).allSatisfy { (0x61...0x7A).contains($0) || (0x32...0x39).contains($0) }
+    /// The same check on bytes, for a token read in place (not generic: this runs on every
+    /// purchase attempt, and a generic check across modules went through witness tables per byte).
+    public static func isID(utf8 bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count == 27, bytes[0] == UInt8(ascii: "c"), bytes[1] == UInt8(ascii: "u"), bytes[2] == UInt8(ascii: "_") else { return false }
+        for index in 3..<27 {
+            let byte = bytes[index]
+            guard (0x61...0x7A).contains(byte) || (0x32...0x39).contains(byte) else { return false }
+        }
+        return true
     }
 }
 

@@ -194,18 +194,28 @@ final class FastLaneHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func write(_ answer: FastAnswer, to request: HTTPRequest, since: ContinuousClock.Instant, context: ChannelHandlerContext) {
         metrics.record(method: request.method, path: answer.route, status: answer.status.code, nanoseconds: HTTPMetricsMiddleware.elapsed(since: since))
-        var headers = answer.headers
-        headers.append(contentsOf: SecurityHeadersMiddleware.headers)
-        headers[.xRequestID] = request.headerFields[.xRequestID].flatMap(RequestIDMiddleware.accepted) ?? RequestIDMiddleware.generate()
-        headers[.date] = HTTPDate.now()
-        headers[.server] = serverName
+        let requestID = request.headerFields[.xRequestID].flatMap(RequestIDMiddleware.accepted) ?? RequestIDMiddleware.generate()
         if let encoder {
-            encoder.write(NIOAny(Self.encodedHead(answer.status, headers, bodyLength: answer.body?.readableBytes ?? 0, allocator: context.channel.allocator)), promise: nil)
+            // The router's headers in the router's order: the answer's, the security headers
+            // (encoded once), then the request id, the date and the server.
+            var head = context.channel.allocator.buffer(capacity: 512)
+            Self.writeStatusAndFields(answer.status, answer.headers, into: &head)
+            head.writeBytes(Self.securityHeaderLines)
+            Self.writeField("X-Request-Id", requestID, into: &head)
+            Self.writeField("Date", HTTPDate.now(), into: &head)
+            Self.writeField("Server", serverName, into: &head)
+            Self.finishHead(answer.status, bodyLength: answer.body?.readableBytes ?? 0, into: &head)
+            encoder.write(NIOAny(head), promise: nil)
             if let body = answer.body, body.readableBytes > 0 { encoder.write(NIOAny(body), promise: nil) }
             encoder.flush()
             context.triggerUserOutboundEvent(LaneAnswerWritten(), promise: nil)
             return
         }
+        var headers = answer.headers
+        headers.append(contentsOf: SecurityHeadersMiddleware.headers)
+        headers[.xRequestID] = requestID
+        headers[.date] = HTTPDate.now()
+        headers[.server] = serverName
         context.write(wrapOutboundOut(.head(HTTPResponse(status: answer.status, headerFields: headers))), promise: nil)
         if let body = answer.body {
             context.write(wrapOutboundOut(.body(body)), promise: nil)
@@ -219,17 +229,32 @@ extension FastLaneHandler {
     /// response that may have a body always says its length (the encoder would send it chunked).
     static func encodedHead(_ status: HTTPResponse.Status, _ headers: HTTPFields, bodyLength: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
         var head = allocator.buffer(capacity: 512)
+        writeStatusAndFields(status, headers, into: &head)
+        finishHead(status, bodyLength: bodyLength, into: &head)
+        return head
+    }
+
+    static func writeStatusAndFields(_ status: HTTPResponse.Status, _ headers: HTTPFields, into head: inout ByteBuffer) {
         head.writeStaticString("HTTP/1.1 ")
         head.writeString(String(status.code))
         head.writeStaticString(" ")
         head.writeString(status.reasonPhrase)
         head.writeStaticString("\r\n")
         for field in headers where field.name != .contentLength && field.name != .transferEncoding {
-            head.writeString(field.name.rawName)
-            head.writeStaticString(": ")
-            head.writeString(field.value)
-            head.writeStaticString("\r\n")
+            writeField(field.name.rawName, field.value, into: &head)
         }
+    }
+
+    static func writeField(_ name: String, _ value: String, into head: inout ByteBuffer) {
+        head.writeString(name)
+        head.writeStaticString(": ")
+        head.writeString(value)
+        head.writeStaticString("\r\n")
+    }
+
+    /// The length of a response that may have a body (always said: the encoder would otherwise
+    /// send it chunked), and the blank line.
+    static func finishHead(_ status: HTTPResponse.Status, bodyLength: Int, into head: inout ByteBuffer) {
         let mayHaveBody = status.code >= 200 && status.code != 204 && status.code != 304
         if mayHaveBody {
             head.writeStaticString("Content-Length: ")
@@ -237,8 +262,14 @@ extension FastLaneHandler {
             head.writeStaticString("\r\n")
         }
         head.writeStaticString("\r\n")
-        return head
     }
+
+    /// ``SecurityHeadersMiddleware/headers`` as header lines, encoded once.
+    static let securityHeaderLines: [UInt8] = {
+        var lines = ByteBuffer()
+        for field in SecurityHeadersMiddleware.headers { writeField(field.name.rawName, field.value, into: &lines) }
+        return Array(buffer: lines)
+    }()
 }
 
 /// The anonymous visitor's store page (`GET /s/{username}`) from the page cache: the same bytes,

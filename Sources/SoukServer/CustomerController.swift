@@ -121,8 +121,7 @@ struct CustomerController: Sendable {
     @Sendable func sendCode(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let customer = try await signedInCustomer(context)
         if customer.verifiedAt != nil { return try JSONResponse.make(CodeSentBody(verified: true, sentTo: nil, expiresAt: nil)) }
-        try await services.rateGuard.check([(.verificationPerCustomer, customer.id)])
-        let expiresAt = try await services.emailVerification.sendCode(to: customer)
+        let expiresAt = try await services.emailVerification.sendRequestedCode(to: customer, rateGuard: services.rateGuard)
         return try JSONResponse.make(CodeSentBody(verified: false, sentTo: customer.email, expiresAt: expiresAt), status: .accepted)
     }
 

@@ -23,10 +23,14 @@ struct CustomerPagesController: Sendable {
     }
 
     @Sendable func account(_ request: Request, context: SoukRequestContext) async throws -> Response {
-        guard let identity = context.customer, let customer = try await services.customerAccounts.customer(named: identity.customerID) else {
-            return .redirect(to: "/account/login", type: .found)
-        }
+        guard let customer = try await signedInCustomer(context) else { return .redirect(to: "/account/login", type: .found) }
         return try await accountPage(customer, request: request, context: context)
+    }
+
+    /// The customer the session cookie names, if it is still an account.
+    private func signedInCustomer(_ context: SoukRequestContext) async throws -> Customer? {
+        guard let identity = context.customer else { return nil }
+        return try await services.customerAccounts.customer(named: identity.customerID)
     }
 
     /// The account page, with a message or the verification form's errors where there are some.
@@ -56,13 +60,10 @@ struct CustomerPagesController: Sendable {
 
     @Sendable func sendCode(_ request: Request, context: SoukRequestContext) async throws -> Response {
         _ = try await Form.read(request, context: context)
-        guard let identity = context.customer, let customer = try await services.customerAccounts.customer(named: identity.customerID) else {
-            return .redirect(to: "/account/login", type: .found)
-        }
+        guard let customer = try await signedInCustomer(context) else { return .redirect(to: "/account/login", type: .found) }
         guard customer.verifiedAt == nil else { return .redirect(to: "/account", type: .found) }
         do {
-            try await services.rateGuard.check([(.verificationPerCustomer, customer.id)])
-            try await services.emailVerification.sendCode(to: customer)
+            try await services.emailVerification.sendRequestedCode(to: customer, rateGuard: services.rateGuard)
         } catch let error as SoukError {
             var response = try await accountPage(customer, request: request, context: context, extra: ["formError": error.message], status: ErrorMiddleware.status(of: error))
             response.setRetryAfter(error.retryAfterSeconds)
@@ -73,9 +74,7 @@ struct CustomerPagesController: Sendable {
 
     @Sendable func confirmCode(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let form = try await Form.read(request, context: context)
-        guard let identity = context.customer, let customer = try await services.customerAccounts.customer(named: identity.customerID) else {
-            return .redirect(to: "/account/login", type: .found)
-        }
+        guard let customer = try await signedInCustomer(context) else { return .redirect(to: "/account/login", type: .found) }
         do {
             _ = try await services.emailVerification.confirm(customer, code: form["code"] ?? "")
         } catch let error as SoukError {

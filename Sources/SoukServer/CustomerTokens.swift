@@ -130,7 +130,7 @@ public final class CustomerTokens: Sendable {
     func identity(in request: HTTPRequest, now: Date = Date()) -> CustomerIdentity? {
         let headers = request.headerFields
         if let authorization = headers[.authorization] {
-            guard authorization.utf8.count > 7, authorization.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 | 0x20 == $1 | 0x20 }) else { return nil }
+            guard authorization.utf8.count > 7, authorization.utf8.prefix(7).elementsEqual("bearer ".utf8, by: { $0 == $1 || ($1 >= 0x61 && $1 <= 0x7A && $0 == $1 - 0x20) }) else { return nil }
             return identity(token: Substring(authorization.utf8.dropFirst(7)), now: now)
         }
         guard let cookie = SessionMiddleware.cookie(Self.cookieName, in: headers), CookieAuthentication.allows(request) else { return nil }

@@ -30,6 +30,14 @@ struct EmailVerification: Sendable {
         return expiresAt
     }
 
+    /// A code asked for by the customer (not the one sign-up sends): counted under
+    /// `verify_email` first, so nobody can flood an inbox through Souk.
+    @discardableResult
+    func sendRequestedCode(to customer: Customer, rateGuard: RateGuard, now: Date = Date()) async throws -> Date {
+        try await rateGuard.check([(.verificationPerCustomer, customer.id)])
+        return try await sendCode(to: customer, now: now)
+    }
+
     /// Checks a code the customer typed; throws `invalidCode` with what to do next when it fails.
     func confirm(_ customer: Customer, code raw: String, now: Date = Date()) async throws -> VerificationResult {
         let code = raw.filter { !$0.isWhitespace }

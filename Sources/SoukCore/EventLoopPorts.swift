@@ -11,14 +11,7 @@ import NIOCore
 public protocol EventLoopAdmissionGate: Sendable {
     /// Nil when the gate cannot decide this way now; the future's nil when only the ordinary
     /// admission can decide this attempt (and it decides the same).
-    func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date, on eventLoop: any EventLoop) -> EventLoopFuture<Admission?>?
-}
-
-/// Rate limits counted on an event loop, without a task (the Redis limiter, on that loop's own
-/// connection).
-public protocol EventLoopRateLimiter: Sendable {
-    /// Nil when the limiter cannot count this way now (the router then counts).
-    func hit(_ checks: [RateCheck], on eventLoop: any EventLoop) -> EventLoopFuture<RateDecision>?
+    func admit(_ sale: FlashSale, buyerID: String, requestKey: String, limits: [RateCheck], now: Date, on eventLoop: any EventLoop) -> EventLoopFuture<Admission?>?
 }
 
 /// Store pages read on an event loop, without a task (the Redis page cache, on that loop's own

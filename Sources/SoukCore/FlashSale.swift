@@ -171,6 +171,9 @@ public enum Admission: Hashable, Sendable {
     case limitReached
     case notStarted
     case ended
+    /// Over a purchase rate limit (the attempt was counted under none, and decided nothing else);
+    /// the next attempt is allowed after this long.
+    case rateLimited(retryAfter: Duration)
 }
 
 /// Counters of a sale across the admission gate and the database.
@@ -216,16 +219,20 @@ public protocol FlashSaleStore: Sendable {
     func endFlashSale(id: Int64, vendorID: Int64, now: Date) async throws -> FlashSale?
 }
 
-/// The admission step: one atomic decision per attempt (window, buyer's count, stock), made
-/// durable before the buyer hears "admitted".
+/// The admission step: one atomic decision per attempt (rate limits, window, buyer's count,
+/// stock), made durable before the buyer hears "admitted".
 public protocol FlashSaleGate: Sendable {
-    func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission
+    /// Counts the attempt under `limits`, on this sale (all or nothing: over any of them,
+    /// `.rateLimited` and nothing else happens), then decides it. The gate counts them in the same
+    /// step as the decision, so that every path to a purchase counts one limit at no extra cost;
+    /// per sale, because the Redis gate counts them in the sale's own slot.
+    func admit(_ sale: FlashSale, buyerID: String, requestKey: String, limits: [RateCheck], now: Date) async throws -> Admission
     /// How many units have been admitted so far.
     func admittedCount(_ sale: FlashSale) async throws -> Int
     /// Gets a new sale ready for its first attempt (and for the workers).
     func prepare(_ sale: FlashSale) async throws
     /// The answer this process already knows without asking anyone (a sale it has seen sold out),
-    /// without suspending; nil when only ``admit(_:buyerID:requestKey:now:)`` can decide.
+    /// without suspending; nil when only ``admit(_:buyerID:requestKey:limits:now:)`` can decide.
     func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission?
     /// Whether ``settledAdmission(_:buyerID:requestKey:now:)`` can answer for this sale at all: a
     /// look that costs nothing, so attempts on a sale still selling skip that path entirely.
@@ -235,6 +242,11 @@ public protocol FlashSaleGate: Sendable {
 }
 
 extension FlashSaleGate {
+    /// An attempt under no rate limit.
+    public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission {
+        try await admit(sale, buyerID: buyerID, requestKey: requestKey, limits: [], now: now)
+    }
+
     /// A gate that reads the sale's window from the ``FlashSale`` it is given needs nothing more:
     /// ``FlashSales`` hands it the ended terms.
     public func end(_ sale: FlashSale, at now: Date) async throws {}

@@ -39,13 +39,14 @@ public struct FlashSales: Sendable {
     }
 
     /// One purchase attempt: admitted (with the order id) or a ``SoukError`` saying why not.
-    /// `verified`: whether the buyer verified their email (a sale may require it).
-    public func purchase(saleID: Int64, buyerID rawBuyer: String?, verified: Bool = false, requestKey rawKey: String?, now: Date = Date()) async throws -> (sale: FlashSale, orderID: String, repeated: Bool) {
+    /// `verified`: whether the buyer verified their email (a sale may require it); `limits`: the
+    /// rate limits the attempt counts under, counted by the gate with its decision.
+    public func purchase(saleID: Int64, buyerID rawBuyer: String?, verified: Bool = false, requestKey rawKey: String?, limits: [RateCheck] = [], now: Date = Date()) async throws -> (sale: FlashSale, orderID: String, repeated: Bool) {
         let buyerID = try BuyerID.validated(rawBuyer)
         let requestKey = try Self.requestKey(rawKey)
         guard let sale = try await sale(id: saleID) else { throw SoukError.notFound("Flash sale") }
         if sale.verifiedOnly && !verified { throw SoukError.verificationRequired }
-        let admission = try await gate.admit(sale, buyerID: buyerID, requestKey: requestKey, now: now)
+        let admission = try await gate.admit(sale, buyerID: buyerID, requestKey: requestKey, limits: limits, now: now)
         switch Self.outcome(admission, of: sale) {
         case .success(let orderID): return (sale, orderID, admission == .admitted(orderID: orderID, repeated: true))
         case .failure(let error): throw error
@@ -54,7 +55,7 @@ public struct FlashSales: Sendable {
 
     /// The answer to an attempt when this process already has it (a sale it knows is sold out), without
     /// suspending: the admitted order of a retried purchase, or the refusal. Nil when the attempt
-    /// must go through ``purchase(saleID:buyerID:requestKey:now:)`` (which then gives the same answer).
+    /// must go through ``purchase(saleID:buyerID:verified:requestKey:limits:now:)`` (which then gives the same answer).
     public func settledPurchase(saleID: Int64, buyerID rawBuyer: String?, verified: Bool = false, requestKey rawKey: String?, now: Date = Date()) -> Result<String, SoukError>? {
         guard let attempt = knownAttempt(saleID: saleID, buyerID: rawBuyer, verified: verified, requestKey: rawKey),
               let admission = gate.settledAdmission(attempt.sale, buyerID: attempt.buyerID, requestKey: attempt.requestKey, now: now)
@@ -63,7 +64,7 @@ public struct FlashSales: Sendable {
     }
 
     /// A well-formed attempt on a sale whose terms this process already holds: what a gate needs to
-    /// decide without suspending. Nil when only ``purchase(saleID:buyerID:requestKey:now:)`` can
+    /// decide without suspending. Nil when only ``purchase(saleID:buyerID:verified:requestKey:limits:now:)`` can
     /// answer (an invalid buyer or key, whose error it gives; a sale not read yet; a buyer the sale
     /// refuses as unverified).
     public func knownAttempt(saleID: Int64, buyerID rawBuyer: String?, verified: Bool = false, requestKey rawKey: String?) -> (sale: FlashSale, buyerID: String, requestKey: String)? {
@@ -81,6 +82,7 @@ public struct FlashSales: Sendable {
         case .limitReached: .failure(.limitReached(limit: sale.perBuyerLimit))
         case .notStarted: .failure(.saleNotStarted(startsAt: sale.startsAt))
         case .ended: .failure(.saleEnded)
+        case .rateLimited(let wait): .failure(.rateLimited(retryAfterSeconds: wait.retryAfterSeconds))
         }
     }
 

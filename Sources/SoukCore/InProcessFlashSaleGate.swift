@@ -13,15 +13,23 @@ public actor InProcessFlashSaleGate: FlashSaleGate {
     }
 
     let store: any FlashSaleStore
+    /// Where the purchase limits are counted: the process's limiter, shared with the other limits.
+    let limiter: any RateLimiter
     private var sales: [Int64: SaleState] = [:]
     private var waiting: [(order: AdmittedOrder, continuation: CheckedContinuation<Void, any Error>)] = []
     private var flushing = false
 
-    public init(store: any FlashSaleStore) {
+    public init(store: any FlashSaleStore, limiter: any RateLimiter = InProcessRateLimiter()) {
         self.store = store
+        self.limiter = limiter
     }
 
-    public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission {
+    public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, limits: [RateCheck], now: Date) async throws -> Admission {
+        // A limiter that cannot be reached lets the attempt through: its outage must not close the shop.
+        let onThisSale = limits.map { RateCheck($0.limit, key: "sale:\(sale.id):\($0.key)") }
+        if !limits.isEmpty, case .limited(let wait) = (try? await limiter.hit(onThisSale)) ?? .allowed {
+            return .rateLimited(retryAfter: wait)
+        }
         var state = try await self.state(of: sale)
         let field = buyerID + "|" + requestKey
         if let existing = state.orders[field] { return .admitted(orderID: existing, repeated: true) }

@@ -203,6 +203,12 @@ extension Duration {
         return seconds * 1_000 + attoseconds / 1_000_000_000_000_000
     }
 
+    /// This wait as whole seconds for `Retry-After`: rounded up, at least 1.
+    public var retryAfterSeconds: Int {
+        let (seconds, attoseconds) = components
+        return max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0))
+    }
+
     /// Whole nanoseconds, for NIO's `TimeAmount` (durations Souk uses are far below 292 years).
     public var nanoseconds: Int64 {
         let (seconds, attoseconds) = components

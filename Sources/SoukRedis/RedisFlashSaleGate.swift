@@ -4,8 +4,8 @@ import NIOCore
 import RESP
 import SoukCore
 
-/// The production admission gate: one Lua script per attempt decides atomically (window, the
-/// buyer's count, stock), decrements, records the buyer and appends the order to the sale's
+/// The production admission gate: one Lua script per attempt decides atomically (the purchase rate
+/// limits, window, the buyer's count, stock), decrements, records the buyer and appends the order to the sale's
 /// stream. Redis runs with AOF, so an answered admission survives a Redis crash; workers persist
 /// the stream to the database. Once a sale is sold out, this process answers further attempts from
 /// memory without touching Redis.
@@ -20,38 +20,68 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         self.store = store
     }
 
-    /// ARGV: now (ms), then per attempt a buyer, an idempotency key and the order id
-    /// to give it if it is admitted (new and random: ids are not guessable); one result per
-    /// attempt, in order, each decided as if alone and after the ones before it (a batch is as
-    /// atomic as one attempt: it is one script).
+    /// ARGV: now (ms), then per attempt a buyer, an idempotency key, the order id to give it if it
+    /// is admitted (new and random: ids are not guessable), the number of its rate limits and each
+    /// limit's interval and window (ms); KEYS: the sale's keys, then each attempt's rate-limit keys.
+    /// One result per attempt, in order, each decided as if alone and after the ones before it (a
+    /// batch is as atomic as one attempt: it is one script). An attempt is counted under its limits
+    /// first (GCRA, as ``RedisRateLimiter``, on the Redis server's clock): over any of them it is
+    /// `limited` with the wait in ms and counts under none; otherwise it is decided.
     public static let admitScript = RedisScript("""
         local meta = redis.call('HMGET', KEYS[1], 'starts', 'ends', 'limit')
         local results = {}
+        local i = 2
         if not meta[1] then
-            for i = 2, #ARGV, 3 do results[#results + 1] = {'unprepared'} end
+            while i <= #ARGV do
+                results[#results + 1] = {'unprepared'}
+                i = i + 4 + 2 * tonumber(ARGV[i + 3])
+            end
             return results
         end
         local now, starts, ends, limit = tonumber(ARGV[1]), tonumber(meta[1]), tonumber(meta[2]), tonumber(meta[3])
         local left = tonumber(redis.call('GET', KEYS[2]) or '0')
-        local taken = 0
-        for i = 2, #ARGV, 3 do
-            local buyer, key, order = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-            local field = buyer .. '|' .. key
-            local existing = redis.call('HGET', KEYS[4], field)
-            if existing then results[#results + 1] = {'admitted', existing, '1'}
-            elseif now < starts then results[#results + 1] = {'not_started'}
-            elseif now >= ends then results[#results + 1] = {'ended'}
-            elseif tonumber(redis.call('HGET', KEYS[3], buyer) or '0') >= limit then results[#results + 1] = {'limit_reached'}
-            elseif left - taken <= 0 then results[#results + 1] = {'sold_out'}
-            else
-                taken = taken + 1
-                local n = redis.call('HINCRBY', KEYS[3], buyer, 1)
-                redis.call('HSET', KEYS[4], field, order)
-                redis.call('XADD', KEYS[5], '*', 'order', order, 'buyer', buyer, 'n', n, 'key', key, 'at', ARGV[1])
-                results[#results + 1] = {'admitted', order, '0'}
+        local taken, clock, arrivals, changed = 0, nil, {}, {}
+        local k = 6
+        while i <= #ARGV do
+            local buyer, key, order, checks = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+            if checks > 0 and not clock then
+                local time = redis.call('TIME')
+                clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
             end
+            local wait, next = 0, {}
+            for c = 0, checks - 1 do
+                local tat = arrivals[KEYS[k + c]] or tonumber(redis.call('GET', KEYS[k + c]) or clock)
+                if tat < clock then tat = clock end
+                next[c + 1] = tat + tonumber(ARGV[i + 4 + 2 * c])
+                local excess = next[c + 1] - clock - tonumber(ARGV[i + 5 + 2 * c])
+                if excess > wait then wait = excess end
+            end
+            if wait > 0 then results[#results + 1] = {'limited', wait}
+            else
+                for c = 0, checks - 1 do
+                    arrivals[KEYS[k + c]] = next[c + 1]
+                    changed[KEYS[k + c]] = true
+                end
+                local field = buyer .. '|' .. key
+                local existing = redis.call('HGET', KEYS[4], field)
+                if existing then results[#results + 1] = {'admitted', existing, '1'}
+                elseif now < starts then results[#results + 1] = {'not_started'}
+                elseif now >= ends then results[#results + 1] = {'ended'}
+                elseif tonumber(redis.call('HGET', KEYS[3], buyer) or '0') >= limit then results[#results + 1] = {'limit_reached'}
+                elseif left - taken <= 0 then results[#results + 1] = {'sold_out'}
+                else
+                    taken = taken + 1
+                    local n = redis.call('HINCRBY', KEYS[3], buyer, 1)
+                    redis.call('HSET', KEYS[4], field, order)
+                    redis.call('XADD', KEYS[5], '*', 'order', order, 'buyer', buyer, 'n', n, 'key', key, 'at', ARGV[1])
+                    results[#results + 1] = {'admitted', order, '0'}
+                end
+            end
+            k = k + checks
+            i = i + 4 + 2 * checks
         end
         if taken > 0 then redis.call('DECRBY', KEYS[2], taken) end
+        for rate in pairs(changed) do redis.call('SET', rate, arrivals[rate], 'PX', arrivals[rate] - clock) end
         return results
         """)
 
@@ -97,10 +127,10 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         soldOut.withLockedValue { $0[saleID] != nil }
     }
 
-    public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission {
+    public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, limits: [RateCheck], now: Date) async throws -> Admission {
         if let settled = settledAdmission(sale, buyerID: buyerID, requestKey: requestKey, now: now) { return settled }
         if now < sale.startsAt { return .notStarted }
-        let (keys, arguments) = Self.admitCommand(sale, [(buyerID, requestKey)], now: now)
+        let (keys, arguments) = Self.admitCommand(sale, [(buyerID, requestKey, limits)], now: now)
         var admission = try Self.admissions(from: try await redis.evalsha(Self.admitScript, keys: keys, arguments: arguments), count: 1)[0]
         if admission == nil {
             try await prepare(sale)
@@ -119,14 +149,16 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
     /// The same decision made on `eventLoop`, for an answer given without a task (Souk's admission
     /// lane): the attempts one turn of the loop has read are sent together, one script call per
     /// sale on that loop's own connection, and the reply is read there. Nil when that connection is
-    /// not open yet; the future gives nil whenever only ``admit(_:buyerID:requestKey:now:)`` can
-    /// decide (a sale not loaded into Redis, the script not loaded, a failed connection), and that
-    /// decides the same: the script admits a buyer and key once, and says so again to a retry.
-    public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date, on eventLoop: any EventLoop) -> EventLoopFuture<Admission?>? {
+    /// not open yet; the future gives nil whenever only ``admit(_:buyerID:requestKey:limits:now:)``
+    /// can decide (a sale not loaded into Redis, the script not loaded, a failed connection), and
+    /// that decides the same: the script admits a buyer and key once, and says so again to a retry.
+    /// (Only a failed connection can leave an attempt counted under its limits by a script that ran
+    /// and then counted again by the retry.)
+    public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, limits: [RateCheck], now: Date, on eventLoop: any EventLoop) -> EventLoopFuture<Admission?>? {
         if now < sale.startsAt { return eventLoop.makeSucceededFuture(.notStarted) }
         guard redis.connection(on: eventLoop) != nil else { return nil }
         let promise = eventLoop.makePromise(of: Admission?.self)
-        let attempt = GatheredAttempt(sale: sale, buyerID: buyerID, requestKey: requestKey, promise: promise)
+        let attempt = GatheredAttempt(sale: sale, buyerID: buyerID, requestKey: requestKey, limits: limits, promise: promise)
         gathered.add(attempt, under: sale.id, on: eventLoop) { [self] batches in sendGathered(batches, on: eventLoop) }
         return promise.futureResult
     }
@@ -135,6 +167,7 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         let sale: FlashSale
         let buyerID: String
         let requestKey: String
+        let limits: [RateCheck]
         let promise: EventLoopPromise<Admission?>
     }
 
@@ -154,7 +187,7 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
                     for attempt in batch { attempt.promise.succeed(nil) }
                     continue
                 }
-                let (keys, arguments) = Self.admitCommand(sale, batch.map { ($0.buyerID, $0.requestKey) }, now: now)
+                let (keys, arguments) = Self.admitCommand(sale, batch.map { ($0.buyerID, $0.requestKey, $0.limits) }, now: now)
                 connection.submit([Self.admitScript.evalsha(keys: keys, arguments: arguments)]).whenComplete { [self] result in
                     let admissions = try? result.get().first.map { try Self.admissions(from: $0.value, count: batch.count) }
                     for (index, attempt) in batch.enumerated() {
@@ -170,11 +203,19 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
     }
 
     /// The keys and arguments of the admission script for attempts on one sale.
-    static func admitCommand(_ sale: FlashSale, _ attempts: [(buyerID: String, requestKey: String)], now: Date) -> (keys: [String], arguments: [String]) {
+    static func admitCommand(_ sale: FlashSale, _ attempts: [(buyerID: String, requestKey: String, limits: [RateCheck])], now: Date) -> (keys: [String], arguments: [String]) {
+        let saleKeys = RedisKeys.sale(sale.id)
+        var keys = saleKeys.all
         var arguments = [String(Int64(now.timeIntervalSince1970 * 1_000))]
-        arguments.reserveCapacity(1 + 3 * attempts.count)
-        for (attempt, order) in zip(attempts, AdmittedOrder.newOrderIDs(attempts.count)) { arguments += [attempt.buyerID, attempt.requestKey, order] }
-        return (RedisKeys.sale(sale.id).all, arguments)
+        arguments.reserveCapacity(1 + 8 * attempts.count)
+        for (attempt, order) in zip(attempts, AdmittedOrder.newOrderIDs(attempts.count)) {
+            arguments += [attempt.buyerID, attempt.requestKey, order, String(attempt.limits.count)]
+            for check in attempt.limits {
+                keys.append(saleKeys.rateLimit(check.key))
+                arguments += [String(check.limit.intervalMilliseconds), String(check.limit.windowMilliseconds)]
+            }
+        }
+        return (keys, arguments)
     }
 
     /// The decisions in the admission script's reply, one per attempt; nil where the sale is not in
@@ -200,6 +241,9 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         case "limit_reached": return .limitReached
         case "not_started": return .notStarted
         case "ended": return .ended
+        case "limited":
+            guard parts.count >= 2, let wait = parts[1].int else { throw RedisClientError(.unexpectedReply, "a limited attempt without its wait") }
+            return .rateLimited(retryAfter: .milliseconds(wait))
         default: throw RedisClientError(.unexpectedReply, "admission script returned \(outcome)")
         }
     }

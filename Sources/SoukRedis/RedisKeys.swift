@@ -35,6 +35,9 @@ public enum RedisKeys {
         /// Set of the admitted entries already dead-lettered (each is moved once).
         public var deadLetterIDs: String { "\(tag):dead-ids" }
         public var all: [String] { [meta, stock, buyers, orders, admitted] }
+        /// A purchase rate limit's next arrival time (GCRA) for this sale, counted by the admission
+        /// script in the sale's slot; expires when it no longer matters.
+        public func rateLimit(_ key: String) -> String { "\(tag):rate:\(key)" }
 
         public init(id: Int64) {
             self.id = id

@@ -356,23 +356,17 @@ struct SoldOutLane: FastLane {
     /// The router's answer to a purchase attempt, byte for byte.
     static func answer(_ outcome: Result<String, SoukError>, saleID: Int64) -> FastAnswer {
         let (status, body): (HTTPResponse.Status, ByteBuffer)
+        var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         switch outcome {
         case .success(let orderID):
             (status, body) = (.accepted, FlashSaleController.admitted(orderID: orderID, saleID: saleID))
         case .failure(let error):
             let problem = ErrorMiddleware.problem(for: error)
             (status, body) = (problem.status, JSONResponse.errorBody(problem))
+            if let wait = problem.retryAfterSeconds { headers[.retryAfter] = String(wait) }
         }
-        let headers: HTTPFields = [.contentType: "application/json; charset=utf-8", .contentLength: String(body.readableBytes)]
+        headers[.contentLength] = String(body.readableBytes)
         return FastAnswer(status: status, headers: headers, body: body, route: "/api/v1/flash-sales/{id}/purchases")
-    }
-
-    /// The router's `429` to a purchase attempt over a rate limit.
-    static func limited(_ wait: Duration, saleID: Int64) -> FastAnswer {
-        let error = SoukError.rateLimited(retryAfterSeconds: RateGuard.seconds(wait))
-        var answer = answer(.failure(error), saleID: saleID)
-        answer.headers[.retryAfter] = String(RateGuard.seconds(wait))
-        return answer
     }
 
     /// The sale id of `/api/v1/flash-sales/{id}/purchases`, or nil for any other path.
@@ -393,24 +387,19 @@ struct SoldOutLane: FastLane {
 
 /// A purchase attempt on a sale still selling, decided on the event loop that read it and
 /// answered there: the hop to a task and back, and the task's own hops to Redis and back, were
-/// most of what an admission cost this process. The rate limits are counted first, as the router
-/// does, on the same connection. What the lane cannot decide (an unknown sale, a body of another
-/// shape, a Redis connection not open yet, a sale not loaded into Redis, a failed reply) goes to
-/// the router, which decides the same: the gate admits a buyer and key once and says so again to
-/// a retry. (A limit counted here for a request the router then takes is counted twice; that
-/// happens only while a connection opens or a script loads.)
+/// most of what an admission cost this process. The gate counts the attempt's rate limits in the
+/// same script call as its decision, as it does for the router. What the lane cannot decide (an
+/// unknown sale, a body of another shape, a Redis connection not open yet, a sale not loaded into
+/// Redis, a failed reply) goes to the router, which decides the same: the gate admits a buyer and
+/// key once and says so again to a retry.
 struct AdmissionLane: FastLane {
     let flashSales: FlashSales
     let gate: any EventLoopAdmissionGate
     let customers: CustomerTokens
     let rateGuard: RateGuard
-    /// Nil when rate limits are off, or kept where this lane cannot count them.
-    let limiter: (any EventLoopRateLimiter)?
 
     func takes(_ request: HTTPRequest) -> Bool {
-        guard request.method == .post, limiter != nil || rateGuard.policy.limits.isEmpty,
-              let saleID = SoldOutLane.saleID(in: request.path ?? "")
-        else { return false }
+        guard request.method == .post, let saleID = SoldOutLane.saleID(in: request.path ?? "") else { return false }
         return !flashSales.gate.hasSettledAdmissions(saleID: saleID)
     }
 
@@ -419,21 +408,12 @@ struct AdmissionLane: FastLane {
               let buyer = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request), body: body),
               let attempt = flashSales.knownAttempt(saleID: saleID, buyerID: buyer.customerID, verified: buyer.verified, requestKey: request.headerFields[.idempotencyKey])
         else { return nil }
-        let eventLoop = connection.eventLoop
-        let admit: @Sendable () -> EventLoopFuture<FastAnswer?>? = {
-            gate.admit(attempt.sale, buyerID: attempt.buyerID, requestKey: attempt.requestKey, now: Date(), on: eventLoop)?.map { admission in
-                admission.map { SoldOutLane.answer(FlashSales.outcome($0, of: attempt.sale), saleID: saleID) }
-            }
+        let limits = rateGuard.policy.limits.isEmpty ? [] : rateGuard.purchaseChecks(
+            buyer: attempt.buyerID, address: rateGuard.clientAddress(request.headerFields, peer: connection.peerAddress))
+        let decided = gate.admit(attempt.sale, buyerID: attempt.buyerID, requestKey: attempt.requestKey, limits: limits, now: Date(), on: connection.eventLoop)
+        return decided.map { admission in
+            .later(admission.map { $0.map { SoldOutLane.answer(FlashSales.outcome($0, of: attempt.sale), saleID: saleID) } }.recover { _ in nil })
         }
-        let checks = rateGuard.checks(rateGuard.purchaseEvents(buyer: buyer.customerID, address: rateGuard.clientAddress(request.headerFields, peer: connection.peerAddress)))
-        if checks.isEmpty {
-            return admit().map(FastReply.later)
-        }
-        guard let limiter, let counted = limiter.hit(checks, on: eventLoop) else { return nil }
-        return .later(counted.flatMap { decision -> EventLoopFuture<FastAnswer?> in
-            if case .limited(let wait) = decision { return eventLoop.makeSucceededFuture(SoldOutLane.limited(wait, saleID: saleID)) }
-            return admit() ?? eventLoop.makeSucceededFuture(nil)
-        }.recover { _ in nil })
     }
 }
 

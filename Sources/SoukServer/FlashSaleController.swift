@@ -177,8 +177,8 @@ struct FlashSaleController: Sendable {
     @Sendable func purchase(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let buyer = try PurchaseInput.buyer(context.customer, body: try await JSONResponse.readBody(request, context: context))
         guard let saleID = context.parameters.get("id", as: Int64.self) else { throw SoukError.notFound("Flash sale") }
-        try await services.rateGuard.checkPurchase(buyer: buyer.customerID, request: request, context: context)
-        let result = try await flashSales.purchase(saleID: saleID, buyerID: buyer.customerID, verified: buyer.verified, requestKey: request.headers[.idempotencyKey])
+        let limits = services.rateGuard.purchaseChecks(buyer: buyer.customerID, request: request, context: context)
+        let result = try await flashSales.purchase(saleID: saleID, buyerID: buyer.customerID, verified: buyer.verified, requestKey: request.headers[.idempotencyKey], limits: limits)
         return Response(status: .accepted, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: Self.admitted(orderID: result.orderID, saleID: saleID)))
     }
 

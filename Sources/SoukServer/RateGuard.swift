@@ -64,14 +64,8 @@ struct RateGuard: Sendable {
             return
         }
         if case .limited(let wait) = decision {
-            throw SoukError.rateLimited(retryAfterSeconds: Self.seconds(wait))
+            throw SoukError.rateLimited(retryAfterSeconds: wait.retryAfterSeconds)
         }
-    }
-
-    /// A wait as whole seconds for `Retry-After`, rounded up, at least 1.
-    static func seconds(_ wait: Duration) -> Int {
-        let (seconds, attoseconds) = wait.components
-        return max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0))
     }
 }
 
@@ -88,7 +82,7 @@ extension RateGuard {
         let anywhere = [(RateLimitPolicy.Name.loginPerUsername, account)]
         try await check([(.loginPerAddress, address)])
         if case .limited(let wait) = try await decide(checks(pair), peek: true) {
-            throw SoukError.rateLimited(retryAfterSeconds: Self.seconds(wait))
+            throw SoukError.rateLimited(retryAfterSeconds: wait.retryAfterSeconds)
         }
         if case .limited(let wait) = try await decide(checks(anywhere), peek: true) {
             try await Task.sleep(for: min(wait, Self.longestLoginDelay))
@@ -113,17 +107,16 @@ extension RateGuard {
         }
     }
 
-    /// Purchase attempts count per buyer and per address; an attempt without a buyer id is refused
-    /// later by validation, so it counts for the address only.
-    func checkPurchase(buyer: String?, request: Request, context: SoukRequestContext) async throws {
-        guard !policy.limits.isEmpty else { return }
-        try await check(purchaseEvents(buyer: buyer, address: clientAddress(request, context)))
+    /// The limits a purchase attempt counts under: per buyer and per address (the gate counts them
+    /// with its decision, for that sale).
+    func purchaseChecks(buyer: String, address: String) -> [RateCheck] {
+        guard !policy.limits.isEmpty else { return [] }
+        return checks([(.purchasePerBuyer, buyer), (.purchasePerAddress, address)])
     }
 
-    func purchaseEvents(buyer: String?, address: String) -> [(RateLimitPolicy.Name, String)] {
-        var events: [(RateLimitPolicy.Name, String)] = [(.purchasePerAddress, address)]
-        if let buyer, !buyer.isEmpty { events.append((.purchasePerBuyer, buyer)) }
-        return events
+    func purchaseChecks(buyer: String, request: Request, context: SoukRequestContext) -> [RateCheck] {
+        guard !policy.limits.isEmpty else { return [] }
+        return purchaseChecks(buyer: buyer, address: clientAddress(request, context))
     }
 
     func checkCheckout(buyer: String, request: Request, context: SoukRequestContext) async throws {

@@ -68,7 +68,7 @@ public struct SoukServices: Sendable {
         guard let flashSaleStore = storage as? any FlashSaleStore else {
             throw SoukError.forbidden("the storage does not keep flash sales")
         }
-        let gate = flashSaleGate ?? InProcessFlashSaleGate(store: flashSaleStore)
+        let gate = flashSaleGate ?? InProcessFlashSaleGate(store: flashSaleStore, limiter: rateGuard.limiter)
         self.flashSales = FlashSales(store: flashSaleStore, gate: gate) { vendorID in
             try? await pageCache?.invalidate(vendorID: vendorID)
         }
@@ -128,7 +128,7 @@ public struct SoukServices: Sendable {
     var fastLanes: [any FastLane] {
         var lanes: [any FastLane] = [SoldOutLane(flashSales: flashSales, customers: customerTokens)]
         if let gate = flashSales.gate as? any EventLoopAdmissionGate {
-            lanes.append(AdmissionLane(flashSales: flashSales, gate: gate, customers: customerTokens, rateGuard: rateGuard, limiter: rateGuard.limiter as? any EventLoopRateLimiter))
+            lanes.append(AdmissionLane(flashSales: flashSales, gate: gate, customers: customerTokens, rateGuard: rateGuard))
         }
         if let local = storefront.cache as? InProcessPageCache {
             lanes.append(StorePageLane(services: self, source: .local(local)))

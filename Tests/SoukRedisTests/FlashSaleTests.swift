@@ -178,6 +178,44 @@ struct FlashSaleTests {
         }
     }
 
+    /// The purchase rate limits are counted by the gate with its decision, on every backend alike:
+    /// all or nothing (a refused attempt counts under none of its limits and takes nothing), and
+    /// per sale.
+    @Test(arguments: FlashSaleBackend.allCases)
+    func purchaseLimitsAreCountedWithTheDecision(backend: FlashSaleBackend) async throws {
+        try await backend.run { harness in
+            let (sale, _) = try await SaleFixture.sale(harness, quantity: 100, limit: 5)
+            let perBuyer = RateLimit(count: 3, window: .seconds(600)), perAddress = RateLimit(count: 6, window: .seconds(600))
+            func limits(_ buyer: String, address: Bool = true) -> [RateCheck] {
+                [RateCheck(perBuyer, key: "purchase_buyer:\(buyer)")] + (address ? [RateCheck(perAddress, key: "purchase_ip:10.0.0.1")] : [])
+            }
+            func attempt(_ saleID: Int64, _ buyer: String, key: String, address: Bool = true) async throws -> String {
+                do {
+                    return try await harness.sales.purchase(saleID: saleID, buyerID: buyer, requestKey: key, limits: limits(buyer, address: address)).repeated ? "repeated" : "admitted"
+                } catch SoukError.rateLimited(let seconds) {
+                    #expect((1...600).contains(seconds), "\(seconds)")
+                    return "limited"
+                }
+            }
+            // Four buyers at one address take turns, four rounds: the address allows six attempts.
+            var outcomes: [String] = []
+            for round in 0..<4 {
+                for buyer in 0..<4 { outcomes.append(try await attempt(sale.id, "b\(buyer)", key: "k\(round)")) }
+            }
+            #expect(outcomes == Array(repeating: "admitted", count: 6) + Array(repeating: "limited", count: 10), "\(outcomes)")
+            // b2 was allowed once; its refused attempts counted nothing: twice more under its own limit.
+            #expect(try await attempt(sale.id, "b2", key: "k8", address: false) == "admitted")
+            #expect(try await attempt(sale.id, "b2", key: "k9", address: false) == "admitted")
+            #expect(try await attempt(sale.id, "b2", key: "k10", address: false) == "limited")
+            // A retry of an admitted purchase counts too (it is an attempt), and is refused alike.
+            #expect(try await attempt(sale.id, "b2", key: "k0", address: false) == "limited")
+            // Another sale has its own counts.
+            let (other, _) = try await SaleFixture.sale(harness, quantity: 10, limit: 5)
+            #expect(try await attempt(other.id, "b2", key: "k0") == "admitted")
+            #expect(try await harness.sales.stats(sale).admitted == 8, "the limited attempts took no unit")
+        }
+    }
+
     /// A cancelled sale admits nobody new, on this instance and on another that still remembers the
     /// old window (with Redis, a second `FlashSales` over the same gate and database); its admitted
     /// orders stay and are persisted, and closing returns the unsold units once.
@@ -305,7 +343,7 @@ struct FlashSaleTests {
             // 150 buyers, three attempts each (key 1, key 1 again, another key), all in one turn.
             let futures = try await loop.submit { () -> [EventLoopFuture<Admission?>] in
                 (0..<150).flatMap { buyer in
-                    ["1", "1", "other"].compactMap { gate.admit(sale, buyerID: "b\(buyer)", requestKey: $0, now: Date(), on: loop) }
+                    ["1", "1", "other"].compactMap { gate.admit(sale, buyerID: "b\(buyer)", requestKey: $0, limits: [], now: Date(), on: loop) }
                 }
             }.get()
             #expect(futures.count == 450)
@@ -326,6 +364,44 @@ struct FlashSaleTests {
             #expect(try await redis.getString(RedisKeys.sale(sale.id).stock) == "0")
             #expect(try await redis.hlen(RedisKeys.sale(sale.id).orders) == 100)
             #expect(try await redis.xlen(RedisKeys.sale(sale.id).admitted) == 100)
+        }
+    }
+
+    /// The rate limits of attempts gathered in one turn are counted in their one script call, each
+    /// as if alone and after the ones before it: a burst is cut where it would be, a refused attempt
+    /// counts under none of its limits, and the counts expire with their window.
+    @Test func limitsOfAttemptsGatheredOnAnEventLoopAreCountedOneByOne() async throws {
+        try await FlashSaleBackend.redisPostgres.run(workers: 0) { harness in
+            let redis = try #require(harness.redis)
+            let gate = RedisFlashSaleGate(redis: redis, store: harness.storage)
+            let (sale, _) = try await SaleFixture.sale(harness, quantity: 100, limit: 5, startsIn: -10)
+            _ = try await gate.admit(sale, buyerID: "first", requestKey: "1", now: Date())  // loads the sale and the script
+            let loop = MultiThreadedEventLoopGroup.singleton.next()
+            for _ in 0..<200 where redis.connection(on: loop) == nil { try await Task.sleep(for: .milliseconds(10)) }
+            let perBuyer = RateLimit(count: 3, window: .seconds(600))
+            let address = RateCheck(RateLimit(count: 6, window: .seconds(600)), key: "purchase_ip:10.0.0.1")
+            // Buyers 0..3 take turns, four rounds, in one turn of the loop: six attempts are allowed.
+            let futures = try await loop.submit { () -> [EventLoopFuture<Admission?>] in
+                (0..<16).compactMap { attempt in
+                    let buyer = "b\(attempt % 4)"
+                    return gate.admit(sale, buyerID: buyer, requestKey: "k\(attempt / 4)", limits: [address, RateCheck(perBuyer, key: "purchase_buyer:\(buyer)")], now: Date(), on: loop)
+                }
+            }.get()
+            #expect(futures.count == 16)
+            let admissions = try await EventLoopFuture.whenAllSucceed(futures, on: loop).get()
+            let limited = admissions.map { admission -> Bool in
+                if case .rateLimited = admission { return true }
+                return false
+            }
+            #expect(limited == (0..<16).map { $0 >= 6 }, "\(admissions)")
+            // b2 was allowed once: under its own limit alone it is allowed twice more.
+            for (key, allowed) in [("k8", true), ("k9", true), ("k10", false)] {
+                let admission = try await gate.admit(sale, buyerID: "b2", requestKey: key, limits: [RateCheck(perBuyer, key: "purchase_buyer:b2")], now: Date())
+                if case .rateLimited = admission { #expect(!allowed, "\(key)") } else { #expect(allowed, "\(key): \(admission)") }
+            }
+            let ttl = try #require(try await redis.ttl(RedisKeys.sale(sale.id).rateLimit("purchase_buyer:b2")))
+            #expect(ttl > 0 && ttl <= 600_000, "the count expires with its window (ms): \(ttl)")
+            #expect(try await redis.getString(RedisKeys.sale(sale.id).stock) == String(100 - 1 - 6 - 2))
         }
     }
 

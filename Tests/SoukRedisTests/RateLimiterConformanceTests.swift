@@ -91,31 +91,6 @@ struct RateLimiterConformanceTests {
 
 @Suite("Rate limits")
 struct RateLimitTests {
-    /// Counts asked for on an event loop in one turn go to Redis as one script call, each decided
-    /// as if alone and after the ones before it: a burst is cut where it would be, and a refused
-    /// request counts for none of its keys.
-    @Test func countsGatheredOnAnEventLoopAreDecidedOneByOne() async throws {
-        try await RedisTestServer.withClient { redis in
-            let limiter = RedisRateLimiter(redis: redis)
-            let loop = MultiThreadedEventLoopGroup.singleton.next()
-            for _ in 0..<200 where redis.connection(on: loop) == nil { try await Task.sleep(for: .milliseconds(10)) }
-            let limit = RateLimit(count: 3, window: .seconds(600))
-            let (address, buyers) = (RateLimiterConformanceTests.key("address"), (0..<4).map { RateLimiterConformanceTests.key("buyer\($0)") })
-            let wide = RateCheck(RateLimit(count: 6, window: .seconds(600)), key: address)
-            // Buyers 0..3 take turns, four rounds: each buyer is allowed three times, the address six.
-            let requests = (0..<16).map { [wide, RateCheck(limit, key: buyers[$0 % 4])] }
-            let futures = try await loop.submit { requests.compactMap { limiter.hit($0, on: loop) } }.get()
-            #expect(futures.count == 16)
-            let allowed = try await EventLoopFuture.whenAllSucceed(futures, on: loop).get().map { $0 == .allowed }
-            #expect(allowed == (0..<16).map { $0 < 6 }, "\(allowed)")
-            // Refused requests used nothing: buyer 2 (allowed once so far, with the address full) is
-            // still allowed twice under its own limit alone.
-            #expect(try await limiter.hit([RateCheck(limit, key: buyers[2])]) == .allowed)
-            #expect(try await limiter.hit([RateCheck(limit, key: buyers[2])]) == .allowed)
-            #expect(try await limiter.hit([RateCheck(limit, key: buyers[2])]) != .allowed)
-        }
-    }
-
     @Test(arguments: RateLimiterBackend.allCases)
     func aPeekCountsNothingAndSeesWhatAHitWouldDecide(backend: RateLimiterBackend) async throws {
         try await backend.withLimiter { (limiter: any RateLimiter) async throws in

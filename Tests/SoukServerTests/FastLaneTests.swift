@@ -119,7 +119,7 @@ struct FastLaneTests {
     final class SoldOutGate: FlashSaleGate, @unchecked Sendable {
         /// The customer admitted before the sale sold out (set once the test has signed it up).
         var first = "first"
-        func admit(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) async throws -> Admission {
+        func admit(_ sale: FlashSale, buyerID: String, requestKey: String, limits: [RateCheck], now: Date) async throws -> Admission {
             settledAdmission(sale, buyerID: buyerID, requestKey: requestKey, now: now) ?? .soldOut
         }
         func admittedCount(_ sale: FlashSale) async throws -> Int { 1 }

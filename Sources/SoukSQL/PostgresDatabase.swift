@@ -383,4 +383,10 @@ extension SQLStorage {
         guard let error = error as? PSQLError, let state = error.serverInfo?[.sqlState] else { return false }
         return state == "23505" || state == "22003"
     }
+
+    /// Whether PostgreSQL refused a statement for a row that is already there (23505): the
+    /// statement did nothing.
+    static func isUniqueViolation(_ error: any Error) -> Bool {
+        (error as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+    }
 }

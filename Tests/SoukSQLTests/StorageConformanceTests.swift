@@ -44,6 +44,28 @@ struct StorageConformanceTests {
         }
     }
 
+    /// Admitted orders delivered again (a worker died before acknowledging) are recorded and counted
+    /// once, alone or mixed with new ones in a batch.
+    @Test(arguments: TestBackend.allCases)
+    func admittedOrdersAreRecordedOnceWhateverIsRedelivered(backend: TestBackend) async throws {
+        try await backend.withDatabase { database in
+            let storage = SQLStorage(database: database)
+            let vendor = try await Fixture.vendor(storage)
+            let phone = try await Fixture.product(storage, vendor: vendor, name: "Phone", price: 100, stock: 100)
+            let now = Date()
+            let sale = try await storage.createFlashSale(vendorID: vendor.id, FlashSaleDraft(
+                productID: phone.id, quantity: 50, startsAt: now.addingTimeInterval(-60), endsAt: now.addingTimeInterval(3_600), perBuyerLimit: 1, now: now.addingTimeInterval(-120)), now: now)
+            let orders = AdmittedOrder.newOrderIDs(30).enumerated().map { index, id in
+                AdmittedOrder(orderID: id, saleID: sale.id, buyerID: "b\(index)", n: 1, requestKey: "1", admittedAt: now)
+            }
+            #expect(try await storage.persistAdmitted(Array(orders[0..<10])) == 10)
+            #expect(try await storage.persistAdmitted(Array(orders[0..<10])) == 0, "a batch delivered again")
+            #expect(try await storage.persistAdmitted(Array(orders[5..<30])) == 20, "old and new together: the new ones")
+            #expect(try await storage.flashSale(id: sale.id)?.sold == 30)
+            #expect(Set(try await storage.allAdmittedOrders(saleID: sale.id).map(\.orderID)) == Set(orders.map(\.orderID)))
+        }
+    }
+
     @Test(arguments: TestBackend.allCases)
     func sessionsExpireAndEnd(backend: TestBackend) async throws {
         try await backend.withDatabase { database in

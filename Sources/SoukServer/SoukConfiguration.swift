@@ -24,7 +24,7 @@ public struct SoukConfiguration: Sendable, Equatable {
     public var cookies: CookiePolicy
     public var pageCache: PageCacheMode
     public var pageCacheTTL: Duration
-    /// `nil` for the simulated verifier, else its http:// URL.
+    /// `nil` for the simulated verifier, else its http:// or https:// URL.
     public var verifierURL: URL?
     public var verifierDelay: ClosedRange<Duration>
     public var verifyDeadline: Duration
@@ -42,6 +42,8 @@ public struct SoukConfiguration: Sendable, Equatable {
     public var smtpURL: String?
     /// The sender of Souk's mail.
     public var mailFrom = "no-reply@souk.localhost"
+    /// A PEM file of certificates trusted for outbound HTTPS besides the system's (a private CA).
+    public var caFile: String?
 
     /// Where `souk feed` gets prices.
     public enum FeedSource: Sendable, Equatable {
@@ -82,10 +84,10 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_SECURE_COOKIES", flag: "--secure-cookies", defaultValue: "auto", meaning: "auto (Secure except plain HTTP on loopback), always or never"),
         .init(environment: "SOUK_PAGE_CACHE", flag: "--page-cache", defaultValue: "auto", meaning: "auto (in-process, plus Redis when configured), off, local or redis"),
         .init(environment: "SOUK_PAGE_CACHE_TTL", flag: "--page-cache-ttl", defaultValue: "15m", meaning: "how long a cached store page may be served, e.g. 900s, 15m, 1h"),
-        .init(environment: "SOUK_VERIFIER", flag: "--verifier", defaultValue: "simulated", meaning: "the checkout verifier: simulated, or an http:// URL answering {\"verified\": true|false}"),
+        .init(environment: "SOUK_VERIFIER", flag: "--verifier", defaultValue: "simulated", meaning: "the checkout verifier: simulated, or an http:// or https:// URL answering {\"verified\": true|false}"),
         .init(environment: "SOUK_VERIFIER_DELAY", flag: "--verifier-delay", defaultValue: "1s-100s", meaning: "the simulated verifier's random delay range"),
         .init(environment: "SOUK_VERIFY_DEADLINE", flag: "--verify-deadline", defaultValue: "60s", meaning: "the hard limit of a checkout's verification"),
-        .init(environment: "SOUK_FEED_SOURCE", flag: "--feed-source", defaultValue: "simulated", meaning: "the price feed: simulated, an http:// URL answering JSON or CSV rows (item, price, timestamp), or file:///path.csv to replay"),
+        .init(environment: "SOUK_FEED_SOURCE", flag: "--feed-source", defaultValue: "simulated", meaning: "the price feed: simulated, an http:// or https:// URL answering JSON or CSV rows (item, price, timestamp), or file:///path.csv to replay"),
         .init(environment: "SOUK_FEED_INTERVAL", flag: "--feed-interval", defaultValue: "60s", meaning: "how often the price feed is polled (tests and demos use 1s)"),
         .init(environment: "SOUK_FEED_ITEMS", flag: "--feed-items", defaultValue: "20", meaning: "how many items the simulated market quotes (SIM-0001 …)"),
         .init(environment: "SOUK_RATE_LIMITS", flag: "--rate-limits", defaultValue: "default", meaning: "default, off, or overrides such as login_ip=10/1m,purchase_ip=off (see docs/operations.md)"),
@@ -93,6 +95,7 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_HTTP_BODY_TIMEOUT", flag: "--body-timeout", defaultValue: "30s", meaning: "a request body that makes no progress for this long is dropped"),
         .init(environment: "SOUK_HTTP_READ_TIMEOUT", flag: "--read-timeout", defaultValue: "5m", meaning: "the longest a whole request may take to arrive, head to end"),
         .init(environment: "SOUK_SMTP_URL", flag: "--smtp-url", defaultValue: "(none: the outbox)", meaning: "smtp://host[:port] of the mail relay that sends verification codes; without it mail is kept in the outbox, shown at /outbox to this machine only"),
+        .init(environment: "SOUK_CA_FILE", flag: "--ca-file", defaultValue: "(none)", meaning: "a PEM file of certificates trusted for outbound HTTPS (verifier, price source) besides the system's: a private certificate authority"),
         .init(environment: "SOUK_MAIL_FROM", flag: "--mail-from", defaultValue: "no-reply@souk.localhost", meaning: "the sender address of Souk's mail"),
         .init(environment: "SOUK_BEHIND_PROXY", flag: "--behind-proxy", defaultValue: "no", meaning: "yes: the client address is the last X-Forwarded-For hop (set it behind nginx, never when exposed directly)"),
     ]
@@ -200,8 +203,8 @@ public struct SoukConfiguration: Sendable, Equatable {
 
         var verifierURL: URL?
         if let raw = value("SOUK_VERIFIER"), raw != "simulated" {
-            if let url = URL(string: raw), url.scheme == "http", url.host?.isEmpty == false { verifierURL = url } else {
-                problems.append("SOUK_VERIFIER: \"\(raw)\" is not simulated or an http://host[:port]/path URL (https is not supported; put a TLS proxy on loopback)")
+            if let url = Self.outboundURL(raw) { verifierURL = url } else {
+                problems.append("SOUK_VERIFIER: \"\(raw)\" is not simulated or an http(s)://host[:port]/path URL")
             }
         }
         var verifierDelay: ClosedRange<Duration> = .seconds(1) ... .seconds(100)
@@ -220,12 +223,12 @@ public struct SoukConfiguration: Sendable, Equatable {
 
         var feedSource = FeedSource.simulated
         if let raw = value("SOUK_FEED_SOURCE"), raw != "simulated" {
-            if let url = URL(string: raw), url.scheme == "http", url.host?.isEmpty == false {
+            if let url = Self.outboundURL(raw) {
                 feedSource = .http(url)
             } else if raw.hasPrefix("file://"), let url = URL(string: raw), !url.path.isEmpty {
                 feedSource = .file(path: url.path)
             } else {
-                problems.append("SOUK_FEED_SOURCE: \"\(raw)\" is not simulated, an http://host[:port]/path URL or file:///path.csv")
+                problems.append("SOUK_FEED_SOURCE: \"\(raw)\" is not simulated, an http(s)://host[:port]/path URL or file:///path.csv")
             }
         }
         var feedInterval = Duration.seconds(60)
@@ -277,6 +280,11 @@ public struct SoukConfiguration: Sendable, Equatable {
             problems.append("SOUK_MAIL_FROM: \"\(mailFrom)\" is not an email address such as shop@example.com")
         }
 
+        let caFile = value("SOUK_CA_FILE")
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            problems.append("SOUK_CA_FILE: \"\(caFile)\" is not a readable file of PEM certificates")
+        }
+
         guard problems.isEmpty else { throw Invalid(problems: problems) }
         var configuration = SoukConfiguration(
             host: host, port: port, dataDirectory: dataDirectory, database: database, redisURL: redisURL, logLevel: logLevel,
@@ -286,11 +294,18 @@ public struct SoukConfiguration: Sendable, Equatable {
         configuration.databaseConnections = databaseConnections
         configuration.smtpURL = smtpURL
         configuration.mailFrom = mailFrom
+        configuration.caFile = caFile
         configuration.databaseTimeout = databaseTimeout
         configuration.rateLimits = rateLimits
         configuration.behindProxy = behindProxy
         configuration.timeouts = timeouts
         return configuration
+    }
+
+    /// An outside service's address Souk can call: http or https, with a host.
+    static func outboundURL(_ raw: String) -> URL? {
+        guard let url = URL(string: raw), url.scheme == "http" || url.scheme == "https", url.host?.isEmpty == false else { return nil }
+        return url
     }
 
     /// "250ms", "30s", "15m", "1h", or a bare number of seconds.

@@ -3,9 +3,11 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// An HTTP server on loopback that plays a script: each request gets the next reply (the last one
-/// repeats), so tests can make an outside service fail, stall or answer garbage on cue.
+/// repeats), so tests can make an outside service fail, stall or answer garbage on cue. With a
+/// certificate it speaks HTTPS.
 public final class StubHTTPServer: Sendable {
     public enum Reply: Sendable {
         case answer(status: Int, body: String)
@@ -15,18 +17,26 @@ public final class StubHTTPServer: Sendable {
 
     private let channel: any Channel
     private let state: NIOLockedValueBox<(script: [Reply], requests: Int)>
+    private let scheme: String
 
     public var port: Int { channel.localAddress?.port ?? 0 }
-    public var url: URL { URL(string: "http://127.0.0.1:\(port)/prices")! }
+    public var url: URL { URL(string: "\(scheme)://127.0.0.1:\(port)/prices")! }
     public var requests: Int { state.withLockedValue { $0.requests } }
 
-    public init(_ script: [Reply]) async throws {
+    public init(_ script: [Reply], certificate: TestCertificate? = nil) async throws {
         let state = NIOLockedValueBox((script: script, requests: 0))
         self.state = state
+        scheme = certificate == nil ? "http" : "https"
+        let tls = try certificate.map { certificate in
+            try NIOSSLContext(configuration: .makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(certificate.certificateFile).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: certificate.keyFile, format: .pem))))
+        }
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(state: state))
                 }

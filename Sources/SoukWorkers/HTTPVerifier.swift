@@ -1,27 +1,24 @@
 import Foundation
-import NIOHTTP1
 import SoukCore
 
-/// The external verifier over HTTP: `POST url` with `{"buyer_id", "order_id"}`, answered with
+/// The external verifier over HTTP(S): `POST url` with `{"buyer_id", "order_id"}`, answered with
 /// `{"verified": true|false}`. Any other answer, or no answer, is an error the saga retries until
 /// its deadline.
 public struct HTTPVerifier: UserVerifier {
-    let host: String
-    let port: Int
-    let path: String
+    let url: URL
+    let http: OutboundHTTP
 
-    public init(url: URL) throws {
-        guard url.scheme == "http", let host = url.host else { throw VerifierConfigurationError() }
-        self.host = host
-        self.port = url.port ?? 80
-        self.path = url.path.isEmpty ? "/" : url.path + (url.query.map { "?" + $0 } ?? "")
+    public init(url: URL, http: OutboundHTTP) throws {
+        guard OutboundHTTP.accepts(url) else { throw VerifierConfigurationError() }
+        self.url = url
+        self.http = http
     }
 
     public func verify(buyerID: String, orderID: String, timeout: Duration) async throws -> Bool {
-        let reply: HTTPLoadConnection.Reply
+        let reply: OutboundHTTP.Reply
         do {
-            reply = try await HTTPLoadConnection.request(
-                host: host, port: port, method: .POST, path: path, body: #"{"buyer_id":"\#(buyerID)","order_id":"\#(orderID)"}"#, timeout: timeout)
+            let body = try JSONSerialization.data(withJSONObject: ["buyer_id": buyerID, "order_id": orderID])
+            reply = try await http.send(.POST, url, body: String(decoding: body, as: UTF8.self), timeout: timeout)
         } catch is HTTPTimeout {
             throw VerifierTimeout()
         }
@@ -34,7 +31,7 @@ public struct HTTPVerifier: UserVerifier {
 }
 
 public struct VerifierConfigurationError: Error, CustomStringConvertible {
-    public var description: String { "the verifier URL must be http://host[:port]/path" }
+    public var description: String { "the verifier URL must be http(s)://host[:port]/path" }
 }
 
 public struct VerifierUnavailable: Error, CustomStringConvertible {

@@ -47,6 +47,7 @@ struct SettingsOptions: ParsableArguments {
     @Option(help: "The longest a request may take to arrive, e.g. 5m (SOUK_HTTP_READ_TIMEOUT).") var readTimeout: String?
     @Option(help: "smtp://host[:port] of the mail relay; mail is kept in the outbox without it (SOUK_SMTP_URL).") var smtpUrl: String?
     @Option(help: "The sender address of Souk's mail (SOUK_MAIL_FROM).") var mailFrom: String?
+    @Option(help: "A PEM file of certificates trusted for outbound HTTPS besides the system's (SOUK_CA_FILE).") var caFile: String?
 
     /// Loads the configuration or exits non-zero listing every invalid setting.
     func load() throws -> SoukConfiguration {
@@ -75,6 +76,7 @@ struct SettingsOptions: ParsableArguments {
         flags["SOUK_HTTP_READ_TIMEOUT"] = readTimeout
         flags["SOUK_SMTP_URL"] = smtpUrl
         flags["SOUK_MAIL_FROM"] = mailFrom
+        flags["SOUK_CA_FILE"] = caFile
         do {
             let configuration = try SoukConfiguration.load(environment: ProcessInfo.processInfo.environment, flags: flags)
             LogSetup.bootstrap(level: configuration.logLevel)
@@ -170,23 +172,24 @@ struct Worker: AsyncParsableCommand {
         try await Backend.with(configuration, logger: logger) { database in
             try await Migrator(database: database).verifyUpToDate()
             let storage = SQLStorage(database: database)
-            var services: [any Service]
+            let http = try Wiring.outboundHTTP(configuration, logger: logger)
+            var services: [any Service] = http.map { [$0] } ?? []
             if let url = configuration.redisURL {
                 let redis = try RedisClient(url: url, logger: logger)
-                services = [redis] + Wiring.workers(redis: redis, storage: storage, consumers: consumers, configuration: configuration, logger: logger)
+                services += [redis] + Wiring.workers(redis: redis, storage: storage, consumers: consumers, configuration: configuration, http: http, logger: logger)
                 services += Wiring.operationsEndpoint(
                     port: metricsPort, host: configuration.host, database: database, redis: redis,
                     sources: [RedisStreamMetrics(redis: redis, sales: storage), JobQueueMetrics(queue: RedisJobQueue(redis: redis))], logger: logger)
             } else {
                 let log = SQLPriceFeedLog(database: database)
                 let media = try FileMediaStore(directory: configuration.mediaDirectory)
-                services = Wiring.jobWorkers(queue: SQLJobQueue(database: database), storage: storage, images: try VipsImageProcessor(), media: media, logger: logger) { _ in }
+                services += Wiring.jobWorkers(queue: SQLJobQueue(database: database), storage: storage, images: try VipsImageProcessor(), media: media, logger: logger) { _ in }
                 services += Wiring.operationsEndpoint(
                     port: metricsPort, host: configuration.host, database: database, redis: nil,
                     sources: [JobQueueMetrics(queue: SQLJobQueue(database: database))], logger: logger)
                 services += [
                     PeriodicReconciler(reconciler: FlashSaleReconciler(redis: nil, store: storage, logger: logger)),
-                    Wiring.sagaRunner(storage: storage, configuration: configuration, logger: logger) { _ in },
+                    Wiring.sagaRunner(storage: storage, configuration: configuration, http: http, logger: logger) { _ in },
                     PriceFeedConsumer(log: log, histories: [storage], followers: storage, consumer: Wiring.processName, logger: logger) { _ in },
                 ]
             }
@@ -217,7 +220,8 @@ struct Feed: AsyncParsableCommand {
         let start = since
         try await Backend.with(configuration, logger: logger) { database in
             try await Migrator(database: database).verifyUpToDate()
-            var services: [any Service] = []
+            let http = try Wiring.outboundHTTP(configuration, logger: logger)
+            var services: [any Service] = http.map { [$0] } ?? []
             let log: any PriceFeedLog
             if let url = configuration.redisURL {
                 let redis = try RedisClient(url: url, logger: logger)
@@ -226,7 +230,7 @@ struct Feed: AsyncParsableCommand {
             } else {
                 log = SQLPriceFeedLog(database: database)
             }
-            let producer = try Wiring.feedProducer(configuration, log: log, since: start, logger: logger)
+            let producer = try Wiring.feedProducer(configuration, log: log, http: http, since: start, logger: logger)
             services.append(producer)
             announce("Souk feed running (\(producer.source.name) every \(configuration.feedInterval))")
             let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

@@ -16,7 +16,10 @@ enum Wiring {
     ///   process (`souk run`); `souk serve` leaves them to `souk worker`.
     static func services(_ configuration: SoukConfiguration, database: any SQLDatabase, withWorkers: Bool, logger: Logger) async throws -> (SoukServices, [any Service]) {
         let storage = SQLStorage(database: database)
-        var background: [any Service] = []
+        // Only the roles that run the saga and the feed call out; first in the group, so it shuts
+        // down after the services that call out through it.
+        let http = withWorkers ? try outboundHTTP(configuration, logger: logger) : nil
+        var background: [any Service] = http.map { [$0] } ?? []
         var prices: any PriceHistory = storage
         let images = try VipsImageProcessor()
         let media = try FileMediaStore(directory: configuration.mediaDirectory)
@@ -51,8 +54,8 @@ enum Wiring {
                 }
             })
             if withWorkers {
-                background += workers(redis: redis, storage: storage, consumers: 1, configuration: configuration, logger: logger)
-                background.append(try feedProducer(configuration, log: RedisPriceFeedLog(redis: redis), since: demoHistory, logger: logger))
+                background += workers(redis: redis, storage: storage, consumers: 1, configuration: configuration, http: http, logger: logger)
+                background.append(try feedProducer(configuration, log: RedisPriceFeedLog(redis: redis), http: http, since: demoHistory, logger: logger))
             }
             prices = RedisPriceHistory(redis: redis, archive: storage)
             sessions = RedisSessionStore(redis: redis, vendors: storage)
@@ -71,9 +74,9 @@ enum Wiring {
             // closing of ended sales is left to do in the background.
             background.append(PeriodicReconciler(reconciler: FlashSaleReconciler(redis: nil, store: storage, logger: logger)))
             if withWorkers {
-                background.append(sagaRunner(storage: storage, configuration: configuration, logger: logger, onResult: announce))
+                background.append(sagaRunner(storage: storage, configuration: configuration, http: http, logger: logger, onResult: announce))
                 let log = SQLPriceFeedLog(database: database)
-                background.append(try feedProducer(configuration, log: log, since: demoHistory, logger: logger))
+                background.append(try feedProducer(configuration, log: log, http: http, since: demoHistory, logger: logger))
                 background.append(PriceFeedConsumer(log: log, histories: [storage], followers: storage, consumer: processName, logger: logger) { [pageCache] vendor in
                     try? await pageCache?.invalidate(vendorID: vendor)
                 })
@@ -111,12 +114,12 @@ enum Wiring {
     }
 
     /// The worker role: persisters of admitted flash-sale orders and the periodic reconciler.
-    static func workers(redis: RedisClient, storage: SQLStorage, consumers: Int, configuration: SoukConfiguration, logger: Logger) -> [any Service] {
+    static func workers(redis: RedisClient, storage: SQLStorage, consumers: Int, configuration: SoukConfiguration, http: OutboundHTTP?, logger: Logger) -> [any Service] {
         var services: [any Service] = (0..<max(1, consumers)).map {
             FlashSaleOrderPersister(redis: redis, store: storage, consumer: "\(processName)-\($0)", logger: logger)
         }
         services.append(PeriodicReconciler(reconciler: FlashSaleReconciler(redis: redis, store: storage, logger: logger)))
-        services.append(sagaRunner(storage: storage, configuration: configuration, logger: logger) { decision in
+        services.append(sagaRunner(storage: storage, configuration: configuration, http: http, logger: logger) { decision in
             _ = try? await redis.publish(RedisKeys.checkoutResults, decision.encoded)
         })
         let pages = RedisPageCache(redis: redis, timeToLive: configuration.pageCacheTTL)
@@ -148,24 +151,33 @@ enum Wiring {
     /// `souk run` starts a fresh feed six hours back, so the demo store's sparklines have a history.
     static let demoHistory: Duration = .seconds(6 * 3_600)
 
+    /// The client for outside services, when the configuration names one (an http(s) verifier or
+    /// price source); each role runs it as the first service of its group.
+    static func outboundHTTP(_ configuration: SoukConfiguration, logger: Logger) throws -> OutboundHTTP? {
+        let callsOut = switch configuration.feedSource { case .http: true; default: configuration.verifierURL != nil }
+        return callsOut ? try OutboundHTTP(trustedCertificates: configuration.caFile, logger: logger) : nil
+    }
+
     /// The source `SOUK_FEED_SOURCE` names.
-    static func priceSource(_ configuration: SoukConfiguration) throws -> any PriceSource {
+    static func priceSource(_ configuration: SoukConfiguration, http: OutboundHTTP?) throws -> any PriceSource {
         switch configuration.feedSource {
-        case .simulated: SimulatedMarket(items: configuration.feedItems)
-        case .http(let url): try HTTPPriceSource(url: url)
-        case .file(let path): FilePriceSource(path: path)
+        case .simulated: return SimulatedMarket(items: configuration.feedItems)
+        case .http(let url):
+            guard let http else { throw PriceSourceConfigurationError(url: url.absoluteString) }
+            return try HTTPPriceSource(url: url, http: http)
+        case .file(let path): return FilePriceSource(path: path)
         }
     }
 
-    static func feedProducer(_ configuration: SoukConfiguration, log: any PriceFeedLog, since: Duration? = nil, logger: Logger) throws -> PriceFeedProducer {
-        PriceFeedProducer(source: try priceSource(configuration), log: log, interval: configuration.feedInterval, since: since, logger: logger)
+    static func feedProducer(_ configuration: SoukConfiguration, log: any PriceFeedLog, http: OutboundHTTP?, since: Duration? = nil, logger: Logger) throws -> PriceFeedProducer {
+        PriceFeedProducer(source: try priceSource(configuration, http: http), log: log, interval: configuration.feedInterval, since: since, logger: logger)
     }
 
     static var processName: String { "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)" }
 
-    static func sagaRunner(storage: SQLStorage, configuration: SoukConfiguration, logger: Logger, onResult: @escaping @Sendable (CheckoutDecision) async -> Void) -> CheckoutSagaRunner {
-        let verifier: any UserVerifier = if let url = configuration.verifierURL, let http = try? HTTPVerifier(url: url) {
-            http
+    static func sagaRunner(storage: SQLStorage, configuration: SoukConfiguration, http: OutboundHTTP?, logger: Logger, onResult: @escaping @Sendable (CheckoutDecision) async -> Void) -> CheckoutSagaRunner {
+        let verifier: any UserVerifier = if let url = configuration.verifierURL, let http, let remote = try? HTTPVerifier(url: url, http: http) {
+            remote
         } else {
             SimulatedVerifier(delay: configuration.verifierDelay)
         }

@@ -42,10 +42,11 @@ struct PriceFeedProducerTests {
             let stub = try await StubHTTPServer([.answer(status: 500, body: "oops"), .stall, .answer(status: 200, body: mixed), .answer(status: 503, body: "down")])
             defer { stub.close() }
             let log = SQLPriceFeedLog(database: database)
+            let http = try OutboundHTTP(logger: TestLog.logger)
             let producer = PriceFeedProducer(
                 // A stall costs the timeout; an answer that a loaded machine delivers later than the
                 // timeout would be lost to the script (the stub moves on), so the timeout is generous.
-                source: try HTTPPriceSource(url: stub.url, timeout: .seconds(3)), log: log, interval: .seconds(5), logger: TestLog.logger)
+                source: try HTTPPriceSource(url: stub.url, http: http, timeout: .seconds(3)), log: log, interval: .seconds(5), logger: TestLog.logger)
             let running = Task { try await producer.run() }
             defer { running.cancel() }
 
@@ -59,6 +60,7 @@ struct PriceFeedProducerTests {
             try await Self.eventually("the garbage and the good answers are published") { producer.snapshot.published >= 3 }
             running.cancel()
             _ = await running.result
+            try await http.shutdown()
 
             #expect(producer.snapshot.rejected == 4, "three bad rows and one unreadable body")
             let ticks = try await Self.drain(log).flatMap(\.ticks)

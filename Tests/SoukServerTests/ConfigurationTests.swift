@@ -62,6 +62,20 @@ struct ConfigurationTests {
         }
     }
 
+    @Test func outsideServicesMayBeCalledOverHTTPS() throws {
+        let set = try SoukConfiguration.load(environment: [
+            "SOUK_VERIFIER": "https://verify.example.com/check", "SOUK_FEED_SOURCE": "https://prices.example.com/now", "SOUK_CA_FILE": #filePath,
+        ])
+        #expect(set.verifierURL == URL(string: "https://verify.example.com/check") && set.feedSource == .http(URL(string: "https://prices.example.com/now")!))
+        #expect(set.caFile == #filePath)
+        #expect {
+            try SoukConfiguration.load(environment: ["SOUK_VERIFIER": "ftp://verify.example.com", "SOUK_CA_FILE": "/no/such/ca.pem"])
+        } throws: { error in
+            let problems = (error as? SoukConfiguration.Invalid)?.problems ?? []
+            return problems.count == 2 && zip(problems, ["SOUK_VERIFIER", "SOUK_CA_FILE"]).allSatisfy { $0.hasPrefix($1) }
+        }
+    }
+
     @Test func theReadmeTableListsEverySetting() throws {
         let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md")
         let text = try String(contentsOf: readme, encoding: .utf8)

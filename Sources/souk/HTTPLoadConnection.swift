@@ -3,10 +3,9 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-import SoukCore
 
-/// A keep-alive HTTP/1.1 connection that sends one request at a time: the HTTP verifier's client
-/// and `souk loadtest`'s.
+/// A keep-alive HTTP/1.1 connection that sends one request at a time: `souk loadtest`'s client,
+/// as plain as a load generator should be (Souk's calls to outside services use `OutboundHTTP`).
 public final class HTTPLoadConnection: Sendable {
     public struct Reply: Sendable {
         public let status: Int
@@ -55,31 +54,6 @@ public final class HTTPLoadConnection: Sendable {
 
     public func close() { channel.close(promise: nil) }
 
-    /// One request on a new connection that is closed when `timeout` passes or the task is
-    /// cancelled, so that a stalled server never holds the caller.
-    public static func request(
-        host: String, port: Int, method: HTTPMethod, path: String, body: String?, timeout: Duration
-    ) async throws -> Reply {
-        try await withThrowingTaskGroup(of: Reply?.self) { group in
-            group.addTask {
-                let connection = try await connect(host: host, port: port, timeout: timeout)
-                defer { connection.close() }
-                return try await withTaskCancellationHandler {
-                    try await connection.send(method: method, path: path, host: host, body: body, token: nil)
-                } onCancel: {
-                    connection.close()
-                }
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let reply = try await group.next() ?? nil else { throw HTTPTimeout(timeout: timeout) }
-            return reply
-        }
-    }
-
     final class ReplyCollector: ChannelInboundHandler, Sendable {
         typealias InboundIn = HTTPClientResponsePart
         private struct State {
@@ -123,10 +97,4 @@ public final class HTTPLoadConnection: Sendable {
             continuation?.resume(throwing: error)
         }
     }
-}
-
-/// A request that got no complete answer in time.
-public struct HTTPTimeout: Error, CustomStringConvertible {
-    public let timeout: Duration
-    public var description: String { "no answer within \(timeout)" }
 }

@@ -16,7 +16,10 @@ public struct FlashSale: Hashable, Sendable {
     public let vendorID: Int64
     public let productID: Int64?
     public let productName: String
+    /// What a buyer pays for a unit: the sale price.
     public let price: Money
+    /// The product's price when the sale was created, shown beside the sale price.
+    public let listPrice: Money
     public let quantity: Int
     public let perBuyerLimit: Int
     public let startsAt: Date
@@ -30,13 +33,14 @@ public struct FlashSale: Hashable, Sendable {
 
     public init(
         id: Int64, vendorID: Int64, productID: Int64?, productName: String, price: Money, quantity: Int, perBuyerLimit: Int,
-        startsAt: Date, endsAt: Date, createdAt: Date, sold: Int, closedAt: Date?, verifiedOnly: Bool = false
+        startsAt: Date, endsAt: Date, createdAt: Date, sold: Int, closedAt: Date?, verifiedOnly: Bool = false, listPrice: Money? = nil
     ) {
         self.id = id
         self.vendorID = vendorID
         self.productID = productID
         self.productName = productName
         self.price = price
+        self.listPrice = listPrice ?? price
         self.quantity = quantity
         self.perBuyerLimit = perBuyerLimit
         self.startsAt = startsAt
@@ -67,9 +71,18 @@ public struct FlashSaleDraft: Sendable, Equatable {
     public let startsAt: Date
     public let endsAt: Date
     public let verifiedOnly: Bool
+    /// The sale price in the product's currency; nil: the product's price. At most the product's
+    /// price (checked where the product is read).
+    public let salePriceMinor: Int64?
 
-    public init(productID: Int64?, quantity: Int?, startsAt: Date?, endsAt: Date?, perBuyerLimit: Int?, verifiedOnly: Bool? = nil, now: Date = Date()) throws(SoukError) {
+    public init(
+        productID: Int64?, quantity: Int?, startsAt: Date?, endsAt: Date?, perBuyerLimit: Int?, verifiedOnly: Bool? = nil,
+        salePriceMinor: Int64? = nil, now: Date = Date()
+    ) throws(SoukError) {
         var errors: [FieldError] = []
+        if let salePriceMinor, salePriceMinor < 1 || salePriceMinor > ProductLimits.price.upperBound {
+            errors.append(.init(field: "sale_price_minor", message: "must be between 1 and \(ProductLimits.price.upperBound) (minor units)"))
+        }
         if productID == nil || productID! <= 0 { errors.append(.init(field: "product_id", message: "must be one of your products")) }
         if let quantity {
             if !(1...Self.maximumQuantity).contains(quantity) { errors.append(.init(field: "quantity", message: "must be between 1 and \(Self.maximumQuantity)")) }
@@ -92,6 +105,7 @@ public struct FlashSaleDraft: Sendable, Equatable {
         self.startsAt = startsAt
         self.endsAt = endsAt
         self.verifiedOnly = verifiedOnly ?? false
+        self.salePriceMinor = salePriceMinor
     }
 }
 

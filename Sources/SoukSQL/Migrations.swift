@@ -455,6 +455,14 @@ public enum Migrations {
                 "ALTER TABLE flash_sales ADD COLUMN verified_only @BOOL NOT NULL DEFAULT FALSE",
             ]
         ),
+        Migration(
+            // A flash sale sells below the list price: price_minor is what a buyer pays, the
+            // product's price at creation is kept to show beside it (NULL: older sales, sold at it).
+            version: 16, name: "flash-sale list prices",
+            statements: [
+                "ALTER TABLE flash_sales ADD COLUMN list_price_minor @INT",
+            ]
+        ),
     ]
 }
 

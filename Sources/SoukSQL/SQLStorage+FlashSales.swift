@@ -3,7 +3,7 @@ import SoukCore
 
 extension SQLStorage: FlashSaleStore {
     static let flashSaleColumns: SQL = """
-         id, vendor_id, product_id, product_name, price_minor, currency, quantity, per_buyer_limit, sold,
+         id, vendor_id, product_id, product_name, price_minor, list_price_minor, currency, quantity, per_buyer_limit, sold,
         starts_at, ends_at, created_at, closed_at, verified_only 
         """
 
@@ -21,9 +21,15 @@ extension SQLStorage: FlashSaleStore {
                 }
                 throw SoukError.insufficientStock(productID: draft.productID, name: try row.string("name"), requested: draft.quantity, available: Int(try row.int("stock")))
             }
+            let listPrice = try product.int("price_minor")
+            if let salePrice = draft.salePriceMinor, salePrice > listPrice {
+                // Nothing is written: the statement above is undone with the transaction.
+                let price = Money(minor: listPrice, currency: try Self.currency(product.string("currency")))
+                throw SoukError.validationFailed([FieldError(field: "sale_price_minor", message: "must be at most the product's price, \(price.formatted)")])
+            }
             var sql: SQL = """
-                INSERT INTO flash_sales (vendor_id, product_id, product_name, price_minor, currency, quantity, per_buyer_limit, sold, starts_at, ends_at, created_at, verified_only)
-                VALUES (\(vendorID), \(draft.productID), \(try product.string("name")), \(try product.int("price_minor")), \(try product.string("currency")),
+                INSERT INTO flash_sales (vendor_id, product_id, product_name, price_minor, list_price_minor, currency, quantity, per_buyer_limit, sold, starts_at, ends_at, created_at, verified_only)
+                VALUES (\(vendorID), \(draft.productID), \(try product.string("name")), \(draft.salePriceMinor ?? listPrice), \(listPrice), \(try product.string("currency")),
                         \(draft.quantity), \(draft.perBuyerLimit), \(0), \(draft.startsAt), \(draft.endsAt), \(now), \(draft.verifiedOnly))
                 RETURNING
                 """
@@ -165,14 +171,17 @@ extension SQLStorage: FlashSaleStore {
     }
 
     static func flashSale(_ row: SQLRow) throws -> FlashSale {
-        FlashSale(
+        let currency = try currency(row.string("currency"))
+        return FlashSale(
             id: try row.int("id"), vendorID: try row.int("vendor_id"), productID: try row.optionalInt("product_id"),
             productName: try row.string("product_name"),
-            price: Money(minor: try row.int("price_minor"), currency: try currency(row.string("currency"))),
+            price: Money(minor: try row.int("price_minor"), currency: currency),
             quantity: Int(try row.int("quantity")), perBuyerLimit: Int(try row.int("per_buyer_limit")),
             startsAt: try row.date("starts_at"), endsAt: try row.date("ends_at"), createdAt: try row.date("created_at"),
             sold: Int(try row.int("sold")), closedAt: try row.optionalInt("closed_at").map { Date(sqlMicroseconds: $0) },
-            verifiedOnly: try row.bool("verified_only")
+            verifiedOnly: try row.bool("verified_only"),
+            // Sales made before list prices were kept sold at the product's price.
+            listPrice: try row.optionalInt("list_price_minor").map { Money(minor: $0, currency: currency) }
         )
     }
 }

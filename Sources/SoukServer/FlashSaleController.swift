@@ -29,6 +29,7 @@ struct FlashSaleController: Sendable {
         let endsAt: String?
         let perBuyerLimit: Int?
         let verifiedOnly: Bool?
+        let salePriceMinor: Int64?
     }
 
     struct SaleBody: Encodable {
@@ -39,7 +40,10 @@ struct FlashSaleController: Sendable {
             let currency: String
         }
         let id: Int64
+        /// The product as it was when the sale was created: its price is the list price.
         let product: ProductBody
+        /// What a buyer pays for a unit.
+        let salePriceMinor: Int64
         let quantity: Int
         let remaining: Int
         let perBuyerLimit: Int
@@ -50,7 +54,8 @@ struct FlashSaleController: Sendable {
 
         init(_ sale: FlashSale, remaining: Int, now: Date = Date()) {
             id = sale.id
-            product = ProductBody(id: sale.productID, name: sale.productName, priceMinor: sale.price.minor, currency: sale.price.currency.code)
+            product = ProductBody(id: sale.productID, name: sale.productName, priceMinor: sale.listPrice.minor, currency: sale.price.currency.code)
+            salePriceMinor = sale.price.minor
             quantity = sale.quantity
             self.remaining = remaining
             perBuyerLimit = sale.perBuyerLimit
@@ -66,7 +71,8 @@ struct FlashSaleController: Sendable {
         let input = try await JSONResponse.decode(CreateInput.self, from: request, context: context)
         let draft = try FlashSaleDraft(
             productID: input.productId, quantity: input.quantity, startsAt: try Self.date(input.startsAt, field: "starts_at"),
-            endsAt: try Self.date(input.endsAt, field: "ends_at"), perBuyerLimit: input.perBuyerLimit, verifiedOnly: input.verifiedOnly)
+            endsAt: try Self.date(input.endsAt, field: "ends_at"), perBuyerLimit: input.perBuyerLimit, verifiedOnly: input.verifiedOnly,
+            salePriceMinor: input.salePriceMinor)
         let sale = try await flashSales.create(vendorID: vendor.id, draft)
         context.logger.info("flash sale created", metadata: ["souk.sale_id": "\(sale.id)"])
         return try JSONResponse.make(SaleBody(sale, remaining: sale.quantity), status: .created, headers: [.location: "/api/v1/flash-sales/\(sale.id)"])

@@ -476,7 +476,7 @@ struct PagesController: Sendable {
         let sparklines = await sparklines(for: products)
         let formatter = ISO8601DateFormatter()
         let sales = try await services.flashSales.upcoming(vendorID: vendor.id).map { sale -> [String: Any] in
-            ["id": sale.id, "product_name": sale.productName, "price": sale.price.formatted, "quantity": sale.quantity,
+            ["id": sale.id, "product_name": sale.productName, "price": sale.price.formatted, "list_price": Self.listPrice(of: sale), "quantity": sale.quantity,
              "limit": sale.perBuyerLimit, "verified_only": sale.verifiedOnly, "starts_at": formatter.string(from: sale.startsAt), "ends_at": formatter.string(from: sale.endsAt)]
         }
         var values: [String: Any] = [
@@ -600,10 +600,11 @@ struct PagesController: Sendable {
         let products = try await storage.products(vendorID: vendor.id, availableOnly: false).filter { $0.stock > 0 }
         var values: [String: Any] = [
             "has_sales": !sales.isEmpty,
-            "sales": sales.map { ["id": $0.id, "product_name": $0.productName, "quantity": $0.quantity, "sold": $0.sold,
+            "sales": sales.map { ["id": $0.id, "product_name": $0.productName, "price": $0.price.formatted, "list_price": Self.listPrice(of: $0),
+                                  "quantity": $0.quantity, "sold": $0.sold,
                                   "starts_at": formatter.string(from: $0.startsAt), "ends_at": formatter.string(from: $0.endsAt)] as [String: Any] },
-            "products": products.map { ["id": $0.id, "name": $0.name, "stock": $0.stock] as [String: Any] },
-            "quantity": form?["quantity"] ?? "10", "starts_in": form?["starts_in"] ?? "0", "duration": form?["duration"] ?? "60",
+            "products": products.map { ["id": $0.id, "name": $0.name, "stock": $0.stock, "price": $0.price.formatted, "selected": form?["product_id"] == String($0.id)] as [String: Any] },
+            "quantity": form?["quantity"] ?? "10", "sale_price": form?["sale_price"] ?? "", "starts_in": form?["starts_in"] ?? "0", "duration": form?["duration"] ?? "60",
             "limit": form?["per_buyer_limit"] ?? "1", "verified_only": form?["verified_only"] == "yes",
         ]
         var status = HTTPResponse.Status.ok
@@ -624,6 +625,10 @@ struct PagesController: Sendable {
             let startsIn = form.integer("starts_in", errors: &errors) ?? 0
             let duration = form.integer("duration", label: "ends_at", errors: &errors) ?? 0
             let limit = form.integer("per_buyer_limit", errors: &errors)
+            // The sale price is written in the chosen product's currency.
+            var product: Product?
+            if let productID { product = try await storage.product(id: productID, vendorID: vendor.id) }
+            let salePrice = form.price("sale_price", currency: product?.price.currency, errors: &errors)
             guard errors.isEmpty, (0...525_600).contains(startsIn), (1...44_640).contains(duration) else {
                 throw SoukError.validationFailed(errors.isEmpty ? [FieldError(field: "ends_at", message: "must start within a year and last 1 minute to 31 days")] : errors)
             }
@@ -631,12 +636,17 @@ struct PagesController: Sendable {
             let draft = try FlashSaleDraft(
                 productID: productID, quantity: quantity.map { Int(clamping: $0) }, startsAt: startsAt,
                 endsAt: startsAt.addingTimeInterval(TimeInterval(duration * 60)), perBuyerLimit: limit.map { Int(clamping: $0) },
-                verifiedOnly: form["verified_only"] == "yes")
+                verifiedOnly: form["verified_only"] == "yes", salePriceMinor: salePrice)
             let sale = try await services.flashSales.create(vendorID: vendor.id, draft)
             return .redirect(to: "/dashboard/flash-sales/\(sale.id)", type: .found)
         } catch let error as SoukError {
             return try await flashSalesForm(form, error: error, context: context)
         }
+    }
+
+    /// The list price to show struck through beside a sale's price, when the sale sells below it.
+    static func listPrice(of sale: FlashSale) -> Any {
+        sale.listPrice.minor > sale.price.minor ? sale.listPrice.formatted : NSNull()
     }
 
     @Sendable func flashSalePage(_ request: Request, context: SoukRequestContext) async throws -> Response {

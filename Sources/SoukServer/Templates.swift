@@ -250,7 +250,7 @@ enum Templates {
         {{> header}}<h1>{{store_name}}</h1>{{> search_box}}
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
         {{#sales}}<div class="card sale" data-sale-id="{{id}}" data-sale-starts="{{starts_at}}" data-sale-ends="{{ends_at}}">
-        <h2>Flash sale: {{product_name}} at {{price}}</h2><p><span class="countdown"></span> · <span class="remaining">{{quantity}} units</span> · at most {{limit}} per buyer{{#verified_only}} · for <a href="/account#verify">verified customers</a>{{/verified_only}}</p>
+        <h2>Flash sale: {{product_name}} at {{price}}{{#list_price}} <s class="muted" aria-label="list price">{{list_price}}</s>{{/list_price}}</h2><p><span class="countdown"></span> · <span class="remaining">{{quantity}} units</span> · at most {{limit}} per buyer{{#verified_only}} · for <a href="/account#verify">verified customers</a>{{/verified_only}}</p>
         <form method="post" action="/s/{{username}}/flash-sales/{{id}}"><input type="hidden" name="csrf" value="{{csrf}}">
         <p><button>Buy now</button> <span class="muted">as the customer you are signed in as (<a href="/account/login?next=/s/{{username}}">sign in</a>)</span></p></form></div>{{/sales}}
         {{^products}}<p class="muted">This store has nothing for sale right now.</p>{{/products}}
@@ -273,14 +273,16 @@ enum Templates {
     static let flashSales = """
         {{> header}}<h1>Flash sales</h1>
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
-        {{#has_sales}}<table><tr><th>Product</th><th class="num">Quantity</th><th class="num">Sold</th><th>Window (UTC)</th><th></th></tr>
-        {{#sales}}<tr><td>{{product_name}}</td><td class="num">{{quantity}}</td><td class="num">{{sold}}</td><td>{{starts_at}} → {{ends_at}}</td><td><a href="/dashboard/flash-sales/{{id}}">Watch live</a></td></tr>{{/sales}}
-        </table>{{/has_sales}}{{^has_sales}}<p class="muted">No flash sales yet.</p>{{/has_sales}}
+        {{#has_sales}}<div class="table-scroll"><table><tr><th>Product</th><th class="num">Price</th><th class="num">Quantity</th><th class="num">Sold</th><th>Window (UTC)</th><th></th></tr>
+        {{#sales}}<tr><td>{{product_name}}</td><td class="num">{{price}}{{#list_price}}<br><s class="muted">{{list_price}}</s>{{/list_price}}</td><td class="num">{{quantity}}</td><td class="num">{{sold}}</td><td>{{starts_at}} → {{ends_at}}</td><td><a href="/dashboard/flash-sales/{{id}}">Watch live</a></td></tr>{{/sales}}
+        </table></div>{{/has_sales}}{{^has_sales}}<p class="muted">No flash sales yet.</p>{{/has_sales}}
         <form method="post" action="/dashboard/flash-sales" class="card"><h2>Start a flash sale</h2><input type="hidden" name="csrf" value="{{csrf}}">
-        <label for="product_id">Product</label><select id="product_id" name="product_id">{{#products}}<option value="{{id}}">{{name}} ({{stock}} in stock)</option>{{/products}}</select>
+        <label for="product_id">Product</label><select id="product_id" name="product_id">{{#products}}<option value="{{id}}" {{#selected}}selected{{/selected}}>{{name}}: {{price}}, {{stock}} in stock</option>{{/products}}</select>
         {{#errors.product_id}}<div class="error">Product {{errors.product_id}}</div>{{/errors.product_id}}
         <label for="quantity">Units for the sale (taken from the product's stock)</label><input id="quantity" name="quantity" type="number" min="1" value="{{quantity}}" required>
         {{#errors.quantity}}<div class="error">Quantity {{errors.quantity}}</div>{{/errors.quantity}}
+        <label for="sale_price">Sale price (in the product's currency; empty: the product's price)</label><input id="sale_price" name="sale_price" inputmode="decimal" placeholder="e.g. 9.99" value="{{sale_price}}">
+        {{#errors.sale_price}}<div class="error">Sale price {{errors.sale_price}}</div>{{/errors.sale_price}}{{#errors.sale_price_minor}}<div class="error">Sale price {{errors.sale_price_minor}}</div>{{/errors.sale_price_minor}}
         <label for="starts_in">Starts in (minutes)</label><input id="starts_in" name="starts_in" type="number" min="0" value="{{starts_in}}" required>
         <label for="duration">Lasts (minutes)</label><input id="duration" name="duration" type="number" min="1" value="{{duration}}" required>
         {{#errors.ends_at}}<div class="error">Window {{errors.ends_at}}</div>{{/errors.ends_at}}

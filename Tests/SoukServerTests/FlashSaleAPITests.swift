@@ -80,6 +80,37 @@ struct FlashSaleAPITests {
         }
     }
 
+    /// A sale sells at its own price, shown beside the list price; the orders list counts what the
+    /// buyer pays. A sale price above the list price, or not a positive amount, writes nothing.
+    @Test func aSaleSellsAtItsPriceBesideTheListPrice() async throws {
+        try await TestApp.run { app in
+            let token = try await app.vendorToken("amina")
+            let phone = try await app.product(token: token, name: "Phone", price: 19_900, stock: 10)
+            func create(_ extra: String) async throws -> TestApp.Reply {
+                try await app.json(.post, "/api/v1/flash-sales",
+                    #"{"product_id":\#(phone),"quantity":2,"starts_at":"\#(Self.iso(-5))","ends_at":"\#(Self.iso(3_600))"\#(extra)}"#, token: token)
+            }
+            for bad in [#","sale_price_minor":19901"#, #","sale_price_minor":0"#, #","sale_price_minor":-5"#, #","sale_price_minor":1e30"#, #","sale_price_minor":"cheap""#] {
+                let reply = try await create(bad)
+                #expect(reply.status == .unprocessableContent && reply.errorCode == "validation_failed", "\(bad) → \(reply.body)")
+            }
+            let stock = try await app.stock(of: phone, token: token)
+            #expect(try await app.count("flash_sales") == 0 && stock == 10, "nothing written")
+            let plain = try await create("")
+            #expect((plain.json["sale_price_minor"] as? NSNumber)?.int64Value == 19_900, "by default the product's price: \(plain.body)")
+            let sale = try await create(#","sale_price_minor":14900"#)
+            #expect(sale.status == .created, "\(sale.body)")
+            #expect((sale.json["sale_price_minor"] as? NSNumber)?.int64Value == 14_900)
+            #expect(((sale.json["product"] as? [String: Any])?["price_minor"] as? NSNumber)?.int64Value == 19_900, "the list price")
+            let id = try #require((sale.json["id"] as? NSNumber)?.int64Value)
+            let buyer = try await app.customer("buyer@example.com")
+            #expect(try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", "{}", token: buyer.token).status == .accepted)
+            let orders = try await app.json(.get, "/api/v1/orders?source=flash_sale", token: token)
+            let listed = try #require((orders.json["orders"] as? [[String: Any]])?.first, "\(orders.body)")
+            #expect((listed["total_minor"] as? NSNumber)?.int64Value == 14_900, "the order is at the sale price: \(listed)")
+        }
+    }
+
     @Test func badRequestsAreRefusedAndWriteNothing() async throws {
         try await TestApp.run { app in
             let token = try await app.vendorToken("amina")

@@ -13,19 +13,26 @@ struct FlashSalePageTests {
             _ = try await vendor.post("/dashboard/products", [("name", "Lantern"), ("price", "45"), ("currency", "MAD"), ("stock", "10"), ("available", "yes")])
             let product = try #require(try await app.storage.products(vendorID: 1, availableOnly: false).first)
             let form = try await vendor.get("/dashboard/flash-sales")
-            #expect(form.status == .ok && form.body.contains("Start a flash sale") && form.body.contains("Lantern (10 in stock)"))
+            #expect(form.status == .ok && form.body.contains("Start a flash sale") && form.body.contains("Lantern: 45.00 MAD, 10 in stock"))
             let visitor = Browser(app)
             #expect(!(try await visitor.get("/s/amina").body.contains("Flash sale:")), "no sale yet (and the page is now cached)")
 
             let invalid = try await vendor.post("/dashboard/flash-sales", [("product_id", "\(product.id)"), ("quantity", "50"), ("starts_in", "0"), ("duration", "60"), ("per_buyer_limit", "1")])
             #expect(invalid.status == .conflict && invalid.body.contains("Only 10 of Lantern left"))
-            let created = try await vendor.post("/dashboard/flash-sales", [("product_id", "\(product.id)"), ("quantity", "2"), ("starts_in", "0"), ("duration", "60"), ("per_buyer_limit", "1")])
+            for (price, message) in [("50", "Sale price must be at most the product&#39;s price, 45.00 MAD"), ("4.5.0", "Sale price must be an amount such as 12.50")] {
+                let refused = try await vendor.post("/dashboard/flash-sales", [("product_id", "\(product.id)"), ("quantity", "2"), ("sale_price", price), ("starts_in", "0"), ("duration", "60"), ("per_buyer_limit", "1")])
+                #expect(refused.status == .unprocessableContent && refused.body.contains(message) && refused.body.contains(#"value="\#(price)""#), "\(price): the error is on the form, the entry kept")
+            }
+            let unchanged = try await app.storage.product(id: product.id, vendorID: 1)?.stock
+            #expect(try await app.count("flash_sales") == 0 && unchanged == 10, "nothing written")
+            let created = try await vendor.post("/dashboard/flash-sales", [("product_id", "\(product.id)"), ("quantity", "2"), ("sale_price", "39.9"), ("starts_in", "0"), ("duration", "60"), ("per_buyer_limit", "1")])
             #expect(created.status == .found)
             let live = try await vendor.get(try #require(created.headers[.location]))
             #expect(live.status == .ok && live.body.contains("data-live-sale") && live.body.contains("Lantern"))
 
             let store = try await visitor.get("/s/amina")
-            #expect(store.body.contains("Flash sale: Lantern at 45.00 MAD") && store.body.contains("data-sale-ends"), "creating the sale refreshed the cached page")
+            #expect(store.body.contains(#"Flash sale: Lantern at 39.90 MAD <s class="muted" aria-label="list price">45.00 MAD</s>"#) && store.body.contains("data-sale-ends"),
+                    "creating the sale refreshed the cached page, which shows the sale price beside the list price")
             let saleID = 1
             // Not signed in: the sign-in form, which comes back to the store.
             let anonymous = try await visitor.post("/s/amina/flash-sales/\(saleID)", [])

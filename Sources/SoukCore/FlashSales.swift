@@ -74,6 +74,12 @@ public struct FlashSales: Sendable {
         return (sale, buyerID, requestKey)
     }
 
+    /// Whether this process holds the sale's terms: an attempt on a sale it does not (or on none at
+    /// all) reads the database before any gate decides.
+    public func knowsTerms(of saleID: Int64) -> Bool {
+        terms.get(saleID) != nil
+    }
+
     /// What the buyer hears for an admission decision: the order id, or why not.
     public static func outcome(_ admission: Admission, of sale: FlashSale) -> Result<String, SoukError> {
         switch admission {

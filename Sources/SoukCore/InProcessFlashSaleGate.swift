@@ -25,13 +25,22 @@ public actor InProcessFlashSaleGate: FlashSaleGate {
     }
 
     public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, limits: [RateCheck], now: Date) async throws -> Admission {
+        let field = buyerID + "|" + requestKey
+        // What the Redis gate answers without counting, this one does too: a sale not started, and
+        // a sale sold out (a retry of an admitted purchase gets its order).
+        if now < sale.startsAt { return .notStarted }
+        let known = try await self.state(of: sale)
+        if known.admitted >= sale.quantity {
+            if let existing = known.orders[field] { return .admitted(orderID: existing, repeated: true) }
+            return now >= sale.endsAt || sale.closedAt != nil ? .ended : .soldOut
+        }
         // A limiter that cannot be reached lets the attempt through: its outage must not close the shop.
         let onThisSale = limits.map { RateCheck($0.limit, key: "sale:\(sale.id):\($0.key)") }
         if !limits.isEmpty, case .limited(let wait) = (try? await limiter.hit(onThisSale)) ?? .allowed {
             return .rateLimited(retryAfter: wait)
         }
+        // Read again: other attempts may have been decided while this one was counted.
         var state = try await self.state(of: sale)
-        let field = buyerID + "|" + requestKey
         if let existing = state.orders[field] { return .admitted(orderID: existing, repeated: true) }
         if now < sale.startsAt { return .notStarted }
         if now >= sale.endsAt || sale.closedAt != nil { return .ended }

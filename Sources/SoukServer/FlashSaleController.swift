@@ -184,6 +184,12 @@ struct FlashSaleController: Sendable {
         let buyer = try PurchaseInput.buyer(context.customer, body: try await JSONResponse.readBody(request, context: context))
         guard let saleID = context.parameters.get("id", as: Int64.self) else { throw SoukError.notFound("Flash sale") }
         let limits = services.rateGuard.purchaseChecks(buyer: buyer.customerID, request: request, context: context)
+        if !flashSales.knowsTerms(of: saleID) {
+            // Reading a sale this process has not read (or one that does not exist) costs the
+            // database a query: such attempts also count under the limits across every sale, so a
+            // stranger cannot make reads without limit by naming sale after sale.
+            try await services.rateGuard.check(limits)
+        }
         let result = try await flashSales.purchase(saleID: saleID, buyerID: buyer.customerID, verified: buyer.verified, requestKey: request.headers[.idempotencyKey], limits: limits)
         return Response(status: .accepted, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: Self.admitted(orderID: result.orderID, saleID: saleID)))
     }

@@ -54,7 +54,11 @@ struct RateGuard: Sendable {
     /// close the shop.
     func check(_ events: @autoclosure () -> [(RateLimitPolicy.Name, String)]) async throws {
         guard !policy.limits.isEmpty else { return }
-        let checks = checks(events())
+        try await check(checks(events()))
+    }
+
+    /// ``check(_:)`` for checks already built.
+    func check(_ checks: [RateCheck]) async throws {
         guard !checks.isEmpty else { return }
         let decision: RateDecision
         do {

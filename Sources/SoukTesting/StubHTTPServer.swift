@@ -13,6 +13,8 @@ public final class StubHTTPServer: Sendable {
         case answer(status: Int, body: String)
         /// Reads the request and never answers.
         case stall
+        /// Answers a head and the start of a body, and never the rest.
+        case stallBody
     }
 
     private let channel: any Channel
@@ -63,6 +65,12 @@ public final class StubHTTPServer: Sendable {
             let reply = state.withLockedValue { state -> Reply in
                 state.requests += 1
                 return state.script.count > 1 ? state.script.removeFirst() : state.script.first ?? .stall
+            }
+            if case .stallBody = reply {
+                let head = HTTPResponseHead(version: .http1_1, status: .ok, headers: ["Content-Length": "1000"])
+                context.write(wrapOutboundOut(.head(head)), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: #"{"verified":"#)))), promise: nil)
+                return
             }
             guard case .answer(let status, let body) = reply else { return }
             let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: ["Content-Length": String(body.utf8.count)])

@@ -31,6 +31,7 @@ public struct HTTPVerifier: UserVerifier {
 }
 
 public struct VerifierConfigurationError: Error, CustomStringConvertible {
+    public init() {}
     public var description: String { "the verifier URL must be http(s)://host[:port]/path" }
 }
 

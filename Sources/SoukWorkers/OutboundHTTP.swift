@@ -58,8 +58,36 @@ public final class OutboundHTTP: Service, Sendable {
 
     /// Sends one request and reads the whole answer before `timeout` has passed; throws
     /// ``HTTPTimeout`` when it has, ``OutboundHTTPError`` for an answer too long, and the client's
-    /// errors otherwise (no connection, a certificate not trusted).
+    /// errors otherwise (no connection, a certificate not trusted: the caller may try again in time).
     public func send(_ method: HTTPMethod, _ url: URL, body: String? = nil, headers: [(String, String)] = [], timeout: Duration) async throws -> Reply {
+        let request = Self.request(method, url, body: body, headers: headers)
+        let client = try client()
+        // The client's deadline ends when the head arrives; the body is raced against the same one,
+        // so a service that answers a head and then stalls is cut too.
+        let deadline = ContinuousClock.now + timeout
+        return try await withThrowingTaskGroup(of: Reply?.self) { group in
+            group.addTask {
+                do {
+                    let response = try await client.execute(request, deadline: NIODeadline.now() + .nanoseconds(timeout.nanoseconds))
+                    let bytes = try await response.body.collect(upTo: Self.maximumBody)
+                    return Reply(status: Int(response.status.code), body: String(buffer: bytes))
+                } catch let error as HTTPClientError where error == .deadlineExceeded {
+                    return nil
+                } catch let error as NIOTooManyBytesError {
+                    throw OutboundHTTPError(description: "\(url.host ?? "the service") answered more than \(Self.maximumBody) bytes (\(error))")
+                }
+            }
+            group.addTask {
+                try await Task.sleep(until: deadline)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let reply = try await group.next() ?? nil else { throw HTTPTimeout(timeout: timeout) }
+            return reply
+        }
+    }
+
+    static func request(_ method: HTTPMethod, _ url: URL, body: String?, headers: [(String, String)]) -> HTTPClientRequest {
         var request = HTTPClientRequest(url: url.absoluteString)
         request.method = method
         for (name, value) in headers { request.headers.add(name: name, value: value) }
@@ -67,16 +95,7 @@ public final class OutboundHTTP: Service, Sendable {
             request.headers.replaceOrAdd(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: body))
         }
-        let deadline = NIODeadline.now() + .nanoseconds(timeout.nanoseconds)
-        do {
-            let response = try await client().execute(request, deadline: deadline)
-            let bytes = try await response.body.collect(upTo: Self.maximumBody)
-            return Reply(status: Int(response.status.code), body: String(buffer: bytes))
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            throw HTTPTimeout(timeout: timeout)
-        } catch let error as NIOTooManyBytesError {
-            throw OutboundHTTPError(description: "\(url.host ?? "the service") answered more than \(Self.maximumBody) bytes (\(error))")
-        }
+        return request
     }
 
     public func run() async throws {

@@ -176,7 +176,7 @@ struct Worker: AsyncParsableCommand {
             var services: [any Service] = http.map { [$0] } ?? []
             if let url = configuration.redisURL {
                 let redis = try RedisClient(url: url, logger: logger)
-                services += [redis] + Wiring.workers(redis: redis, storage: storage, consumers: consumers, configuration: configuration, http: http, logger: logger)
+                services += [redis] + (try Wiring.workers(redis: redis, storage: storage, consumers: consumers, configuration: configuration, http: http, logger: logger))
                 services += Wiring.operationsEndpoint(
                     port: metricsPort, host: configuration.host, database: database, redis: redis,
                     sources: [RedisStreamMetrics(redis: redis, sales: storage), JobQueueMetrics(queue: RedisJobQueue(redis: redis))], logger: logger)
@@ -189,7 +189,7 @@ struct Worker: AsyncParsableCommand {
                     sources: [JobQueueMetrics(queue: SQLJobQueue(database: database))], logger: logger)
                 services += [
                     PeriodicReconciler(reconciler: FlashSaleReconciler(redis: nil, store: storage, logger: logger)),
-                    Wiring.sagaRunner(storage: storage, configuration: configuration, http: http, logger: logger) { _ in },
+                    try Wiring.sagaRunner(storage: storage, configuration: configuration, http: http, logger: logger) { _ in },
                     PriceFeedConsumer(log: log, histories: [storage], followers: storage, consumer: Wiring.processName, logger: logger) { _ in },
                 ]
             }

@@ -54,7 +54,7 @@ enum Wiring {
                 }
             })
             if withWorkers {
-                background += workers(redis: redis, storage: storage, consumers: 1, configuration: configuration, http: http, logger: logger)
+                background += try workers(redis: redis, storage: storage, consumers: 1, configuration: configuration, http: http, logger: logger)
                 background.append(try feedProducer(configuration, log: RedisPriceFeedLog(redis: redis), http: http, since: demoHistory, logger: logger))
             }
             prices = RedisPriceHistory(redis: redis, archive: storage)
@@ -74,7 +74,7 @@ enum Wiring {
             // closing of ended sales is left to do in the background.
             background.append(PeriodicReconciler(reconciler: FlashSaleReconciler(redis: nil, store: storage, logger: logger)))
             if withWorkers {
-                background.append(sagaRunner(storage: storage, configuration: configuration, http: http, logger: logger, onResult: announce))
+                background.append(try sagaRunner(storage: storage, configuration: configuration, http: http, logger: logger, onResult: announce))
                 let log = SQLPriceFeedLog(database: database)
                 background.append(try feedProducer(configuration, log: log, http: http, since: demoHistory, logger: logger))
                 background.append(PriceFeedConsumer(log: log, histories: [storage], followers: storage, consumer: processName, logger: logger) { [pageCache] vendor in
@@ -114,12 +114,12 @@ enum Wiring {
     }
 
     /// The worker role: persisters of admitted flash-sale orders and the periodic reconciler.
-    static func workers(redis: RedisClient, storage: SQLStorage, consumers: Int, configuration: SoukConfiguration, http: OutboundHTTP?, logger: Logger) -> [any Service] {
+    static func workers(redis: RedisClient, storage: SQLStorage, consumers: Int, configuration: SoukConfiguration, http: OutboundHTTP?, logger: Logger) throws -> [any Service] {
         var services: [any Service] = (0..<max(1, consumers)).map {
             FlashSaleOrderPersister(redis: redis, store: storage, consumer: "\(processName)-\($0)", logger: logger)
         }
         services.append(PeriodicReconciler(reconciler: FlashSaleReconciler(redis: redis, store: storage, logger: logger)))
-        services.append(sagaRunner(storage: storage, configuration: configuration, http: http, logger: logger) { decision in
+        services.append(try sagaRunner(storage: storage, configuration: configuration, http: http, logger: logger) { decision in
             _ = try? await redis.publish(RedisKeys.checkoutResults, decision.encoded)
         })
         let pages = RedisPageCache(redis: redis, timeToLive: configuration.pageCacheTTL)
@@ -175,11 +175,13 @@ enum Wiring {
 
     static var processName: String { "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)" }
 
-    static func sagaRunner(storage: SQLStorage, configuration: SoukConfiguration, http: OutboundHTTP?, logger: Logger, onResult: @escaping @Sendable (CheckoutDecision) async -> Void) -> CheckoutSagaRunner {
-        let verifier: any UserVerifier = if let url = configuration.verifierURL, let http, let remote = try? HTTPVerifier(url: url, http: http) {
-            remote
+    static func sagaRunner(storage: SQLStorage, configuration: SoukConfiguration, http: OutboundHTTP?, logger: Logger, onResult: @escaping @Sendable (CheckoutDecision) async -> Void) throws -> CheckoutSagaRunner {
+        let verifier: any UserVerifier
+        if let url = configuration.verifierURL {
+            guard let http else { throw VerifierConfigurationError() }
+            verifier = try HTTPVerifier(url: url, http: http)
         } else {
-            SimulatedVerifier(delay: configuration.verifierDelay)
+            verifier = SimulatedVerifier(delay: configuration.verifierDelay)
         }
         return CheckoutSagaRunner(store: storage, verifier: verifier, owner: processName, logger: logger, onResult: onResult)
     }

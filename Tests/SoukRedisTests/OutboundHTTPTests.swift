@@ -51,10 +51,30 @@ struct OutboundHTTPTests {
             let started = ContinuousClock.now
             await #expect(throws: VerifierTimeout.self) { try await verifier.verify(buyerID: "cu_1", orderID: "o-1", timeout: .milliseconds(500)) }
             #expect(ContinuousClock.now - started < .seconds(5), "the deadline holds")
+            stub.play([.stallBody])
+            let head = ContinuousClock.now
+            await #expect(throws: VerifierTimeout.self) { try await verifier.verify(buyerID: "cu_1", orderID: "o-3", timeout: .milliseconds(500)) }
+            #expect(ContinuousClock.now - head < .seconds(5), "a body that stops coming is cut at the same deadline")
             stub.play([.answer(status: 200, body: "<html>maintenance</html>")])
             await #expect(throws: VerifierUnavailable.self) { try await verifier.verify(buyerID: "cu_1", orderID: "o-2", timeout: .seconds(10)) }
             stub.play([.answer(status: 200, body: String(repeating: "x", count: OutboundHTTP.maximumBody + 1))])
             await #expect(throws: OutboundHTTPError.self) { try await http.send(.GET, stub.url, timeout: .seconds(10)) }
+        }
+    }
+
+    /// A verifier that cannot be reached is tried again until the deadline (the saga's), and only
+    /// then is it a timeout: never sooner, with time left.
+    @Test func anUnreachableVerifierIsTriedUntilTheDeadline() async throws {
+        let closed = try await StubHTTPServer([.stall])
+        let url = closed.url
+        closed.close()
+        try await Task.sleep(for: .milliseconds(100))
+        try await Self.withClient(trusting: nil) { http in
+            let verifier = try HTTPVerifier(url: url, http: http)
+            let started = ContinuousClock.now
+            await #expect(throws: VerifierTimeout.self) { try await verifier.verify(buyerID: "cu_1", orderID: "o-1", timeout: .seconds(2)) }
+            let waited = ContinuousClock.now - started
+            #expect(waited >= .milliseconds(1_900) && waited < .seconds(6), "\(waited)")
         }
     }
 

@@ -43,6 +43,8 @@ struct PriceFeedProducerTests {
             defer { stub.close() }
             let log = SQLPriceFeedLog(database: database)
             let http = try OutboundHTTP(logger: TestLog.logger)
+            // Shut down whatever happens (the client must be, before it is released).
+            defer { Task { try? await http.shutdown() } }
             let producer = PriceFeedProducer(
                 // A stall costs the timeout; an answer that a loaded machine delivers later than the
                 // timeout would be lost to the script (the stub moves on), so the timeout is generous.
@@ -60,7 +62,6 @@ struct PriceFeedProducerTests {
             try await Self.eventually("the garbage and the good answers are published") { producer.snapshot.published >= 3 }
             running.cancel()
             _ = await running.result
-            try await http.shutdown()
 
             #expect(producer.snapshot.rejected == 4, "three bad rows and one unreadable body")
             let ticks = try await Self.drain(log).flatMap(\.ticks)

@@ -46,6 +46,19 @@ struct RateLimitAPITests {
         }
     }
 
+    /// An attempt on a sale this process has not read (or on none at all) reads the database before
+    /// any gate: it is counted before that read, so a stranger cannot make reads without limit.
+    @Test func attemptsOnSalesThatDoNotExistAreLimitedToo() async throws {
+        try await TestApp.run(rateLimits: try Self.policy("purchase_buyer=2/1m")) { app in
+            let zoe = try await app.customer("zoe@example.com")
+            var statuses: [Int] = []
+            for sale in 900..<904 {
+                statuses.append(Int(try await app.json(.post, "/api/v1/flash-sales/\(sale)/purchases", "{}", token: zoe.token).status.code))
+            }
+            #expect(statuses == [404, 404, 429, 429], "\(statuses)")
+        }
+    }
+
     @Test func signupsAreLimitedPerAddress() async throws {
         try await TestApp.run(rateLimits: try Self.policy("signup_ip=2/1h")) { app in
             _ = try await app.vendorToken("first")

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Small checks shared by every validated input; each returns a message, or nil when the value is fine.
 enum Validate {
     static func text(_ value: String, min: Int, max: Int) -> String? {
@@ -12,5 +14,13 @@ enum Validate {
 
     static func range<T: Comparable>(_ value: T, _ range: ClosedRange<T>) -> String? {
         range.contains(value) ? nil : "must be between \(range.lowerBound) and \(range.upperBound)"
+    }
+}
+
+extension URL {
+    /// An outside service Souk may call (the checkout verifier, a price source): http or https,
+    /// with a host. Checked when the configuration is read and again by the client that calls it.
+    public var isOutsideService: Bool {
+        (scheme == "http" || scheme == "https") && host?.isEmpty == false
     }
 }

@@ -408,8 +408,7 @@ struct AdmissionLane: FastLane {
               let buyer = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request), body: body),
               let attempt = flashSales.knownAttempt(saleID: saleID, buyerID: buyer.customerID, verified: buyer.verified, requestKey: request.headerFields[.idempotencyKey])
         else { return nil }
-        let limits = rateGuard.policy.limits.isEmpty ? [] : rateGuard.purchaseChecks(
-            buyer: attempt.buyerID, address: rateGuard.clientAddress(request.headerFields, peer: connection.peerAddress))
+        let limits = rateGuard.purchaseChecks(buyer: attempt.buyerID, address: rateGuard.clientAddress(request.headerFields, peer: connection.peerAddress))
         let decided = gate.admit(attempt.sale, buyerID: attempt.buyerID, requestKey: attempt.requestKey, limits: limits, now: Date(), on: connection.eventLoop)
         return decided.map { admission in
             .later(admission.map { $0.map { SoldOutLane.answer(FlashSales.outcome($0, of: attempt.sale), saleID: saleID) } }.recover { _ in nil })

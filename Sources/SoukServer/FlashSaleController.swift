@@ -183,7 +183,7 @@ struct FlashSaleController: Sendable {
     @Sendable func purchase(_ request: Request, context: SoukRequestContext) async throws -> Response {
         let buyer = try PurchaseInput.buyer(context.customer, body: try await JSONResponse.readBody(request, context: context))
         guard let saleID = context.parameters.get("id", as: Int64.self) else { throw SoukError.notFound("Flash sale") }
-        let limits = services.rateGuard.purchaseChecks(buyer: buyer.customerID, request: request, context: context)
+        let limits = services.rateGuard.purchaseChecks(buyer: buyer.customerID, address: services.rateGuard.clientAddress(request, context))
         if !flashSales.knowsTerms(of: saleID) {
             // Reading a sale this process has not read (or one that does not exist) costs the
             // database a query: such attempts also count under the limits across every sale, so a

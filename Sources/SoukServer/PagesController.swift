@@ -578,7 +578,7 @@ struct PagesController: Sendable {
             ], context: context, status: .unauthorized)
         }
         do {
-            let limits = services.rateGuard.purchaseChecks(buyer: buyer.customerID, request: request, context: context)
+            let limits = services.rateGuard.purchaseChecks(buyer: buyer.customerID, address: services.rateGuard.clientAddress(request, context))
             let result = try await services.flashSales.purchase(saleID: sale.id, buyerID: buyer.customerID, verified: buyer.verified, requestKey: nil, limits: limits)
             return pages.page("flash_sale_admitted", title: "You got it", [
                 "order_id": result.orderID, "repeated": result.repeated, "product_name": result.sale.productName,

@@ -113,14 +113,10 @@ extension RateGuard {
 
     /// The limits a purchase attempt counts under: per buyer and per address (the gate counts them
     /// with its decision, for that sale).
-    func purchaseChecks(buyer: String, address: String) -> [RateCheck] {
+    /// The address is worked out only when limits are on.
+    func purchaseChecks(buyer: String, address: @autoclosure () -> String) -> [RateCheck] {
         guard !policy.limits.isEmpty else { return [] }
-        return checks([(.purchasePerBuyer, buyer), (.purchasePerAddress, address)])
-    }
-
-    func purchaseChecks(buyer: String, request: Request, context: SoukRequestContext) -> [RateCheck] {
-        guard !policy.limits.isEmpty else { return [] }
-        return purchaseChecks(buyer: buyer, address: clientAddress(request, context))
+        return checks([(.purchasePerBuyer, buyer), (.purchasePerAddress, address())])
     }
 
     func checkCheckout(buyer: String, request: Request, context: SoukRequestContext) async throws {

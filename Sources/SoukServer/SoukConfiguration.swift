@@ -302,10 +302,9 @@ public struct SoukConfiguration: Sendable, Equatable {
         return configuration
     }
 
-    /// An outside service's address Souk can call: http or https, with a host.
+    /// An outside service's address Souk can call (``URL/isOutsideService``).
     static func outboundURL(_ raw: String) -> URL? {
-        guard let url = URL(string: raw), url.scheme == "http" || url.scheme == "https", url.host?.isEmpty == false else { return nil }
-        return url
+        URL(string: raw).flatMap { $0.isOutsideService ? $0 : nil }
     }
 
     /// "250ms", "30s", "15m", "1h", or a bare number of seconds.

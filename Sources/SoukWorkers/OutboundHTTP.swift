@@ -53,7 +53,7 @@ public final class OutboundHTTP: Service, Sendable {
 
     /// Whether Souk can call this URL: `http` or `https`, with a host.
     public static func accepts(_ url: URL) -> Bool {
-        (url.scheme == "http" || url.scheme == "https") && url.host?.isEmpty == false
+        url.isOutsideService
     }
 
     /// Sends one request and reads the whole answer before `timeout` has passed; throws

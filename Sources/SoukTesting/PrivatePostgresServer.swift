@@ -10,7 +10,7 @@ public final class PrivatePostgresServer: @unchecked Sendable {
     public let port: Int
     public let directory: URL
     private let binaries: URL
-    private var process: Process?
+    private var process: ChildProcess?
 
     public var url: String { "postgres://souk@127.0.0.1:\(port)/postgres" }
 
@@ -40,27 +40,19 @@ public final class PrivatePostgresServer: @unchecked Sendable {
 
     /// A process running `path`, as the `postgres` user when this is root (and `asPostgres`);
     /// through `setpriv`, which becomes the program itself, so the process is the program's.
-    static func process(_ path: String, _ arguments: [String], asPostgres: Bool = true) -> Process {
-        let process = Process()
+    static func process(_ path: String, _ arguments: [String], asPostgres: Bool = true) throws -> ChildProcess {
+        // `env -C /` runs it from the root directory, which the postgres user may enter.
+        let command = ["/usr/bin/env", "-C", "/", path] + arguments
         if isRoot && asPostgres {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments = ["--reuid=postgres", "--regid=postgres", "--init-groups", "--", path] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: path)
-            process.arguments = arguments
+            return try ChildProcess("/usr/bin/setpriv", ["--reuid=postgres", "--regid=postgres", "--init-groups", "--"] + command)
         }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        process.currentDirectoryURL = URL(fileURLWithPath: "/")
-        return process
+        return try ChildProcess(command[0], Array(command.dropFirst()))
     }
 
     /// Runs a command to completion; throws when it fails.
     static func runToEnd(_ path: String, _ arguments: [String], asPostgres: Bool = true) throws {
-        let process = process(path, arguments, asPostgres: asPostgres)
-        try launch(process)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestEnvironmentError.missing("\(path) \(arguments.joined(separator: " ")) succeeding") }
+        let process = try process(path, arguments, asPostgres: asPostgres)
+        guard process.waitUntilExit() == .exit(0) else { throw TestEnvironmentError.missing("\(path) \(arguments.joined(separator: " ")) succeeding") }
     }
 
     /// Starts the server and waits until it accepts connections. After a SIGKILL the old server's
@@ -68,17 +60,17 @@ public final class PrivatePostgresServer: @unchecked Sendable {
     public func start() async throws {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
-            let process = Self.process(binaries.appendingPathComponent("postgres").path, [
+            let process = try Self.process(binaries.appendingPathComponent("postgres").path, [
                 "-D", directory.appendingPathComponent("data").path, "-p", String(port), "-k", directory.path,
                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200",
             ])
-            try launch(process)
             if try await waitUntilListening(port: port, attempts: 100, every: .milliseconds(50), while: { process.isRunning }) {
                 self.process = process
                 try await Task.sleep(for: .milliseconds(300))  // past the startup's recovery
                 return
             }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.send(SIGKILL)
+            process.waitUntilExit()
             try await Task.sleep(for: .milliseconds(300))
         }
         throw TestEnvironmentError.missing("a PostgreSQL server answering on port \(port)")
@@ -88,7 +80,7 @@ public final class PrivatePostgresServer: @unchecked Sendable {
     public func kill9() {
         guard let process, process.isRunning else { return }
         thaw()  // a frozen backend would hold the shared memory past the restart
-        kill(process.processIdentifier, SIGKILL)
+        process.send(SIGKILL)
         process.waitUntilExit()
     }
 

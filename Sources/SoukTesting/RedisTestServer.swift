@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SoukRedis
@@ -28,13 +29,19 @@ public enum RedisTestServer {
         return try await body(client)
     }
 
-    /// A free TCP port on loopback, found by binding port 0.
+    /// A free TCP port on loopback, found by binding port 0, and never one handed out before in
+    /// this test process: two private servers started at once could otherwise be given the same
+    /// port, and the one that lost the bind would look alive through the other.
     public static func freePort() async throws -> Int {
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress?.port ?? 0
-        try await channel.close()
-        return port
+        while true {
+            let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+            let port = channel.localAddress?.port ?? 0
+            try await channel.close()
+            if handedOut.withLockedValue({ $0.insert(port).inserted }) { return port }
+        }
     }
+
+    private static let handedOut = NIOLockedValueBox<Set<Int>>([])
 }
 
 /// Whether something accepts connections on `port` of the loopback address within `attempts`
@@ -51,16 +58,22 @@ func waitUntilListening(port: Int, attempts: Int, every interval: Duration, whil
 
 /// A redis-server of the test's own, on its own port and directory, that the test may kill and restart.
 public final class PrivateRedisServer: @unchecked Sendable {
-    public let port: Int
+    public private(set) var port: Int
     public let directory: URL
     let extraArguments: [String]
-    private var process: Process?
+    private var process: ChildProcess?
 
+    /// Starts the server on a free port; if something else took that port first (the server
+    /// exits when it cannot bind), on another.
     public init(arguments: [String] = []) async throws {
         self.port = try await RedisTestServer.freePort()
         self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("souk-redis-\(UUID().uuidString)")
         self.extraArguments = arguments
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for _ in 1..<5 {
+            if (try? await start()) != nil { return }
+            port = try await RedisTestServer.freePort()
+        }
         try await start()
     }
 
@@ -76,14 +89,13 @@ public final class PrivateRedisServer: @unchecked Sendable {
 
     /// Starts (or restarts) the server and waits until it answers.
     public func start() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.binary())
-        process.arguments = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory.path, "--logfile", ""] + extraArguments
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try launch(process)
+        let process = try ChildProcess(try Self.binary(), ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--dir", directory.path, "--logfile", ""] + extraArguments)
         self.process = process
-        guard try await waitUntilListening(port: port, attempts: 200, every: .milliseconds(25), while: { true }) else {
+        // Listening, and still ours a moment later: one that lost the bind to another exits.
+        let listening = try await waitUntilListening(port: port, attempts: 200, every: .milliseconds(25), while: { process.isRunning })
+        if listening { try await Task.sleep(for: .milliseconds(50)) }
+        guard listening, process.isRunning else {
+            kill9()
             throw TestEnvironmentError.missing("a redis-server answering on port \(port)")
         }
     }
@@ -91,7 +103,7 @@ public final class PrivateRedisServer: @unchecked Sendable {
     /// SIGKILL: the server vanishes without closing anything politely.
     public func kill9() {
         guard let process, process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
+        process.send(SIGKILL)
         process.waitUntilExit()
     }
 

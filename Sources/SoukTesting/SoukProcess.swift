@@ -5,18 +5,10 @@ import NIOPosix
 import FoundationNetworking
 #endif
 
-/// Starts `process`, one launch at a time in this test process: Foundation's `Process.run()` on
-/// Linux crashed (a bad pointer in its environment copy) when several tests launched at once.
-public func launch(_ process: Process) throws {
-    try processLaunches.withLock { try process.run() }
-}
-
-private let processLaunches = NSLock()
-
 /// A real `souk` binary started by a test, as a person would start it. `scripts/test` builds it and
 /// exports `SOUK_BINARY`; without that, the debug build folder beside the package is used.
 public final class SoukProcess: @unchecked Sendable {
-    public let process: Process
+    public let process: ChildProcess
     public let baseURL: URL
     private let output: OutputCollector
 
@@ -38,38 +30,23 @@ public final class SoukProcess: @unchecked Sendable {
 
     /// Runs `souk` to completion (migrate, seed, a refused start) and returns its exit code and output.
     public static func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
-        process.arguments = arguments
-        process.environment = Self.defaultEnvironment.merging(environment) { $1 }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try launch(process)
-        // Read on a thread of its own: blocking the cooperative pool could starve the test process.
-        let data = await withCheckedContinuation { (continuation: CheckedContinuation<Data, Never>) in
-            Thread.detachNewThread {
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                continuation.resume(returning: data)
-            }
+        let collector = OutputCollector()
+        let process = try ChildProcess(try binary(), arguments, environment: Self.defaultEnvironment.merging(environment) { $1 },
+                                       output: .stream { collector.append($0) })
+        let status: Int32 = switch await process.exited() {
+        case .exit(let code): code
+        case .signal(let signal): 128 + signal
         }
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        return (status, collector.text)
     }
 
     /// Starts a long-running `souk` (run or serve) on a free port and waits until it announces its URL.
     /// For roles without HTTP (`worker`), pass the line they print when ready as `announcement`.
     public static func start(_ arguments: [String], environment: [String: String] = [:], announcement: String? = nil, timeout: Duration = .seconds(60)) async throws -> SoukProcess {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try binary())
-        process.arguments = arguments + (announcement == nil ? ["--port", "0"] : []) + ["--log-level", "warning"]
-        process.environment = Self.defaultEnvironment.merging(environment) { $1 }
         let collector = OutputCollector()
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        pipe.fileHandleForReading.readabilityHandler = { handle in collector.append(handle.availableData) }
-        try launch(process)
+        let process = try ChildProcess(
+            try binary(), arguments + (announcement == nil ? ["--port", "0"] : []) + ["--log-level", "warning"],
+            environment: Self.defaultEnvironment.merging(environment) { $1 }, output: .stream { collector.append($0) })
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let announcement, collector.text.contains(announcement) {
@@ -81,11 +58,12 @@ public final class SoukProcess: @unchecked Sendable {
             if !process.isRunning { break }
             try await Task.sleep(for: .milliseconds(50))
         }
-        process.terminate()
+        process.send(SIGKILL)
+        process.waitUntilExit()
         throw SoukProcessError.didNotStart(collector.text)
     }
 
-    private init(process: Process, baseURL: URL, output: OutputCollector) {
+    private init(process: ChildProcess, baseURL: URL, output: OutputCollector) {
         self.process = process
         self.baseURL = baseURL
         self.output = output
@@ -98,7 +76,7 @@ public final class SoukProcess: @unchecked Sendable {
     /// SIGTERM, then wait for a graceful exit (SIGKILL after 15 s, so a stuck shutdown cannot hang a test).
     public func stop() {
         guard process.isRunning else { return }
-        process.terminate()
+        process.send(SIGTERM)
         let deadline = Date().addingTimeInterval(15)
         while process.isRunning && Date() < deadline { usleep(20_000) }
         if process.isRunning { kill9() }
@@ -107,8 +85,8 @@ public final class SoukProcess: @unchecked Sendable {
     /// SIGKILL: the process dies mid-flight, with no chance to clean up.
     public func kill9() {
         guard process.isRunning else { return }
-        kill(process.processIdentifier, SIGKILL)
-        while process.isRunning { usleep(5_000) }
+        process.send(SIGKILL)
+        process.waitUntilExit()
     }
 
     deinit { kill9() }
@@ -124,14 +102,14 @@ public enum SoukProcessError: Error, CustomStringConvertible {
     }
 }
 
-/// Collects a child's output from the pipe's reader thread.
+/// Collects a child's output from its reader thread.
 final class OutputCollector: @unchecked Sendable {
     private let lock = NSLock()
     private var data = Data()
 
-    func append(_ chunk: Data) {
+    func append(_ chunk: [UInt8]) {
         lock.lock()
-        data.append(chunk)
+        data.append(contentsOf: chunk)
         lock.unlock()
     }
 

@@ -53,7 +53,7 @@ struct EndToEndTests {
 
         try await Self.walkThrough(souk.baseURL)
         souk.stop()
-        #expect(souk.process.terminationStatus == 0, "SIGTERM shuts down cleanly")
+        #expect(souk.process.termination == .exit(0), "SIGTERM shuts down cleanly")
 
         // A restart keeps everything and does not seed twice.
         let again = try await SoukProcess.start(["--data-dir", directory.path])

@@ -200,14 +200,14 @@ struct FlashSaleProcessTests {
             try await Task.sleep(for: .milliseconds(10))
         }
         let signalled = ContinuousClock.now
-        kill(stopping.process.processIdentifier, SIGTERM)
-        kill(worker.process.processIdentifier, SIGTERM)
+        stopping.process.send(SIGTERM)
+        worker.process.send(SIGTERM)
         while stopping.process.isRunning || worker.process.isRunning {
             try #require(ContinuousClock.now - signalled < .seconds(20), "shutdown took too long:\n\(stopping.outputText.suffix(1_000))\n\(worker.outputText.suffix(1_000))")
             try await Task.sleep(for: .milliseconds(20))
         }
-        #expect(stopping.process.terminationStatus == 0 && stopping.process.terminationReason == .exit, "souk serve exited by itself")
-        #expect(worker.process.terminationStatus == 0 && worker.process.terminationReason == .exit, "souk worker exited by itself")
+        #expect(stopping.process.termination == .exit(0), "souk serve exited by itself")
+        #expect(worker.process.termination == .exit(0), "souk worker exited by itself")
         #expect(ContinuousClock.now - signalled < .seconds(10), "an open event stream did not hold the shutdown up")
         await storm.value
 

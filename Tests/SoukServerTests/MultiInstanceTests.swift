@@ -21,8 +21,9 @@ struct MultiInstanceTests {
             b.stop()
         }
         var viaA = HTTPTestClient(baseURL: a.baseURL)
-        _ = try await viaA.send("POST", "/api/v1/vendors", json: #"{"username":"twin","password":"sesame1234","store_name":"Twin"}"#)
-        let token = try #require(try await viaA.send("POST", "/api/v1/sessions", json: #"{"username":"twin","password":"sesame1234"}"#).json["token"] as? String)
+        let signUp = try await viaA.send("POST", "/api/v1/vendors", json: #"{"username":"twin","password":"sesame1234","store_name":"Twin"}"#)
+        let session = try await viaA.send("POST", "/api/v1/sessions", json: #"{"username":"twin","password":"sesame1234"}"#)
+        let token = try #require(session.json["token"] as? String, "sign-up \(signUp.status) \(signUp.body); session \(session.status) \(session.body)")
         viaA.token = token
         // Sessions live in Redis: B knows a login made on A.
         let viaB = HTTPTestClient(baseURL: b.baseURL, token: token)

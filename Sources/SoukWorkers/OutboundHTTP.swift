@@ -71,10 +71,12 @@ public final class OutboundHTTP: Service, Sendable {
                     let response = try await client.execute(request, deadline: NIODeadline.now() + .nanoseconds(timeout.nanoseconds))
                     let bytes = try await response.body.collect(upTo: Self.maximumBody)
                     return Reply(status: Int(response.status.code), body: String(buffer: bytes))
-                } catch let error as HTTPClientError where error == .deadlineExceeded {
-                    return nil
                 } catch let error as NIOTooManyBytesError {
                     throw OutboundHTTPError(description: "\(url.host ?? "the service") answered more than \(Self.maximumBody) bytes (\(error))")
+                } catch where ContinuousClock.now >= deadline || (error as? HTTPClientError) == .deadlineExceeded {
+                    // The client tries to connect until the deadline, then reports its last
+                    // connection error: for the caller, that is the deadline passing.
+                    return nil
                 }
             }
             group.addTask {

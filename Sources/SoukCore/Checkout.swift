@@ -269,6 +269,14 @@ public protocol CheckoutStore: Sendable {
     func confirm(_ sagas: [VerifiedSaga]) async throws -> GroupConfirmation
     /// Failure or timeout: release stock, coupon use and credit, fail. False when already final.
     func fail(id: String, reason: String, now: Date) async throws -> Bool
+    /// Pays for the buyer's held flash-sale order: in one transaction the order becomes `paying` with
+    /// its shipping details, its sale price is held in the buyer's credit at the sale's store, and a
+    /// checkout saga for it starts (verified, then captured — the order becomes `paid` with the
+    /// capture — or failed, and the order is `held` again with the credit released). Nothing is
+    /// written when it is refused: ``SoukError/notFound(_:)`` for an order that is not the buyer's
+    /// (or not recorded yet), ``SoukError/paymentInProgress``, ``SoukError/alreadyPaid``,
+    /// ``SoukError/insufficientCredit``.
+    func payFlashSaleOrder(_ request: FlashSalePaymentRequest, deadline: TimeInterval, now: Date) async throws -> CheckoutOrder
 }
 
 /// A saga the verifier approved, and when it answered: the time its decision carries.

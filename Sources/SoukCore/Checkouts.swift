@@ -14,11 +14,29 @@ public struct Checkouts: Sendable {
     }
 
     public func checkout(_ request: CheckoutRequest, now: Date = Date()) async throws -> CheckoutOrder {
-        let seconds = Double(deadline.components.seconds) + Double(deadline.components.attoseconds) / 1e18
-        switch try await store.accept(request, deadline: seconds, now: now) {
+        switch try await store.accept(request, deadline: deadlineSeconds, now: now) {
         case .accepted(let order): return order
         case .denied(let error): throw error
         }
+    }
+
+    /// Pays for a held flash-sale order: the saga that verifies and captures it has started when
+    /// this returns (the same saga, cut-off and answer streams as any checkout's). An order admitted
+    /// a moment ago is recorded by the workers within milliseconds: one not found is looked for
+    /// again for up to `recording`, so paying right after the purchase works.
+    public func pay(_ request: FlashSalePaymentRequest, recording: Duration = .seconds(2), now: @Sendable () -> Date = Date.init) async throws -> CheckoutOrder {
+        let giveUp = ContinuousClock.now + recording
+        while true {
+            do {
+                return try await store.payFlashSaleOrder(request, deadline: deadlineSeconds, now: now())
+            } catch let error as SoukError where error.code == "not_found" && ContinuousClock.now < giveUp {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    private var deadlineSeconds: TimeInterval {
+        Double(deadline.components.seconds) + Double(deadline.components.attoseconds) / 1e18
     }
 
     /// The order once it is final, or as it is after `timeout` (long poll).

@@ -27,14 +27,17 @@ public struct FlashSale: Hashable, Sendable {
     public let createdAt: Date
     /// Orders persisted in the database so far.
     public let sold: Int
+    /// Of those, the ones paid for.
+    public let paid: Int
     public let closedAt: Date?
     /// Admits only customers who verified their email: one person, one account, one limit.
     public let verifiedOnly: Bool
 
     public init(
         id: Int64, vendorID: Int64, productID: Int64?, productName: String, price: Money, quantity: Int, perBuyerLimit: Int,
-        startsAt: Date, endsAt: Date, createdAt: Date, sold: Int, closedAt: Date?, verifiedOnly: Bool = false, listPrice: Money? = nil
+        startsAt: Date, endsAt: Date, createdAt: Date, sold: Int, closedAt: Date?, verifiedOnly: Bool = false, listPrice: Money? = nil, paid: Int = 0
     ) {
+        self.paid = paid
         self.id = id
         self.vendorID = vendorID
         self.productID = productID
@@ -155,6 +158,12 @@ public struct AdmittedOrder: Hashable, Sendable {
 
     /// `count` new order ids at once.
     public static func newOrderIDs(_ count: Int) -> [String] { OrderReference.random(length: 16, count: count) }
+
+    /// Whether `id` could be an order id Souk gave (16 characters of its alphabet): anything else
+    /// is not found at once, without looking.
+    public static func isWellFormedID(_ id: String) -> Bool {
+        id.utf8.count == 16 && id.utf8.allSatisfy { OrderReference.alphabetBytes.contains($0) }
+    }
 }
 
 /// A persisted flash-sale order.
@@ -195,13 +204,18 @@ public struct FlashSaleStats: Hashable, Sendable {
     public let quantity: Int
     public let admitted: Int
     public let persisted: Int
+    /// Admitted orders whose payment has been captured.
+    public let paid: Int
     public var pending: Int { max(0, admitted - persisted) }
     public var remaining: Int { max(0, quantity - admitted) }
+    /// Units kept for buyers who have not paid (yet): `quantity = remaining + held + paid`.
+    public var held: Int { max(0, admitted - paid) }
 
-    public init(quantity: Int, admitted: Int, persisted: Int) {
+    public init(quantity: Int, admitted: Int, persisted: Int, paid: Int = 0) {
         self.quantity = quantity
         self.admitted = admitted
         self.persisted = persisted
+        self.paid = paid
     }
 }
 

@@ -99,8 +99,8 @@ public struct FlashSales: Sendable {
 
     public func stats(_ sale: FlashSale) async throws -> FlashSaleStats {
         let admitted = try await gate.admittedCount(sale)
-        let persisted = try await store.flashSale(id: sale.id)?.sold ?? sale.sold
-        return FlashSaleStats(quantity: sale.quantity, admitted: max(admitted, persisted), persisted: persisted)
+        let stored = try await store.flashSale(id: sale.id) ?? sale
+        return FlashSaleStats(quantity: sale.quantity, admitted: max(admitted, stored.sold), persisted: stored.sold, paid: stored.paid)
     }
 
     /// Sales are read on every purchase attempt; their terms change only when the sale is

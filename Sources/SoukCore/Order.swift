@@ -31,6 +31,24 @@ public struct ShippingContact: Hashable, Sendable {
         self.phone = phone
         self.address = address
     }
+
+    /// The details as a person typed them, without the spaces around each.
+    public init(trimmingName name: String, phone: String, address: String) {
+        self.init(name: name.trimmingCharacters(in: .whitespacesAndNewlines), phone: phone.trimmingCharacters(in: .whitespacesAndNewlines),
+                  address: address.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// What is wrong with the details, on fields named `<prefix>.name`, `.phone` and `.address`.
+    public func problems(prefix: String) -> [FieldError] {
+        var errors: [FieldError] = []
+        if let problem = Validate.text(name, min: 1, max: 200) { errors.append(.init(field: "\(prefix).name", message: problem)) }
+        let phoneCharacters = Set("0123456789+-() .")
+        if !(5...32).contains(phone.count) || !phone.allSatisfy({ phoneCharacters.contains($0) }) || phone.filter(\.isNumber).count < 5 {
+            errors.append(.init(field: "\(prefix).phone", message: "must be a phone number of 5 to 32 characters: digits, spaces, + - ( ) ."))
+        }
+        if let problem = Validate.text(address, min: 1, max: 1_000) { errors.append(.init(field: "\(prefix).address", message: problem)) }
+        return errors
+    }
 }
 
 /// One line of an order, priced when the order was placed (later price changes do not touch it).
@@ -111,21 +129,8 @@ public struct OrderRequest: Sendable, Equatable {
 
     public init(name: String, phone: String, address: String, items: [(productID: Int64, quantity: Int)]) throws(SoukError) {
         var errors: [FieldError] = []
-        let name = name.trimmingCharacters(in: .whitespacesAndNewlines)
-        let phone = phone.trimmingCharacters(in: .whitespacesAndNewlines)
-        let address = address.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let problem = Validate.text(name, min: 1, max: 200) {
-            errors.append(.init(field: "customer.name", message: problem))
-        }
-        let phoneCharacters = Set("0123456789+-() .")
-        if !(5...32).contains(phone.count) || !phone.allSatisfy({ phoneCharacters.contains($0) })
-            || phone.filter(\.isNumber).count < 5
-        {
-            errors.append(.init(field: "customer.phone", message: "must be a phone number of 5 to 32 characters: digits, spaces, + - ( ) ."))
-        }
-        if let problem = Validate.text(address, min: 1, max: 1_000) {
-            errors.append(.init(field: "customer.address", message: problem))
-        }
+        let contact = ShippingContact(trimmingName: name, phone: phone, address: address)
+        errors += contact.problems(prefix: "customer")
         var quantities: [Int64: Int] = [:]
         if items.isEmpty {
             errors.append(.init(field: "items", message: "must hold at least one item"))
@@ -147,7 +152,7 @@ public struct OrderRequest: Sendable, Equatable {
             errors.append(.init(field: "items", message: "must ask for at most \(Self.maxQuantity) of one product"))
         }
         guard errors.isEmpty else { throw .validationFailed(errors) }
-        self.customer = ShippingContact(name: name, phone: phone, address: address)
+        self.customer = contact
         self.items = quantities.sorted { $0.key < $1.key }.map { Item(productID: $0.key, quantity: $0.value) }
     }
 }

@@ -9,7 +9,7 @@ public enum OrderSource: String, Sendable, CaseIterable, Codable {
 
 /// Whether the money of an order has been taken. Store-link orders are paid on delivery; a
 /// checkout's credit is held while it is verified, then captured or released; a flash-sale
-/// admission is not paid yet.
+/// order is unpaid while held, its credit held while its payment is verified, then paid.
 public enum PaymentStatus: String, Sendable, CaseIterable, Codable {
     case onDelivery = "on_delivery"
     case held, paid, released, unpaid, none
@@ -95,7 +95,7 @@ public struct OrderFilter: Hashable, Sendable {
 
     public var owner: Owner
     public var source: OrderSource?
-    /// A status of the order's own source (`placed`, `confirmed`, `admitted`, …).
+    /// A status of the order's own source (`placed`, `confirmed`, `held`, …).
     public var status: String?
     /// Part of the order's id, the customer's name or their email, any case.
     public var query: String?
@@ -108,7 +108,7 @@ public struct OrderFilter: Hashable, Sendable {
     }
 
     /// Every status an order of some source can have, for validating a filter.
-    public static let statuses: Set<String> = Set(OrderStatus.allCases.map(\.rawValue) + ["in_progress", "failed", "admitted"])
+    public static let statuses: Set<String> = Set(OrderStatus.allCases.map(\.rawValue) + ["in_progress", "failed"] + FlashSaleOrderStatus.allCases.map(\.rawValue))
 }
 
 /// Every kind of order in one list.

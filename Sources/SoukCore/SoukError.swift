@@ -60,6 +60,10 @@ public enum SoukError: Error, Equatable, Sendable {
     case verificationRequired
     /// An email verification code that is wrong, expired or used up.
     case invalidCode(String)
+    /// A flash-sale order's payment is being verified; the answer comes on the order.
+    case paymentInProgress
+    /// A flash-sale order that is paid already.
+    case alreadyPaid
 
     /// Seconds the client should wait before trying again (`Retry-After`), when that is known.
     public var retryAfterSeconds: Int? {
@@ -96,6 +100,8 @@ public enum SoukError: Error, Equatable, Sendable {
         case .idempotencyKeyReused: "idempotency_key_reused"
         case .verificationRequired: "verification_required"
         case .invalidCode: "invalid_code"
+        case .paymentInProgress: "payment_in_progress"
+        case .alreadyPaid: "already_paid"
         }
     }
 
@@ -130,6 +136,8 @@ public enum SoukError: Error, Equatable, Sendable {
         case .idempotencyKeyReused: "This Idempotency-Key was already used for a different request; use a new key for a new request."
         case .verificationRequired: "This sale is for customers with a verified email: verify yours with the code we email you, then try again."
         case .invalidCode(let why): why
+        case .paymentInProgress: "A payment for this order is being verified; its answer comes on the order."
+        case .alreadyPaid: "This order is paid already."
         }
     }
 }

@@ -463,6 +463,21 @@ public enum Migrations {
                 "ALTER TABLE flash_sales ADD COLUMN list_price_minor @INT",
             ]
         ),
+        Migration(
+            // A flash-sale order is held for its buyer until it is paid, with the shipping details
+            // given at payment; its payment is a checkout saga linked to it (flash_order_id), and
+            // flash_sales.paid counts the paid ones with the capture.
+            version: 17, name: "flash-sale order payments",
+            statements: [
+                "ALTER TABLE flash_sale_orders ADD COLUMN status TEXT NOT NULL DEFAULT 'held'",
+                "ALTER TABLE flash_sale_orders ADD COLUMN checkout_id TEXT",
+                "ALTER TABLE flash_sale_orders ADD COLUMN ship_name TEXT",
+                "ALTER TABLE flash_sale_orders ADD COLUMN ship_phone TEXT",
+                "ALTER TABLE flash_sale_orders ADD COLUMN ship_address TEXT",
+                "ALTER TABLE flash_sales ADD COLUMN paid @INT NOT NULL DEFAULT 0",
+                "ALTER TABLE checkouts ADD COLUMN flash_order_id TEXT",
+            ]
+        ),
     ]
 }
 

@@ -66,6 +66,11 @@ public struct SQL: Sendable, ExpressibleByStringInterpolation {
         public mutating func appendInterpolation(_ value: Bool?) { appendInterpolation(value.map(SQLValue.bool) ?? .null) }
         public mutating func appendInterpolation(_ values: [Int64]) { appendInterpolation(.ints(values)) }
         public mutating func appendInterpolation(_ values: [String]) { appendInterpolation(.texts(values)) }
+        /// A fixed piece of statement text shared by several statements (it binds no values).
+        public mutating func appendInterpolation(fragment: SQL) {
+            precondition(fragment.binds.isEmpty, "a fragment binds no values")
+            text += fragment.text
+        }
 
     }
 

@@ -338,9 +338,13 @@ extension SQLStorage: CheckoutStore {
             // Compare-and-set on the status: a saga ends once, whoever gets here first.
             guard let row = try await transaction.first("""
                 UPDATE checkouts SET status = 'confirmed', lease_owner = NULL, lease_until = NULL, updated_at = \(now)
-                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor
+                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor, flash_order_id
                 """) else { return false }
             let vendor = try row.int("vendor_id"), buyer = try row.string("buyer_id"), total = try row.int("total_minor")
+            if let flashOrder = try row.optionalString("flash_order_id"),
+               let paid = try await transaction.first("UPDATE flash_sale_orders SET status = 'paid' WHERE order_id = \(flashOrder) AND status = 'paying' RETURNING sale_id") {
+                try await transaction.query("UPDATE flash_sales SET paid = paid + 1 WHERE id = \(try paid.int("sale_id"))")
+            }
             if total > 0 {
                 try await transaction.query("""
                     UPDATE store_credits SET held_minor = held_minor - \(total), captured_minor = captured_minor + \(total), updated_at = \(now)
@@ -362,7 +366,7 @@ extension SQLStorage: CheckoutStore {
         let statement: SQL = """
             WITH done AS (
                 UPDATE checkouts SET status = 'confirmed', lease_owner = NULL, lease_until = NULL, updated_at = \(now)
-                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor),
+                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor, flash_order_id),\(fragment: Self.flashOrdersPaid)
             captured AS (
                 UPDATE store_credits SET held_minor = held_minor - done.total_minor, captured_minor = captured_minor + done.total_minor, updated_at = \(now)
                 FROM done WHERE done.total_minor > 0 AND store_credits.vendor_id = done.vendor_id AND store_credits.buyer_id = done.buyer_id
@@ -401,7 +405,7 @@ extension SQLStorage: CheckoutStore {
             done AS (
                 UPDATE checkouts SET status = 'confirmed', lease_owner = NULL, lease_until = NULL, updated_at = ready.answered_at
                 FROM ready WHERE checkouts.id = ready.id
-                RETURNING checkouts.id, ready.vendor_id, ready.buyer_id, ready.total_minor, ready.answered_at),
+                RETURNING checkouts.id, ready.vendor_id, ready.buyer_id, ready.total_minor, ready.answered_at, checkouts.flash_order_id),\(fragment: Self.flashOrdersPaid)
             sums AS (
                 SELECT vendor_id, buyer_id, SUM(total_minor) AS total FROM done WHERE total_minor > 0 GROUP BY vendor_id, buyer_id),
             captured AS (
@@ -430,14 +434,21 @@ extension SQLStorage: CheckoutStore {
         try await database.transaction { transaction in
             guard let row = try await transaction.first("""
                 UPDATE checkouts SET status = 'failed', failure_reason = \(reason), lease_owner = NULL, lease_until = NULL, updated_at = \(now)
-                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor, coupon_id
+                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor, coupon_id, flash_order_id
                 """) else { return false }
             let vendor = try row.int("vendor_id"), buyer = try row.string("buyer_id"), total = try row.int("total_minor")
-            // The compensations, in the same transaction as the verdict: stock, coupon use, credit.
-            try await Self.returnStock(transaction.query("""
-                SELECT product_id, CAST(SUM(quantity) AS BIGINT) AS quantity FROM checkout_items WHERE checkout_id = \(id) AND product_id IS NOT NULL
-                GROUP BY product_id ORDER BY product_id
-                """), now: now, transaction)
+            // The compensations, in the same transaction as the verdict: stock (or the flash-sale
+            // order's unit, which stays held for its buyer to pay again), coupon use, credit.
+            if let flashOrder = try row.optionalString("flash_order_id") {
+                try await transaction.query("""
+                    UPDATE flash_sale_orders SET status = 'held' WHERE order_id = \(flashOrder) AND status = 'paying' AND checkout_id = \(id)
+                    """)
+            } else {
+                try await Self.returnStock(transaction.query("""
+                    SELECT product_id, CAST(SUM(quantity) AS BIGINT) AS quantity FROM checkout_items WHERE checkout_id = \(id) AND product_id IS NOT NULL
+                    GROUP BY product_id ORDER BY product_id
+                    """), now: now, transaction)
+            }
             if let couponID = try row.optionalInt("coupon_id") {
                 try await transaction.query("UPDATE coupons SET uses = uses - 1 WHERE id = \(couponID) AND uses > 0")
             }
@@ -453,6 +464,20 @@ extension SQLStorage: CheckoutStore {
             return true
         }
     }
+
+    /// The CTEs that mark the flash-sale orders of the sagas in `done` paid and count them on their
+    /// sales, in the statement that confirms the sagas (a checkout of products has no such order).
+    static let flashOrdersPaid: SQL = """
+
+            flash_paid AS (
+                UPDATE flash_sale_orders SET status = 'paid' FROM done
+                WHERE flash_sale_orders.order_id = done.flash_order_id AND flash_sale_orders.status = 'paying'
+                RETURNING flash_sale_orders.sale_id),
+            flash_counted AS (
+                UPDATE flash_sales SET paid = flash_sales.paid + sums.count
+                FROM (SELECT sale_id, COUNT(*) AS count FROM flash_paid GROUP BY sale_id) sums
+                WHERE flash_sales.id = sums.sale_id RETURNING flash_sales.id),
+        """
 
     static func checkoutOrder(_ row: SQLRow, lines: [SQLRow]) throws -> CheckoutOrder {
         CheckoutOrder(

@@ -4,7 +4,7 @@ import SoukCore
 extension SQLStorage: FlashSaleStore {
     static let flashSaleColumns: SQL = """
          id, vendor_id, product_id, product_name, price_minor, list_price_minor, currency, quantity, per_buyer_limit, sold,
-        starts_at, ends_at, created_at, closed_at, verified_only 
+        starts_at, ends_at, created_at, closed_at, verified_only, paid 
         """
 
     public func createFlashSale(vendorID: Int64, _ draft: FlashSaleDraft, now: Date) async throws -> FlashSale {
@@ -181,7 +181,8 @@ extension SQLStorage: FlashSaleStore {
             sold: Int(try row.int("sold")), closedAt: try row.optionalInt("closed_at").map { Date(sqlMicroseconds: $0) },
             verifiedOnly: try row.bool("verified_only"),
             // Sales made before list prices were kept sold at the product's price.
-            listPrice: try row.optionalInt("list_price_minor").map { Money(minor: $0, currency: currency) }
+            listPrice: try row.optionalInt("list_price_minor").map { Money(minor: $0, currency: currency) },
+            paid: Int(try row.int("paid"))
         )
     }
 }

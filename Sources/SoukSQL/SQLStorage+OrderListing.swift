@@ -71,12 +71,17 @@ extension SQLStorage {
             case .vendor(let id): sql.append(" WHERE k.vendor_id = \(id)")
             case .customer(let id): sql.append(" WHERE k.buyer_id = \(id)")
             }
+            // A payment for a flash-sale order is listed as that order.
+            sql.append(" AND k.flash_order_id IS NULL")
         case .flashSale:
-            // An admission is a unit kept for the buyer at the sale's price, not paid yet.
+            // A unit kept for the buyer at the sale's price until it is paid; the shipping details
+            // are those given with the payment.
             sql = """
                 SELECT f.order_id AS id, 'flash_sale' AS source, NULL AS number, s.vendor_id, v.store_name, v.username AS store_username,
-                       f.buyer_id AS customer_id, c.name AS customer_name, NULL AS customer_phone, NULL AS customer_address, c.email AS customer_email,
-                       'admitted' AS status, 'unpaid' AS payment_status, s.price_minor AS total_minor, s.currency, f.admitted_at AS created_at
+                       f.buyer_id AS customer_id, COALESCE(f.ship_name, c.name) AS customer_name, f.ship_phone AS customer_phone,
+                       f.ship_address AS customer_address, c.email AS customer_email, f.status,
+                       CASE f.status WHEN 'paid' THEN 'paid' WHEN 'paying' THEN 'held' ELSE 'unpaid' END AS payment_status,
+                       s.price_minor AS total_minor, s.currency, f.admitted_at AS created_at
                 FROM flash_sale_orders f JOIN flash_sales s ON s.id = f.sale_id JOIN vendors v ON v.id = s.vendor_id
                      LEFT JOIN customers c ON c.id = f.buyer_id
                 """

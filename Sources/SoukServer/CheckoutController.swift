@@ -15,6 +15,7 @@ struct CheckoutController: Sendable {
         group.post("buy", use: buy)
         group.get("checkouts/:id", use: show)
         group.get("orders/:id/events", use: events)
+        group.post("orders/:id/payment", use: pay)
         let vendor = group.group().add(middleware: RequireVendorMiddleware())
         vendor.post("wallets/:buyer/credit", use: credit)
         vendor.get("wallets/:buyer", use: wallet)
@@ -122,6 +123,48 @@ struct CheckoutController: Sendable {
         return try JSONResponse.make(
             AcceptedBody(orderId: order.id, status: order.status.rawValue, message: order.status.message), status: .accepted,
             headers: [.location: "/api/v1/orders/\(order.id)"])
+    }
+
+    // MARK: Paying for flash-sale orders
+
+    struct PaymentInput: Decodable {
+        struct Shipping: Decodable {
+            let name: String?
+            let phone: String?
+            let address: String?
+        }
+        let method: String?
+        let shipping: Shipping?
+    }
+
+    struct PaymentBody: Encodable {
+        let orderId: String
+        let status: String
+        let checkoutId: String
+        let totalMinor: Int64
+        let currency: String
+        let message: String
+    }
+
+    /// The holding customer pays for a flash-sale order: 202 once the payment's saga has started
+    /// (its answer arrives on `/api/v1/orders/{checkout_id}`, as a checkout's); anyone else's order
+    /// is 404.
+    @Sendable func pay(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let customer = try context.requireCustomer()
+        guard let orderID = context.parameters.get("id"), AdmittedOrder.isWellFormedID(orderID) else {
+            throw SoukError.notFound("Order")
+        }
+        let input = try await JSONResponse.decode(PaymentInput.self, from: request, context: context)
+        let payment = try FlashSalePaymentRequest(
+            orderID: orderID, buyerID: customer.customerID, method: input.method,
+            name: input.shipping?.name ?? "", phone: input.shipping?.phone ?? "", address: input.shipping?.address ?? "")
+        try await services.rateGuard.checkCheckout(buyer: customer.customerID, request: request, context: context)
+        let checkout = try await checkouts.pay(payment)
+        context.logger.info("flash-sale payment started", metadata: ["souk.order_id": "\(orderID)", "souk.checkout_id": "\(checkout.id)"])
+        return try JSONResponse.make(
+            PaymentBody(orderId: orderID, status: FlashSaleOrderStatus.paying.rawValue, checkoutId: checkout.id, totalMinor: checkout.totalMinor,
+                        currency: checkout.currency, message: "The payment is being verified; its answer comes on the checkout."),
+            status: .accepted, headers: [.location: "/api/v1/orders/\(checkout.id)"])
     }
 
     struct CheckoutList: Encodable {

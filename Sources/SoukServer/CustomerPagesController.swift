@@ -20,6 +20,8 @@ struct CustomerPagesController: Sendable {
         router.post("account/verification", use: sendCode)
         router.post("account/verification/confirm", use: confirmCode)
         router.get("outbox", use: outbox)
+        router.get("account/orders/:id/pay", use: payForm)
+        router.post("account/orders/:id/pay", use: pay)
     }
 
     @Sendable func account(_ request: Request, context: SoukRequestContext) async throws -> Response {
@@ -46,8 +48,10 @@ struct CustomerPagesController: Sendable {
                 case .checkout: "/checkouts/\(order.id)"
                 case .flashSale: nil
                 }
+                let payable = order.source == .flashSale && order.status == FlashSaleOrderStatus.held.rawValue
                 return [
                     "id": order.id, "link": link ?? NSNull(), "store": order.storeName, "store_username": order.storeUsername,
+                    "pay_link": payable ? "/account/orders/\(order.id)/pay" : NSNull(),
                     "source": PagesController.sourceLabels[order.source] ?? order.source.rawValue,
                     "lines": order.lines.map { ["quantity": $0.quantity, "name": $0.name] }, "total": order.total.formatted,
                     "status": order.status.replacingOccurrences(of: "_", with: " "), "payment": order.paymentStatus.rawValue.replacingOccurrences(of: "_", with: " "),
@@ -56,6 +60,58 @@ struct CustomerPagesController: Sendable {
             },
         ]
         return pages.page("account", title: "My account", values.merging(extra) { $1 }, context: context, status: status)
+    }
+
+    // MARK: Paying for a flash-sale order
+
+    @Sendable func payForm(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        guard let customer = try await signedInCustomer(context) else { return .redirect(to: "/account/login?next=/account", type: .found) }
+        let order = try await flashSaleOrder(context, of: customer)
+        let last = try await services.storage.lastShippingContact(customerID: customer.id)
+        let shipping = ShippingContact(name: last?.name ?? customer.name, phone: last?.phone ?? "", address: last?.address ?? "")
+        return try await payPage(order, customer: customer, shipping: shipping, context: context)
+    }
+
+    @Sendable func pay(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let form = try await Form.read(request, context: context)
+        guard let customer = try await signedInCustomer(context) else { return .redirect(to: "/account/login?next=/account", type: .found) }
+        let order = try await flashSaleOrder(context, of: customer)
+        let shipping = ShippingContact(name: form["name"] ?? "", phone: form["phone"] ?? "", address: form["address"] ?? "")
+        do {
+            let payment = try FlashSalePaymentRequest(orderID: order.id, buyerID: customer.id, method: PaymentMethod.credit.rawValue,
+                                                      name: shipping.name, phone: shipping.phone, address: shipping.address)
+            try await services.rateGuard.checkCheckout(buyer: customer.id, request: request, context: context)
+            let checkout = try await services.checkouts.pay(payment)
+            return .redirect(to: "/checkouts/\(checkout.id)", type: .normal)
+        } catch let error as SoukError {
+            var extra: [String: Any] = [:]
+            if case .validationFailed(let fields) = error { extra["errors"] = PageRenderer.errorMap(fields) } else { extra["formError"] = error.message }
+            var response = try await payPage(order, customer: customer, shipping: shipping, context: context, extra: extra, status: ErrorMiddleware.status(of: error))
+            response.setRetryAfter(error.retryAfterSeconds)
+            return response
+        }
+    }
+
+    /// The customer's flash-sale order named in the path; anyone else's is not found.
+    private func flashSaleOrder(_ context: SoukRequestContext, of customer: Customer) async throws -> OrderSummary {
+        guard let id = context.parameters.get("id"), AdmittedOrder.isWellFormedID(id),
+              let order = try await services.storage.orderSummaries(
+                OrderFilter(owner: .customer(customer.id), source: .flashSale, query: id), after: nil, limit: 1).first(where: { $0.id == id })
+        else { throw SoukError.notFound("Order") }
+        return order
+    }
+
+    private func payPage(_ order: OrderSummary, customer: Customer, shipping: ShippingContact, context: SoukRequestContext,
+                         extra: [String: Any] = [:], status: HTTPResponse.Status = .ok) async throws -> Response {
+        let balance = try await services.checkouts.store.wallet(vendorID: order.vendorID, buyerID: customer.id)?.balanceMinor ?? 0
+        let values: [String: Any] = [
+            "id": order.id, "store": order.storeName, "store_username": order.storeUsername, "total": order.total.formatted,
+            "lines": order.lines.map { ["quantity": $0.quantity, "name": $0.name] },
+            "status": order.status, "payable": order.status == FlashSaleOrderStatus.held.rawValue,
+            "balance": Money(minor: balance, currency: order.total.currency).formatted,
+            "ship_name": shipping.name, "ship_phone": shipping.phone, "ship_address": shipping.address,
+        ]
+        return pages.page("flash_sale_pay", title: "Pay for your order", values.merging(extra) { $1 }, context: context, status: status)
     }
 
     @Sendable func sendCode(_ request: Request, context: SoukRequestContext) async throws -> Response {

@@ -228,6 +228,8 @@ struct FlashSaleController: Sendable {
         let persisted: Int
         let pending: Int
         let remaining: Int
+        let held: Int
+        let paid: Int
         let status: String
 
         init(_ stats: FlashSaleStats, sale: FlashSale) {
@@ -236,6 +238,8 @@ struct FlashSaleController: Sendable {
             persisted = stats.persisted
             pending = stats.pending
             remaining = stats.remaining
+            held = stats.held
+            paid = stats.paid
             status = sale.status(now: Date(), remaining: stats.remaining).rawValue
         }
     }

@@ -3,7 +3,7 @@ enum Templates {
     static let all: [String: String] = [
         "header": header, "footer": footer, "error": error, "home": home, "signup": signup, "login": login,
         "products": products, "product_form": productForm, "orders": orders, "store": store, "search": search, "search_box": searchBox, "analytics": analytics, "analytics_panel": analyticsPanel, "order_placed": orderPlaced,
-        "flash_sales": flashSales, "flash_sale": flashSale, "flash_sale_admitted": flashSaleAdmitted, "checkout": checkout,
+        "flash_sales": flashSales, "flash_sale": flashSale, "flash_sale_admitted": flashSaleAdmitted, "flash_sale_pay": flashSalePay, "checkout": checkout,
         "api_docs": apiDocs, "account": account, "account_login": accountLogin, "account_signup": accountSignup, "outbox": outbox,
     ]
 
@@ -93,7 +93,7 @@ enum Templates {
         <h2>My orders</h2>
         {{^has_orders}}<p class="muted">No orders yet. Orders you place signed in, in any store, are listed here.</p>{{/has_orders}}
         {{#has_orders}}<div class="table-scroll"><table class="orders" data-my-orders><tr><th>Order</th><th>Store</th><th>Items</th><th class="num">Total</th><th>Payment</th><th>Status</th><th>Placed</th></tr>{{/has_orders}}
-        {{#orders}}<tr data-order-id="{{id}}"><td>{{#link}}<a href="{{link}}"><strong>{{id}}</strong></a>{{/link}}{{^link}}<strong>{{id}}</strong>{{/link}}<br><span class="badge">{{source}}</span></td>
+        {{#orders}}<tr data-order-id="{{id}}"><td>{{#link}}<a href="{{link}}"><strong>{{id}}</strong></a>{{/link}}{{^link}}<strong>{{id}}</strong>{{/link}}<br><span class="badge">{{source}}</span>{{#pay_link}}<br><a href="{{pay_link}}">Pay now</a>{{/pay_link}}</td>
         <td><a href="/s/{{store_username}}">{{store}}</a></td><td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}</td><td class="num">{{total}}</td><td class="payment">{{payment}}</td>
         <td><span class="status">{{status}}</span></td><td class="muted">{{placed_at}}</td></tr>{{/orders}}
         {{#has_orders}}</table></div>{{/has_orders}}
@@ -308,7 +308,26 @@ enum Templates {
     static let flashSaleAdmitted = """
         {{> header}}<h1>You got it!</h1>
         <p class="ok">Your {{product_name}} from {{store_name}} is reserved: order <strong>{{order_id}}</strong>{{#repeated}} (you had already been admitted){{/repeated}}.</p>
+        <p><a class="button" href="/account/orders/{{order_id}}/pay">Pay and give your address</a></p>
         <p><a href="/s/{{username}}">Back to the store</a></p>{{> footer}}
+        """
+
+    static let flashSalePay = """
+        {{> header}}<h1>Pay for your order</h1>
+        <div class="card"><p>{{#lines}}{{quantity}} × <strong>{{name}}</strong>{{/lines}} from <a href="/s/{{store_username}}">{{store}}</a></p>
+        <p>Order <strong>{{id}}</strong> · <span class="status">{{status}}</span></p>
+        <p>To pay: <strong>{{total}}</strong> · your store credit at {{store}}: {{balance}}</p></div>
+        {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
+        {{#payable}}<form method="post" action="/account/orders/{{id}}/pay" class="card"><input type="hidden" name="csrf" value="{{csrf}}">
+        <label for="name">Name</label><input id="name" name="name" value="{{ship_name}}" required maxlength="200" autocomplete="name">
+        {{#errors.shipping.name}}<div class="error">Name {{errors.shipping.name}}</div>{{/errors.shipping.name}}
+        <label for="phone">Phone</label><input id="phone" name="phone" type="tel" value="{{ship_phone}}" required maxlength="32" autocomplete="tel">
+        {{#errors.shipping.phone}}<div class="error">Phone {{errors.shipping.phone}}</div>{{/errors.shipping.phone}}
+        <label for="address">Address</label><textarea id="address" name="address" required maxlength="1000" rows="3" autocomplete="street-address">{{ship_address}}</textarea>
+        {{#errors.shipping.address}}<div class="error">Address {{errors.shipping.address}}</div>{{/errors.shipping.address}}
+        <p><button>Pay {{total}} with store credit</button></p>
+        <p class="muted">Your credit is held while the payment is verified; if it is refused, it is released and the order stays yours to pay again.</p></form>{{/payable}}
+        <p><a href="/account">My orders</a></p>{{> footer}}
         """
 
     static let checkout = """

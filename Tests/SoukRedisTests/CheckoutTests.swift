@@ -189,6 +189,49 @@ struct CheckoutTests {
         }
     }
 
+    /// A flash-sale order paid through the saga, with a runner crashing after each step: paid
+    /// once, charged once, counted once on the sale, money conserved; a refused payment leaves it
+    /// held with the credit back, and it can be paid again.
+    @Test(arguments: TestBackend.allCases, [CheckoutSagaRunner.Step.claimed, .verified, .decided])
+    func aFlashSaleOrderIsPaidOnceWhateverStepACrashHits(backend: TestBackend, step: CheckoutSagaRunner.Step) async throws {
+        try await CheckoutHarness.run(backend, stock: 10, price: 1_000) { h in
+            let now = Date()
+            let sale = try await h.storage.createFlashSale(vendorID: h.vendorID, try FlashSaleDraft(
+                productID: h.productID, quantity: 2, startsAt: now.addingTimeInterval(-5), endsAt: now.addingTimeInterval(3_600), perBuyerLimit: 1,
+                salePriceMinor: 700, now: now), now: now)
+            let order = AdmittedOrder(orderID: AdmittedOrder.newOrderID(), saleID: sale.id, buyerID: "user1", n: 1, requestKey: "1", admittedAt: now)
+            #expect(try await h.storage.persistAdmitted([order]) == 1)
+            _ = try await h.storage.credit(buyerID: "user1", amountMinor: 1_000, by: h.vendorID)
+            let before = try await h.money(["user1"])
+            let payment = try FlashSalePaymentRequest(orderID: order.orderID, buyerID: "user1", method: "credit", name: "Ann", phone: "0301234567", address: "Somewhere 1")
+
+            let refused = try await h.checkouts.pay(payment)
+            try await h.with([h.runner(ScriptedVerifier(verdict: false, delay: .milliseconds(5)))]) {
+                let status = try await h.final(refused.id).status
+                #expect(status == .failed)
+            }
+            #expect(try await h.storage.flashSaleOrderStatus(orderID: order.orderID, buyerID: "user1") == .held)
+            #expect(try await h.money(["user1"]) == before)
+            #expect(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "user1")?.balanceMinor == 1_000, "the credit is back")
+
+            let paid = try await h.checkouts.pay(payment)
+            let verifier = ScriptedVerifier(verdict: true, delay: .milliseconds(20))
+            let crashing = h.runner(verifier, owner: "crashing", lease: .milliseconds(400), fault: CrashOnce(at: step))
+            try await h.with([crashing, h.runner(verifier, owner: "healthy", lease: .milliseconds(400))]) {
+                let status = try await h.final(paid.id).status
+                #expect(status == .confirmed)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await h.storage.flashSaleOrderStatus(orderID: order.orderID, buyerID: "user1") == .paid)
+            #expect(try await h.storage.flashSale(id: sale.id)?.paid == 1)
+            let wallet = try #require(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "user1"))
+            #expect(wallet.capturedMinor == 700 && wallet.heldMinor == 0 && wallet.balanceMinor == 300, "charged once, at the sale price")
+            #expect(try await h.money(["user1"]) == before)
+            #expect(try await h.stock() == 8, "the sale's units stay out of the product's stock")
+            await #expect(throws: SoukError.alreadyPaid) { try await h.checkouts.pay(payment) }
+        }
+    }
+
     /// 200 concurrent checkouts by one buyer whose credit covers 50.
     @Test(arguments: TestBackend.allCases)
     func concurrentCheckoutsNeverOversellAndAnswerWhatIsStored(backend: TestBackend) async throws {

@@ -42,7 +42,7 @@ struct OrderListTests {
             #expect(all.compactMap { $0["source"] as? String } == ["flash_sale", "checkout", "store", "store"], "\(all)")
             let byID = Dictionary(uniqueKeysWithValues: all.map { ($0["id"] as? String ?? "", $0) })
             let flash = try #require(byID[flashID])
-            #expect(flash["status"] as? String == "admitted" && flash["payment_status"] as? String == "unpaid")
+            #expect(flash["status"] as? String == "held" && flash["payment_status"] as? String == "unpaid")
             #expect((flash["customer"] as? [String: Any])?["name"] as? String == "Ann Customer")
             #expect((flash["customer"] as? [String: Any])?["contact"] as? String == "ann@example.com")
             #expect((flash["items"] as? [[String: Any]])?.first?["name"] as? String == "Mint tea")

@@ -1,0 +1,41 @@
+import Foundation
+
+/// Where a flash-sale order is on its way to the buyer: its unit is kept for them (`held`), a
+/// payment for it is being verified (`paying`), or it is paid and can be shipped (`paid`). A
+/// payment that fails puts it back to `held`, so the buyer can pay again.
+public enum FlashSaleOrderStatus: String, Sendable, CaseIterable, Codable {
+    case held, paying, paid
+}
+
+/// How a buyer pays.
+public enum PaymentMethod: String, Sendable, CaseIterable {
+    /// The buyer's store credit at the sale's store, held while the payment is verified.
+    case credit
+    /// A card through the payment provider.
+    case card
+}
+
+/// A validated request to pay for a flash-sale order: by whom, how, and where it goes.
+public struct FlashSalePaymentRequest: Sendable, Equatable {
+    public let orderID: String
+    public let buyerID: String
+    public let method: PaymentMethod
+    public let shipping: ShippingContact
+
+    public init(orderID: String, buyerID: String, method: String?, name: String, phone: String, address: String) throws(SoukError) {
+        var errors: [FieldError] = []
+        let shipping = ShippingContact(trimmingName: name, phone: phone, address: address)
+        errors += shipping.problems(prefix: "shipping")
+        let chosen = method.flatMap(PaymentMethod.init(rawValue:))
+        switch chosen {
+        case .credit: break
+        case .card: errors.append(.init(field: "method", message: "card payments are not available yet: pay with store credit"))
+        case nil: errors.append(.init(field: "method", message: "must be credit or card"))
+        }
+        guard errors.isEmpty, let chosen else { throw .validationFailed(errors) }
+        self.orderID = orderID
+        self.buyerID = buyerID
+        self.method = chosen
+        self.shipping = shipping
+    }
+}

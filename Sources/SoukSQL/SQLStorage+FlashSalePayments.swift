@@ -1,0 +1,64 @@
+import Foundation
+import SoukCore
+
+extension SQLStorage {
+    public func payFlashSaleOrder(_ request: FlashSalePaymentRequest, deadline: TimeInterval, now: Date) async throws -> CheckoutOrder {
+        let id = CheckoutOrder.newID()
+        try await database.transaction { transaction in
+            // Compare-and-set on the status: of two payments at once, one finds the order held.
+            guard let order = try await transaction.first("""
+                UPDATE flash_sale_orders SET status = 'paying', checkout_id = \(id), ship_name = \(request.shipping.name),
+                    ship_phone = \(request.shipping.phone), ship_address = \(request.shipping.address)
+                WHERE order_id = \(request.orderID) AND buyer_id = \(request.buyerID) AND status = 'held'
+                RETURNING sale_id
+                """)
+            else { throw try await Self.whyNotPayable(request, transaction) }
+            guard let sale = try await transaction.first("""
+                SELECT vendor_id, product_id, product_name, price_minor, currency FROM flash_sales WHERE id = \(try order.int("sale_id"))
+                """)
+            else { throw SoukError.notFound("Order") }
+            let vendorID = try sale.int("vendor_id"), price = try sale.int("price_minor")
+            let held = try await transaction.query("""
+                UPDATE store_credits SET balance_minor = balance_minor - \(price), held_minor = held_minor + \(price), updated_at = \(now)
+                WHERE vendor_id = \(vendorID) AND buyer_id = \(request.buyerID) AND balance_minor >= \(price) RETURNING buyer_id
+                """)
+            // Refused: the transaction is undone, the order stays held and can be paid again.
+            if held.isEmpty { throw SoukError.insufficientCredit }
+            try await transaction.query("""
+                INSERT INTO checkouts (id, vendor_id, buyer_id, status, subtotal_minor, discount_minor, total_minor, currency, coupon_id, coupon_code,
+                                       deadline_at, next_attempt_at, created_at, updated_at, flash_order_id)
+                VALUES (\(id), \(vendorID), \(request.buyerID), 'in_progress', \(price), \(0), \(price), \(try sale.string("currency")), NULL, NULL,
+                        \(now.addingTimeInterval(deadline)), \(now), \(now), \(now), \(request.orderID))
+                """)
+            try await transaction.query("""
+                INSERT INTO checkout_items (checkout_id, position, product_id, name, unit_price_minor, quantity)
+                VALUES (\(id), \(0), \(try sale.optionalInt("product_id")), \(try sale.string("product_name")), \(price), \(1))
+                """)
+            try await transaction.query("""
+                INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
+                VALUES (\(request.buyerID), 'hold', \(price), \(id), \(vendorID), \(now))
+                """)
+        }
+        guard let checkout = try await checkout(id: id) else { throw SoukError.notFound("Order") }
+        return checkout
+    }
+
+    /// Why a payment found no held order of the buyer's to take: someone else's order, or none, is
+    /// not found (nobody learns that another's order exists); otherwise its status says.
+    static func whyNotPayable(_ request: FlashSalePaymentRequest, _ transaction: any SQLTransaction) async throws -> SoukError {
+        guard let row = try await transaction.first("SELECT buyer_id, status FROM flash_sale_orders WHERE order_id = \(request.orderID)"),
+              try row.string("buyer_id") == request.buyerID
+        else { return .notFound("Order") }
+        switch FlashSaleOrderStatus(rawValue: try row.string("status")) {
+        case .paying: return .paymentInProgress
+        case .paid: return .alreadyPaid
+        case .held, nil: return .notFound("Order")
+        }
+    }
+
+    /// A flash-sale order the buyer owns, with its status: nil for anyone else's (or none).
+    public func flashSaleOrderStatus(orderID: String, buyerID: String) async throws -> FlashSaleOrderStatus? {
+        guard let row = try await database.readFirst("SELECT status FROM flash_sale_orders WHERE order_id = \(orderID) AND buyer_id = \(buyerID)") else { return nil }
+        return FlashSaleOrderStatus(rawValue: try row.string("status"))
+    }
+}

@@ -29,15 +29,22 @@ public struct FlashSale: Hashable, Sendable {
     public let sold: Int
     /// Of those, the ones paid for.
     public let paid: Int
+    /// How long a buyer holds an admitted unit before it returns to the sale unpaid.
+    public let holdSeconds: Int
+    /// Holds that expired unpaid (their units went back to the sale).
+    public let expired: Int
     public let closedAt: Date?
     /// Admits only customers who verified their email: one person, one account, one limit.
     public let verifiedOnly: Bool
 
     public init(
         id: Int64, vendorID: Int64, productID: Int64?, productName: String, price: Money, quantity: Int, perBuyerLimit: Int,
-        startsAt: Date, endsAt: Date, createdAt: Date, sold: Int, closedAt: Date?, verifiedOnly: Bool = false, listPrice: Money? = nil, paid: Int = 0
+        startsAt: Date, endsAt: Date, createdAt: Date, sold: Int, closedAt: Date?, verifiedOnly: Bool = false, listPrice: Money? = nil, paid: Int = 0,
+        holdSeconds: Int = FlashSaleDraft.defaultHoldSeconds, expired: Int = 0
     ) {
         self.paid = paid
+        self.holdSeconds = holdSeconds
+        self.expired = expired
         self.id = id
         self.vendorID = vendorID
         self.productID = productID
@@ -67,6 +74,8 @@ public struct FlashSaleDraft: Sendable, Equatable {
     public static let maximumQuantity = 10_000_000
     public static let maximumLimit = 1_000
     public static let maximumLength: TimeInterval = 31 * 24 * 3600
+    public static let defaultHoldSeconds = 600
+    public static let holdSecondsRange = 5...3_600
 
     public let productID: Int64
     public let quantity: Int
@@ -77,12 +86,17 @@ public struct FlashSaleDraft: Sendable, Equatable {
     /// The sale price in the product's currency; nil: the product's price. At most the product's
     /// price (checked where the product is read).
     public let salePriceMinor: Int64?
+    /// How long a winner holds the unit to pay for it.
+    public let holdSeconds: Int
 
     public init(
         productID: Int64?, quantity: Int?, startsAt: Date?, endsAt: Date?, perBuyerLimit: Int?, verifiedOnly: Bool? = nil,
-        salePriceMinor: Int64? = nil, now: Date = Date()
+        salePriceMinor: Int64? = nil, holdSeconds: Int? = nil, now: Date = Date()
     ) throws(SoukError) {
         var errors: [FieldError] = []
+        if let holdSeconds, !Self.holdSecondsRange.contains(holdSeconds) {
+            errors.append(.init(field: "hold_seconds", message: "must be between 5 seconds and 1 hour (3600 seconds)"))
+        }
         if let salePriceMinor, salePriceMinor < 1 || salePriceMinor > ProductLimits.price.upperBound {
             errors.append(.init(field: "sale_price_minor", message: "must be between 1 and \(ProductLimits.price.upperBound) (minor units)"))
         }
@@ -109,6 +123,7 @@ public struct FlashSaleDraft: Sendable, Equatable {
         self.endsAt = endsAt
         self.verifiedOnly = verifiedOnly ?? false
         self.salePriceMinor = salePriceMinor
+        self.holdSeconds = holdSeconds ?? Self.defaultHoldSeconds
     }
 }
 
@@ -142,8 +157,11 @@ public struct AdmittedOrder: Hashable, Sendable {
     /// The buyer's idempotency key for this purchase.
     public let requestKey: String
     public let admittedAt: Date
+    /// Its hold expired unpaid: the unit went back to the sale (the order stays, for retries).
+    public let isExpired: Bool
 
-    public init(orderID: String, saleID: Int64, buyerID: String, n: Int, requestKey: String, admittedAt: Date) {
+    public init(orderID: String, saleID: Int64, buyerID: String, n: Int, requestKey: String, admittedAt: Date, isExpired: Bool = false) {
+        self.isExpired = isExpired
         self.orderID = orderID
         self.saleID = saleID
         self.buyerID = buyerID
@@ -206,16 +224,19 @@ public struct FlashSaleStats: Hashable, Sendable {
     public let persisted: Int
     /// Admitted orders whose payment has been captured.
     public let paid: Int
+    /// Holds that expired unpaid (their units were admitted again or are remaining).
+    public let expired: Int
     public var pending: Int { max(0, admitted - persisted) }
     public var remaining: Int { max(0, quantity - admitted) }
     /// Units kept for buyers who have not paid (yet): `quantity = remaining + held + paid`.
     public var held: Int { max(0, admitted - paid) }
 
-    public init(quantity: Int, admitted: Int, persisted: Int, paid: Int = 0) {
+    public init(quantity: Int, admitted: Int, persisted: Int, paid: Int = 0, expired: Int = 0) {
         self.quantity = quantity
         self.admitted = admitted
         self.persisted = persisted
         self.paid = paid
+        self.expired = expired
     }
 }
 
@@ -232,14 +253,23 @@ public protocol FlashSaleStore: Sendable {
     func persistAdmitted(_ orders: [AdmittedOrder]) async throws -> Int
     /// Persisted orders in the order they were recorded, after the `after` sequence.
     func flashSaleOrders(saleID: Int64, after: Int64?, limit: Int) async throws -> [FlashSaleOrder]
-    /// Every persisted order, to rebuild the admission state.
+    /// Every persisted order, expired ones marked, to rebuild the admission state.
     func allAdmittedOrders(saleID: Int64) async throws -> [AdmittedOrder]
+    /// Expires the holds due at `now` (a compare-and-set from `held`, each at most once, taken out
+    /// of their sale's `sold` and counted in `expired` in the same transaction; the units of a sale
+    /// closed meanwhile go back to its product there and then), and returns them
+    /// with every earlier expired hold whose unit the gate has not been given back yet, at most
+    /// `limit`. A payment that claimed the hold first wins; this one then skips it.
+    func expireHolds(now: Date, limit: Int) async throws -> [ExpiredHold]
+    /// Records that the gate has these expired holds' units back.
+    func markReleased(orderIDs: [String], now: Date) async throws
     /// How many orders are persisted, counted where they are (the reconciler asks this of sales
     /// with millions of orders, every few seconds).
     func admittedOrderCount(saleID: Int64) async throws -> Int
     /// Sales not closed yet, oldest first.
     func openFlashSales() async throws -> [FlashSale]
-    /// Returns the unsold units to the product and marks the sale closed (once).
+    /// Returns the unsold units to the product and marks the sale closed (once). Units still held
+    /// stay the buyers' to pay for; one whose hold expires later goes back to the product then.
     func closeFlashSale(id: Int64, now: Date) async throws -> Bool
     /// Ends the vendor's sale at `now` (a cancellation): it takes no more purchases, and closing
     /// returns its unsold units as for any ended sale. Nil when it is not the vendor's sale; a sale
@@ -267,6 +297,20 @@ public protocol FlashSaleGate: Sendable {
     func hasSettledAdmissions(saleID: Int64) -> Bool
     /// Stops admissions to a cancelled sale at `now`, for every process that shares this gate.
     func end(_ sale: FlashSale, at now: Date) async throws
+    /// Gives the units of expired holds back to the sale, each order once however often it is
+    /// asked (an expirer that died before recording the release asks again).
+    func release(_ sale: FlashSale, expiredOrderIDs: [String]) async throws
+}
+
+/// An expired hold whose unit goes back to its sale.
+public struct ExpiredHold: Hashable, Sendable {
+    public let saleID: Int64
+    public let orderID: String
+
+    public init(saleID: Int64, orderID: String) {
+        self.saleID = saleID
+        self.orderID = orderID
+    }
 }
 
 extension FlashSaleGate {

@@ -2,9 +2,10 @@ import Foundation
 
 /// Where a flash-sale order is on its way to the buyer: its unit is kept for them (`held`), a
 /// payment for it is being verified (`paying`), or it is paid and can be shipped (`paid`). A
-/// payment that fails puts it back to `held`, so the buyer can pay again.
+/// payment that fails puts it back to `held`, so the buyer can pay again until the hold expires
+/// (`expired`: the unit went back to the sale).
 public enum FlashSaleOrderStatus: String, Sendable, CaseIterable, Codable {
-    case held, paying, paid
+    case held, paying, paid, expired
 }
 
 /// How a buyer pays.

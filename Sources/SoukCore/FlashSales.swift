@@ -92,6 +92,24 @@ public struct FlashSales: Sendable {
         }
     }
 
+    /// Expires the holds due at `now` and gives their units back to their sales (also those an
+    /// expirer that died left unreleased); returns how many it handled (at most `limit`). The
+    /// expiry is the database's compare-and-set, so a hold a payment claimed first stays paid for,
+    /// and the gate gives each order's unit back once, however often it is asked.
+    @discardableResult
+    public func expireDueHolds(now: Date = Date(), limit: Int = 500) async throws -> Int {
+        let due = try await store.expireHolds(now: now, limit: limit)
+        for (saleID, holds) in Dictionary(grouping: due, by: \.saleID) {
+            let orders = holds.map(\.orderID)
+            if let sale = try await store.flashSale(id: saleID), sale.closedAt == nil {
+                try await gate.release(terms.get(saleID) ?? sale, expiredOrderIDs: orders)
+                await onStoreChange(sale.vendorID)
+            }
+            try await store.markReleased(orderIDs: orders, now: now)
+        }
+        return due.count
+    }
+
     /// The vendor's sales that buyers can still see (not ended, not closed), soonest first.
     public func upcoming(vendorID: Int64, now: Date = Date()) async throws -> [FlashSale] {
         try await store.flashSales(vendorID: vendorID).filter { $0.closedAt == nil && $0.endsAt > now }.sorted { $0.startsAt < $1.startsAt }
@@ -100,7 +118,7 @@ public struct FlashSales: Sendable {
     public func stats(_ sale: FlashSale) async throws -> FlashSaleStats {
         let admitted = try await gate.admittedCount(sale)
         let stored = try await store.flashSale(id: sale.id) ?? sale
-        return FlashSaleStats(quantity: sale.quantity, admitted: max(admitted, stored.sold), persisted: stored.sold, paid: stored.paid)
+        return FlashSaleStats(quantity: sale.quantity, admitted: max(admitted, stored.sold), persisted: stored.sold, paid: stored.paid, expired: stored.expired)
     }
 
     /// Sales are read on every purchase attempt; their terms change only when the sale is

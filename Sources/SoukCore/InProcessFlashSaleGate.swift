@@ -6,10 +6,13 @@ import Foundation
 /// orders. For one process only: several processes need the Redis gate.
 public actor InProcessFlashSaleGate: FlashSaleGate {
     struct SaleState {
+        /// Units admitted and not given back by an expired hold.
         var admitted: Int
         var perBuyer: [String: Int]
         /// "buyer|key" → order id, for idempotent retries.
         var orders: [String: String]
+        /// Orders whose expired holds gave their units back.
+        var released: Set<String> = []
     }
 
     let store: any FlashSaleStore
@@ -74,6 +77,16 @@ public actor InProcessFlashSaleGate: FlashSaleGate {
         return .admitted(orderID: order.orderID, repeated: false)
     }
 
+    public func release(_ sale: FlashSale, expiredOrderIDs: [String]) async throws {
+        // Loaded first if need be: a load that read the database before an order expired counts
+        // it as admitted, and this gives it back; one that read it after has it released already.
+        var state = try await self.state(of: sale)
+        for order in expiredOrderIDs where state.released.insert(order).inserted {
+            state.admitted -= 1
+        }
+        sales[sale.id] = state
+    }
+
     public func admittedCount(_ sale: FlashSale) async throws -> Int {
         try await state(of: sale).admitted
     }
@@ -98,10 +111,11 @@ public actor InProcessFlashSaleGate: FlashSaleGate {
         if let state = sales[sale.id] { return state }
         let orders = try await store.allAdmittedOrders(saleID: sale.id)
         if let state = sales[sale.id] { return state }  // loaded meanwhile by another attempt
-        var state = SaleState(admitted: orders.count, perBuyer: [:], orders: [:])
+        var state = SaleState(admitted: orders.count { !$0.isExpired }, perBuyer: [:], orders: [:])
         for order in orders {
             state.perBuyer[order.buyerID] = max(state.perBuyer[order.buyerID, default: 0], order.n)
             state.orders[order.buyerID + "|" + order.requestKey] = order.orderID
+            if order.isExpired { state.released.insert(order.orderID) }
         }
         sales[sale.id] = state
         return state

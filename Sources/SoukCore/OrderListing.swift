@@ -37,11 +37,15 @@ public struct OrderSummary: Hashable, Sendable {
     public let lines: [OrderLine]
     public let total: Money
     public let createdAt: Date
+    /// A held flash-sale order's deadline to be paid; nil for every other order.
+    public let holdExpiresAt: Date?
 
     public init(
         id: String, source: OrderSource, number: Int64?, vendorID: Int64, storeName: String, storeUsername: String, customerID: String?, customerName: String?,
-        customerContact: String?, customerAddress: String?, status: String, paymentStatus: PaymentStatus, lines: [OrderLine], total: Money, createdAt: Date
+        customerContact: String?, customerAddress: String?, status: String, paymentStatus: PaymentStatus, lines: [OrderLine], total: Money, createdAt: Date,
+        holdExpiresAt: Date? = nil
     ) {
+        self.holdExpiresAt = holdExpiresAt
         self.id = id
         self.source = source
         self.number = number

@@ -64,6 +64,8 @@ public enum SoukError: Error, Equatable, Sendable {
     case paymentInProgress
     /// A flash-sale order that is paid already.
     case alreadyPaid
+    /// A flash-sale order whose hold expired before it was paid: its unit went back to the sale.
+    case holdExpired
 
     /// Seconds the client should wait before trying again (`Retry-After`), when that is known.
     public var retryAfterSeconds: Int? {
@@ -102,6 +104,7 @@ public enum SoukError: Error, Equatable, Sendable {
         case .invalidCode: "invalid_code"
         case .paymentInProgress: "payment_in_progress"
         case .alreadyPaid: "already_paid"
+        case .holdExpired: "hold_expired"
         }
     }
 
@@ -138,6 +141,7 @@ public enum SoukError: Error, Equatable, Sendable {
         case .invalidCode(let why): why
         case .paymentInProgress: "A payment for this order is being verified; its answer comes on the order."
         case .alreadyPaid: "This order is paid already."
+        case .holdExpired: "The time to pay for this order ran out: its unit went back to the sale."
         }
     }
 }

@@ -86,20 +86,74 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         """)
 
     /// Loads a sale into Redis unless it is there: its terms, the stock left and the buyers and
-    /// orders already persisted (so a Redis that lost its data is rebuilt from the database).
+    /// orders already persisted (so a Redis that lost its data is rebuilt from the database), with
+    /// the expired ones among them marked released (their units are in the stock already).
+    /// KEYS: the sale's keys, then its released set; ARGV: the terms, the stock, then per order
+    /// buyer, key, order id, n and 1 when it expired.
     public static let prepareScript = RedisScript("""
         if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
         redis.call('HSET', KEYS[1], 'starts', ARGV[1], 'ends', ARGV[2], 'limit', ARGV[3], 'quantity', ARGV[4])
         redis.call('SET', KEYS[2], ARGV[5])
         local i = 6
-        while i + 3 <= #ARGV do
+        while i + 4 <= #ARGV do
             redis.call('HSET', KEYS[4], ARGV[i] .. '|' .. ARGV[i + 1], ARGV[i + 2])
             local n = tonumber(ARGV[i + 3])
             if n > tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0') then redis.call('HSET', KEYS[3], ARGV[i], n) end
-            i = i + 4
+            if ARGV[i + 4] == '1' then redis.call('SADD', KEYS[6], ARGV[i + 2]) end
+            i = i + 5
         end
         return 1
         """)
+
+    /// Gives expired holds' units back: each order id once (the released set remembers it), then
+    /// announces the sale on ARGV[1] so every instance forgets it was sold out. KEYS: meta, stock,
+    /// released; ARGV: the channel, the sale id, the order ids. -1 when the sale is not in Redis.
+    public static let releaseScript = RedisScript("""
+        if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+        local back = 0
+        for i = 3, #ARGV do
+            if redis.call('SADD', KEYS[3], ARGV[i]) == 1 then back = back + 1 end
+        end
+        if back > 0 then
+            redis.call('INCRBY', KEYS[2], back)
+            redis.call('PUBLISH', ARGV[1], ARGV[2])
+        end
+        return back
+        """)
+
+    public func release(_ sale: FlashSale, expiredOrderIDs: [String]) async throws {
+        guard !expiredOrderIDs.isEmpty else { return }
+        let keys = RedisKeys.sale(sale.id)
+        let command = (keys: [keys.meta, keys.stock, keys.released], arguments: [RedisKeys.saleReleases, String(sale.id)] + expiredOrderIDs)
+        var back = try await redis.evalsha(Self.releaseScript, keys: command.keys, arguments: command.arguments).int
+        if back == -1 {
+            // Not in Redis (it lost the sale): loading it from the database marks what expired
+            // before the load; what expired after is released now.
+            try await prepare(sale)
+            back = try await redis.evalsha(Self.releaseScript, keys: command.keys, arguments: command.arguments).int
+        }
+        if (back ?? 0) > 0 { forgetSoldOut(saleID: sale.id) }
+    }
+
+    /// Forgets that the sale was sold out: expired holds gave units back.
+    public func forgetSoldOut(saleID: Int64) {
+        _ = soldOut.withLockedValue { $0.removeValue(forKey: saleID) }
+    }
+
+    /// Follows the releases every instance announces, for as long as the task runs: a sale this
+    /// process remembers as sold out is asked about again (after a lost subscription, every sale).
+    public func listenForReleases() async {
+        for await event in RedisSubscription.subscribe(redis, channels: [RedisKeys.saleReleases]) {
+            switch event {
+            case .message(_, let payload):
+                if let saleID = Int64(payload) { forgetSoldOut(saleID: saleID) }
+            case .resubscribed:
+                soldOut.withLockedValue { $0.removeAll() }
+            case .subscribed:
+                break
+            }
+        }
+    }
 
     /// Moves a prepared sale's window to end at ARGV[1] (ms), and its start before it: the admission
     /// script answers "ended" from then on. A sale not in Redis is left alone (preparing it reads
@@ -270,12 +324,13 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         let sale = try await store.flashSale(id: sale.id) ?? sale
         let keys = RedisKeys.sale(sale.id)
         let persisted = try await store.allAdmittedOrders(saleID: sale.id)
+        let live = persisted.count { !$0.isExpired }
         var arguments = [
             String(Int64(sale.startsAt.timeIntervalSince1970 * 1_000)), String(Int64(sale.endsAt.timeIntervalSince1970 * 1_000)),
-            String(sale.perBuyerLimit), String(sale.quantity), String(sale.quantity - persisted.count),
+            String(sale.perBuyerLimit), String(sale.quantity), String(sale.quantity - live),
         ]
-        for order in persisted { arguments += [order.buyerID, order.requestKey, order.orderID, String(order.n)] }
-        _ = try await redis.evalsha(Self.prepareScript, keys: keys.all, arguments: arguments)
+        for order in persisted { arguments += [order.buyerID, order.requestKey, order.orderID, String(order.n), order.isExpired ? "1" : "0"] }
+        _ = try await redis.evalsha(Self.prepareScript, keys: keys.all + [keys.released], arguments: arguments)
         // Cancelled while this was under way (its end found no key to move): end it in Redis now.
         if let fresh = try await store.flashSale(id: sale.id), fresh.endsAt < sale.endsAt {
             try await end(fresh, at: fresh.endsAt)

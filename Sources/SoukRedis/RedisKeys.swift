@@ -14,6 +14,9 @@ public enum RedisKeys {
 
     /// Pub/sub channel on which instances announce invalidations (payload: the vendor id).
     public static let storeInvalidations = "\(prefix)store-invalidations"
+    /// Pub/sub channel on which the release of expired holds is announced (payload: the sale id):
+    /// every instance forgets that the sale was sold out.
+    public static let saleReleases = "\(prefix)sale-releases"
 
     /// The keys of one flash sale, all under the hash tag `{sale:ID}` so that the admission script
     /// touches one Redis Cluster slot.
@@ -35,6 +38,8 @@ public enum RedisKeys {
         /// Set of the admitted entries already dead-lettered (each is moved once).
         public var deadLetterIDs: String { "\(tag):dead-ids" }
         public var all: [String] { [meta, stock, buyers, orders, admitted] }
+        /// Set: the orders whose expired holds gave their units back (each gives one, once).
+        public var released: String { "\(tag):released" }
         /// A purchase rate limit's next arrival time (GCRA) for this sale, counted by the admission
         /// script in the sale's slot; expires when it no longer matters.
         public func rateLimit(_ key: String) -> String { "\(tag):rate:\(key)" }

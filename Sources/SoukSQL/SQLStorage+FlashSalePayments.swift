@@ -10,9 +10,10 @@ extension SQLStorage {
                 UPDATE flash_sale_orders SET status = 'paying', checkout_id = \(id), ship_name = \(request.shipping.name),
                     ship_phone = \(request.shipping.phone), ship_address = \(request.shipping.address)
                 WHERE order_id = \(request.orderID) AND buyer_id = \(request.buyerID) AND status = 'held'
+                  AND (hold_expires_at IS NULL OR hold_expires_at > \(now))
                 RETURNING sale_id
                 """)
-            else { throw try await Self.whyNotPayable(request, transaction) }
+            else { throw try await Self.whyNotPayable(request, now: now, transaction) }
             guard let sale = try await transaction.first("""
                 SELECT vendor_id, product_id, product_name, price_minor, currency FROM flash_sales WHERE id = \(try order.int("sale_id"))
                 """)
@@ -45,14 +46,16 @@ extension SQLStorage {
 
     /// Why a payment found no held order of the buyer's to take: someone else's order, or none, is
     /// not found (nobody learns that another's order exists); otherwise its status says.
-    static func whyNotPayable(_ request: FlashSalePaymentRequest, _ transaction: any SQLTransaction) async throws -> SoukError {
+    static func whyNotPayable(_ request: FlashSalePaymentRequest, now: Date, _ transaction: any SQLTransaction) async throws -> SoukError {
         guard let row = try await transaction.first("SELECT buyer_id, status FROM flash_sale_orders WHERE order_id = \(request.orderID)"),
               try row.string("buyer_id") == request.buyerID
         else { return .notFound("Order") }
         switch FlashSaleOrderStatus(rawValue: try row.string("status")) {
         case .paying: return .paymentInProgress
         case .paid: return .alreadyPaid
-        case .held, nil: return .notFound("Order")
+        // Held past its time (the expirer has not come by yet) or expired: the same to the buyer.
+        case .held, .expired: return .holdExpired
+        case nil: return .notFound("Order")
         }
     }
 

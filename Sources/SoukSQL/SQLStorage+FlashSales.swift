@@ -4,7 +4,7 @@ import SoukCore
 extension SQLStorage: FlashSaleStore {
     static let flashSaleColumns: SQL = """
          id, vendor_id, product_id, product_name, price_minor, list_price_minor, currency, quantity, per_buyer_limit, sold,
-        starts_at, ends_at, created_at, closed_at, verified_only, paid 
+        starts_at, ends_at, created_at, closed_at, verified_only, paid, hold_seconds, expired 
         """
 
     public func createFlashSale(vendorID: Int64, _ draft: FlashSaleDraft, now: Date) async throws -> FlashSale {
@@ -28,9 +28,10 @@ extension SQLStorage: FlashSaleStore {
                 throw SoukError.validationFailed([FieldError(field: "sale_price_minor", message: "must be at most the product's price, \(price.formatted)")])
             }
             var sql: SQL = """
-                INSERT INTO flash_sales (vendor_id, product_id, product_name, price_minor, list_price_minor, currency, quantity, per_buyer_limit, sold, starts_at, ends_at, created_at, verified_only)
+                INSERT INTO flash_sales (vendor_id, product_id, product_name, price_minor, list_price_minor, currency, quantity, per_buyer_limit, sold, starts_at, ends_at, created_at,
+                                         verified_only, hold_seconds)
                 VALUES (\(vendorID), \(draft.productID), \(try product.string("name")), \(draft.salePriceMinor ?? listPrice), \(listPrice), \(try product.string("currency")),
-                        \(draft.quantity), \(draft.perBuyerLimit), \(0), \(draft.startsAt), \(draft.endsAt), \(now), \(draft.verifiedOnly))
+                        \(draft.quantity), \(draft.perBuyerLimit), \(0), \(draft.startsAt), \(draft.endsAt), \(now), \(draft.verifiedOnly), \(draft.holdSeconds))
                 RETURNING
                 """
             sql.append(Self.flashSaleColumns)
@@ -66,10 +67,14 @@ extension SQLStorage: FlashSaleStore {
         return try await database.transaction { transaction in
             // One statement for the whole batch; an order already recorded (a redelivery) is skipped
             // by the unique order id, so it is never counted twice.
-            var insert: SQL = "INSERT INTO flash_sale_orders (order_id, sale_id, buyer_id, n, request_key, admitted_at, created_at) VALUES "
+            // The hold runs from the admission for the sale's hold_seconds.
+            var insert: SQL = "INSERT INTO flash_sale_orders (order_id, sale_id, buyer_id, n, request_key, admitted_at, created_at, hold_expires_at) VALUES "
             for (index, order) in orders.enumerated() {
                 if index > 0 { insert.append(", ") }
-                insert.append("(\(order.orderID), \(order.saleID), \(order.buyerID), \(order.n), \(order.requestKey), \(order.admittedAt), \(now))")
+                insert.append("""
+                    (\(order.orderID), \(order.saleID), \(order.buyerID), \(order.n), \(order.requestKey), \(order.admittedAt), \(now),
+                     \(order.admittedAt) + 1000000 * (SELECT hold_seconds FROM flash_sales WHERE id = \(order.saleID)))
+                    """)
             }
             insert.append(" ON CONFLICT DO NOTHING RETURNING sale_id")
             let inserted = try await transaction.query(insert)
@@ -100,11 +105,13 @@ extension SQLStorage: FlashSaleStore {
     private func persistInOneStatement(_ orders: [AdmittedOrder], now: Date, skippingRecorded: Bool) async throws -> Int {
         var statement: SQL = """
             WITH inserted AS (
-                INSERT INTO flash_sale_orders (order_id, sale_id, buyer_id, n, request_key, admitted_at, created_at)
-                SELECT order_id, sale_id, buyer_id, n, request_key, admitted_at, \(now)
+                INSERT INTO flash_sale_orders (order_id, sale_id, buyer_id, n, request_key, admitted_at, created_at, hold_expires_at)
+                SELECT batch.order_id, batch.sale_id, batch.buyer_id, batch.n, batch.request_key, batch.admitted_at, \(now),
+                       batch.admitted_at + 1000000 * flash_sales.hold_seconds
                 FROM unnest(\(orders.map(\.orderID))::text[], \(orders.map(\.saleID))::bigint[], \(orders.map(\.buyerID))::text[],
                             \(orders.map { Int64($0.n) })::bigint[], \(orders.map(\.requestKey))::text[], \(orders.map(\.admittedAt.sqlMicroseconds))::bigint[])
                      AS batch(order_id, sale_id, buyer_id, n, request_key, admitted_at)
+                JOIN flash_sales ON flash_sales.id = batch.sale_id
             """
         if skippingRecorded { statement.append(" ON CONFLICT DO NOTHING") }
         statement.append("""
@@ -131,16 +138,55 @@ extension SQLStorage: FlashSaleStore {
 
     public func allAdmittedOrders(saleID: Int64) async throws -> [AdmittedOrder] {
         try await database.read("""
-            SELECT order_id, buyer_id, n, request_key, admitted_at FROM flash_sale_orders WHERE sale_id = \(saleID) ORDER BY seq
+            SELECT order_id, buyer_id, n, request_key, admitted_at, status FROM flash_sale_orders WHERE sale_id = \(saleID) ORDER BY seq
             """).map { row in
             AdmittedOrder(
                 orderID: try row.string("order_id"), saleID: saleID, buyerID: try row.string("buyer_id"), n: Int(try row.int("n")),
-                requestKey: try row.string("request_key"), admittedAt: try row.date("admitted_at"))
+                requestKey: try row.string("request_key"), admittedAt: try row.date("admitted_at"), isExpired: try row.string("status") == "expired")
         }
     }
 
     public func admittedOrderCount(saleID: Int64) async throws -> Int {
-        Int(try await database.read("SELECT COUNT(*) AS n FROM flash_sale_orders WHERE sale_id = \(saleID)").first?.int("n") ?? 0)
+        Int(try await database.read("SELECT COUNT(*) AS n FROM flash_sale_orders WHERE sale_id = \(saleID) AND status <> 'expired'").first?.int("n") ?? 0)
+    }
+
+    public func expireHolds(now: Date, limit: Int) async throws -> [ExpiredHold] {
+        try await database.transaction { transaction in
+            let expired = try await transaction.query("""
+                UPDATE flash_sale_orders SET status = 'expired'
+                WHERE order_id IN (SELECT order_id FROM flash_sale_orders WHERE status = 'held' AND hold_expires_at <= \(now)
+                                   ORDER BY hold_expires_at LIMIT \(limit))
+                  AND status = 'held' AND hold_expires_at <= \(now)
+                RETURNING sale_id
+                """)
+            var perSale: [Int64: Int] = [:]
+            for row in expired { perSale[try row.int("sale_id"), default: 0] += 1 }
+            for (saleID, count) in perSale.sorted(by: { $0.key < $1.key }) {
+                // Read under the row's lock: a sale closed already returned its unsold units to the
+                // product, so these go there now; an open sale's go back to its gate.
+                guard let sale = try await transaction.first("""
+                    UPDATE flash_sales SET sold = sold - \(count), expired = expired + \(count) WHERE id = \(saleID) RETURNING closed_at, product_id
+                    """) else { continue }
+                if try sale.optionalInt("closed_at") != nil, let productID = try sale.optionalInt("product_id") {
+                    try await transaction.query("UPDATE products SET stock = stock + \(count), updated_at = \(now) WHERE id = \(productID)")
+                }
+            }
+            // These, and any expired before whose release was not recorded (an expirer died in between).
+            return try await transaction.query("""
+                SELECT sale_id, order_id FROM flash_sale_orders WHERE status = 'expired' AND released_at IS NULL ORDER BY sale_id LIMIT \(limit)
+                """).map { ExpiredHold(saleID: try $0.int("sale_id"), orderID: try $0.string("order_id")) }
+        }
+    }
+
+    public func markReleased(orderIDs: [String], now: Date) async throws {
+        guard !orderIDs.isEmpty else { return }
+        var sql: SQL = "UPDATE flash_sale_orders SET released_at = \(now) WHERE status = 'expired' AND released_at IS NULL AND order_id IN ("
+        for (index, id) in orderIDs.enumerated() {
+            if index > 0 { sql.append(", ") }
+            sql.append("\(id)")
+        }
+        sql.append(")")
+        try await database.write(sql)
     }
 
     public func closeFlashSale(id: Int64, now: Date) async throws -> Bool {
@@ -182,7 +228,7 @@ extension SQLStorage: FlashSaleStore {
             verifiedOnly: try row.bool("verified_only"),
             // Sales made before list prices were kept sold at the product's price.
             listPrice: try row.optionalInt("list_price_minor").map { Money(minor: $0, currency: currency) },
-            paid: Int(try row.int("paid"))
+            paid: Int(try row.int("paid")), holdSeconds: Int(try row.int("hold_seconds")), expired: Int(try row.int("expired"))
         )
     }
 }

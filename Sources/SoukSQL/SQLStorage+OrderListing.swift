@@ -37,7 +37,7 @@ extension SQLStorage {
                 customerAddress: try row.optionalString("customer_address"), status: try row.string("status"),
                 paymentStatus: PaymentStatus(rawValue: try row.string("payment_status")) ?? .none,
                 lines: lines[id] ?? [], total: Money(minor: try row.int("total_minor"), currency: try Self.currency(row.string("currency"))),
-                createdAt: try row.date("created_at"))
+                createdAt: try row.date("created_at"), holdExpiresAt: try row.optionalInt("hold_expires_at").map { Date(sqlMicroseconds: $0) })
         }
     }
 
@@ -51,7 +51,7 @@ extension SQLStorage {
                 SELECT o.reference AS id, 'store' AS source, o.id AS number, o.vendor_id, v.store_name, v.username AS store_username,
                        o.customer_id, o.customer_name, o.customer_phone, o.customer_address, c.email AS customer_email, o.status,
                        CASE o.status WHEN 'delivered' THEN 'paid' WHEN 'cancelled' THEN 'none' ELSE 'on_delivery' END AS payment_status,
-                       o.total_minor, o.currency, o.created_at
+                       o.total_minor, o.currency, o.created_at, CAST(NULL AS BIGINT) AS hold_expires_at
                 FROM orders o JOIN vendors v ON v.id = o.vendor_id LEFT JOIN customers c ON c.id = o.customer_id
                 """
             switch owner {
@@ -64,7 +64,7 @@ extension SQLStorage {
                 SELECT k.id, 'checkout' AS source, NULL AS number, k.vendor_id, v.store_name, v.username AS store_username,
                        k.buyer_id AS customer_id, c.name AS customer_name, NULL AS customer_phone, NULL AS customer_address, c.email AS customer_email, k.status,
                        CASE k.status WHEN 'confirmed' THEN 'paid' WHEN 'failed' THEN 'released' ELSE 'held' END AS payment_status,
-                       k.total_minor, k.currency, k.created_at
+                       k.total_minor, k.currency, k.created_at, CAST(NULL AS BIGINT) AS hold_expires_at
                 FROM checkouts k JOIN vendors v ON v.id = k.vendor_id LEFT JOIN customers c ON c.id = k.buyer_id
                 """
             switch owner {
@@ -80,8 +80,9 @@ extension SQLStorage {
                 SELECT f.order_id AS id, 'flash_sale' AS source, NULL AS number, s.vendor_id, v.store_name, v.username AS store_username,
                        f.buyer_id AS customer_id, COALESCE(f.ship_name, c.name) AS customer_name, f.ship_phone AS customer_phone,
                        f.ship_address AS customer_address, c.email AS customer_email, f.status,
-                       CASE f.status WHEN 'paid' THEN 'paid' WHEN 'paying' THEN 'held' ELSE 'unpaid' END AS payment_status,
-                       s.price_minor AS total_minor, s.currency, f.admitted_at AS created_at
+                       CASE f.status WHEN 'paid' THEN 'paid' WHEN 'paying' THEN 'held' WHEN 'expired' THEN 'none' ELSE 'unpaid' END AS payment_status,
+                       s.price_minor AS total_minor, s.currency, f.admitted_at AS created_at,
+                       CASE WHEN f.status = 'held' THEN f.hold_expires_at END AS hold_expires_at
                 FROM flash_sale_orders f JOIN flash_sales s ON s.id = f.sale_id JOIN vendors v ON v.id = s.vendor_id
                      LEFT JOIN customers c ON c.id = f.buyer_id
                 """

@@ -45,7 +45,7 @@ enum Assets {
           const events = new EventSource("/api/v1/flash-sales/" + panel.dataset.liveSale + "/events");
           events.addEventListener("stats", function (e) {
             const s = JSON.parse(e.data);
-            ["admitted", "persisted", "pending", "remaining", "status"].forEach(function (k) {
+            ["admitted", "persisted", "pending", "remaining", "held", "paid", "expired", "status"].forEach(function (k) {
               const cell = panel.querySelector("." + k); if (cell) cell.textContent = s[k];
             });
             panel.querySelector(".bar-admitted").style.width = (100 * s.admitted / s.quantity) + "%";

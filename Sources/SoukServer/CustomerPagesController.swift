@@ -52,6 +52,7 @@ struct CustomerPagesController: Sendable {
                 return [
                     "id": order.id, "link": link ?? NSNull(), "store": order.storeName, "store_username": order.storeUsername,
                     "pay_link": payable ? "/account/orders/\(order.id)/pay" : NSNull(),
+                    "pay_before": order.holdExpiresAt.map { PagesController.minuteFormat.format($0) } ?? NSNull(),
                     "source": PagesController.sourceLabels[order.source] ?? order.source.rawValue,
                     "lines": order.lines.map { ["quantity": $0.quantity, "name": $0.name] }, "total": order.total.formatted,
                     "status": order.status.replacingOccurrences(of: "_", with: " "), "payment": order.paymentStatus.rawValue.replacingOccurrences(of: "_", with: " "),
@@ -108,6 +109,7 @@ struct CustomerPagesController: Sendable {
             "id": order.id, "store": order.storeName, "store_username": order.storeUsername, "total": order.total.formatted,
             "lines": order.lines.map { ["quantity": $0.quantity, "name": $0.name] },
             "status": order.status, "payable": order.status == FlashSaleOrderStatus.held.rawValue,
+            "pay_before": order.holdExpiresAt.map { PagesController.minuteFormat.format($0) } ?? NSNull(),
             "balance": Money(minor: balance, currency: order.total.currency).formatted,
             "ship_name": shipping.name, "ship_phone": shipping.phone, "ship_address": shipping.address,
         ]

@@ -30,6 +30,7 @@ struct FlashSaleController: Sendable {
         let perBuyerLimit: Int?
         let verifiedOnly: Bool?
         let salePriceMinor: Int64?
+        let holdSeconds: Int?
     }
 
     struct SaleBody: Encodable {
@@ -48,6 +49,8 @@ struct FlashSaleController: Sendable {
         let remaining: Int
         let perBuyerLimit: Int
         let verifiedOnly: Bool
+        /// How long a winner has to pay before the unit goes back to the sale.
+        let holdSeconds: Int
         let startsAt: Date
         let endsAt: Date
         let status: String
@@ -60,6 +63,7 @@ struct FlashSaleController: Sendable {
             self.remaining = remaining
             perBuyerLimit = sale.perBuyerLimit
             verifiedOnly = sale.verifiedOnly
+            holdSeconds = sale.holdSeconds
             startsAt = sale.startsAt
             endsAt = sale.endsAt
             status = sale.status(now: now, remaining: remaining).rawValue
@@ -72,7 +76,7 @@ struct FlashSaleController: Sendable {
         let draft = try FlashSaleDraft(
             productID: input.productId, quantity: input.quantity, startsAt: try Self.date(input.startsAt, field: "starts_at"),
             endsAt: try Self.date(input.endsAt, field: "ends_at"), perBuyerLimit: input.perBuyerLimit, verifiedOnly: input.verifiedOnly,
-            salePriceMinor: input.salePriceMinor)
+            salePriceMinor: input.salePriceMinor, holdSeconds: input.holdSeconds)
         let sale = try await flashSales.create(vendorID: vendor.id, draft)
         context.logger.info("flash sale created", metadata: ["souk.sale_id": "\(sale.id)"])
         return try JSONResponse.make(SaleBody(sale, remaining: sale.quantity), status: .created, headers: [.location: "/api/v1/flash-sales/\(sale.id)"])
@@ -230,6 +234,7 @@ struct FlashSaleController: Sendable {
         let remaining: Int
         let held: Int
         let paid: Int
+        let expired: Int
         let status: String
 
         init(_ stats: FlashSaleStats, sale: FlashSale) {
@@ -240,6 +245,7 @@ struct FlashSaleController: Sendable {
             remaining = stats.remaining
             held = stats.held
             paid = stats.paid
+            expired = stats.expired
             status = sale.status(now: Date(), remaining: stats.remaining).rawValue
         }
     }

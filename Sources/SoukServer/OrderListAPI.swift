@@ -29,6 +29,8 @@ enum OrderListAPI {
         let totalMinor: Int64
         let currency: String
         let createdAt: Date
+        /// A held flash-sale order's deadline to be paid.
+        let holdExpiresAt: Date?
 
         init(_ order: OrderSummary, showCustomer: Bool = true) {
             id = order.id
@@ -46,6 +48,7 @@ enum OrderListAPI {
             totalMinor = order.total.minor
             currency = order.total.currency.code
             createdAt = order.createdAt
+            holdExpiresAt = order.holdExpiresAt
         }
     }
 

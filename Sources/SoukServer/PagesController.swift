@@ -477,7 +477,8 @@ struct PagesController: Sendable {
         let formatter = ISO8601DateFormatter()
         let sales = try await services.flashSales.upcoming(vendorID: vendor.id).map { sale -> [String: Any] in
             ["id": sale.id, "product_name": sale.productName, "price": sale.price.formatted, "list_price": Self.listPrice(of: sale), "quantity": sale.quantity,
-             "limit": sale.perBuyerLimit, "verified_only": sale.verifiedOnly, "starts_at": formatter.string(from: sale.startsAt), "ends_at": formatter.string(from: sale.endsAt)]
+             "limit": sale.perBuyerLimit, "verified_only": sale.verifiedOnly, "starts_at": formatter.string(from: sale.startsAt), "ends_at": formatter.string(from: sale.endsAt),
+             "pay_within": Self.duration(seconds: sale.holdSeconds)]
         }
         var values: [String: Any] = [
             "sales": sales,
@@ -606,6 +607,7 @@ struct PagesController: Sendable {
             "products": products.map { ["id": $0.id, "name": $0.name, "stock": $0.stock, "price": $0.price.formatted, "selected": form?["product_id"] == String($0.id)] as [String: Any] },
             "quantity": form?["quantity"] ?? "10", "sale_price": form?["sale_price"] ?? "", "starts_in": form?["starts_in"] ?? "0", "duration": form?["duration"] ?? "60",
             "limit": form?["per_buyer_limit"] ?? "1", "verified_only": form?["verified_only"] == "yes",
+            "hold_minutes": form?["hold_minutes"] ?? String(FlashSaleDraft.defaultHoldSeconds / 60),
         ]
         var status = HTTPResponse.Status.ok
         if let error {
@@ -625,6 +627,7 @@ struct PagesController: Sendable {
             let startsIn = form.integer("starts_in", errors: &errors) ?? 0
             let duration = form.integer("duration", label: "ends_at", errors: &errors) ?? 0
             let limit = form.integer("per_buyer_limit", errors: &errors)
+            let holdMinutes = form.integer("hold_minutes", label: "hold_seconds", errors: &errors)
             // The sale price is written in the chosen product's currency.
             var product: Product?
             if let productID { product = try await storage.product(id: productID, vendorID: vendor.id) }
@@ -636,12 +639,21 @@ struct PagesController: Sendable {
             let draft = try FlashSaleDraft(
                 productID: productID, quantity: quantity.map { Int(clamping: $0) }, startsAt: startsAt,
                 endsAt: startsAt.addingTimeInterval(TimeInterval(duration * 60)), perBuyerLimit: limit.map { Int(clamping: $0) },
-                verifiedOnly: form["verified_only"] == "yes", salePriceMinor: salePrice)
+                verifiedOnly: form["verified_only"] == "yes", salePriceMinor: salePrice,
+                holdSeconds: holdMinutes.map { Int(clamping: $0.multipliedReportingOverflow(by: 60).overflow ? Int64.max : $0 * 60) })
             let sale = try await services.flashSales.create(vendorID: vendor.id, draft)
             return .redirect(to: "/dashboard/flash-sales/\(sale.id)", type: .found)
         } catch let error as SoukError {
             return try await flashSalesForm(form, error: error, context: context)
         }
+    }
+
+    /// "10 minutes", "45 seconds", "1 hour": how long a winner has to pay.
+    static func duration(seconds: Int) -> String {
+        func unit(_ count: Int, _ name: String) -> String { "\(count) \(name)\(count == 1 ? "" : "s")" }
+        if seconds % 3_600 == 0 { return unit(seconds / 3_600, "hour") }
+        if seconds % 60 == 0 { return unit(seconds / 60, "minute") }
+        return unit(seconds, "second")
     }
 
     /// The list price to show struck through beside a sale's price, when the sale sells below it.
@@ -661,6 +673,7 @@ struct PagesController: Sendable {
         return pages.page("flash_sale", title: "Flash sale \(sale.productName)", [
             "id": sale.id, "product_name": sale.productName, "quantity": sale.quantity, "admitted": stats.admitted,
             "persisted": stats.persisted, "pending": stats.pending, "remaining": stats.remaining,
+            "held": stats.held, "paid": stats.paid, "expired": stats.expired, "pay_within": Self.duration(seconds: sale.holdSeconds),
             "status": status.rawValue, "cancellable": status != .ended,
             "starts_at": formatter.string(from: sale.startsAt), "ends_at": formatter.string(from: sale.endsAt),
         ], context: context)

@@ -93,7 +93,7 @@ enum Templates {
         <h2>My orders</h2>
         {{^has_orders}}<p class="muted">No orders yet. Orders you place signed in, in any store, are listed here.</p>{{/has_orders}}
         {{#has_orders}}<div class="table-scroll"><table class="orders" data-my-orders><tr><th>Order</th><th>Store</th><th>Items</th><th class="num">Total</th><th>Payment</th><th>Status</th><th>Placed</th></tr>{{/has_orders}}
-        {{#orders}}<tr data-order-id="{{id}}"><td>{{#link}}<a href="{{link}}"><strong>{{id}}</strong></a>{{/link}}{{^link}}<strong>{{id}}</strong>{{/link}}<br><span class="badge">{{source}}</span>{{#pay_link}}<br><a href="{{pay_link}}">Pay now</a>{{/pay_link}}</td>
+        {{#orders}}<tr data-order-id="{{id}}"><td>{{#link}}<a href="{{link}}"><strong>{{id}}</strong></a>{{/link}}{{^link}}<strong>{{id}}</strong>{{/link}}<br><span class="badge">{{source}}</span>{{#pay_link}}<br><a href="{{pay_link}}">Pay now</a>{{#pay_before}} <span class="muted">before {{pay_before}}</span>{{/pay_before}}{{/pay_link}}</td>
         <td><a href="/s/{{store_username}}">{{store}}</a></td><td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}</td><td class="num">{{total}}</td><td class="payment">{{payment}}</td>
         <td><span class="status">{{status}}</span></td><td class="muted">{{placed_at}}</td></tr>{{/orders}}
         {{#has_orders}}</table></div>{{/has_orders}}
@@ -250,7 +250,7 @@ enum Templates {
         {{> header}}<h1>{{store_name}}</h1>{{> search_box}}
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
         {{#sales}}<div class="card sale" data-sale-id="{{id}}" data-sale-starts="{{starts_at}}" data-sale-ends="{{ends_at}}">
-        <h2>Flash sale: {{product_name}} at {{price}}{{#list_price}} <s class="muted" aria-label="list price">{{list_price}}</s>{{/list_price}}</h2><p><span class="countdown"></span> · <span class="remaining">{{quantity}} units</span> · at most {{limit}} per buyer{{#verified_only}} · for <a href="/account#verify">verified customers</a>{{/verified_only}}</p>
+        <h2>Flash sale: {{product_name}} at {{price}}{{#list_price}} <s class="muted" aria-label="list price">{{list_price}}</s>{{/list_price}}</h2><p><span class="countdown"></span> · <span class="remaining">{{quantity}} units</span> · at most {{limit}} per buyer · pay within {{pay_within}} of winning{{#verified_only}} · for <a href="/account#verify">verified customers</a>{{/verified_only}}</p>
         <form method="post" action="/s/{{username}}/flash-sales/{{id}}"><input type="hidden" name="csrf" value="{{csrf}}">
         <p><button>Buy now</button> <span class="muted">as the customer you are signed in as (<a href="/account/login?next=/s/{{username}}">sign in</a>)</span></p></form></div>{{/sales}}
         {{^products}}<p class="muted">This store has nothing for sale right now.</p>{{/products}}
@@ -288,6 +288,8 @@ enum Templates {
         {{#errors.ends_at}}<div class="error">Window {{errors.ends_at}}</div>{{/errors.ends_at}}
         <label for="per_buyer_limit">Most units per buyer</label><input id="per_buyer_limit" name="per_buyer_limit" type="number" min="1" value="{{limit}}" required>
         {{#errors.per_buyer_limit}}<div class="error">Limit {{errors.per_buyer_limit}}</div>{{/errors.per_buyer_limit}}
+        <label for="hold_minutes">Time to pay after winning (minutes)</label><input id="hold_minutes" name="hold_minutes" type="number" min="1" max="60" value="{{hold_minutes}}" required>
+        {{#errors.hold_seconds}}<div class="error">Time to pay {{errors.hold_seconds}}</div>{{/errors.hold_seconds}}
         <label><input type="checkbox" name="verified_only" value="yes" {{#verified_only}}checked{{/verified_only}}> Verified customers only (they proved their email with a code: one person, one limit)</label>
         <p><button>Start the sale</button></p></form>{{> footer}}
         """
@@ -296,8 +298,10 @@ enum Templates {
         {{> header}}<h1>Flash sale: {{product_name}}</h1>
         <div class="card" data-live-sale="{{id}}"><p>Status: <strong class="status">{{status}}</strong> · {{starts_at}} → {{ends_at}} (UTC)</p>
         <div class="bar"><div class="bar-admitted" style="width:0%"></div><div class="bar-persisted" style="width:0%"></div></div>
-        <table><tr><th>Quantity</th><th>Admitted</th><th>Persisted</th><th>Pending</th><th>Remaining</th></tr>
-        <tr><td>{{quantity}}</td><td class="admitted">{{admitted}}</td><td class="persisted">{{persisted}}</td><td class="pending">{{pending}}</td><td class="remaining">{{remaining}}</td></tr></table>
+        <div class="table-scroll"><table><tr><th>Quantity</th><th>Admitted</th><th>Persisted</th><th>Pending</th><th>Remaining</th><th>Held</th><th>Paid</th><th>Expired</th></tr>
+        <tr><td>{{quantity}}</td><td class="admitted">{{admitted}}</td><td class="persisted">{{persisted}}</td><td class="pending">{{pending}}</td><td class="remaining">{{remaining}}</td>
+        <td class="held">{{held}}</td><td class="paid">{{paid}}</td><td class="expired">{{expired}}</td></tr></table></div>
+        <p class="muted">Winners have {{pay_within}} to pay; an unpaid unit goes back to the sale.</p>
         <p class="muted">Updated live. Admitted units are answered at once; persisted ones are written to the database.</p></div>
         {{#cancellable}}<form method="post" action="/dashboard/flash-sales/{{id}}/cancel" class="card"><input type="hidden" name="csrf" value="{{csrf}}">
         <p>Cancelling stops purchases at once. Orders already admitted stay; unsold units go back to the product's stock.</p>
@@ -316,7 +320,8 @@ enum Templates {
         {{> header}}<h1>Pay for your order</h1>
         <div class="card"><p>{{#lines}}{{quantity}} × <strong>{{name}}</strong>{{/lines}} from <a href="/s/{{store_username}}">{{store}}</a></p>
         <p>Order <strong>{{id}}</strong> · <span class="status">{{status}}</span></p>
-        <p>To pay: <strong>{{total}}</strong> · your store credit at {{store}}: {{balance}}</p></div>
+        <p>To pay: <strong>{{total}}</strong> · your store credit at {{store}}: {{balance}}</p>
+        {{#payable}}{{#pay_before}}<p>Pay before <strong>{{pay_before}}</strong>: then the unit goes back to the sale for the next customer.</p>{{/pay_before}}{{/payable}}</div>
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
         {{#payable}}<form method="post" action="/account/orders/{{id}}/pay" class="card"><input type="hidden" name="csrf" value="{{csrf}}">
         <label for="name">Name</label><input id="name" name="name" value="{{ship_name}}" required maxlength="200" autocomplete="name">

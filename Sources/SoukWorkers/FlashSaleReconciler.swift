@@ -84,7 +84,8 @@ public struct FlashSaleReconciler: Sendable {
                 let stock = min(max(Int(try await redis.getString(keys.stock) ?? "0") ?? 0, -sale.quantity), sale.quantity)
                 let admitted = sale.quantity - stock
                 report.admittedInRedis = admitted
-                report.ordersInRedis = try await redis.hlen(keys.orders)
+                // Orders whose holds expired stay (a retry gets its order) but hold no unit.
+                report.ordersInRedis = try await redis.hlen(keys.orders) - redis.scard(keys.released)
                 report.streamLength = try await redis.xlen(keys.admitted)
                 report.pending = try await redis.xpendingCount(keys.admitted, group: RedisKeys.persisterGroup)
                 if stock < 0 { report.problems.append("Redis stock is negative (\(stock)): oversold") }
@@ -92,7 +93,7 @@ public struct FlashSaleReconciler: Sendable {
                 if sale.sold > admitted {
                     report.problems.append("the database has \(sale.sold) orders but Redis admitted only \(admitted): Redis lost data")
                     if repair {
-                        try await redis.del(keys.all)
+                        try await redis.del(keys.all + [keys.released])
                         try await gate.prepare(sale)
                         report.repairs.append("rebuilt the sale in Redis from the database")
                     }

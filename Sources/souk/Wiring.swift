@@ -38,7 +38,10 @@ enum Wiring {
             redisClient = redis
             background.append(redis)
             jobs = RedisJobQueue(redis: redis)
-            gate = RedisFlashSaleGate(redis: redis, store: storage)
+            let redisGate = RedisFlashSaleGate(redis: redis, store: storage)
+            gate = redisGate
+            // A sale this instance remembers as sold out is asked about again when holds expire.
+            background.append(BackgroundTask(name: "sale-releases") { await redisGate.listenForReleases() })
             rateLimiter = RedisRateLimiter(redis: redis)
             // Checkout results are decided by whichever process runs the saga; every instance hears them.
             announce = { decision in
@@ -96,6 +99,10 @@ enum Wiring {
             mailer: configuration.smtpURL.flatMap { SMTPMailer(url: $0, from: configuration.mailFrom) }, logger: logger
         )
         background.append(ViewFlusher(counter: services.views, store: storage))
+        if configuration.redisURL == nil {
+            // The in-process gate lives here, so its holds expire here (`souk worker` runs it with Redis).
+            background.append(HoldExpirer(flashSales: services.flashSales, logger: logger))
+        }
         return (services, background)
     }
 
@@ -123,6 +130,9 @@ enum Wiring {
             _ = try? await redis.publish(RedisKeys.checkoutResults, decision.encoded)
         })
         let pages = RedisPageCache(redis: redis, timeToLive: configuration.pageCacheTTL)
+        services.append(HoldExpirer(
+            flashSales: FlashSales(store: storage, gate: RedisFlashSaleGate(redis: redis, store: storage)) { vendor in try? await pages.invalidate(vendorID: vendor) },
+            logger: logger))
         services.append(PriceFeedConsumer(
             log: RedisPriceFeedLog(redis: redis), histories: [RedisPriceHistory(redis: redis), storage], followers: storage,
             consumer: "\(processName)-feed", logger: logger

@@ -123,6 +123,7 @@ struct FastLaneTests {
             settledAdmission(sale, buyerID: buyerID, requestKey: requestKey, now: now) ?? .soldOut
         }
         func admittedCount(_ sale: FlashSale) async throws -> Int { 1 }
+        func release(_ sale: FlashSale, expiredOrderIDs: [String]) async throws {}
         func hasSettledAdmissions(saleID: Int64) -> Bool { true }
         func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission? {
             if buyerID == first && requestKey == "1" { return .admitted(orderID: "\(sale.id)-\(first)-1", repeated: true) }

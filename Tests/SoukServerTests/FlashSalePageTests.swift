@@ -5,6 +5,29 @@ import Testing
 
 @Suite("Flash sale pages")
 struct FlashSalePageTests {
+    /// The time to pay is a term of the sale: set on the form (an error there names it), shown on
+    /// the store page and on the sale's live page with the held, paid and expired counts.
+    @Test func theTimeToPayIsSetOnTheFormAndShownToShoppers() async throws {
+        try await TestApp.run { app in
+            let vendor = Browser(app)
+            _ = try await vendor.get("/signup")
+            _ = try await vendor.post("/signup", [("username", "amina"), ("password", "sesame1234"), ("store_name", "Amina")])
+            _ = try await vendor.post("/dashboard/products", [("name", "Lantern"), ("price", "45"), ("currency", "MAD"), ("stock", "10"), ("available", "yes")])
+            let product = try #require(try await app.storage.products(vendorID: 1, availableOnly: false).first)
+            let form = try await vendor.get("/dashboard/flash-sales")
+            #expect(form.body.contains(#"name="hold_minutes""#) && form.body.contains(#"value="10""#), "ten minutes unless changed")
+            let fields = [("product_id", "\(product.id)"), ("quantity", "2"), ("starts_in", "0"), ("duration", "60"), ("per_buyer_limit", "1")]
+            let refused = try await vendor.post("/dashboard/flash-sales", fields + [("hold_minutes", "90")])
+            #expect(refused.status == .unprocessableContent && refused.body.contains("Time to pay must be between 5 seconds and 1 hour") && refused.body.contains(#"value="90""#))
+            let created = try await vendor.post("/dashboard/flash-sales", fields + [("hold_minutes", "2")])
+            #expect(created.status == .found)
+            #expect(try await app.storage.flashSale(id: 1)?.holdSeconds == 120)
+            #expect(try await Browser(app).get("/s/amina").body.contains("pay within 2 minutes of winning"))
+            let live = try await vendor.get(try #require(created.headers[.location]))
+            #expect(live.body.contains(#"class="held">0<"#) && live.body.contains(#"class="expired">0<"#) && live.body.contains("Winners have 2 minutes to pay"))
+        }
+    }
+
     @Test func aVendorStartsASaleWatchesItAndBuyersBuyFromTheStorePage() async throws {
         try await TestApp.run(pageCache: InProcessPageCache()) { app in
             let vendor = Browser(app)

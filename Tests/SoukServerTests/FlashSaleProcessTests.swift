@@ -35,7 +35,7 @@ struct FlashSaleProcessTests {
     }
 
     /// Signs up a vendor and opens a sale of `quantity` units on the first instance.
-    static func openSale(_ cluster: inout Cluster, quantity: Int) async throws {
+    static func openSale(_ cluster: inout Cluster, quantity: Int, holdSeconds: Int = 600) async throws {
         var vendor = HTTPTestClient(baseURL: cluster.serve[0].baseURL)
         _ = try await vendor.send("POST", "/api/v1/vendors", json: #"{"username":"seller","password":"sesame1234","store_name":"Seller"}"#)
         cluster.token = try #require(try await vendor.send("POST", "/api/v1/sessions", json: #"{"username":"seller","password":"sesame1234"}"#).json["token"] as? String)
@@ -44,7 +44,7 @@ struct FlashSaleProcessTests {
         let productID = try #require((product.json["id"] as? NSNumber)?.int64Value)
         let formatter = ISO8601DateFormatter()
         let sale = try await vendor.send("POST", "/api/v1/flash-sales", json: """
-            {"product_id":\(productID),"quantity":\(quantity),"per_buyer_limit":1,
+            {"product_id":\(productID),"quantity":\(quantity),"per_buyer_limit":1,"hold_seconds":\(holdSeconds),
              "starts_at":"\(formatter.string(from: Date().addingTimeInterval(-1)))","ends_at":"\(formatter.string(from: Date().addingTimeInterval(3_600)))"}
             """)
         cluster.saleID = try #require((sale.json["id"] as? NSNumber)?.int64Value, "\(sale.body)")
@@ -118,6 +118,55 @@ struct FlashSaleProcessTests {
 
     /// Invariant 2: a worker dies (SIGKILL) in the middle of persisting; a new one finishes the job,
     /// and every admitted order is persisted exactly once.
+    @Test func holdsExpireOnceThoughTheWorkerIsKilledWhileExpiringThem() async throws {
+        var cluster = try await Self.cluster(serves: 1)
+        defer { cluster.stop() }
+        try await Self.openSale(&cluster, quantity: 3_000, holdSeconds: 5)
+        let doomed = try await Self.startWorker(cluster.environment)
+        let sold = try await Self.loadtest(cluster, instance: 0, buyers: 3_000)
+        #expect(sold.status == 0 && sold.output.contains("verdict      PASS"), "\(sold.output)")
+        // Kill the worker while some holds are expired and others not yet.
+        var killedMidway = false
+        var seen: [Int64] = []
+        let database = try PostgresDatabase(url: try PostgresTestServer.url(database: cluster.database), maximumConnections: 1, logger: TestLog.logger)
+        try await database.closing { database in
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < .seconds(30) {
+                let expired = try await database.read("SELECT expired FROM flash_sales WHERE id = \(cluster.saleID)").first?.int("expired") ?? 0
+                if seen.last != expired { seen.append(expired) }
+                if expired > 0 && expired < 3_000 {
+                    doomed.kill9()
+                    killedMidway = true
+                    return
+                }
+                if expired >= 3_000 { return }
+                try await Task.sleep(for: .milliseconds(1))
+            }
+        }
+        doomed.kill9()
+        let replacement = try await Self.startWorker(cluster.environment)
+        defer { replacement.stop() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        var stats = try await Self.stats(cluster)
+        while (stats["expired"] as? Int) != 3_000 || (stats["remaining"] as? Int) != 3_000 {
+            try #require(ContinuousClock.now < deadline, "holds did not all come back: \(stats)")
+            try await Task.sleep(for: .milliseconds(100))
+            stats = try await Self.stats(cluster)
+        }
+        #expect(killedMidway, "the worker died mid-expiry (expired counts seen: \(seen.suffix(40)))")
+        #expect((stats["held"] as? Int) == 0 && (stats["paid"] as? Int) == 0 && (stats["admitted"] as? Int) == 0, "each unit came back once: \(stats)")
+        let saleID = cluster.saleID
+        let unreleased = try await PostgresTestServer.shared.withDatabase(cluster.database) { database in
+            try await database.read("SELECT COUNT(*) AS n FROM flash_sale_orders WHERE sale_id = \(saleID) AND (status <> 'expired' OR released_at IS NULL)").first?.int("n")
+        }
+        #expect(unreleased == 0)
+        // The units are sold again, exactly as many.
+        _ = try await Self.loadtest(cluster, instance: 0, buyers: 3_000)
+        let resold = try await Self.stats(cluster)
+        #expect((resold["admitted"] as? Int) == 3_000 && (resold["remaining"] as? Int) == 0, "\(resold)")
+        try await PostgresTestServer.shared.dropDatabase(cluster.database)
+    }
+
     @Test func aWorkerKilledMidPersistingLosesAndRepeatsNothing() async throws {
         var cluster = try await Self.cluster(serves: 1)
         defer { cluster.stop() }

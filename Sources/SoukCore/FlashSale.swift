@@ -255,14 +255,12 @@ public protocol FlashSaleStore: Sendable {
     func flashSaleOrders(saleID: Int64, after: Int64?, limit: Int) async throws -> [FlashSaleOrder]
     /// Every persisted order, expired ones marked, to rebuild the admission state.
     func allAdmittedOrders(saleID: Int64) async throws -> [AdmittedOrder]
-    /// Expires the holds due at `now` (a compare-and-set from `held`, each at most once, taken out
-    /// of their sale's `sold` and counted in `expired` in the same transaction; the units of a sale
-    /// closed meanwhile go back to its product there and then), and returns them
-    /// with every earlier expired hold whose unit the gate has not been given back yet, at most
-    /// `limit`. A payment that claimed the hold first wins; this one then skips it.
+    /// Expires up to `limit` holds due at `now` (a compare-and-set from `held`, each at most once,
+    /// taken out of their sale's `sold` and counted in `expired` in the same transaction; the
+    /// units of a sale closed meanwhile go back to its product there and then) and returns them,
+    /// for the gate to take their units back. A payment that claimed a hold first wins; this one
+    /// then skips it.
     func expireHolds(now: Date, limit: Int) async throws -> [ExpiredHold]
-    /// Records that the gate has these expired holds' units back.
-    func markReleased(orderIDs: [String], now: Date) async throws
     /// How many orders are persisted, counted where they are (the reconciler asks this of sales
     /// with millions of orders, every few seconds).
     func admittedOrderCount(saleID: Int64) async throws -> Int

@@ -92,12 +92,12 @@ public struct FlashSales: Sendable {
         }
     }
 
-    /// Expires the holds due at `now` and gives their units back to their sales (also those an
-    /// expirer that died left unreleased); returns how many it handled (at most `limit`). The
-    /// expiry is the database's compare-and-set, so a hold a payment claimed first stays paid for,
-    /// and the gate gives each order's unit back once, however often it is asked.
+    /// Expires the holds due at `now` and gives their units back to their sales; returns how many
+    /// (at most `limit`). The expiry is the database's compare-and-set, so a hold a payment claimed
+    /// first stays paid for; the gate gives each order's unit back once, however often it is asked,
+    /// so the reconciler can give back again what an expirer killed in between did not.
     @discardableResult
-    public func expireDueHolds(now: Date = Date(), limit: Int = 500) async throws -> Int {
+    public func expireDueHolds(now: Date = Date(), limit: Int = 2_000) async throws -> Int {
         let due = try await store.expireHolds(now: now, limit: limit)
         for (saleID, holds) in Dictionary(grouping: due, by: \.saleID) {
             let orders = holds.map(\.orderID)
@@ -105,7 +105,6 @@ public struct FlashSales: Sendable {
                 try await gate.release(terms.get(saleID) ?? sale, expiredOrderIDs: orders)
                 await onStoreChange(sale.vendorID)
             }
-            try await store.markReleased(orderIDs: orders, now: now)
         }
         return due.count
     }

@@ -481,16 +481,14 @@ public enum Migrations {
         Migration(
             // A held unit is the buyer's until hold_expires_at (admission + the sale's hold_seconds;
             // NULL: admitted before holds expired, kept for good). Expiring it is a compare-and-set
-            // to 'expired' that takes it out of `sold` and counts it in `expired`; released_at
-            // records that the admission gate has the unit back (done once, retried until recorded).
+            // to 'expired' (at expired_at) that takes it out of `sold` and counts it in `expired`.
             version: 18, name: "flash-sale holds that expire",
             statements: [
                 "ALTER TABLE flash_sales ADD COLUMN hold_seconds @INT NOT NULL DEFAULT 600",
                 "ALTER TABLE flash_sales ADD COLUMN expired @INT NOT NULL DEFAULT 0",
                 "ALTER TABLE flash_sale_orders ADD COLUMN hold_expires_at @INT",
-                "ALTER TABLE flash_sale_orders ADD COLUMN released_at @INT",
+                "ALTER TABLE flash_sale_orders ADD COLUMN expired_at @INT",
                 "CREATE INDEX flash_sale_orders_expiring ON flash_sale_orders(hold_expires_at) WHERE status = 'held'",
-                "CREATE INDEX flash_sale_orders_unreleased ON flash_sale_orders(sale_id) WHERE status = 'expired' AND released_at IS NULL",
             ]
         ),
     ]

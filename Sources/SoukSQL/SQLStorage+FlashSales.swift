@@ -153,11 +153,11 @@ extension SQLStorage: FlashSaleStore {
     public func expireHolds(now: Date, limit: Int) async throws -> [ExpiredHold] {
         try await database.transaction { transaction in
             let expired = try await transaction.query("""
-                UPDATE flash_sale_orders SET status = 'expired'
+                UPDATE flash_sale_orders SET status = 'expired', expired_at = \(now)
                 WHERE order_id IN (SELECT order_id FROM flash_sale_orders WHERE status = 'held' AND hold_expires_at <= \(now)
                                    ORDER BY hold_expires_at LIMIT \(limit))
                   AND status = 'held' AND hold_expires_at <= \(now)
-                RETURNING sale_id
+                RETURNING sale_id, order_id
                 """)
             var perSale: [Int64: Int] = [:]
             for row in expired { perSale[try row.int("sale_id"), default: 0] += 1 }
@@ -171,22 +171,8 @@ extension SQLStorage: FlashSaleStore {
                     try await transaction.query("UPDATE products SET stock = stock + \(count), updated_at = \(now) WHERE id = \(productID)")
                 }
             }
-            // These, and any expired before whose release was not recorded (an expirer died in between).
-            return try await transaction.query("""
-                SELECT sale_id, order_id FROM flash_sale_orders WHERE status = 'expired' AND released_at IS NULL ORDER BY sale_id LIMIT \(limit)
-                """).map { ExpiredHold(saleID: try $0.int("sale_id"), orderID: try $0.string("order_id")) }
+            return try expired.map { ExpiredHold(saleID: try $0.int("sale_id"), orderID: try $0.string("order_id")) }
         }
-    }
-
-    public func markReleased(orderIDs: [String], now: Date) async throws {
-        guard !orderIDs.isEmpty else { return }
-        var sql: SQL = "UPDATE flash_sale_orders SET released_at = \(now) WHERE status = 'expired' AND released_at IS NULL AND order_id IN ("
-        for (index, id) in orderIDs.enumerated() {
-            if index > 0 { sql.append(", ") }
-            sql.append("\(id)")
-        }
-        sql.append(")")
-        try await database.write(sql)
     }
 
     public func closeFlashSale(id: Int64, now: Date) async throws -> Bool {

@@ -100,11 +100,18 @@ public struct FlashSaleReconciler: Sendable {
                 } else if sale.sold < admitted {
                     everythingPersisted = false
                     if report.pending == 0 {
-                        report.problems.append("\(admitted - sale.sold) admitted orders are acknowledged but not in the database")
+                        report.problems.append("\(admitted - sale.sold) admitted orders are acknowledged but not in the database, or expired and not given back")
                         if repair {
                             let replayed = try await replay(keys.admitted)
                             report.repairs.append("replayed the stream: \(replayed) orders written")
-                            everythingPersisted = try await store.flashSale(id: saleID)?.sold == admitted
+                            // An expirer killed between the database and Redis: give back what
+                            // expired (each order once, so what was given back stays as it is).
+                            let expired = try await store.allAdmittedOrders(saleID: saleID).filter(\.isExpired).map(\.orderID)
+                            for start in stride(from: 0, to: expired.count, by: 1_000) {
+                                try await gate.release(sale, expiredOrderIDs: Array(expired[start..<min(start + 1_000, expired.count)]))
+                            }
+                            if !expired.isEmpty { report.repairs.append("gave back the units of expired holds (\(expired.count) asked, each once)") }
+                            everythingPersisted = try await store.flashSale(id: saleID)?.sold == gate.admittedCount(sale)
                         }
                     }
                 }

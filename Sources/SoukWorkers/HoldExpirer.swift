@@ -19,15 +19,18 @@ public struct HoldExpirer: Service {
         self.logger = logger
     }
 
+    /// Holds expired per transaction.
+    static let batch = 2_000
+
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             var failures = 0
             while !Task.isCancelled {
                 do {
                     // A full batch means more are due: go on at once.
-                    let handled = try await flashSales.expireDueHolds(limit: 500)
+                    let handled = try await flashSales.expireDueHolds(limit: Self.batch)
                     failures = 0
-                    if handled == 500 { continue }
+                    if handled == Self.batch { continue }
                 } catch {
                     failures += 1
                     if failures == 1 || failures % 50 == 0 {

@@ -3,6 +3,7 @@ import SoukCore
 @testable import SoukRedis
 import SoukSQL
 import SoukTesting
+import SoukWorkers
 import Testing
 
 /// Holds that expire: an unpaid unit goes back to its sale once, whatever runs twice or dies in
@@ -141,6 +142,26 @@ struct HoldExpiryTests {
             #expect(try await harness.sales.expireDueHolds(now: later) == 0)
             #expect(try await harness.storage.product(id: product.id, vendorID: sale.vendorID)?.stock == 3, "and the expired hold's, once")
             #expect(try await harness.storage.flashSale(id: sale.id)?.expired == 1)
+        }
+    }
+
+    /// An expirer killed after the database expired holds and before Redis took their units back:
+    /// the reconciler gives them back, once.
+    @Test func theReconcilerGivesBackWhatAKilledExpirerDidNot() async throws {
+        try await FlashSaleBackend.redisPostgres.run { harness in
+            let redis = try #require(harness.redis)
+            let (sale, _) = try await SaleFixture.sale(harness, quantity: 3)
+            for buyer in ["ann", "bob"] { _ = try await harness.sales.purchase(saleID: sale.id, buyerID: buyer, requestKey: nil) }
+            #expect(try await harness.waitPersisted(sale.id, count: 2) == 2)
+            let expired = try await harness.storage.expireHolds(now: Date().addingTimeInterval(Double(sale.holdSeconds) + 1), limit: 10)
+            #expect(expired.count == 2)
+            #expect(try await harness.sales.gate.admittedCount(sale) == 2, "the units are still out in Redis")
+            let reconciler = FlashSaleReconciler(redis: redis, store: harness.storage, logger: TestLog.logger)
+            let report = try await reconciler.reconcile(saleID: sale.id, repair: true)
+            #expect(report.repairs.contains { $0.contains("expired holds") }, "\(report)")
+            #expect(try await harness.sales.gate.admittedCount(sale) == 0)
+            #expect(try await reconciler.reconcile(saleID: sale.id, repair: true).isConsistent)
+            #expect(try await harness.sales.gate.admittedCount(sale) == 0, "given back once")
         }
     }
 

@@ -23,17 +23,22 @@ public struct Checkouts: Sendable {
     /// Pays for a held flash-sale order: the saga that verifies and captures it has started when
     /// this returns (the same saga, cut-off and answer streams as any checkout's). An order admitted
     /// a moment ago is recorded by the workers within milliseconds: one not found is looked for
-    /// again for up to `recording`, so paying right after the purchase works.
-    public func pay(_ request: FlashSalePaymentRequest, recording: Duration = .seconds(2), now: @Sendable () -> Date = Date.init) async throws -> CheckoutOrder {
-        let giveUp = ContinuousClock.now + recording
+    /// again after each of ``recordingWaits`` (about 2 s in all), so paying right after the
+    /// purchase works.
+    public func pay(_ request: FlashSalePaymentRequest, now: @Sendable () -> Date = Date.init) async throws -> CheckoutOrder {
+        var waits = Self.recordingWaits[...]
         while true {
             do {
                 return try await store.payFlashSaleOrder(request, deadline: deadlineSeconds, now: now())
-            } catch let error as SoukError where error.code == "not_found" && ContinuousClock.now < giveUp {
-                try await Task.sleep(for: .milliseconds(50))
+            } catch let error as SoukError where error.code == "not_found" && !waits.isEmpty {
+                try await Task.sleep(for: waits.removeFirst())
             }
         }
     }
+
+    /// How long to wait, one after the other, for a flash-sale order admitted a moment ago to be
+    /// recorded: a few looks, not a poll (an id that is nobody's costs these and no more).
+    public static let recordingWaits: [Duration] = [.milliseconds(50), .milliseconds(150), .milliseconds(300), .milliseconds(600), .milliseconds(900)]
 
     private var deadlineSeconds: TimeInterval {
         Double(deadline.components.seconds) + Double(deadline.components.attoseconds) / 1e18

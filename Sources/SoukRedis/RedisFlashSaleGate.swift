@@ -13,7 +13,7 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
     let redis: RedisClient
     let store: any FlashSaleStore
     /// Sales this process has seen sold out, with every admitted order for idempotent retries.
-    private let soldOut = NIOLockedValueBox<[Int64: [String: String]]>([:])
+    private let soldOut = NIOLockedValueBox(SoldOutMemory())
 
     public init(redis: RedisClient, store: any FlashSaleStore) {
         self.redis = redis
@@ -137,7 +137,7 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
 
     /// Forgets that the sale was sold out: expired holds gave units back.
     public func forgetSoldOut(saleID: Int64) {
-        _ = soldOut.withLockedValue { $0.removeValue(forKey: saleID) }
+        soldOut.withLockedValue { $0.forget(saleID) }
     }
 
     /// Follows the releases every instance announces, for as long as the task runs: a sale this
@@ -148,7 +148,7 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
             case .message(_, let payload):
                 if let saleID = Int64(payload) { forgetSoldOut(saleID: saleID) }
             case .resubscribed:
-                soldOut.withLockedValue { $0.removeAll() }
+                soldOut.withLockedValue { $0.forgetAll() }
             case .subscribed:
                 break
             }
@@ -172,13 +172,13 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
     }
 
     public func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission? {
-        guard let orders = soldOut.withLockedValue({ $0[sale.id] }) else { return nil }
+        guard let orders = soldOut.withLockedValue({ $0.orders[sale.id] }) else { return nil }
         if let order = orders[buyerID + "|" + requestKey] { return .admitted(orderID: order, repeated: true) }
         return now >= sale.endsAt ? .ended : .soldOut
     }
 
     public func hasSettledAdmissions(saleID: Int64) -> Bool {
-        soldOut.withLockedValue { $0[saleID] != nil }
+        soldOut.withLockedValue { $0.orders[saleID] != nil }
     }
 
     public func admit(_ sale: FlashSale, buyerID: String, requestKey: String, limits: [RateCheck], now: Date) async throws -> Admission {
@@ -193,7 +193,7 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         guard let admission else { throw RedisClientError(.unexpectedReply, "the sale is still not in Redis after preparing it") }
         if admission == .soldOut {
             try await rememberSoldOut(sale)
-            if let order = soldOut.withLockedValue({ $0[sale.id]?[buyerID + "|" + requestKey] }) {
+            if let order = soldOut.withLockedValue({ $0.orders[sale.id]?[buyerID + "|" + requestKey] }) {
                 return .admitted(orderID: order, repeated: true)
             }
         }
@@ -303,7 +303,7 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
     }
 
     public func admittedCount(_ sale: FlashSale) async throws -> Int {
-        if soldOut.withLockedValue({ $0[sale.id] != nil }) { return sale.quantity }
+        if soldOut.withLockedValue({ $0.orders[sale.id] != nil }) { return sale.quantity }
         guard let stock = try await redis.getString(RedisKeys.sale(sale.id).stock).flatMap(Int.init) else {
             return sale.sold  // not prepared yet: nothing admitted beyond what is persisted
         }
@@ -341,8 +341,31 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
 
     /// Loads every admitted order of a sold-out sale once, so later attempts stay in this process.
     private func rememberSoldOut(_ sale: FlashSale) async throws {
-        guard soldOut.withLockedValue({ $0[sale.id] == nil }) else { return }
-        let orders = try await redis.hgetall(RedisKeys.sale(sale.id).orders)
-        soldOut.withLockedValue { $0[sale.id] = orders }
+        // Kept only if still sold out after the orders are loaded (a release before that gave a
+        // unit back) and no release was heard meanwhile (one after is heard and forgets it).
+        guard let forgotten = soldOut.withLockedValue({ $0.orders[sale.id] == nil ? $0.forgotten : nil }) else { return }
+        let keys = RedisKeys.sale(sale.id)
+        let orders = try await redis.hgetall(keys.orders)
+        guard (try await redis.getString(keys.stock).flatMap { Int($0) } ?? 0) <= 0 else { return }
+        soldOut.withLockedValue { memory in
+            if memory.forgotten == forgotten { memory.orders[sale.id] = orders }
+        }
+    }
+}
+
+/// Sales this process has seen sold out, with every admitted order (for idempotent retries), and
+/// how many times it has been told to forget one: memory loaded across a release is not kept.
+struct SoldOutMemory {
+    var orders: [Int64: [String: String]] = [:]
+    private(set) var forgotten = 0
+
+    mutating func forget(_ saleID: Int64) {
+        orders[saleID] = nil
+        forgotten += 1
+    }
+
+    mutating func forgetAll() {
+        orders.removeAll()
+        forgotten += 1
     }
 }

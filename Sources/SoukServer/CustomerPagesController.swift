@@ -93,13 +93,19 @@ struct CustomerPagesController: Sendable {
         }
     }
 
-    /// The customer's flash-sale order named in the path; anyone else's is not found.
+    /// The customer's flash-sale order named in the path; anyone else's is not found. One admitted
+    /// a moment ago ("You got it" links here) is looked for again while the workers record it.
     private func flashSaleOrder(_ context: SoukRequestContext, of customer: Customer) async throws -> OrderSummary {
-        guard let id = context.parameters.get("id"), AdmittedOrder.isWellFormedID(id),
-              let order = try await services.storage.orderSummaries(
-                OrderFilter(owner: .customer(customer.id), source: .flashSale, query: id), after: nil, limit: 1).first(where: { $0.id == id })
-        else { throw SoukError.notFound("Order") }
-        return order
+        guard let id = context.parameters.get("id"), AdmittedOrder.isWellFormedID(id) else { throw SoukError.notFound("Order") }
+        for wait in Checkouts.recordingWaits + [nil] {
+            if let order = try await services.storage.orderSummaries(
+                OrderFilter(owner: .customer(customer.id), source: .flashSale, query: id), after: nil, limit: 1).first(where: { $0.id == id }) {
+                return order
+            }
+            guard let wait else { break }
+            try await Task.sleep(for: wait)
+        }
+        throw SoukError.notFound("Order")
     }
 
     private func payPage(_ order: OrderSummary, customer: Customer, shipping: ShippingContact, context: SoukRequestContext,

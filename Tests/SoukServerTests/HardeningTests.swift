@@ -215,7 +215,9 @@ struct HardeningTests {
             let started = ContinuousClock.now
             let owner = try await login("password123", from: "203.0.113.2")
             #expect(owner.status == .created, "the right password from an address without failures is not refused")
-            #expect(ContinuousClock.now - started < .seconds(5), "slowed by at most a couple of seconds")
+            // The server waits at most `longestLoginDelay` (2 s); the bound leaves the rest to a busy
+            // machine (a clean-clone run with a build beside it took 5.03 s).
+            #expect(ContinuousClock.now - started < RateGuard.longestLoginDelay + .seconds(6), "slowed by at most a couple of seconds")
         }
     }
 }

@@ -123,9 +123,10 @@ struct PageCacheConformanceTests {
                 let vendor = try #require(try await storage.createVendor(username: "amina", storeName: "A", passwordHash: "h"))
                 let sessions = RedisSessionStore(redis: redis, vendors: storage)
                 let hash = "test-\(UUID().uuidString)"
-                try await sessions.createSession(tokenHash: hash, vendorID: vendor.id, expiresAt: Date().addingTimeInterval(2))
+                // Long enough that a suite keeping both cores busy still reads it before it ends.
+                try await sessions.createSession(tokenHash: hash, vendorID: vendor.id, expiresAt: Date().addingTimeInterval(5))
                 #expect(try await sessions.vendor(sessionTokenHash: hash, now: Date()) == vendor)
-                try await Task.sleep(for: .milliseconds(2_300))
+                try await Task.sleep(for: .milliseconds(5_300))
                 #expect(try await sessions.vendor(sessionTokenHash: hash, now: Date()) == nil)
                 try await sessions.createSession(tokenHash: hash, vendorID: vendor.id, expiresAt: Date().addingTimeInterval(60))
                 try await sessions.deleteSession(tokenHash: hash)

@@ -121,9 +121,9 @@ struct FlashSaleProcessTests {
     @Test func holdsExpireOnceThoughTheWorkerIsKilledWhileExpiringThem() async throws {
         var cluster = try await Self.cluster(serves: 1)
         defer { cluster.stop() }
-        try await Self.openSale(&cluster, quantity: 3_000, holdSeconds: 5)
+        try await Self.openSale(&cluster, quantity: 1_000, holdSeconds: 5)
         let doomed = try await Self.startWorker(cluster.environment)
-        let sold = try await Self.loadtest(cluster, instance: 0, buyers: 3_000)
+        let sold = try await Self.loadtest(cluster, instance: 0, buyers: 1_000)
         #expect(sold.status == 0 && sold.output.contains("verdict      PASS"), "\(sold.output)")
         // Kill the worker while some holds are expired and others not yet.
         var killedMidway = false
@@ -134,12 +134,12 @@ struct FlashSaleProcessTests {
             while ContinuousClock.now - started < .seconds(30) {
                 let expired = try await database.read("SELECT expired FROM flash_sales WHERE id = \(cluster.saleID)").first?.int("expired") ?? 0
                 if seen.last != expired { seen.append(expired) }
-                if expired > 0 && expired < 3_000 {
+                if expired > 0 && expired < 1_000 {
                     doomed.kill9()
                     killedMidway = true
                     return
                 }
-                if expired >= 3_000 { return }
+                if expired >= 1_000 { return }
                 try await Task.sleep(for: .milliseconds(1))
             }
         }
@@ -148,12 +148,12 @@ struct FlashSaleProcessTests {
         defer { replacement.stop() }
         let deadline = ContinuousClock.now + .seconds(30)
         var stats = try await Self.stats(cluster)
-        while (stats["expired"] as? Int) != 3_000 || (stats["remaining"] as? Int) != 3_000 {
+        while (stats["expired"] as? Int) != 1_000 || (stats["remaining"] as? Int) != 1_000 {
             try #require(ContinuousClock.now < deadline, "holds did not all come back: \(stats)")
             try await Task.sleep(for: .milliseconds(100))
             stats = try await Self.stats(cluster)
         }
-        #expect(killedMidway, "the worker died mid-expiry (expired counts seen: \(seen.suffix(40)))")
+        #expect(killedMidway, "the worker died mid-expiry (the admissions were spread over the storm, so their holds expire over several rounds; expired counts seen: \(seen.suffix(40)))")
         #expect((stats["held"] as? Int) == 0 && (stats["paid"] as? Int) == 0 && (stats["admitted"] as? Int) == 0, "each unit came back once: \(stats)")
         let saleID = cluster.saleID
         let unexpired = try await PostgresTestServer.shared.withDatabase(cluster.database) { database in
@@ -161,9 +161,9 @@ struct FlashSaleProcessTests {
         }
         #expect(unexpired == 0)
         // The units are sold again, exactly as many.
-        _ = try await Self.loadtest(cluster, instance: 0, buyers: 3_000)
+        _ = try await Self.loadtest(cluster, instance: 0, buyers: 1_000)
         let resold = try await Self.stats(cluster)
-        #expect((resold["admitted"] as? Int) == 3_000 && (resold["remaining"] as? Int) == 0, "\(resold)")
+        #expect((resold["admitted"] as? Int) == 1_000 && (resold["remaining"] as? Int) == 0, "\(resold)")
         try await PostgresTestServer.shared.dropDatabase(cluster.database)
     }
 

@@ -5,15 +5,20 @@ import Testing
 
 @Suite("Flash sale pages")
 struct FlashSalePageTests {
+    /// The vendor "amina", signed in through the pages, with one product: a lantern at 45 MAD, 10 in stock.
+    static func vendorWithALantern(_ app: TestApp) async throws -> (Browser, Product) {
+        let vendor = Browser(app)
+        _ = try await vendor.get("/signup")
+        _ = try await vendor.post("/signup", [("username", "amina"), ("password", "sesame1234"), ("store_name", "Amina")])
+        _ = try await vendor.post("/dashboard/products", [("name", "Lantern"), ("price", "45"), ("currency", "MAD"), ("stock", "10"), ("available", "yes")])
+        return (vendor, try #require(try await app.storage.products(vendorID: 1, availableOnly: false).first))
+    }
+
     /// The time to pay is a term of the sale: set on the form (an error there names it), shown on
     /// the store page and on the sale's live page with the held, paid and expired counts.
     @Test func theTimeToPayIsSetOnTheFormAndShownToShoppers() async throws {
         try await TestApp.run { app in
-            let vendor = Browser(app)
-            _ = try await vendor.get("/signup")
-            _ = try await vendor.post("/signup", [("username", "amina"), ("password", "sesame1234"), ("store_name", "Amina")])
-            _ = try await vendor.post("/dashboard/products", [("name", "Lantern"), ("price", "45"), ("currency", "MAD"), ("stock", "10"), ("available", "yes")])
-            let product = try #require(try await app.storage.products(vendorID: 1, availableOnly: false).first)
+            let (vendor, product) = try await Self.vendorWithALantern(app)
             let form = try await vendor.get("/dashboard/flash-sales")
             #expect(form.body.contains(#"name="hold_minutes""#) && form.body.contains(#"value="10""#), "ten minutes unless changed")
             let fields = [("product_id", "\(product.id)"), ("quantity", "2"), ("starts_in", "0"), ("duration", "60"), ("per_buyer_limit", "1")]
@@ -30,11 +35,7 @@ struct FlashSalePageTests {
 
     @Test func aVendorStartsASaleWatchesItAndBuyersBuyFromTheStorePage() async throws {
         try await TestApp.run(pageCache: InProcessPageCache()) { app in
-            let vendor = Browser(app)
-            _ = try await vendor.get("/signup")
-            _ = try await vendor.post("/signup", [("username", "amina"), ("password", "sesame1234"), ("store_name", "Amina")])
-            _ = try await vendor.post("/dashboard/products", [("name", "Lantern"), ("price", "45"), ("currency", "MAD"), ("stock", "10"), ("available", "yes")])
-            let product = try #require(try await app.storage.products(vendorID: 1, availableOnly: false).first)
+            let (vendor, product) = try await Self.vendorWithALantern(app)
             let form = try await vendor.get("/dashboard/flash-sales")
             #expect(form.status == .ok && form.body.contains("Start a flash sale") && form.body.contains("Lantern: 45.00 MAD, 10 in stock"))
             let visitor = Browser(app)

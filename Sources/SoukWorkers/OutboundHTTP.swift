@@ -63,30 +63,24 @@ public final class OutboundHTTP: Service, Sendable {
         let request = Self.request(method, url, body: body, headers: headers)
         let client = try client()
         // The client's deadline ends when the head arrives; the body is raced against the same one,
-        // so a service that answers a head and then stalls is cut too.
+        // so a service that answers a head and then stalls is cut too, and the caller is answered at
+        // the deadline whatever the client is still doing.
         let deadline = ContinuousClock.now + timeout
-        return try await withThrowingTaskGroup(of: Reply?.self) { group in
-            group.addTask {
-                do {
-                    let response = try await client.execute(request, deadline: NIODeadline.now() + .nanoseconds(timeout.nanoseconds))
-                    let bytes = try await response.body.collect(upTo: Self.maximumBody)
-                    return Reply(status: Int(response.status.code), body: String(buffer: bytes))
-                } catch let error as NIOTooManyBytesError {
-                    throw OutboundHTTPError(description: "\(url.host ?? "the service") answered more than \(Self.maximumBody) bytes (\(error))")
-                } catch where ContinuousClock.now >= deadline || (error as? HTTPClientError) == .deadlineExceeded {
-                    // The client tries to connect until the deadline, then reports its last
-                    // connection error: for the caller, that is the deadline passing.
-                    return nil
-                }
-            }
-            group.addTask {
-                try await Task.sleep(until: deadline)
+        let answered = try await answer(by: deadline) { () async throws -> Reply? in
+            do {
+                let response = try await client.execute(request, deadline: NIODeadline.now() + .nanoseconds(timeout.nanoseconds))
+                let bytes = try await response.body.collect(upTo: Self.maximumBody)
+                return Reply(status: Int(response.status.code), body: String(buffer: bytes))
+            } catch let error as NIOTooManyBytesError {
+                throw OutboundHTTPError(description: "\(url.host ?? "the service") answered more than \(Self.maximumBody) bytes (\(error))")
+            } catch where ContinuousClock.now >= deadline || (error as? HTTPClientError) == .deadlineExceeded {
+                // The client tries to connect until the deadline, then reports its last
+                // connection error: for the caller, that is the deadline passing.
                 return nil
             }
-            defer { group.cancelAll() }
-            guard let reply = try await group.next() ?? nil else { throw HTTPTimeout(timeout: timeout) }
-            return reply
         }
+        guard let reply = answered ?? nil else { throw HTTPTimeout(timeout: timeout) }
+        return reply
     }
 
     static func request(_ method: HTTPMethod, _ url: URL, body: String?, headers: [(String, String)]) -> HTTPClientRequest {

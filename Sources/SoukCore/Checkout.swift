@@ -144,11 +144,15 @@ public struct CheckoutOrder: Hashable, Sendable {
     public let failureReason: String?
     public let createdAt: Date
     public let updatedAt: Date
+    /// Paid by card: the provider's token for it (the total is charged there, not to store credit).
+    public let cardToken: String?
 
     public init(
         id: String, vendorID: Int64, buyerID: String, status: CheckoutStatus, lines: [OrderLine], subtotalMinor: Int64, discountMinor: Int64,
-        totalMinor: Int64, currency: String, couponCode: String?, deadline: Date, failureReason: String?, createdAt: Date, updatedAt: Date
+        totalMinor: Int64, currency: String, couponCode: String?, deadline: Date, failureReason: String?, createdAt: Date, updatedAt: Date,
+        cardToken: String? = nil
     ) {
+        self.cardToken = cardToken
         self.id = id
         self.vendorID = vendorID
         self.buyerID = buyerID
@@ -170,7 +174,7 @@ public struct CheckoutOrder: Hashable, Sendable {
         CheckoutOrder(
             id: id, vendorID: vendorID, buyerID: buyerID, status: decision.status, lines: lines, subtotalMinor: subtotalMinor,
             discountMinor: discountMinor, totalMinor: totalMinor, currency: currency, couponCode: couponCode, deadline: deadline,
-            failureReason: decision.failureReason, createdAt: createdAt, updatedAt: decision.decidedAt)
+            failureReason: decision.failureReason, createdAt: createdAt, updatedAt: decision.decidedAt, cardToken: cardToken)
     }
 
     /// Unguessable: the id is the buyer's key to the order.
@@ -275,8 +279,17 @@ public protocol CheckoutStore: Sendable {
     /// capture — or failed, and the order is `held` again with the credit released). Nothing is
     /// written when it is refused: ``SoukError/notFound(_:)`` for an order that is not the buyer's
     /// (or not recorded yet), ``SoukError/paymentInProgress``, ``SoukError/alreadyPaid``,
-    /// ``SoukError/insufficientCredit``.
-    func payFlashSaleOrder(_ request: FlashSalePaymentRequest, deadline: TimeInterval, now: Date) async throws -> CheckoutOrder
+    /// ``SoukError/insufficientCredit``. A card payment (`cardToken`, the provider's token for the
+    /// card) holds no credit: its saga authorizes the card, then captures it with the confirmation.
+    func payFlashSaleOrder(_ request: FlashSalePaymentRequest, cardToken: String?, deadline: TimeInterval, now: Date) async throws -> CheckoutOrder
+    /// Records the provider's event `eventID` once and has the saga of `checkoutID` look at its
+    /// payment again now. False for an event seen before (nothing is done again).
+    func recordPaymentEvent(id eventID: String, type: String, checkoutID: String?, now: Date) async throws -> Bool
+    /// Leases failed card checkouts whose charge the provider has not undone yet (a failure owes
+    /// one, whoever decided it and whatever crashed after).
+    func claimCardReleases(owner: String, lease: TimeInterval, limit: Int, now: Date) async throws -> [String]
+    /// The provider acknowledged the release of this checkout's charge.
+    func cardReleased(id: String) async throws
 }
 
 /// A saga the verifier approved, and when it answered: the time its decision carries.
@@ -303,6 +316,11 @@ public struct GroupConfirmation: Equatable, Sendable {
 }
 
 extension CheckoutStore {
+    /// Pays with store credit.
+    public func payFlashSaleOrder(_ request: FlashSalePaymentRequest, deadline: TimeInterval, now: Date) async throws -> CheckoutOrder {
+        try await payFlashSaleOrder(request, cardToken: nil, deadline: deadline, now: now)
+    }
+
     public func confirm(_ sagas: [VerifiedSaga]) async throws -> GroupConfirmation {
         try await confirmOneByOne(sagas)
     }

@@ -6,11 +6,14 @@ public struct Checkouts: Sendable {
     public let notifier: CheckoutNotifier
     /// The hard limit of the verification, stored with each saga.
     public let deadline: Duration
+    /// Cards are turned into the provider's tokens here, before anything is stored.
+    public let payments: any PaymentProvider
 
-    public init(store: any CheckoutStore, notifier: CheckoutNotifier, deadline: Duration = .seconds(60)) {
+    public init(store: any CheckoutStore, notifier: CheckoutNotifier, deadline: Duration = .seconds(60), payments: any PaymentProvider = SimulatedPaymentProvider()) {
         self.store = store
         self.notifier = notifier
         self.deadline = deadline
+        self.payments = payments
     }
 
     public func checkout(_ request: CheckoutRequest, now: Date = Date()) async throws -> CheckoutOrder {
@@ -26,10 +29,20 @@ public struct Checkouts: Sendable {
     /// again after each of ``recordingWaits`` (about 2 s in all), so paying right after the
     /// purchase works.
     public func pay(_ request: FlashSalePaymentRequest, now: @Sendable () -> Date = Date.init) async throws -> CheckoutOrder {
+        var cardToken: String?
+        if let card = request.card {
+            do {
+                cardToken = try await payments.tokenize(card)
+            } catch let error as SoukError {
+                throw error
+            } catch {
+                throw PaymentProviderUnavailable("the payment provider did not take the card: \(error)")
+            }
+        }
         var waits = Self.recordingWaits[...]
         while true {
             do {
-                return try await store.payFlashSaleOrder(request, deadline: deadlineSeconds, now: now())
+                return try await store.payFlashSaleOrder(request, cardToken: cardToken, deadline: deadlineSeconds, now: now())
             } catch let error as SoukError where error.code == "not_found" && !waits.isEmpty {
                 try await Task.sleep(for: waits.removeFirst())
             }

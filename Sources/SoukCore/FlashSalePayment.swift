@@ -22,15 +22,23 @@ public struct FlashSalePaymentRequest: Sendable, Equatable {
     public let buyerID: String
     public let method: PaymentMethod
     public let shipping: ShippingContact
+    /// The card, for ``PaymentMethod/card`` (and only then).
+    public let card: PaymentCard?
 
-    public init(orderID: String, buyerID: String, method: String?, name: String, phone: String, address: String) throws(SoukError) {
+    public init(orderID: String, buyerID: String, method: String?, name: String, phone: String, address: String, card: CardInput? = nil, now: Date = Date()) throws(SoukError) {
         var errors: [FieldError] = []
         let shipping = ShippingContact(trimmingName: name, phone: phone, address: address)
         errors += shipping.problems(prefix: "shipping")
         let chosen = method.flatMap(PaymentMethod.init(rawValue:))
+        var validCard: PaymentCard?
         switch chosen {
         case .credit: break
-        case .card: errors.append(.init(field: "method", message: "card payments are not available yet: pay with store credit"))
+        case .card:
+            do throws(SoukError) {
+                validCard = try PaymentCard(number: card?.number, expiryMonth: card?.expiryMonth, expiryYear: card?.expiryYear, securityCode: card?.securityCode, now: now)
+            } catch {
+                if case .validationFailed(let problems) = error { errors += problems } else { throw error }
+            }
         case nil: errors.append(.init(field: "method", message: "must be credit or card"))
         }
         guard errors.isEmpty, let chosen else { throw .validationFailed(errors) }
@@ -38,5 +46,21 @@ public struct FlashSalePaymentRequest: Sendable, Equatable {
         self.buyerID = buyerID
         self.method = chosen
         self.shipping = shipping
+        self.card = validCard
+    }
+
+    /// A card's fields as a client sent them, before they are checked.
+    public struct CardInput: Sendable {
+        public let number: String?
+        public let expiryMonth: Int?
+        public let expiryYear: Int?
+        public let securityCode: String?
+
+        public init(number: String?, expiryMonth: Int?, expiryYear: Int?, securityCode: String?) {
+            self.number = number
+            self.expiryMonth = expiryMonth
+            self.expiryYear = expiryYear
+            self.securityCode = securityCode
+        }
     }
 }

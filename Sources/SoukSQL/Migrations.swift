@@ -491,6 +491,27 @@ public enum Migrations {
                 "CREATE INDEX flash_sale_orders_expiring ON flash_sale_orders(hold_expires_at) WHERE status = 'held'",
             ]
         ),
+        Migration(
+            // A checkout paid by card carries the provider's token for the card (never its number)
+            // and holds no store credit; its payment row says how it was paid; a failed one owes the
+            // provider a release of its charge until one is acknowledged. The provider's events
+            // are recorded once by their id, whatever the number of deliveries.
+            version: 19, name: "card payments",
+            statements: [
+                "ALTER TABLE checkouts ADD COLUMN card_token TEXT",
+                // 'owed' from the failure of a card checkout until the provider has undone its charge.
+                "ALTER TABLE checkouts ADD COLUMN card_release TEXT",
+                "CREATE INDEX checkouts_card_release_owed ON checkouts(id) WHERE card_release = 'owed'",
+                "ALTER TABLE payments ADD COLUMN method TEXT NOT NULL DEFAULT 'credit'",
+                """
+                CREATE TABLE payment_events (
+                    id TEXT PRIMARY KEY,
+                    type TEXT NOT NULL,
+                    checkout_id TEXT,
+                    received_at @INT NOT NULL)
+                """,
+            ]
+        ),
     ]
 }
 

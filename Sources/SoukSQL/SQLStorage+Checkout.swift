@@ -278,7 +278,7 @@ extension SQLStorage: CheckoutStore {
 
     static let checkoutColumns: SQL = """
          id, vendor_id, buyer_id, status, subtotal_minor, discount_minor, total_minor, currency, coupon_code, deadline_at, failure_reason,
-        created_at, updated_at 
+        created_at, updated_at, card_token 
         """
 
     public func checkout(id: String) async throws -> CheckoutOrder? {
@@ -338,14 +338,15 @@ extension SQLStorage: CheckoutStore {
             // Compare-and-set on the status: a saga ends once, whoever gets here first.
             guard let row = try await transaction.first("""
                 UPDATE checkouts SET status = 'confirmed', lease_owner = NULL, lease_until = NULL, updated_at = \(now)
-                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor, flash_order_id
+                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor, flash_order_id, card_token
                 """) else { return false }
             let vendor = try row.int("vendor_id"), buyer = try row.string("buyer_id"), total = try row.int("total_minor")
+            let byCard = try row.optionalString("card_token") != nil
             if let flashOrder = try row.optionalString("flash_order_id"),
                let paid = try await transaction.first("UPDATE flash_sale_orders SET status = 'paid' WHERE order_id = \(flashOrder) AND status = 'paying' RETURNING sale_id") {
                 try await transaction.query("UPDATE flash_sales SET paid = paid + 1 WHERE id = \(try paid.int("sale_id"))")
             }
-            if total > 0 {
+            if total > 0 && !byCard {
                 try await transaction.query("""
                     UPDATE store_credits SET held_minor = held_minor - \(total), captured_minor = captured_minor + \(total), updated_at = \(now)
                     WHERE vendor_id = \(vendor) AND buyer_id = \(buyer)
@@ -354,7 +355,9 @@ extension SQLStorage: CheckoutStore {
                     INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at) VALUES (\(buyer), 'capture', \(total), \(id), \(vendor), \(now))
                     """)
             }
-            try await transaction.query("INSERT INTO payments (checkout_id, amount_minor, created_at) VALUES (\(id), \(total), \(now))")
+            try await transaction.query("""
+                INSERT INTO payments (checkout_id, amount_minor, created_at, method) VALUES (\(id), \(total), \(now), \(byCard ? "card" : "credit"))
+                """)
             return true
         }
     }
@@ -366,16 +369,17 @@ extension SQLStorage: CheckoutStore {
         let statement: SQL = """
             WITH done AS (
                 UPDATE checkouts SET status = 'confirmed', lease_owner = NULL, lease_until = NULL, updated_at = \(now)
-                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor, flash_order_id),\(fragment: Self.flashOrdersPaid)
+                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor, flash_order_id, card_token),\(fragment: Self.flashOrdersPaid)
             captured AS (
                 UPDATE store_credits SET held_minor = held_minor - done.total_minor, captured_minor = captured_minor + done.total_minor, updated_at = \(now)
-                FROM done WHERE done.total_minor > 0 AND store_credits.vendor_id = done.vendor_id AND store_credits.buyer_id = done.buyer_id
+                FROM done WHERE done.total_minor > 0 AND done.card_token IS NULL AND store_credits.vendor_id = done.vendor_id AND store_credits.buyer_id = done.buyer_id
                 RETURNING store_credits.buyer_id),
             ledger AS (
                 INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
-                SELECT buyer_id, 'capture', total_minor, \(id), vendor_id, \(now) FROM done WHERE total_minor > 0 RETURNING id),
+                SELECT buyer_id, 'capture', total_minor, \(id), vendor_id, \(now) FROM done WHERE total_minor > 0 AND card_token IS NULL RETURNING id),
             payment AS (
-                INSERT INTO payments (checkout_id, amount_minor, created_at) SELECT \(id), total_minor, \(now) FROM done RETURNING checkout_id)
+                INSERT INTO payments (checkout_id, amount_minor, created_at, method)
+                SELECT \(id), total_minor, \(now), CASE WHEN card_token IS NULL THEN 'credit' ELSE 'card' END FROM done RETURNING checkout_id)
             SELECT (SELECT COUNT(*) FROM done) AS decided, (SELECT COUNT(*) FROM payment) AS paid
             """
         let rows = try await database.execute(statement.prepared())
@@ -393,21 +397,21 @@ extension SQLStorage: CheckoutStore {
             WITH answers AS (
                 SELECT * FROM unnest(\(sagas.map(\.id))::text[], \(sagas.map(\.answeredAt.sqlMicroseconds))::bigint[]) AS answer(id, answered_at)),
             sagas AS (
-                SELECT c.id, c.vendor_id, c.buyer_id, c.total_minor, answers.answered_at FROM checkouts c JOIN answers ON answers.id = c.id
+                SELECT c.id, c.vendor_id, c.buyer_id, c.total_minor, c.card_token, answers.answered_at FROM checkouts c JOIN answers ON answers.id = c.id
                 WHERE c.status = 'in_progress' ORDER BY c.id FOR UPDATE OF c),
             credits AS (
                 SELECT s.vendor_id, s.buyer_id FROM store_credits s
-                WHERE (s.vendor_id, s.buyer_id) IN (SELECT vendor_id, buyer_id FROM sagas WHERE total_minor > 0)
+                WHERE (s.vendor_id, s.buyer_id) IN (SELECT vendor_id, buyer_id FROM sagas WHERE total_minor > 0 AND card_token IS NULL)
                 ORDER BY s.vendor_id, s.buyer_id FOR UPDATE SKIP LOCKED),
             ready AS (
                 SELECT sagas.* FROM sagas
-                WHERE sagas.total_minor = 0 OR EXISTS (SELECT 1 FROM credits WHERE credits.vendor_id = sagas.vendor_id AND credits.buyer_id = sagas.buyer_id)),
+                WHERE sagas.total_minor = 0 OR sagas.card_token IS NOT NULL OR EXISTS (SELECT 1 FROM credits WHERE credits.vendor_id = sagas.vendor_id AND credits.buyer_id = sagas.buyer_id)),
             done AS (
                 UPDATE checkouts SET status = 'confirmed', lease_owner = NULL, lease_until = NULL, updated_at = ready.answered_at
                 FROM ready WHERE checkouts.id = ready.id
-                RETURNING checkouts.id, ready.vendor_id, ready.buyer_id, ready.total_minor, ready.answered_at, checkouts.flash_order_id),\(fragment: Self.flashOrdersPaid)
+                RETURNING checkouts.id, ready.vendor_id, ready.buyer_id, ready.total_minor, ready.answered_at, checkouts.flash_order_id, ready.card_token),\(fragment: Self.flashOrdersPaid)
             sums AS (
-                SELECT vendor_id, buyer_id, SUM(total_minor) AS total FROM done WHERE total_minor > 0 GROUP BY vendor_id, buyer_id),
+                SELECT vendor_id, buyer_id, SUM(total_minor) AS total FROM done WHERE total_minor > 0 AND card_token IS NULL GROUP BY vendor_id, buyer_id),
             captured AS (
                 UPDATE store_credits SET held_minor = held_minor - sums.total, captured_minor = captured_minor + sums.total,
                     updated_at = GREATEST(store_credits.updated_at, \(sagas.map(\.answeredAt.sqlMicroseconds).max() ?? 0))
@@ -415,10 +419,11 @@ extension SQLStorage: CheckoutStore {
                 RETURNING store_credits.buyer_id),
             ledger AS (
                 INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
-                SELECT buyer_id, 'capture', total_minor, id, vendor_id, answered_at FROM done WHERE total_minor > 0 ORDER BY answered_at, id
+                SELECT buyer_id, 'capture', total_minor, id, vendor_id, answered_at FROM done WHERE total_minor > 0 AND card_token IS NULL ORDER BY answered_at, id
                 RETURNING id),
             payment AS (
-                INSERT INTO payments (checkout_id, amount_minor, created_at) SELECT id, total_minor, answered_at FROM done RETURNING checkout_id)
+                INSERT INTO payments (checkout_id, amount_minor, created_at, method)
+                SELECT id, total_minor, answered_at, CASE WHEN card_token IS NULL THEN 'credit' ELSE 'card' END FROM done RETURNING checkout_id)
             SELECT id, TRUE AS confirmed FROM done
             UNION ALL
             SELECT id, FALSE AS confirmed FROM sagas WHERE NOT EXISTS (SELECT 1 FROM ready WHERE ready.id = sagas.id)
@@ -433,10 +438,12 @@ extension SQLStorage: CheckoutStore {
     public func fail(id: String, reason: String, now: Date) async throws -> Bool {
         try await database.transaction { transaction in
             guard let row = try await transaction.first("""
-                UPDATE checkouts SET status = 'failed', failure_reason = \(reason), lease_owner = NULL, lease_until = NULL, updated_at = \(now)
-                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor, coupon_id, flash_order_id
+                UPDATE checkouts SET status = 'failed', failure_reason = \(reason), lease_owner = NULL, lease_until = NULL, updated_at = \(now),
+                    card_release = CASE WHEN card_token IS NULL THEN NULL ELSE 'owed' END
+                WHERE id = \(id) AND status = 'in_progress' RETURNING vendor_id, buyer_id, total_minor, coupon_id, flash_order_id, card_token
                 """) else { return false }
             let vendor = try row.int("vendor_id"), buyer = try row.string("buyer_id"), total = try row.int("total_minor")
+            let byCard = try row.optionalString("card_token") != nil
             // The compensations, in the same transaction as the verdict: stock (or the flash-sale
             // order's unit, which stays held for its buyer to pay again), coupon use, credit.
             if let flashOrder = try row.optionalString("flash_order_id") {
@@ -452,7 +459,7 @@ extension SQLStorage: CheckoutStore {
             if let couponID = try row.optionalInt("coupon_id") {
                 try await transaction.query("UPDATE coupons SET uses = uses - 1 WHERE id = \(couponID) AND uses > 0")
             }
-            if total > 0 {
+            if total > 0 && !byCard {
                 try await transaction.query("""
                     UPDATE store_credits SET held_minor = held_minor - \(total), balance_minor = balance_minor + \(total), updated_at = \(now)
                     WHERE vendor_id = \(vendor) AND buyer_id = \(buyer)
@@ -489,7 +496,8 @@ extension SQLStorage: CheckoutStore {
             },
             subtotalMinor: try row.int("subtotal_minor"), discountMinor: try row.int("discount_minor"), totalMinor: try row.int("total_minor"),
             currency: try row.string("currency"), couponCode: try? row.string("coupon_code"), deadline: try row.date("deadline_at"),
-            failureReason: try? row.string("failure_reason"), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"))
+            failureReason: try? row.string("failure_reason"), createdAt: try row.date("created_at"), updatedAt: try row.date("updated_at"),
+            cardToken: try row.optionalString("card_token"))
     }
 }
 

@@ -2,7 +2,7 @@ import Foundation
 import SoukCore
 
 extension SQLStorage {
-    public func payFlashSaleOrder(_ request: FlashSalePaymentRequest, deadline: TimeInterval, now: Date) async throws -> CheckoutOrder {
+    public func payFlashSaleOrder(_ request: FlashSalePaymentRequest, cardToken: String?, deadline: TimeInterval, now: Date) async throws -> CheckoutOrder {
         let id = CheckoutOrder.newID()
         try await database.transaction { transaction in
             // Compare-and-set on the status: of two payments at once, one finds the order held.
@@ -19,25 +19,27 @@ extension SQLStorage {
                 """)
             else { throw SoukError.notFound("Order") }
             let vendorID = try sale.int("vendor_id"), price = try sale.int("price_minor")
-            let held = try await transaction.query("""
-                UPDATE store_credits SET balance_minor = balance_minor - \(price), held_minor = held_minor + \(price), updated_at = \(now)
-                WHERE vendor_id = \(vendorID) AND buyer_id = \(request.buyerID) AND balance_minor >= \(price) RETURNING buyer_id
-                """)
-            // Refused: the transaction is undone, the order stays held and can be paid again.
-            if held.isEmpty { throw SoukError.insufficientCredit }
+            if cardToken == nil {
+                let held = try await transaction.query("""
+                    UPDATE store_credits SET balance_minor = balance_minor - \(price), held_minor = held_minor + \(price), updated_at = \(now)
+                    WHERE vendor_id = \(vendorID) AND buyer_id = \(request.buyerID) AND balance_minor >= \(price) RETURNING buyer_id
+                    """)
+                // Refused: the transaction is undone, the order stays held and can be paid again.
+                if held.isEmpty { throw SoukError.insufficientCredit }
+                try await transaction.query("""
+                    INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
+                    VALUES (\(request.buyerID), 'hold', \(price), \(id), \(vendorID), \(now))
+                    """)
+            }
             try await transaction.query("""
                 INSERT INTO checkouts (id, vendor_id, buyer_id, status, subtotal_minor, discount_minor, total_minor, currency, coupon_id, coupon_code,
-                                       deadline_at, next_attempt_at, created_at, updated_at, flash_order_id)
+                                       deadline_at, next_attempt_at, created_at, updated_at, flash_order_id, card_token)
                 VALUES (\(id), \(vendorID), \(request.buyerID), 'in_progress', \(price), \(0), \(price), \(try sale.string("currency")), NULL, NULL,
-                        \(now.addingTimeInterval(deadline)), \(now), \(now), \(now), \(request.orderID))
+                        \(now.addingTimeInterval(deadline)), \(now), \(now), \(now), \(request.orderID), \(cardToken))
                 """)
             try await transaction.query("""
                 INSERT INTO checkout_items (checkout_id, position, product_id, name, unit_price_minor, quantity)
                 VALUES (\(id), \(0), \(try sale.optionalInt("product_id")), \(try sale.string("product_name")), \(price), \(1))
-                """)
-            try await transaction.query("""
-                INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
-                VALUES (\(request.buyerID), 'hold', \(price), \(id), \(vendorID), \(now))
                 """)
         }
         guard let checkout = try await checkout(id: id) else { throw SoukError.notFound("Order") }
@@ -63,5 +65,40 @@ extension SQLStorage {
     public func flashSaleOrderStatus(orderID: String, buyerID: String) async throws -> FlashSaleOrderStatus? {
         guard let row = try await database.readFirst("SELECT status FROM flash_sale_orders WHERE order_id = \(orderID) AND buyer_id = \(buyerID)") else { return nil }
         return FlashSaleOrderStatus(rawValue: try row.string("status"))
+    }
+
+    public func recordPaymentEvent(id eventID: String, type: String, checkoutID: String?, now: Date) async throws -> Bool {
+        try await database.transaction { transaction in
+            let inserted = try await transaction.query("""
+                INSERT INTO payment_events (id, type, checkout_id, received_at) VALUES (\(eventID), \(type), \(checkoutID), \(now))
+                ON CONFLICT (id) DO NOTHING RETURNING id
+                """)
+            guard !inserted.isEmpty else { return false }
+            if let checkoutID {
+                // The saga asks the provider again at once (its answer, not the event, decides), unless
+                // a runner is on it right now: that one asks anyway.
+                try await transaction.query("""
+                    UPDATE checkouts SET next_attempt_at = \(now)
+                    WHERE id = \(checkoutID) AND status = 'in_progress' AND card_token IS NOT NULL AND next_attempt_at > \(now)
+                      AND (lease_until IS NULL OR lease_until < \(now))
+                    """)
+            }
+            return true
+        }
+    }
+
+    public func claimCardReleases(owner: String, lease: TimeInterval, limit: Int, now: Date) async throws -> [String] {
+        try await database.write("""
+            UPDATE checkouts SET lease_owner = \(owner), lease_until = \(now.addingTimeInterval(lease))
+            WHERE id IN (SELECT id FROM checkouts WHERE card_release = 'owed' AND (lease_until IS NULL OR lease_until < \(now)) LIMIT \(limit))
+              AND card_release = 'owed' AND (lease_until IS NULL OR lease_until < \(now))
+            RETURNING id
+            """).map { try $0.string("id") }
+    }
+
+    public func cardReleased(id: String) async throws {
+        try await database.write("""
+            UPDATE checkouts SET card_release = 'done', lease_owner = NULL, lease_until = NULL WHERE id = \(id) AND card_release = 'owed'
+            """)
     }
 }

@@ -22,6 +22,7 @@ public func buildRouter(_ services: SoukServices, logRequests: Bool = false) -> 
     CustomerController(services: services).addRoutes(to: router.group("api/v1"))
     FlashSaleController(services: services).addRoutes(to: router.group("api/v1"))
     CheckoutController(services: services).addRoutes(to: router.group("api/v1"))
+    PaymentEventsController(services: services).addRoutes(to: router.group("api/v1"))
     PriceController(services: services).addRoutes(to: router.group("api/v1"))
     SearchController(services: services).addRoutes(to: router.group("api/v1"))
     ImageController(services: services).addRoutes(api: router.group("api/v1"), root: router.group())

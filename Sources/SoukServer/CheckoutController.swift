@@ -133,8 +133,15 @@ struct CheckoutController: Sendable {
             let phone: String?
             let address: String?
         }
+        struct Card: Decodable {
+            let number: String?
+            let expMonth: Int?
+            let expYear: Int?
+            let cvc: String?
+        }
         let method: String?
         let shipping: Shipping?
+        let card: Card?
     }
 
     struct PaymentBody: Encodable {
@@ -157,7 +164,8 @@ struct CheckoutController: Sendable {
         let input = try await JSONResponse.decode(PaymentInput.self, from: request, context: context)
         let payment = try FlashSalePaymentRequest(
             orderID: orderID, buyerID: customer.customerID, method: input.method,
-            name: input.shipping?.name ?? "", phone: input.shipping?.phone ?? "", address: input.shipping?.address ?? "")
+            name: input.shipping?.name ?? "", phone: input.shipping?.phone ?? "", address: input.shipping?.address ?? "",
+            card: input.card.map { .init(number: $0.number, expiryMonth: $0.expMonth, expiryYear: $0.expYear, securityCode: $0.cvc) })
         try await services.rateGuard.checkCheckout(buyer: customer.customerID, request: request, context: context)
         let checkout = try await checkouts.pay(payment)
         context.logger.info("flash-sale payment started", metadata: ["souk.order_id": "\(orderID)", "souk.checkout_id": "\(checkout.id)"])

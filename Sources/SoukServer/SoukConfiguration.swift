@@ -28,6 +28,8 @@ public struct SoukConfiguration: Sendable, Equatable {
     public var verifierURL: URL?
     public var verifierDelay: ClosedRange<Duration>
     public var verifyDeadline: Duration
+    /// The secret the card provider signs its events with; nil: no events are taken.
+    public var paymentEventSecret: String?
     public var feedSource: FeedSource
     /// Uploaded images and thumbnails: `media` under the data directory.
     public var mediaDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("media") }
@@ -87,6 +89,7 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_VERIFIER", flag: "--verifier", defaultValue: "simulated", meaning: "the checkout verifier: simulated, or an http:// or https:// URL answering {\"verified\": true|false}"),
         .init(environment: "SOUK_VERIFIER_DELAY", flag: "--verifier-delay", defaultValue: "1s-100s", meaning: "the simulated verifier's random delay range"),
         .init(environment: "SOUK_VERIFY_DEADLINE", flag: "--verify-deadline", defaultValue: "60s", meaning: "the hard limit of a checkout's verification"),
+        .init(environment: "SOUK_PAYMENTS_WEBHOOK_SECRET", flag: "--payments-webhook-secret", defaultValue: "(none: no events taken)", meaning: "the shared secret (16+ characters) the card provider signs its events to POST /api/v1/payments/events with"),
         .init(environment: "SOUK_FEED_SOURCE", flag: "--feed-source", defaultValue: "simulated", meaning: "the price feed: simulated, an http:// or https:// URL answering JSON or CSV rows (item, price, timestamp), or file:///path.csv to replay"),
         .init(environment: "SOUK_FEED_INTERVAL", flag: "--feed-interval", defaultValue: "60s", meaning: "how often the price feed is polled (tests and demos use 1s)"),
         .init(environment: "SOUK_FEED_ITEMS", flag: "--feed-items", defaultValue: "20", meaning: "how many items the simulated market quotes (SIM-0001 …)"),
@@ -280,6 +283,11 @@ public struct SoukConfiguration: Sendable, Equatable {
             problems.append("SOUK_MAIL_FROM: \"\(mailFrom)\" is not an email address such as shop@example.com")
         }
 
+        let paymentEventSecret = value("SOUK_PAYMENTS_WEBHOOK_SECRET")
+        if let paymentEventSecret, paymentEventSecret.utf8.count < 16 {
+            problems.append("SOUK_PAYMENTS_WEBHOOK_SECRET: a secret of 16 characters or more is needed")
+        }
+
         let caFile = value("SOUK_CA_FILE")
         if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
             problems.append("SOUK_CA_FILE: \"\(caFile)\" is not a readable file of PEM certificates")
@@ -295,6 +303,7 @@ public struct SoukConfiguration: Sendable, Equatable {
         configuration.smtpURL = smtpURL
         configuration.mailFrom = mailFrom
         configuration.caFile = caFile
+        configuration.paymentEventSecret = paymentEventSecret
         configuration.databaseTimeout = databaseTimeout
         configuration.rateLimits = rateLimits
         configuration.behindProxy = behindProxy

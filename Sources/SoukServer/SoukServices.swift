@@ -19,6 +19,9 @@ public struct SoukServices: Sendable {
     let storefront: StorefrontCache
     public let flashSales: FlashSales
     public let checkouts: Checkouts
+    /// Checks the card provider's events (`SOUK_PAYMENTS_WEBHOOK_SECRET`); nil when none is set,
+    /// and the events address is not found.
+    let paymentEventSignature: PaymentEventSignature?
     /// Price lists of feed items (Redis lists with the SQL history behind, or the SQL history).
     public let prices: (any PriceHistory)?
     /// Full-text product search (the SQL storage's own index).
@@ -51,8 +54,10 @@ public struct SoukServices: Sendable {
         verifyDeadline: Duration = .seconds(60), sessionLifetime: Duration = .seconds(14 * 24 * 3600),
         cookies: CookiePolicy = .auto, rateLimiter: (any RateLimiter)? = nil, rateLimits: RateLimitPolicy = RateLimitPolicy(),
         behindProxy: Bool = false, metricsSources: [any MetricsSource] = [], readinessChecks: [ReadinessCheck] = [],
-        mailer: (any Mailer)? = nil, logger: Logger = Logger(label: "souk")
+        mailer: (any Mailer)? = nil, payments: any PaymentProvider = SimulatedPaymentProvider(), paymentEventSecret: String? = nil,
+        logger: Logger = Logger(label: "souk")
     ) async throws {
+        self.paymentEventSignature = paymentEventSecret.map(PaymentEventSignature.init(secret:))
         self.readinessChecks = readinessChecks
         self.rateGuard = RateGuard(limiter: rateLimiter ?? InProcessRateLimiter(), policy: rateLimits, behindProxy: behindProxy, logger: logger)
         self.storage = pageCache.map { InvalidatingStorage(base: storage, cache: $0, logger: logger) } ?? storage
@@ -75,7 +80,7 @@ public struct SoukServices: Sendable {
         guard let checkoutStore = storage as? any CheckoutStore else {
             throw SoukError.forbidden("the storage does not keep checkouts")
         }
-        self.checkouts = Checkouts(store: checkoutStore, notifier: checkoutNotifier, deadline: verifyDeadline)
+        self.checkouts = Checkouts(store: checkoutStore, notifier: checkoutNotifier, deadline: verifyDeadline, payments: payments)
         self.prices = prices ?? (storage as? any PriceHistory)
         self.search = storage as? any ProductSearch
         self.suggestions = search.map { Suggestions(search: $0) }

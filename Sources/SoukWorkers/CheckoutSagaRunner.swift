@@ -6,16 +6,20 @@ import CoreMetrics
 
 /// Drives checkout sagas to their one terminal state: leases due sagas from the database, calls the
 /// verifier within the deadline stored with each saga, then confirms (capture, payment) or fails
-/// (compensations), each in one transaction that only the first decision can make. A runner that
-/// dies leaves leases that expire; another runner resumes those sagas. Results are announced through
-/// `onResult` the moment they are committed.
+/// (compensations), each in one transaction that only the first decision can make. A card payment
+/// is authorized at the provider before the verifier is asked and captured before the confirmation;
+/// every provider call carries the checkout's id as its idempotency key, so a saga resumed after a
+/// crash charges nothing twice, and the charge of a failed one is released (cancelled or refunded)
+/// by whichever runner finds it owed. A runner that dies leaves leases that expire; another runner
+/// resumes those sagas. Results are announced through `onResult` the moment they are committed.
 public struct CheckoutSagaRunner: Service {
     public enum Step: String, Sendable {
-        case claimed, verified, decided
+        case claimed, authorized, verified, captured, decided
     }
 
     let store: any CheckoutStore
     let verifier: any UserVerifier
+    let payments: any PaymentProvider
     let owner: String
     let lease: Duration
     let pollInterval: Duration
@@ -27,11 +31,12 @@ public struct CheckoutSagaRunner: Service {
     let fault: @Sendable (Step, String) throws -> Void
 
     public init(
-        store: any CheckoutStore, verifier: any UserVerifier, owner: String, lease: Duration = .seconds(10), pollInterval: Duration = .milliseconds(20),
+        store: any CheckoutStore, verifier: any UserVerifier, payments: any PaymentProvider, owner: String, lease: Duration = .seconds(10), pollInterval: Duration = .milliseconds(20),
         logger: Logger, onResult: @escaping @Sendable (CheckoutDecision) async -> Void = { _ in }, fault: @escaping @Sendable (Step, String) throws -> Void = { _, _ in }
     ) {
         self.store = store
         self.verifier = verifier
+        self.payments = payments
         self.owner = owner
         self.lease = lease
         self.pollInterval = pollInterval
@@ -48,10 +53,17 @@ public struct CheckoutSagaRunner: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
+                var releasesLookedAt = ContinuousClock.now - .seconds(1)
                 while !Task.isCancelled {
                     do {
                         let sagas = try await store.claimSagas(owner: owner, lease: seconds(lease), limit: 200, now: Date())
                         for saga in sagas { group.addTask { await drive(saga) } }
+                        if ContinuousClock.now - releasesLookedAt >= .seconds(1) {
+                            releasesLookedAt = .now
+                            for id in try await store.claimCardReleases(owner: owner, lease: seconds(lease), limit: 100, now: Date()) {
+                                group.addTask { await releaseCharge(id) }
+                            }
+                        }
                         if sagas.isEmpty { try await Task.sleep(for: pollInterval) }
                     } catch is CancellationError {
                         return
@@ -68,41 +80,74 @@ public struct CheckoutSagaRunner: Service {
     func drive(_ saga: CheckoutOrder) async {
         do {
             try fault(.claimed, saga.id)
-            let remaining = saga.deadline.timeIntervalSinceNow
             var verdict: Bool? = nil
             var reason = "verification refused"
-            if remaining <= 0 {
+            if saga.deadline.timeIntervalSinceNow <= 0 {
                 reason = "verification timed out"
             } else {
-                do {
-                    verdict = try await withLeaseKept(saga) {
-                        try await verifier.verify(buyerID: saga.buyerID, orderID: saga.id, timeout: .milliseconds(Int64(remaining * 1_000)))
-                    }
-                } catch is VerifierTimeout {
-                    reason = "verification timed out"
-                } catch is CancellationError {
-                    // Shutting down: hand the saga back at once rather than leaving the lease to expire.
-                    let (store, owner, id) = (store, owner, saga.id)
-                    try? await Task { try await store.retrySaga(id: id, owner: owner, at: Date()) }.value
-                    return
-                } catch {
-                    // The verifier could not be asked (network, 5xx): try again soon, within the deadline.
-                    if saga.deadline.timeIntervalSinceNow > 1 {
-                        logger.info("verifier unavailable, retrying", metadata: ["souk.order_id": "\(saga.id)", "error": "\(String(reflecting: error))"])
-                        try await store.retrySaga(id: saga.id, owner: owner, at: Date().addingTimeInterval(0.5))
+                var cardRefusal: String?
+                if saga.cardToken != nil {
+                    switch try await authorize(saga) {
+                    case .proceed: break
+                    case .refused(let why): cardRefusal = why
+                    case .later(let delay):
+                        try await store.retrySaga(id: saga.id, owner: owner, at: Date().addingTimeInterval(delay))
                         return
+                    case .handedBack: return
                     }
-                    reason = "verification timed out"
+                    try fault(.authorized, saga.id)
+                }
+                if let cardRefusal {
+                    reason = cardRefusal
+                } else {
+                    let remaining = saga.deadline.timeIntervalSinceNow
+                    do {
+                        verdict = try await withLeaseKept(saga) {
+                            try await verifier.verify(buyerID: saga.buyerID, orderID: saga.id, timeout: .milliseconds(Int64(max(0, remaining) * 1_000)))
+                        }
+                    } catch is VerifierTimeout {
+                        reason = "verification timed out"
+                    } catch is CancellationError {
+                        await handBack(saga)
+                        return
+                    } catch {
+                        // The verifier could not be asked (network, 5xx): try again soon, within the deadline.
+                        if saga.deadline.timeIntervalSinceNow > 1 {
+                            logger.info("verifier unavailable, retrying", metadata: ["souk.order_id": "\(saga.id)", "error": "\(String(reflecting: error))"])
+                            try await store.retrySaga(id: saga.id, owner: owner, at: Date().addingTimeInterval(0.5))
+                            return
+                        }
+                        reason = "verification timed out"
+                    }
                 }
             }
             try fault(.verified, saga.id)
+            if verdict == true, saga.cardToken != nil {
+                do {
+                    try await payments.capture(key: saga.id, timeout: callTimeout(saga))
+                } catch {
+                    if saga.deadline.timeIntervalSinceNow > 1 {
+                        logger.info("card capture failed, retrying", metadata: ["souk.order_id": "\(saga.id)", "error": "\(String(reflecting: error))"])
+                        try await store.retrySaga(id: saga.id, owner: owner, at: Date().addingTimeInterval(0.5))
+                        return
+                    }
+                    (verdict, reason) = (false, "payment timed out")
+                }
+                try fault(.captured, saga.id)
+            }
             let decidedAt = Date()
             let decided = verdict == true
                 ? try await confirm(VerifiedSaga(id: saga.id, answeredAt: decidedAt))
                 : try await store.fail(id: saga.id, reason: reason, now: decidedAt)
             try fault(.decided, saga.id)
+            if saga.cardToken != nil, !(decided && verdict == true) {
+                // A failure owes the provider a release; so does a capture whose saga another runner
+                // failed meanwhile (a confirmed one owes nothing).
+                let failed = decided ? true : try await store.checkout(id: saga.id)?.status == .failed
+                if failed { await releaseCharge(saga.id) }
+            }
             if decided {
-                let outcome = verdict == true ? "confirmed" : (reason == "verification timed out" ? "timed_out" : "failed")
+                let outcome = verdict == true ? "confirmed" : (reason.hasSuffix("timed out") ? "timed_out" : "failed")
                 Counter(label: "souk_checkout_outcomes_total", dimensions: [("outcome", outcome)]).increment()
                 logger.info("checkout decided", metadata: ["souk.order_id": "\(saga.id)", "confirmed": "\(verdict == true)"])
                 await onResult(CheckoutDecision(
@@ -112,6 +157,62 @@ public struct CheckoutSagaRunner: Service {
             // A crash at any step leaves the lease to expire; the saga is resumed by whoever claims it next.
             logger.warning("checkout saga step failed", metadata: ["souk.order_id": "\(saga.id)", "error": "\(String(reflecting: error))"])
         }
+    }
+
+    /// What the provider's authorization of a card payment means for its saga.
+    enum AuthorizationStep {
+        case proceed
+        case refused(String)
+        case later(TimeInterval)
+        case handedBack
+    }
+
+    func authorize(_ saga: CheckoutOrder) async throws -> AuthorizationStep {
+        guard let token = saga.cardToken else { return .proceed }
+        let charge = ProviderCharge(key: saga.id, amountMinor: saga.totalMinor, currency: saga.currency, cardToken: token)
+        do {
+            let timeout = callTimeout(saga)
+            switch try await withLeaseKept(saga, { try await payments.authorize(charge, timeout: timeout) }) {
+            case .authorized, .captured: return .proceed
+            case .declined(let why): return .refused(why)
+            // The provider's event wakes the saga sooner; without one it asks again in a second.
+            case .pending: return saga.deadline.timeIntervalSinceNow > 1 ? .later(1) : .refused("payment timed out")
+            }
+        } catch is CancellationError {
+            await handBack(saga)
+            return .handedBack
+        } catch {
+            if saga.deadline.timeIntervalSinceNow > 1 {
+                logger.info("payment provider unavailable, retrying", metadata: ["souk.order_id": "\(saga.id)", "error": "\(String(reflecting: error))"])
+                return .later(0.5)
+            }
+            return .refused("payment timed out")
+        }
+    }
+
+    /// Undoes a failed card checkout's charge at the provider and records it; left owed (and found
+    /// again by the next runner to look) when the provider cannot be reached.
+    func releaseCharge(_ id: String) async {
+        do {
+            try await payments.release(key: id, timeout: .seconds(10))
+            try await store.cardReleased(id: id)
+        } catch {
+            logger.warning("releasing a card charge failed; it stays owed", metadata: ["souk.order_id": "\(id)", "error": "\(String(reflecting: error))"])
+            // Its lease is given up, so the next look (within a second) tries again.
+            try? await store.retrySaga(id: id, owner: owner, at: Date())
+        }
+    }
+
+    /// A provider call's limit: what is left of the saga's deadline, at most 10 s (a provider that
+    /// does not answer is asked again, not waited for until the end).
+    func callTimeout(_ saga: CheckoutOrder) -> Duration {
+        .milliseconds(Int64(min(10, max(0.1, saga.deadline.timeIntervalSinceNow)) * 1_000))
+    }
+
+    /// Shutting down: hand the saga back at once rather than leaving the lease to expire.
+    func handBack(_ saga: CheckoutOrder) async {
+        let (store, owner, id) = (store, owner, saga.id)
+        try? await Task { try await store.retrySaga(id: id, owner: owner, at: Date()) }.value
     }
 
     /// Confirms `saga` in the next group. One whose buyer's credit stays busy for a few groups (an

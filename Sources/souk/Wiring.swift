@@ -96,7 +96,8 @@ enum Wiring {
             rateLimiter: rateLimiter, rateLimits: configuration.rateLimits, behindProxy: configuration.behindProxy,
             metricsSources: redisClient.map { [RedisStreamMetrics(redis: $0, sales: storage)] } ?? [],
             readinessChecks: readiness(database: database, redis: redisClient),
-            mailer: configuration.smtpURL.flatMap { SMTPMailer(url: $0, from: configuration.mailFrom) }, logger: logger
+            mailer: configuration.smtpURL.flatMap { SMTPMailer(url: $0, from: configuration.mailFrom) },
+            paymentEventSecret: configuration.paymentEventSecret, logger: logger
         )
         background.append(ViewFlusher(counter: services.views, store: storage))
         if configuration.redisURL == nil {
@@ -193,7 +194,15 @@ enum Wiring {
         } else {
             verifier = SimulatedVerifier(delay: configuration.verifierDelay)
         }
-        return CheckoutSagaRunner(store: storage, verifier: verifier, owner: processName, logger: logger, onResult: onResult)
+        return CheckoutSagaRunner(store: storage, verifier: verifier, payments: paymentProvider(storage: storage), owner: processName, logger: logger, onResult: onResult)
+    }
+
+    /// The card payment provider the sagas call (`SOUK_PAYMENTS=simulated`): a late authorization's
+    /// decision reaches the saga as the provider's event would, recorded once by its id.
+    static func paymentProvider(storage: SQLStorage) -> any PaymentProvider {
+        SimulatedPaymentProvider(onDecided: { key in
+            _ = try? await storage.recordPaymentEvent(id: "evt_sim_\(key)", type: "payment_intent.amount_capturable_updated", checkoutID: key, now: Date())
+        })
     }
 }
 

@@ -63,8 +63,8 @@ struct CheckoutHarness: Sendable {
         try CheckoutRequest(buyerID: buyer, items: [(productID, quantity)], couponCode: coupon, idempotencyKey: key)
     }
 
-    func runner(_ verifier: any UserVerifier, owner: String = "runner", lease: Duration = .seconds(10), fault: CrashOnce? = nil) -> CheckoutSagaRunner {
-        CheckoutSagaRunner(store: storage, verifier: verifier, owner: owner, lease: lease, pollInterval: .milliseconds(10), logger: TestLog.logger,
+    func runner(_ verifier: any UserVerifier, payments: any PaymentProvider = SimulatedPaymentProvider(), owner: String = "runner", lease: Duration = .seconds(10), fault: CrashOnce? = nil) -> CheckoutSagaRunner {
+        CheckoutSagaRunner(store: storage, verifier: verifier, payments: payments, owner: owner, lease: lease, pollInterval: .milliseconds(10), logger: TestLog.logger,
                            onResult: { [checkouts] in checkouts.notifier.resolve($0) }, fault: { step, id in try fault?.check(step, id) })
     }
 

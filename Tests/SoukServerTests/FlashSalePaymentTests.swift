@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import SoukCore
+import SoukServer
 import SoukTesting
 import Testing
 
@@ -56,11 +57,11 @@ struct FlashSalePaymentTests {
             #expect(try await app.json(.post, "/api/v1/orders/0123456789ABCDEF/payment", Self.payment, token: sale.buyer.token).status == .notFound, "well formed, but nobody's")
             #expect(try await app.json(.post, "/api/v1/orders/not-an-order/payment", Self.payment, token: sale.buyer.token).status == .notFound)
 
-            // Bad details are named field by field; a card is not offered yet.
+            // Bad details are named field by field; a card needs its number, expiry and code.
             let bad = try await app.json(.post, path, #"{"method":"credit","shipping":{"name":"","phone":"12","address":"x"}}"#, token: sale.buyer.token)
             #expect(bad.status == .unprocessableContent && Set(bad.errorFields) == ["shipping.name", "shipping.phone"], "\(bad.body)")
             let card = try await app.json(.post, path, #"{"method":"card",\#(Self.shipping)}"#, token: sale.buyer.token)
-            #expect(card.status == .unprocessableContent && card.errorFields == ["method"])
+            #expect(card.status == .unprocessableContent && Set(card.errorFields) == ["card.number", "card.exp_month", "card.exp_year", "card.cvc"], "\(card.body)")
 
             // Without credit: 402, nothing written, the order still held.
             let poor = try await app.json(.post, path, Self.payment, token: sale.buyer.token)
@@ -92,6 +93,67 @@ struct FlashSalePaymentTests {
             #expect(shipped["status"] as? String == "paid" && shipped["payment_status"] as? String == "paid", "\(shipped)")
             let customer = shipped["customer"] as? [String: Any] ?? [:]
             #expect(customer["name"] as? String == "Alice Buyer" && customer["address"] as? String == "Torstr. 1, Berlin", "\(shipped)")
+        }
+    }
+
+    /// By card: the number is checked (Luhn, expiry, code) before anything is stored; a good card
+    /// starts the payment without any store credit, and what is stored is the provider's token.
+    @Test(arguments: TestBackend.allCases)
+    func theHolderPaysByCardWithoutStoreCredit(backend: TestBackend) async throws {
+        try await TestApp.run(backend: backend) { app in
+            let sale = try await Self.saleWithAWin(app)
+            let path = "/api/v1/orders/\(sale.order)/payment"
+            func card(_ number: String, month: Int = 12, year: Int = 2040, cvc: String = "123") -> String {
+                #"{"method":"card",\#(Self.shipping),"card":{"number":"\#(number)","exp_month":\#(month),"exp_year":\#(year),"cvc":"\#(cvc)"}}"#
+            }
+            let typo = try await app.json(.post, path, card("4242 4242 4242 4241"), token: sale.buyer.token)
+            #expect(typo.status == .unprocessableContent && typo.errorFields == ["card.number"], "\(typo.body)")
+            let expired = try await app.json(.post, path, card("4242424242424242", month: 13, year: 2019, cvc: "12"), token: sale.buyer.token)
+            #expect(Set(expired.errorFields) == ["card.exp_month", "card.exp_year", "card.cvc"], "\(expired.body)")
+            let huge = try await app.json(.post, path, #"{"method":"card",\#(Self.shipping),"card":{"number":"4242424242424242","exp_month":99999999999999999999,"exp_year":2040,"cvc":"123"}}"#, token: sale.buyer.token)
+            #expect(huge.status == .unprocessableContent || huge.status == .badRequest, "\(huge.body)")
+
+            let paying = try await app.json(.post, path, card("4242 4242 4242 4242"), token: sale.buyer.token)
+            #expect(paying.status == .accepted && paying.json["status"] as? String == "paying", "\(paying.body)")
+            #expect(!paying.body.contains("4242424242424242"))
+            let checkout = try #require(paying.json["checkout_id"] as? String)
+            let stored = try #require(try await app.storage.checkout(id: checkout))
+            #expect(stored.cardToken?.hasPrefix("pm_sim_approved_4242_") == true && stored.totalMinor == 14_900)
+            #expect(try await Self.wallet(app, sale) == (0, 0, 0), "no store credit held or taken")
+        }
+    }
+
+    /// The provider's events: signed with the shared secret over the time and the body, recorded
+    /// once by id; a missing, wrong or old signature is refused and records nothing.
+    @Test(arguments: TestBackend.allCases)
+    func providerEventsMustBeSignedAndAreTakenOnce(backend: TestBackend) async throws {
+        try await TestApp.run(backend: backend) { app in
+            let signature = PaymentEventSignature(secret: TestApp.paymentEventSecret)
+            let body = #"{"id":"evt_123","type":"payment_intent.amount_capturable_updated","data":{"object":{"id":"pi_1","metadata":{"checkout_id":"co_abc"}}}}"#
+            func deliver(_ body: String, signed header: String?) async throws -> TestApp.Reply {
+                var headers: HTTPFields = [.contentType: "application/json"]
+                if let header { headers[PaymentEventSignature.header] = header }
+                return try await app.send(.post, "/api/v1/payments/events", body: ByteBuffer(string: body), headers: headers)
+            }
+            let unsigned = try await deliver(body, signed: nil)
+            #expect(unsigned.status == .forbidden && unsigned.errorCode == "forbidden", "\(unsigned.body)")
+            let wrongSecret = PaymentEventSignature(secret: "someone-else-entirely").sign(Array(body.utf8), at: Date())
+            #expect(try await deliver(body, signed: wrongSecret).status == .forbidden)
+            let old = signature.sign(Array(body.utf8), at: Date().addingTimeInterval(-PaymentEventSignature.tolerance - 5))
+            #expect(try await deliver(body, signed: old).status == .forbidden, "a captured event cannot be replayed later")
+            let otherBody = signature.sign(Array(#"{"id":"evt_999","type":"x"}"#.utf8), at: Date())
+            #expect(try await deliver(body, signed: otherBody).status == .forbidden, "the signature covers the body")
+            let recorded = try await app.database.read("SELECT id FROM payment_events")
+            #expect(recorded.isEmpty)
+
+            let good = try await deliver(body, signed: signature.sign(Array(body.utf8), at: Date()))
+            #expect(good.status == .ok && good.json["duplicate"] as? Bool == false, "\(good.body)")
+            let again = try await deliver(body, signed: signature.sign(Array(body.utf8), at: Date()))
+            #expect(again.status == .ok && again.json["duplicate"] as? Bool == true, "delivered twice, taken once")
+            let garbage = "not json"
+            let broken = try await deliver(garbage, signed: signature.sign(Array(garbage.utf8), at: Date()))
+            #expect(broken.status == .badRequest && broken.errorCode == "malformed_request", "\(broken.body)")
+            #expect(try await app.database.read("SELECT id FROM payment_events").count == 1)
         }
     }
 

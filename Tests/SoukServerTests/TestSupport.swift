@@ -19,6 +19,9 @@ struct TestApp {
     let jobs: SQLJobQueue
     let services: SoukServices
 
+    /// The secret the tests' payment provider signs its events with.
+    static let paymentEventSecret = "whsec_souk_tests_0123456789"
+
     /// Rate limits are off unless a test asks for them: most tests act as one client doing a lot.
     static func run(backend: TestBackend = .sqlite, pageCache: (any PageCache)? = nil, rateLimits: RateLimitPolicy = .off, readiness: [ReadinessCheck] = [], flashSaleGate: (any FlashSaleGate)? = nil, gate: (@Sendable (SQLStorage) -> any FlashSaleGate)? = nil, rateLimiter: (any RateLimiter)? = nil, behindProxy: Bool = false, testing: TestingSetup = .router, _ body: @escaping @Sendable (TestApp) async throws -> Void) async throws {
         try await backend.withDatabase { database in
@@ -31,7 +34,8 @@ struct TestApp {
             SoukMetrics.bootstrap()
             let services = try await SoukServices(
                 storage: storage, hasher: BcryptPasswordHasher(cost: 4), pageCache: pageCache, flashSaleGate: flashSaleGate ?? gate?(storage), images: try VipsImageProcessor(), media: media, jobs: jobs,
-                rateLimiter: rateLimiter, rateLimits: rateLimits, behindProxy: behindProxy, readinessChecks: readiness, logger: TestLog.logger)
+                rateLimiter: rateLimiter, rateLimits: rateLimits, behindProxy: behindProxy, readinessChecks: readiness,
+                paymentEventSecret: Self.paymentEventSecret, logger: TestLog.logger)
             let app = buildApplication(services, host: "127.0.0.1", port: 0, logger: TestLog.logger)
             try await app.test(testing) { client in
                 try await body(TestApp(client: client, storage: storage, database: database, media: media, jobs: jobs, services: services))

@@ -1,0 +1,195 @@
+import Foundation
+import SoukCore
+@testable import SoukSQL
+import SoukTesting
+import SoukWorkers
+import Testing
+
+/// A provider whose first few releases fail, as one that cannot be reached would.
+final class ReleaseFailsAtFirst: PaymentProvider, @unchecked Sendable {
+    let base: SimulatedPaymentProvider
+    private let lock = NSLock()
+    private var failuresLeft: Int
+
+    init(_ base: SimulatedPaymentProvider, failures: Int) {
+        self.base = base
+        self.failuresLeft = failures
+    }
+
+    func tokenize(_ card: PaymentCard) async throws -> String { try await base.tokenize(card) }
+    func authorize(_ charge: ProviderCharge, timeout: Duration) async throws -> Authorization { try await base.authorize(charge, timeout: timeout) }
+    func capture(key: String, timeout: Duration) async throws { try await base.capture(key: key, timeout: timeout) }
+    func release(key: String, timeout: Duration) async throws {
+        let fails = lock.withLock { () -> Bool in
+            guard failuresLeft > 0 else { return false }
+            failuresLeft -= 1
+            return true
+        }
+        if fails { throw PaymentProviderUnavailable("the provider is down") }
+        try await base.release(key: key, timeout: timeout)
+    }
+}
+
+/// Paying for a flash-sale win by card: authorized at the provider, verified, captured with the
+/// confirmation — each charge taken once whatever crashes, and given back when the payment fails.
+@Suite("Card payments")
+struct CardPaymentTests {
+    /// A sale at 7.00 with one unit won by user1, and a card payment request for it.
+    static func win(_ h: CheckoutHarness, card: SimulatedPaymentProvider.TestCard) async throws -> (order: String, payment: FlashSalePaymentRequest) {
+        let now = Date()
+        let sale = try await h.storage.createFlashSale(vendorID: h.vendorID, try FlashSaleDraft(
+            productID: h.productID, quantity: 2, startsAt: now.addingTimeInterval(-5), endsAt: now.addingTimeInterval(3_600), perBuyerLimit: 1,
+            salePriceMinor: 700, now: now), now: now)
+        let order = AdmittedOrder(orderID: AdmittedOrder.newOrderID(), saleID: sale.id, buyerID: "user1", n: 1, requestKey: "1", admittedAt: now)
+        #expect(try await h.storage.persistAdmitted([order]) == 1)
+        let payment = try FlashSalePaymentRequest(
+            orderID: order.orderID, buyerID: "user1", method: "card", name: "Ann", phone: "0301234567", address: "Somewhere 1",
+            card: .init(number: card.rawValue, expiryMonth: 12, expiryYear: 2040, securityCode: "123"))
+        return (order.orderID, payment)
+    }
+
+    static func checkouts(_ h: CheckoutHarness, _ provider: any PaymentProvider, deadline: Duration = .seconds(60)) -> Checkouts {
+        Checkouts(store: h.storage, notifier: h.checkouts.notifier, deadline: deadline, payments: provider)
+    }
+
+    /// Invariant: each paid order charged exactly once. A runner crashing after any step leaves the
+    /// saga to another, which asks the provider again with the same idempotency key: one capture,
+    /// at the sale price, the order paid, and no store credit touched.
+    @Test(arguments: TestBackend.allCases, [CheckoutSagaRunner.Step.claimed, .authorized, .verified, .captured, .decided])
+    func aCardPaymentIsChargedOnceWhateverStepACrashHits(backend: TestBackend, step: CheckoutSagaRunner.Step) async throws {
+        try await CheckoutHarness.run(backend, stock: 10, price: 1_000) { h in
+            let provider = SimulatedPaymentProvider()
+            let (order, payment) = try await Self.win(h, card: .approved)
+            let paying = try await Self.checkouts(h, provider).pay(payment)
+            #expect(paying.cardToken?.hasPrefix("pm_sim_approved_4242_") == true && paying.totalMinor == 700, "a token, never the number")
+            let verifier = ScriptedVerifier(verdict: true, delay: .milliseconds(20))
+            let crashing = h.runner(verifier, payments: provider, owner: "crashing", lease: .milliseconds(400), fault: CrashOnce(at: step))
+            try await h.with([crashing, h.runner(verifier, payments: provider, owner: "healthy", lease: .milliseconds(400))]) {
+                let status = try await h.final(paying.id).status
+                #expect(status == .confirmed)
+            }
+            #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .paid)
+            #expect(provider.totals == .init(capturedMinor: 700, refundedMinor: 0, captures: 1), "charged once, at the sale price")
+            #expect(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "user1") == nil, "no store credit was touched")
+            let method = try await h.storage.database.readFirst("SELECT method, amount_minor FROM payments WHERE checkout_id = \(paying.id)")
+            #expect(try method?.string("method") == "card" && method?.int("amount_minor") == 700)
+        }
+    }
+
+    /// A declined card fails the payment without asking the verifier; the unit stays held, and
+    /// the buyer pays again with another card. A verifier's refusal after the authorization
+    /// cancels it: nothing is taken.
+    @Test(arguments: TestBackend.allCases)
+    func aDeclinedOrRefusedCardTakesNothingAndTheHoldStays(backend: TestBackend) async throws {
+        try await CheckoutHarness.run(backend, stock: 10, price: 1_000) { h in
+            let provider = SimulatedPaymentProvider()
+            let (order, declinedPayment) = try await Self.win(h, card: .declined)
+            let checkouts = Self.checkouts(h, provider)
+            let declined = try await checkouts.pay(declinedPayment)
+            try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .zero, stalls: true), payments: provider)]) {
+                let final = try await h.final(declined.id)
+                #expect(final.status == .failed && final.failureReason == "the card was declined", "not held up by a verifier that never answers")
+            }
+            #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .held)
+
+            let refusedPayment = try FlashSalePaymentRequest(
+                orderID: order, buyerID: "user1", method: "card", name: "Ann", phone: "0301234567", address: "Somewhere 1",
+                card: .init(number: SimulatedPaymentProvider.TestCard.approved.rawValue, expiryMonth: 1, expiryYear: 2041, securityCode: "999"))
+            let refused = try await checkouts.pay(refusedPayment)
+            try await h.with([h.runner(ScriptedVerifier(verdict: false, delay: .milliseconds(5)), payments: provider)]) {
+                let status = try await h.final(refused.id).status
+                #expect(status == .failed)
+                try await Self.eventually { provider.charge(refused.id)?.state == .cancelled }
+            }
+            #expect(provider.totals.capturedMinor == 0)
+            #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .held)
+            let owed = try await h.storage.database.readFirst("SELECT card_release FROM checkouts WHERE id = \(refused.id)")
+            #expect(try owed?.string("card_release") == "done")
+        }
+    }
+
+    /// A provider that answers late: the saga asks again until the authorization is there (the
+    /// provider's event wakes it), then confirms. One that never answers: the saga fails at its
+    /// deadline, and nothing is taken.
+    @Test(arguments: TestBackend.allCases)
+    func aLateProviderIsWaitedForAndASilentOneUntilTheDeadline(backend: TestBackend) async throws {
+        try await CheckoutHarness.run(backend, stock: 10, price: 1_000, deadline: .seconds(3)) { h in
+            let storage = h.storage
+            let provider = SimulatedPaymentProvider(lateBy: .milliseconds(1_500)) { key in
+                _ = try? await storage.recordPaymentEvent(id: "evt_\(key)", type: "payment_intent.amount_capturable_updated", checkoutID: key, now: Date())
+            }
+            let (order, latePayment) = try await Self.win(h, card: .late)
+            let checkouts = Self.checkouts(h, provider, deadline: .seconds(3))
+            let late = try await checkouts.pay(latePayment)
+            try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .milliseconds(5)), payments: provider)]) {
+                let status = try await h.final(late.id).status
+                #expect(status == .confirmed)
+            }
+            #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .paid)
+            #expect(provider.totals.captures == 1)
+
+            let (other, silentPayment) = try await Self.win(h, card: .silent)
+            _ = other
+            let silent = try await checkouts.pay(silentPayment)
+            let started = ContinuousClock.now
+            try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .milliseconds(5)), payments: provider)]) {
+                let final = try await h.final(silent.id)
+                #expect(final.status == .failed && final.failureReason == "payment timed out", "\(final)")
+            }
+            #expect(ContinuousClock.now - started < .seconds(10), "decided at the deadline, not later")
+            #expect(provider.totals.captures == 1, "nothing more was taken")
+        }
+    }
+
+    /// A payment failed by another runner (its deadline passed) after the card was captured owes
+    /// the provider a refund: a release that fails is tried again by the next runner to look, until
+    /// the provider has it. Money is conserved: captured − refunded = what paid orders cost.
+    @Test(arguments: TestBackend.allCases)
+    func aChargeOwedBackIsReleasedOnceEvenIfTheProviderIsDownAtFirst(backend: TestBackend) async throws {
+        try await CheckoutHarness.run(backend, stock: 10, price: 1_000) { h in
+            let base = SimulatedPaymentProvider()
+            let provider = ReleaseFailsAtFirst(base, failures: 2)
+            let (order, payment) = try await Self.win(h, card: .approved)
+            let paying = try await Self.checkouts(h, provider).pay(payment)
+            let charge = ProviderCharge(key: paying.id, amountMinor: 700, currency: "USD", cardToken: try #require(paying.cardToken))
+            #expect(try await base.authorize(charge, timeout: .seconds(1)) == .authorized)
+            try await base.capture(key: paying.id, timeout: .seconds(1))
+            #expect(try await h.storage.fail(id: paying.id, reason: "verification timed out", now: Date()))
+            try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .zero), payments: provider)]) {
+                try await Self.eventually(within: .seconds(10)) { base.charge(paying.id)?.state == .refunded }
+            }
+            #expect(base.totals == .init(capturedMinor: 700, refundedMinor: 700, captures: 1), "refunded once")
+            #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .held)
+            let owed = try await h.storage.database.readFirst("SELECT card_release FROM checkouts WHERE id = \(paying.id)")
+            #expect(try owed?.string("card_release") == "done")
+        }
+    }
+
+    /// The provider's events are recorded once by id and only wake a card payment's saga.
+    @Test(arguments: TestBackend.allCases)
+    func providerEventsAreRecordedOnceAndWakeTheSaga(backend: TestBackend) async throws {
+        try await CheckoutHarness.run(backend, stock: 10, price: 1_000) { h in
+            let (_, payment) = try await Self.win(h, card: .late)
+            let paying = try await Self.checkouts(h, SimulatedPaymentProvider()).pay(payment)
+            let claimed = try await h.storage.claimSagas(owner: "a", lease: 10, limit: 10, now: Date())
+            #expect(claimed.map(\.id) == [paying.id])
+            try await h.storage.retrySaga(id: paying.id, owner: "a", at: Date().addingTimeInterval(3_600))
+            #expect(try await h.storage.claimSagas(owner: "a", lease: 10, limit: 10, now: Date()).isEmpty)
+            #expect(try await h.storage.recordPaymentEvent(id: "evt_1", type: "payment_intent.amount_capturable_updated", checkoutID: paying.id, now: Date()))
+            #expect(try await !h.storage.recordPaymentEvent(id: "evt_1", type: "payment_intent.amount_capturable_updated", checkoutID: paying.id, now: Date()), "a duplicate")
+            #expect(try await h.storage.claimSagas(owner: "a", lease: 10, limit: 10, now: Date()).map(\.id) == [paying.id], "woken")
+            #expect(try await h.storage.recordPaymentEvent(id: "evt_2", type: "payment_intent.created", checkoutID: "co_nobody", now: Date()), "an unknown checkout is recorded, and nothing else")
+        }
+    }
+
+    static func eventually(within limit: Duration = .seconds(5), _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + limit
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("the condition did not hold within \(limit)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}

@@ -14,8 +14,10 @@ public struct PaymentCard: Sendable, Equatable {
     public init(number: String?, expiryMonth: Int?, expiryYear: Int?, securityCode: String?, now: Date) throws(SoukError) {
         var errors: [FieldError] = []
         let digits = (number ?? "").filter { $0 != " " && $0 != "-" }
-        if !(12...19).contains(digits.count) || !digits.allSatisfy(\.isASCIIDigit) || !Self.passesLuhn(digits) {
+        if !(12...19).contains(digits.count) || !digits.allSatisfy(\.isASCIIDigit) {
             errors.append(.init(field: "card.number", message: "must be a card number of 12 to 19 digits"))
+        } else if !Self.passesLuhn(digits) {
+            errors.append(.init(field: "card.number", message: "is not a valid card number: check the digits"))
         }
         let today = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: now)
         let month = expiryMonth ?? 0, year = expiryYear ?? 0
@@ -86,7 +88,8 @@ public protocol PaymentProvider: Sendable {
     /// Takes the authorized amount. Capturing a captured charge does nothing more.
     func capture(key: String, timeout: Duration) async throws
     /// Undoes a charge whatever it reached: an authorization is cancelled, a capture refunded, and
-    /// a charge the provider never heard of is nothing to undo. Doing it twice does nothing more.
+    /// a charge the provider never heard of can no longer be made (a later authorization with its
+    /// key is declined). Doing it twice does nothing more.
     func release(key: String, timeout: Duration) async throws
 }
 
@@ -212,7 +215,12 @@ public final class SimulatedPaymentProvider: PaymentProvider {
 
     public func release(key: String, timeout: Duration) async throws {
         state.withLock { state in
-            guard var charge = state.charges[key] else { return }
+            guard var charge = state.charges[key] else {
+                // Released before it was ever authorized (an authorization still on its way from a
+                // runner that lost its lease): the key is spent, and a late authorization is declined.
+                state.charges[key] = Charge(amountMinor: 0, state: .cancelled, createdAt: .now)
+                return
+            }
             switch charge.state {
             case .pending, .authorized: charge.state = .cancelled
             case .captured:

@@ -78,14 +78,21 @@ struct CustomerPagesController: Sendable {
         guard let customer = try await signedInCustomer(context) else { return .redirect(to: "/account/login?next=/account", type: .found) }
         let order = try await flashSaleOrder(context, of: customer)
         let shipping = ShippingContact(name: form["name"] ?? "", phone: form["phone"] ?? "", address: form["address"] ?? "")
+        let method = form["method"] ?? PaymentMethod.credit.rawValue
         do {
-            let payment = try FlashSalePaymentRequest(orderID: order.id, buyerID: customer.id, method: PaymentMethod.credit.rawValue,
-                                                      name: shipping.name, phone: shipping.phone, address: shipping.address)
+            // The card's number is never put back into the page, whatever happens.
+            let card = method == PaymentMethod.card.rawValue
+                ? FlashSalePaymentRequest.CardInput(
+                    number: form["card_number"], expiryMonth: form["card_exp_month"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) },
+                    expiryYear: form["card_exp_year"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }, securityCode: form["card_cvc"])
+                : nil
+            let payment = try FlashSalePaymentRequest(orderID: order.id, buyerID: customer.id, method: method,
+                                                      name: shipping.name, phone: shipping.phone, address: shipping.address, card: card)
             try await services.rateGuard.checkCheckout(buyer: customer.id, request: request, context: context)
             let checkout = try await services.checkouts.pay(payment)
             return .redirect(to: "/checkouts/\(checkout.id)", type: .normal)
         } catch let error as SoukError {
-            var extra: [String: Any] = [:]
+            var extra: [String: Any] = ["method_card": method == PaymentMethod.card.rawValue, "method_credit": method != PaymentMethod.card.rawValue]
             if case .validationFailed(let fields) = error { extra["errors"] = PageRenderer.errorMap(fields) } else { extra["formError"] = error.message }
             var response = try await payPage(order, customer: customer, shipping: shipping, context: context, extra: extra, status: ErrorMiddleware.status(of: error))
             response.setRetryAfter(error.retryAfterSeconds)
@@ -118,6 +125,8 @@ struct CustomerPagesController: Sendable {
             "pay_before": order.holdExpiresAt.map { PagesController.minuteFormat.format($0) } ?? NSNull(),
             "balance": Money(minor: balance, currency: order.total.currency).formatted,
             "ship_name": shipping.name, "ship_phone": shipping.phone, "ship_address": shipping.address,
+            // Credit is offered first when it covers the order.
+            "method_credit": balance >= order.total.minor, "method_card": balance < order.total.minor,
         ]
         return pages.page("flash_sale_pay", title: "Pay for your order", values.merging(extra) { $1 }, context: context, status: status)
     }

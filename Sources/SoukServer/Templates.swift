@@ -34,6 +34,9 @@ enum Templates {
         .bar div{position:absolute;top:0;bottom:0;left:0}.bar-admitted{background:#f0b27a}.bar-persisted{background:#5b3a29}
         form.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:flex-end;margin-bottom:1rem}form.filters label{margin:0;font-weight:400}
         form.filters select,form.filters input{width:auto;display:block}.button.secondary{background:#8d7b6f}
+        fieldset{border:1px solid #e6e0da;border-radius:6px;margin:1rem 0;padding:.5rem 1rem 1rem;max-width:420px}legend{font-weight:600}
+        label.choice{font-weight:400;display:flex;gap:.5rem;align-items:center}label.choice input{width:auto}
+        .row{display:flex;gap:.6rem}.row>div{flex:1;min-width:0}
         .badge{font-size:.75rem;background:#f1e9e2;color:#5b3a29;border-radius:8px;padding:0 .4rem;white-space:nowrap}.table-scroll{overflow-x:auto}
         table.orders td:first-child{word-break:break-all;max-width:14rem}
         @media (max-width:600px){header{flex-wrap:wrap;gap:.4rem 1rem;padding:.6rem 1rem}main{padding:0 1rem}
@@ -330,8 +333,21 @@ enum Templates {
         {{#errors.shipping.phone}}<div class="error">Phone {{errors.shipping.phone}}</div>{{/errors.shipping.phone}}
         <label for="address">Address</label><textarea id="address" name="address" required maxlength="1000" rows="3" autocomplete="street-address">{{ship_address}}</textarea>
         {{#errors.shipping.address}}<div class="error">Address {{errors.shipping.address}}</div>{{/errors.shipping.address}}
-        <p><button>Pay {{total}} with store credit</button></p>
-        <p class="muted">Your credit is held while the payment is verified; if it is refused, it is released and the order stays yours to pay again.</p></form>{{/payable}}
+        <fieldset class="pay-method"><legend>How to pay</legend>
+        <label class="choice"><input type="radio" name="method" value="credit"{{#method_credit}} checked{{/method_credit}}> Store credit ({{balance}} at {{store}})</label>
+        <label class="choice"><input type="radio" name="method" value="card"{{#method_card}} checked{{/method_card}}> Card</label>
+        {{#errors.method}}<div class="error">{{errors.method}}</div>{{/errors.method}}
+        <div class="card-fields"><label for="card_number">Card number</label><input id="card_number" name="card_number" inputmode="numeric" autocomplete="cc-number" maxlength="23" placeholder="4242 4242 4242 4242">
+        {{#errors.card.number}}<div class="error">Card number {{errors.card.number}}</div>{{/errors.card.number}}
+        <div class="row"><div><label for="card_exp_month">Month</label><input id="card_exp_month" name="card_exp_month" inputmode="numeric" autocomplete="cc-exp-month" maxlength="2" placeholder="MM"></div>
+        <div><label for="card_exp_year">Year</label><input id="card_exp_year" name="card_exp_year" inputmode="numeric" autocomplete="cc-exp-year" maxlength="4" placeholder="YYYY"></div>
+        <div><label for="card_cvc">Security code</label><input id="card_cvc" name="card_cvc" inputmode="numeric" autocomplete="cc-csc" maxlength="4" placeholder="123"></div></div>
+        {{#errors.card.exp_month}}<div class="error">Month {{errors.card.exp_month}}</div>{{/errors.card.exp_month}}
+        {{#errors.card.exp_year}}<div class="error">Year {{errors.card.exp_year}}</div>{{/errors.card.exp_year}}
+        {{#errors.card.cvc}}<div class="error">Security code {{errors.card.cvc}}</div>{{/errors.card.cvc}}
+        <p class="muted">Test cards: 4242 4242 4242 4242 is approved, 4000 0000 0000 0002 declined.</p></div></fieldset>
+        <p><button>Pay {{total}}</button></p>
+        <p class="muted">Your credit is held, or your card authorized, while the payment is verified; if it is refused, it is released and the order stays yours to pay again.</p></form>{{/payable}}
         <p><a href="/account">My orders</a></p>{{> footer}}
         """
 

@@ -110,6 +110,8 @@ public struct CheckoutSagaRunner: Service {
                     } catch is CancellationError {
                         await handBack(saga)
                         return
+                    } catch is LeaseLost {
+                        throw LeaseLost()
                     } catch {
                         // The verifier could not be asked (network, 5xx): try again soon, within the deadline.
                         if saga.deadline.timeIntervalSinceNow > 1 {
@@ -123,8 +125,14 @@ public struct CheckoutSagaRunner: Service {
             }
             try fault(.verified, saga.id)
             if verdict == true, saga.cardToken != nil {
+                // Only while this runner still holds the saga: one whose lease ran out may have
+                // been failed (and its charge released) by another meanwhile.
+                guard try await store.renewLease(id: saga.id, owner: owner, until: Date().addingTimeInterval(seconds(lease))) else { throw LeaseLost() }
                 do {
-                    try await payments.capture(key: saga.id, timeout: callTimeout(saga))
+                    let timeout = callTimeout(saga)
+                    try await withLeaseKept(saga) { try await payments.capture(key: saga.id, timeout: timeout) }
+                } catch is LeaseLost {
+                    throw LeaseLost()
                 } catch {
                     if saga.deadline.timeIntervalSinceNow > 1 {
                         logger.info("card capture failed, retrying", metadata: ["souk.order_id": "\(saga.id)", "error": "\(String(reflecting: error))"])
@@ -181,6 +189,8 @@ public struct CheckoutSagaRunner: Service {
         } catch is CancellationError {
             await handBack(saga)
             return .handedBack
+        } catch is LeaseLost {
+            throw LeaseLost()
         } catch {
             if saga.deadline.timeIntervalSinceNow > 1 {
                 logger.info("payment provider unavailable, retrying", metadata: ["souk.order_id": "\(saga.id)", "error": "\(String(reflecting: error))"])
@@ -240,7 +250,8 @@ public struct CheckoutSagaRunner: Service {
             group.addTask {
                 while !Task.isCancelled {
                     try await Task.sleep(for: lease / 3)
-                    _ = try await renewing.renewLease(id: saga.id, owner: owner, until: Date().addingTimeInterval(seconds(lease)))
+                    // Taken over (the lease ran out) or decided elsewhere: stop working on it.
+                    guard try await renewing.renewLease(id: saga.id, owner: owner, until: Date().addingTimeInterval(seconds(lease))) else { throw LeaseLost() }
                 }
                 return nil
             }
@@ -259,6 +270,10 @@ public struct CheckoutSagaRunner: Service {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }
+
+/// The saga's lease was lost (another runner took it over, or it was decided): the step is
+/// abandoned as a crash would, and its owner now carries it on.
+struct LeaseLost: Error {}
 
 /// What a group confirmation did with one saga.
 enum GroupedConfirmation: Sendable {

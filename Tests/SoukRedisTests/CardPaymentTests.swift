@@ -182,6 +182,18 @@ struct CardPaymentTests {
         }
     }
 
+    /// A release that reaches the provider before the authorization it undoes (sent by a runner
+    /// that lost its lease) spends the key: the late authorization is declined, nothing is taken.
+    @Test func aReleaseBeforeItsAuthorizationSpendsTheKey() async throws {
+        let provider = SimulatedPaymentProvider()
+        let token = try await provider.tokenize(try PaymentCard(number: "4242424242424242", expiryMonth: 1, expiryYear: 2040, securityCode: "123", now: Date()))
+        try await provider.release(key: "co_late", timeout: .seconds(1))
+        let late = try await provider.authorize(ProviderCharge(key: "co_late", amountMinor: 700, currency: "USD", cardToken: token), timeout: .seconds(1))
+        #expect(late == .declined(reason: "the payment was cancelled"))
+        await #expect(throws: PaymentProviderUnavailable.self) { try await provider.capture(key: "co_late", timeout: .seconds(1)) }
+        #expect(provider.totals == .init())
+    }
+
     static func eventually(within limit: Duration = .seconds(5), _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + limit
         while !condition() {

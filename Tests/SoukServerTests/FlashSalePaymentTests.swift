@@ -222,7 +222,15 @@ struct FlashSalePaymentTests {
             #expect(form.status == .ok && form.body.contains("39.90") && form.body.contains(#"value="Nadia""#), "the name is filled in")
             let bad = try await shopper.post("/account/orders/\(order)/pay", [("name", "Nadia B"), ("phone", "12"), ("address", "Rue 5, Rabat")])
             #expect(bad.status == .unprocessableContent && bad.body.contains("Phone must be a phone number") && bad.body.contains("Rue 5, Rabat") && bad.body.contains(#"value="Nadia B""#))
-            let poor = try await shopper.post("/account/orders/\(order)/pay", [("name", "Nadia B"), ("phone", "+212 5 37 00 00 00"), ("address", "Rue 5, Rabat")])
+            #expect(form.body.contains(#"value="card" checked"#), "without credit, the card is offered first")
+            let typo = try await shopper.post("/account/orders/\(order)/pay", [
+                ("name", "Nadia B"), ("phone", "+212 5 37 00 00 00"), ("address", "Rue 5, Rabat"), ("method", "card"),
+                ("card_number", "4242 4242 4242 4241"), ("card_exp_month", "99999999999999999999"), ("card_exp_year", "2040"), ("card_cvc", "12"),
+            ])
+            #expect(typo.status == .unprocessableContent && typo.body.contains("Card number is not a valid card number") && typo.body.contains("Month must be")
+                    && typo.body.contains("Security code must be"), "every card error on the form")
+            #expect(!typo.body.contains("4242 4242 4242 4241") && typo.body.contains(#"value="card" checked"#), "the number is never echoed")
+            let poor = try await shopper.post("/account/orders/\(order)/pay", [("name", "Nadia B"), ("phone", "+212 5 37 00 00 00"), ("address", "Rue 5, Rabat"), ("method", "credit")])
             #expect(poor.status.code == 402 && poor.body.contains("Not enough credit"), "\(poor.status)")
             let nadia = try #require(try await app.storage.customer(email: "nadia@example.com"))
             #expect(try await app.json(.post, "/api/v1/wallets/\(nadia.id)/credit", #"{"amount_minor":5000}"#, token: vendor).status == .ok)

@@ -103,8 +103,8 @@ func fuzzJSON(_ bytes: [UInt8]) {
     guard let selector = bytes.first else { return }
     let body = ByteBuffer(bytes: bytes.dropFirst())
     func decode<T: Decodable>(_ type: T.Type) throws -> T { try JSONResponse.decode(T.self, from: body) }
-    clientError("json \(selector % 10)") {
-        switch selector % 10 {
+    clientError("json \(selector % 12)") {
+        switch selector % 12 {
         case 0:
             let input = try decode(API.ProductInput.self)
             _ = try? input.newProduct()
@@ -134,6 +134,20 @@ func fuzzJSON(_ bytes: [UInt8]) {
         case 8:
             let input = try decode(APIController.SignupInput.self)
             _ = try VendorSignup(username: input.username, password: input.password, storeName: input.storeName)
+        case 10:
+            let input = try decode(CheckoutController.PaymentInput.self)
+            let request = try FlashSalePaymentRequest(
+                orderID: "0123456789ABCDEF", buyerID: "cu_fuzz", method: input.method, name: input.shipping?.name ?? "", phone: input.shipping?.phone ?? "",
+                address: input.shipping?.address ?? "",
+                card: input.card.map { .init(number: $0.number, expiryMonth: $0.expMonth, expiryYear: $0.expYear, securityCode: $0.cvc) })
+            let _: SQL = "\(request.shipping.name) \(request.shipping.phone) \(request.shipping.address) \(request.card?.lastFour.count ?? 0)"
+        case 11:
+            // A provider event: its signature header is the first line, the body the rest.
+            let text = String(decoding: bytes.dropFirst(), as: UTF8.self)
+            let parts = text.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+            let event = Array((parts.count > 1 ? parts[1] : "").utf8)
+            _ = PaymentEventSignature(secret: "whsec_fuzzing_secret_0000").isValid(String(parts.first ?? ""), body: event, now: Date())
+            _ = try PaymentEventsController.event(from: event)
         default: _ = try decode(APIController.StatusInput.self)
         }
     }

@@ -102,6 +102,21 @@ struct PaymentEventsController {
     /// Events are small; a larger body is refused before it is read.
     static let bodyLimit = 64 * 1024
 
+    /// The event in a signed body, or the client error that describes what is wrong with it.
+    static func event(from body: [UInt8]) throws(SoukError) -> Event {
+        let event: Event
+        do {
+            event = try JSONResponse.decoder.decode(Event.self, from: Data(body))
+        } catch {
+            throw .malformedRequest("An event is {\"id\", \"type\", \"data\": {\"object\": {\"metadata\": {\"checkout_id\"}}}}.")
+        }
+        let problems = [("id", event.id), ("type", event.type)].filter { !(1...255).contains($0.1.utf8.count) }
+        guard problems.isEmpty else {
+            throw .validationFailed(problems.map { FieldError(field: $0.0, message: "must be 1 to 255 characters") })
+        }
+        return event
+    }
+
     @Sendable func receive(_ request: Request, context: SoukRequestContext) async throws -> Response {
         guard let signature = services.paymentEventSignature else {
             throw SoukError.notFound("Payment events (no provider sends events to this shop)")
@@ -110,16 +125,7 @@ struct PaymentEventsController {
         guard signature.isValid(request.headers[PaymentEventSignature.header], body: body, now: Date()) else {
             throw SoukError.forbidden("The event's signature is missing, wrong or too old.")
         }
-        let event: Event
-        do {
-            event = try JSONResponse.decoder.decode(Event.self, from: Data(body))
-        } catch {
-            throw SoukError.malformedRequest("An event is {\"id\", \"type\", \"data\": {\"object\": {\"metadata\": {\"checkout_id\"}}}}.")
-        }
-        let problems = [("id", event.id), ("type", event.type)].filter { !(1...255).contains($0.1.utf8.count) }
-        guard problems.isEmpty else {
-            throw SoukError.validationFailed(problems.map { FieldError(field: $0.0, message: "must be 1 to 255 characters") })
-        }
+        let event = try Self.event(from: body)
         let checkoutID = event.data?.object?.metadata?["checkout_id"].flatMap { $0.hasPrefix("co_") && $0.utf8.count <= 40 ? $0 : nil }
         let new = try await services.checkouts.store.recordPaymentEvent(id: event.id, type: event.type, checkoutID: checkoutID, now: Date())
         context.logger.info("payment event", metadata: ["souk.event_id": "\(event.id)", "type": "\(event.type)", "duplicate": "\(!new)"])

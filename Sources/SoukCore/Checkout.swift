@@ -290,6 +290,13 @@ public protocol CheckoutStore: Sendable {
     func claimCardReleases(owner: String, lease: TimeInterval, limit: Int, now: Date) async throws -> [String]
     /// The provider acknowledged the release of this checkout's charge.
     func cardReleased(id: String) async throws
+    /// The vendor cancels a paid flash-sale order of one of its sales: in one transaction, a
+    /// compare-and-set `paid → cancelled` (so it is refunded once, however many cancel at once),
+    /// the sale's `paid` down and `refunded` up, the unit back in the product's stock, and the
+    /// money back — the credit to the buyer's balance, or the card's charge marked owed back to the
+    /// provider. ``SoukError/notFound(_:)`` for another vendor's order (or none),
+    /// ``SoukError/notRefundable(status:)`` for one not paid.
+    func cancelPaidFlashSaleOrder(orderID: String, vendorID: Int64, now: Date) async throws -> FlashSaleRefund
 }
 
 /// A saga the verifier approved, and when it answered: the time its decision carries.

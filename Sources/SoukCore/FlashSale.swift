@@ -33,6 +33,8 @@ public struct FlashSale: Hashable, Sendable {
     public let holdSeconds: Int
     /// Holds that expired unpaid (their units went back to the sale).
     public let expired: Int
+    /// Paid orders the vendor cancelled and refunded (their units went back to the product).
+    public let refunded: Int
     public let closedAt: Date?
     /// Admits only customers who verified their email: one person, one account, one limit.
     public let verifiedOnly: Bool
@@ -40,8 +42,9 @@ public struct FlashSale: Hashable, Sendable {
     public init(
         id: Int64, vendorID: Int64, productID: Int64?, productName: String, price: Money, quantity: Int, perBuyerLimit: Int,
         startsAt: Date, endsAt: Date, createdAt: Date, sold: Int, closedAt: Date?, verifiedOnly: Bool = false, listPrice: Money? = nil, paid: Int = 0,
-        holdSeconds: Int = FlashSaleDraft.defaultHoldSeconds, expired: Int = 0
+        holdSeconds: Int = FlashSaleDraft.defaultHoldSeconds, expired: Int = 0, refunded: Int = 0
     ) {
+        self.refunded = refunded
         self.paid = paid
         self.holdSeconds = holdSeconds
         self.expired = expired
@@ -226,12 +229,15 @@ public struct FlashSaleStats: Hashable, Sendable {
     public let paid: Int
     /// Holds that expired unpaid (their units were admitted again or are remaining).
     public let expired: Int
+    /// Paid orders cancelled and refunded: their units left the sale for the product's stock.
+    public let refunded: Int
     public var pending: Int { max(0, admitted - persisted) }
     public var remaining: Int { max(0, quantity - admitted) }
-    /// Units kept for buyers who have not paid (yet): `quantity = remaining + held + paid`.
-    public var held: Int { max(0, admitted - paid) }
+    /// Units kept for buyers who have not paid (yet): `quantity = remaining + held + paid + refunded`.
+    public var held: Int { max(0, admitted - paid - refunded) }
 
-    public init(quantity: Int, admitted: Int, persisted: Int, paid: Int = 0, expired: Int = 0) {
+    public init(quantity: Int, admitted: Int, persisted: Int, paid: Int = 0, expired: Int = 0, refunded: Int = 0) {
+        self.refunded = refunded
         self.quantity = quantity
         self.admitted = admitted
         self.persisted = persisted

@@ -6,6 +6,25 @@ import Foundation
 /// (`expired`: the unit went back to the sale).
 public enum FlashSaleOrderStatus: String, Sendable, CaseIterable, Codable {
     case held, paying, paid, expired
+    /// Paid, then cancelled by the vendor: refunded, its unit back in the product's stock.
+    case cancelled
+}
+
+/// A paid flash-sale order given back to its buyer by the vendor's cancellation.
+public struct FlashSaleRefund: Sendable, Equatable {
+    public let orderID: String
+    public let amountMinor: Int64
+    public let currency: String
+    /// Back to the store credit it was paid with at once, or owed back on the card by the provider
+    /// (the saga runners release it).
+    public let method: PaymentMethod
+
+    public init(orderID: String, amountMinor: Int64, currency: String, method: PaymentMethod) {
+        self.orderID = orderID
+        self.amountMinor = amountMinor
+        self.currency = currency
+        self.method = method
+    }
 }
 
 /// How a buyer pays.

@@ -117,7 +117,8 @@ public struct FlashSales: Sendable {
     public func stats(_ sale: FlashSale) async throws -> FlashSaleStats {
         let admitted = try await gate.admittedCount(sale)
         let stored = try await store.flashSale(id: sale.id) ?? sale
-        return FlashSaleStats(quantity: sale.quantity, admitted: max(admitted, stored.sold), persisted: stored.sold, paid: stored.paid, expired: stored.expired)
+        return FlashSaleStats(quantity: sale.quantity, admitted: max(admitted, stored.sold), persisted: stored.sold, paid: stored.paid, expired: stored.expired,
+                              refunded: stored.refunded)
     }
 
     /// Sales are read on every purchase attempt; their terms change only when the sale is

@@ -12,7 +12,7 @@ public enum OrderSource: String, Sendable, CaseIterable, Codable {
 /// order is unpaid while held, its credit held while its payment is verified, then paid.
 public enum PaymentStatus: String, Sendable, CaseIterable, Codable {
     case onDelivery = "on_delivery"
-    case held, paid, released, unpaid, none
+    case held, paid, released, unpaid, none, refunded
 }
 
 /// One order of any source, as a list shows it: for the vendor's one orders list and the

@@ -66,6 +66,11 @@ public enum SoukError: Error, Equatable, Sendable {
     case alreadyPaid
     /// A flash-sale order whose hold expired before it was paid: its unit went back to the sale.
     case holdExpired
+    /// Only a paid flash-sale order can be cancelled and refunded (one held or being paid expires
+    /// or fails by itself; one cancelled is refunded already).
+    case notRefundable(status: String)
+    /// A flash-sale order the vendor cancelled (and refunded): it cannot be paid again.
+    case orderCancelled
 
     /// Seconds the client should wait before trying again (`Retry-After`), when that is known.
     public var retryAfterSeconds: Int? {
@@ -105,6 +110,8 @@ public enum SoukError: Error, Equatable, Sendable {
         case .paymentInProgress: "payment_in_progress"
         case .alreadyPaid: "already_paid"
         case .holdExpired: "hold_expired"
+        case .notRefundable: "not_refundable"
+        case .orderCancelled: "order_cancelled"
         }
     }
 
@@ -142,6 +149,8 @@ public enum SoukError: Error, Equatable, Sendable {
         case .paymentInProgress: "A payment for this order is being verified; its answer comes on the order."
         case .alreadyPaid: "This order is paid already."
         case .holdExpired: "The time to pay for this order ran out: its unit went back to the sale."
+        case .notRefundable(let status): "Only a paid order can be cancelled and refunded; this one is \(status)."
+        case .orderCancelled: "The shop cancelled this order and refunded it; it cannot be paid again."
         }
     }
 }

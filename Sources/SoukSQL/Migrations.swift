@@ -512,6 +512,38 @@ public enum Migrations {
                 """,
             ]
         ),
+        Migration(
+            // A paid flash-sale order the vendor cancels is refunded (its credit back, or its card's
+            // charge owed back to the provider) and its unit returns to the product: `cancelled` at
+            // cancelled_at, counted in flash_sales.refunded.
+            // The ledger gains a `refund` kind: SQLite cannot change a CHECK, so the table is copied.
+            version: 20, name: "flash-sale refunds",
+            sqlite: [
+                "ALTER TABLE flash_sales ADD COLUMN refunded @INT NOT NULL DEFAULT 0",
+                "ALTER TABLE flash_sale_orders ADD COLUMN cancelled_at @INT",
+                """
+                CREATE TABLE wallet_ledger_v20 (
+                    id @ID,
+                    buyer_id TEXT NOT NULL,
+                    kind TEXT NOT NULL CHECK (kind IN ('credit', 'hold', 'capture', 'release', 'refund')),
+                    amount_minor @INT NOT NULL,
+                    checkout_id TEXT,
+                    vendor_id @INT,
+                    created_at @INT NOT NULL)
+                """,
+                "INSERT INTO wallet_ledger_v20 (id, buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at) SELECT id, buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at FROM wallet_ledger",
+                "DROP TABLE wallet_ledger",
+                "ALTER TABLE wallet_ledger_v20 RENAME TO wallet_ledger",
+                "CREATE INDEX wallet_ledger_by_buyer ON wallet_ledger(buyer_id, id)",
+                "CREATE INDEX wallet_ledger_by_vendor_buyer ON wallet_ledger(vendor_id, buyer_id, id)",
+            ],
+            postgres: [
+                "ALTER TABLE flash_sales ADD COLUMN refunded @INT NOT NULL DEFAULT 0",
+                "ALTER TABLE flash_sale_orders ADD COLUMN cancelled_at @INT",
+                "ALTER TABLE wallet_ledger DROP CONSTRAINT wallet_ledger_kind_check",
+                "ALTER TABLE wallet_ledger ADD CONSTRAINT wallet_ledger_kind_check CHECK (kind IN ('credit', 'hold', 'capture', 'release', 'refund'))",
+            ]
+        ),
     ]
 }
 

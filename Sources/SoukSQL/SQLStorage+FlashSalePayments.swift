@@ -55,6 +55,7 @@ extension SQLStorage {
         switch FlashSaleOrderStatus(rawValue: try row.string("status")) {
         case .paying: return .paymentInProgress
         case .paid: return .alreadyPaid
+        case .cancelled: return .orderCancelled
         // Held past its time (the expirer has not come by yet) or expired: the same to the buyer.
         case .held, .expired: return .holdExpired
         case nil: return .notFound("Order")
@@ -100,5 +101,51 @@ extension SQLStorage {
         try await database.write("""
             UPDATE checkouts SET card_release = 'done', lease_owner = NULL, lease_until = NULL WHERE id = \(id) AND card_release = 'owed'
             """)
+    }
+
+    public func cancelPaidFlashSaleOrder(orderID: String, vendorID: Int64, now: Date) async throws -> FlashSaleRefund {
+        try await database.transaction { transaction in
+            // Compare-and-set on the status: of many cancellations at once, one refunds.
+            guard let order = try await transaction.first("""
+                UPDATE flash_sale_orders SET status = 'cancelled', cancelled_at = \(now)
+                WHERE order_id = \(orderID) AND status = 'paid' AND sale_id IN (SELECT id FROM flash_sales WHERE vendor_id = \(vendorID))
+                RETURNING sale_id, checkout_id
+                """)
+            else {
+                guard let row = try await transaction.first("""
+                    SELECT f.status FROM flash_sale_orders f JOIN flash_sales s ON s.id = f.sale_id WHERE f.order_id = \(orderID) AND s.vendor_id = \(vendorID)
+                    """)
+                else { throw SoukError.notFound("Order") }
+                throw SoukError.notRefundable(status: try row.string("status"))
+            }
+            let saleID = try order.int("sale_id")
+            guard let sale = try await transaction.first("""
+                UPDATE flash_sales SET paid = paid - 1, refunded = refunded + 1 WHERE id = \(saleID) RETURNING product_id, currency
+                """),
+                let checkoutID = try order.optionalString("checkout_id"),
+                let payment = try await transaction.first("""
+                    SELECT buyer_id, total_minor, card_token FROM checkouts WHERE id = \(checkoutID) AND status = 'confirmed'
+                    """)
+            else { throw SoukError.notFound("Order") }
+            if let productID = try sale.optionalInt("product_id") {
+                try await transaction.query("UPDATE products SET stock = stock + 1, updated_at = \(now) WHERE id = \(productID)")
+            }
+            let total = try payment.int("total_minor"), buyer = try payment.string("buyer_id")
+            let byCard = try payment.optionalString("card_token") != nil
+            if byCard {
+                // The provider refunds the captured charge when a runner releases it.
+                try await transaction.query("UPDATE checkouts SET card_release = 'owed' WHERE id = \(checkoutID)")
+            } else if total > 0 {
+                try await transaction.query("""
+                    UPDATE store_credits SET captured_minor = captured_minor - \(total), balance_minor = balance_minor + \(total), updated_at = \(now)
+                    WHERE vendor_id = \(vendorID) AND buyer_id = \(buyer)
+                    """)
+                try await transaction.query("""
+                    INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
+                    VALUES (\(buyer), 'refund', \(total), \(checkoutID), \(vendorID), \(now))
+                    """)
+            }
+            return FlashSaleRefund(orderID: orderID, amountMinor: total, currency: try sale.string("currency"), method: byCard ? .card : .credit)
+        }
     }
 }

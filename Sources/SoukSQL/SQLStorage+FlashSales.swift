@@ -4,7 +4,7 @@ import SoukCore
 extension SQLStorage: FlashSaleStore {
     static let flashSaleColumns: SQL = """
          id, vendor_id, product_id, product_name, price_minor, list_price_minor, currency, quantity, per_buyer_limit, sold,
-        starts_at, ends_at, created_at, closed_at, verified_only, paid, hold_seconds, expired 
+        starts_at, ends_at, created_at, closed_at, verified_only, paid, hold_seconds, expired, refunded 
         """
 
     public func createFlashSale(vendorID: Int64, _ draft: FlashSaleDraft, now: Date) async throws -> FlashSale {
@@ -214,7 +214,8 @@ extension SQLStorage: FlashSaleStore {
             verifiedOnly: try row.bool("verified_only"),
             // Sales made before list prices were kept sold at the product's price.
             listPrice: try row.optionalInt("list_price_minor").map { Money(minor: $0, currency: currency) },
-            paid: Int(try row.int("paid")), holdSeconds: Int(try row.int("hold_seconds")), expired: Int(try row.int("expired"))
+            paid: Int(try row.int("paid")), holdSeconds: Int(try row.int("hold_seconds")), expired: Int(try row.int("expired")),
+            refunded: Int(try row.int("refunded"))
         )
     }
 }

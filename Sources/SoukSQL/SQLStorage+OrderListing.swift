@@ -80,7 +80,8 @@ extension SQLStorage {
                 SELECT f.order_id AS id, 'flash_sale' AS source, NULL AS number, s.vendor_id, v.store_name, v.username AS store_username,
                        f.buyer_id AS customer_id, COALESCE(f.ship_name, c.name) AS customer_name, f.ship_phone AS customer_phone,
                        f.ship_address AS customer_address, c.email AS customer_email, f.status,
-                       CASE f.status WHEN 'paid' THEN 'paid' WHEN 'paying' THEN 'held' WHEN 'expired' THEN 'none' ELSE 'unpaid' END AS payment_status,
+                       CASE f.status WHEN 'paid' THEN 'paid' WHEN 'paying' THEN 'held' WHEN 'expired' THEN 'none' WHEN 'cancelled' THEN 'refunded'
+                            ELSE 'unpaid' END AS payment_status,
                        s.price_minor AS total_minor, s.currency, f.admitted_at AS created_at,
                        CASE WHEN f.status = 'held' THEN f.hold_expires_at END AS hold_expires_at
                 FROM flash_sale_orders f JOIN flash_sales s ON s.id = f.sale_id JOIN vendors v ON v.id = s.vendor_id

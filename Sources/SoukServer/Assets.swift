@@ -15,6 +15,11 @@ enum Assets {
 
     static let script = #"""
         "use strict";
+        // A form that undoes something (a refund) asks first.
+        document.addEventListener("submit", function (event) {
+          const form = event.target;
+          if (form.dataset && form.dataset.confirm && !window.confirm(form.dataset.confirm)) event.preventDefault();
+        });
         function soukDuration(ms) {
           if (ms <= 0) return "now";
           const s = Math.floor(ms / 1000), d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);

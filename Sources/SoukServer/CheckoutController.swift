@@ -22,6 +22,7 @@ struct CheckoutController: Sendable {
         vendor.post("coupons", use: createCoupon)
         vendor.get("coupons", use: listCoupons)
         vendor.get("checkouts", use: list)
+        vendor.post("orders/:id/cancel", use: cancelPaid)
     }
 
     // MARK: Checkouts
@@ -173,6 +174,36 @@ struct CheckoutController: Sendable {
             PaymentBody(orderId: orderID, status: FlashSaleOrderStatus.paying.rawValue, checkoutId: checkout.id, totalMinor: checkout.totalMinor,
                         currency: checkout.currency, message: "The payment is being verified; its answer comes on the checkout."),
             status: .accepted, headers: [.location: "/api/v1/orders/\(checkout.id)"])
+    }
+
+    struct RefundBody: Encodable {
+        struct Refund: Encodable {
+            let amountMinor: Int64
+            let currency: String
+            let method: String
+        }
+        let orderId: String
+        let status: String
+        let paymentStatus: String
+        let refund: Refund
+        let message: String
+    }
+
+    /// The vendor cancels a paid flash-sale order: refunded once (to the store credit at once, or
+    /// on the card through the provider) and its unit back in the product's stock.
+    @Sendable func cancelPaid(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        guard let orderID = context.parameters.get("id"), AdmittedOrder.isWellFormedID(orderID) else { throw SoukError.notFound("Order") }
+        let refund = try await checkouts.store.cancelPaidFlashSaleOrder(orderID: orderID, vendorID: vendor.id, now: Date())
+        // The unit is back on sale in the store.
+        if let cache = services.storefront.cache { try? await cache.invalidate(vendorID: vendor.id) }
+        context.logger.info("flash-sale order refunded", metadata: ["souk.order_id": "\(orderID)", "method": "\(refund.method.rawValue)"])
+        let message = refund.method == .card
+            ? "Cancelled: the card's charge is refunded through the payment provider."
+            : "Cancelled: the amount is back in the customer's store credit."
+        return try JSONResponse.make(RefundBody(
+            orderId: orderID, status: FlashSaleOrderStatus.cancelled.rawValue, paymentStatus: PaymentStatus.refunded.rawValue,
+            refund: .init(amountMinor: refund.amountMinor, currency: refund.currency, method: refund.method.rawValue), message: message))
     }
 
     struct CheckoutList: Encodable {

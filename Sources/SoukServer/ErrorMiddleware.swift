@@ -70,7 +70,7 @@ struct ErrorMiddleware: RouterMiddleware {
         case .unauthorized: .unauthorized
         case .forbidden, .verificationRequired: .forbidden
         case .notFound: .notFound
-        case .usernameTaken, .emailTaken, .productUnavailable, .insufficientStock, .invalidTransition, .flashSaleOpen, .paymentInProgress, .alreadyPaid, .holdExpired: .conflict
+        case .usernameTaken, .emailTaken, .productUnavailable, .insufficientStock, .invalidTransition, .flashSaleOpen, .paymentInProgress, .alreadyPaid, .holdExpired, .notRefundable, .orderCancelled: .conflict
         case .soldOut, .limitReached, .saleNotStarted, .saleEnded: .conflict
         case .insufficientCredit: HTTPResponse.Status(code: 402, reasonPhrase: "Payment Required")
         case .invalidCoupon, .invalidImage, .idempotencyKeyReused, .invalidCode: .unprocessableContent

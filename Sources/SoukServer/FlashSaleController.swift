@@ -235,6 +235,7 @@ struct FlashSaleController: Sendable {
         let held: Int
         let paid: Int
         let expired: Int
+        let refunded: Int
         let status: String
 
         init(_ stats: FlashSaleStats, sale: FlashSale) {
@@ -246,6 +247,7 @@ struct FlashSaleController: Sendable {
             held = stats.held
             paid = stats.paid
             expired = stats.expired
+            refunded = stats.refunded
             status = sale.status(now: Date(), remaining: stats.remaining).rawValue
         }
     }

@@ -37,6 +37,7 @@ struct PagesController: Sendable {
         dashboard.get("orders", use: orders)
         dashboard.get("orders.csv", use: ordersCSV)
         dashboard.post("orders/:id/status", use: updateOrderStatus)
+        dashboard.post("orders/:id/cancel", use: cancelPaidFlashSaleOrder)
         dashboard.get("flash-sales", use: flashSalesPage)
         dashboard.post("flash-sales", use: createFlashSale)
         dashboard.get("flash-sales/:id", use: flashSalePage)
@@ -400,6 +401,7 @@ struct PagesController: Sendable {
                 "lines": order.lines.map { ["quantity": $0.quantity, "name": $0.name] },
                 "total": order.total.formatted, "status": order.status.replacingOccurrences(of: "_", with: " "), "payment": order.paymentStatus.rawValue.replacingOccurrences(of: "_", with: " "),
                 "placed_at": Self.minuteFormat.format(order.createdAt), "placed_iso": formatter.string(from: order.createdAt),
+                "refundable": order.source == .flashSale && order.status == FlashSaleOrderStatus.paid.rawValue,
                 "next": (store?.nextStates ?? []).map { next -> [String: Any] in
                     ["status": next.rawValue, "label": next == .cancelled ? "Cancel" : "Mark \(next.rawValue)", "style": next == .cancelled ? "danger" : ""]
                 },
@@ -430,6 +432,16 @@ struct PagesController: Sendable {
             throw SoukError.validationFailed([FieldError(field: "status", message: "is not an order status")])
         }
         guard try await storage.updateOrderStatus(id: id, vendorID: vendor.id, to: status) != nil else { throw SoukError.notFound("Order") }
+        return .redirect(to: "/dashboard/orders", type: .found)
+    }
+
+    /// "Cancel and refund" on a paid flash-sale order: refunded once, the unit back in stock.
+    @Sendable func cancelPaidFlashSaleOrder(_ request: Request, context: SoukRequestContext) async throws -> Response {
+        let vendor = try context.requireVendor()
+        _ = try await Form.read(request, context: context)
+        guard let id = context.parameters.get("id"), AdmittedOrder.isWellFormedID(id) else { throw SoukError.notFound("Order") }
+        _ = try await services.checkouts.store.cancelPaidFlashSaleOrder(orderID: id, vendorID: vendor.id, now: Date())
+        if let cache = services.storefront.cache { try? await cache.invalidate(vendorID: vendor.id) }
         return .redirect(to: "/dashboard/orders", type: .found)
     }
 

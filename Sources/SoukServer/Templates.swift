@@ -197,7 +197,9 @@ enum Templates {
         <td>{{customer_name}}{{#account}} <span class="muted" title="signed in">✓</span>{{/account}}<br><span class="muted">{{customer_contact}}{{#has_address}}<br>{{customer_address}}{{/has_address}}</span></td>
         <td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}</td><td class="num">{{total}}</td><td>{{payment}}</td>
         <td><span class="status">{{status}}</span><br>{{#next}}<form class="inline" method="post" action="/dashboard/orders/{{number}}/status"><input type="hidden" name="csrf" value="{{csrf}}">
-        <input type="hidden" name="status" value="{{status}}"><button class="{{style}}">{{label}}</button></form> {{/next}}</td><td class="muted"><time datetime="{{placed_iso}}">{{placed_at}}</time></td></tr>{{/orders}}
+        <input type="hidden" name="status" value="{{status}}"><button class="{{style}}">{{label}}</button></form> {{/next}}
+        {{#refundable}}<form class="inline" method="post" action="/dashboard/orders/{{id}}/cancel" data-confirm="Cancel order {{id}} and refund {{total}} to the customer?"><input type="hidden" name="csrf" value="{{csrf}}">
+        <button class="danger">Cancel and refund</button></form>{{/refundable}}</td><td class="muted"><time datetime="{{placed_iso}}">{{placed_at}}</time></td></tr>{{/orders}}
         {{#has_orders}}</table></div>{{/has_orders}}
         {{#older}}<p><a href="/dashboard/orders?{{older}}">Older orders →</a></p>{{/older}}{{> footer}}
         """

@@ -99,7 +99,8 @@ struct CardPaymentTests {
             try await h.with([h.runner(ScriptedVerifier(verdict: false, delay: .milliseconds(5)), payments: provider)]) {
                 let status = try await h.final(refused.id).status
                 #expect(status == .failed)
-                try await Self.eventually { provider.charge(refused.id)?.state == .cancelled }
+                try await Self.eventually { try await Self.released(h, refused.id) }
+                #expect(provider.charge(refused.id)?.state == .cancelled)
             }
             #expect(provider.totals.capturedMinor == 0)
             #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .held)
@@ -156,12 +157,40 @@ struct CardPaymentTests {
             try await base.capture(key: paying.id, timeout: .seconds(1))
             #expect(try await h.storage.fail(id: paying.id, reason: "verification timed out", now: Date()))
             try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .zero), payments: provider)]) {
-                try await Self.eventually(within: .seconds(10)) { base.charge(paying.id)?.state == .refunded }
+                try await Self.eventually(within: .seconds(10)) { try await Self.released(h, paying.id) }
             }
             #expect(base.totals == .init(capturedMinor: 700, refundedMinor: 700, captures: 1), "refunded once")
             #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .held)
             let owed = try await h.storage.database.readFirst("SELECT card_release FROM checkouts WHERE id = \(paying.id)")
             #expect(try owed?.string("card_release") == "done")
+        }
+    }
+
+    /// A paid card order the vendor cancels owes the card its charge back: a runner releases it,
+    /// and the provider refunds it once. Money is conserved: captured − refunded = 0.
+    @Test(arguments: TestBackend.allCases)
+    func aCancelledCardOrderIsRefundedOnceByTheProvider(backend: TestBackend) async throws {
+        try await CheckoutHarness.run(backend, stock: 10, price: 1_000) { h in
+            let provider = SimulatedPaymentProvider()
+            let (order, payment) = try await Self.win(h, card: .approved)
+            let paying = try await Self.checkouts(h, provider).pay(payment)
+            try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .milliseconds(5)), payments: provider)]) {
+                let status = try await h.final(paying.id).status
+                #expect(status == .confirmed)
+                let stock = try await h.stock()
+                let refund = try await h.storage.cancelPaidFlashSaleOrder(orderID: order, vendorID: h.vendorID, now: Date())
+                #expect(refund == FlashSaleRefund(orderID: order, amountMinor: 700, currency: "USD", method: .card))
+                await #expect(throws: SoukError.notRefundable(status: "cancelled")) {
+                    try await h.storage.cancelPaidFlashSaleOrder(orderID: order, vendorID: h.vendorID, now: Date())
+                }
+                #expect(try await h.stock() == stock + 1)
+                try await Self.eventually(within: .seconds(10)) { try await Self.released(h, paying.id) }
+                #expect(provider.charge(paying.id)?.state == .refunded)
+            }
+            #expect(provider.totals == .init(capturedMinor: 700, refundedMinor: 700, captures: 1))
+            #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .cancelled)
+            let sale = try #require(try await h.storage.flashSales(vendorID: h.vendorID).first)
+            #expect(sale.paid == 0 && sale.refunded == 1)
         }
     }
 
@@ -194,9 +223,14 @@ struct CardPaymentTests {
         #expect(provider.totals == .init())
     }
 
-    static func eventually(within limit: Duration = .seconds(5), _ condition: () -> Bool) async throws {
+    /// Whether the checkout's release is recorded `done` (after the provider acknowledged it).
+    static func released(_ h: CheckoutHarness, _ id: String) async throws -> Bool {
+        try await h.storage.database.readFirst("SELECT card_release FROM checkouts WHERE id = \(id)")?.optionalString("card_release") == "done"
+    }
+
+    static func eventually(within limit: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + limit
-        while !condition() {
+        while !(try await condition()) {
             guard ContinuousClock.now < deadline else {
                 Issue.record("the condition did not hold within \(limit)")
                 return

@@ -9,7 +9,7 @@ struct MigrationTests {
     static let tablesByVersion: [Int: [String]] = [1: ["vendors", "sessions"], 2: ["products"], 3: ["orders", "order_items"], 4: ["flash_sales", "flash_sale_orders"],
         5: ["wallets", "wallet_ledger", "coupons", "checkouts", "checkout_items", "payments", "checkout_requests"],
         6: ["price_ticks", "price_log", "price_log_head", "price_log_offsets", "price_feed_checkpoints"],
-        7: [], 8: ["jobs"], 9: ["store_views"], 10: ["store_credits"], 11: [], 12: ["customers", "revoked_customer_sessions", "signing_keys"], 13: [], 14: ["order_requests"], 15: ["email_codes", "outbox"], 16: [], 17: [], 18: [], 19: ["payment_events"]]  // 11, 13, 16, 17 and 18 add columns and indexes; search indexes: FTS5 tables on SQLite, a column and indexes on PostgreSQL (SearchTests)
+        7: [], 8: ["jobs"], 9: ["store_views"], 10: ["store_credits"], 11: [], 12: ["customers", "revoked_customer_sessions", "signing_keys"], 13: [], 14: ["order_requests"], 15: ["email_codes", "outbox"], 16: [], 17: [], 18: [], 19: ["payment_events"], 20: []]  // 11, 13, 16, 17 and 18 add columns and indexes; search indexes: FTS5 tables on SQLite, a column and indexes on PostgreSQL (SearchTests)
 
     @Test(arguments: TestBackend.allCases)
     func everyMigrationAppliesInOrderAndCreatesItsTables(backend: TestBackend) async throws {

@@ -157,6 +157,70 @@ struct FlashSalePaymentTests {
         }
     }
 
+    /// Invariant: a paid order is refunded at most once. The vendor cancels it — many times at
+    /// once — and exactly one cancellation refunds: the credit back in the balance, the unit back
+    /// in the product's stock, the sale's balance kept (`quantity = remaining + held + paid + refunded`).
+    @Test(arguments: TestBackend.allCases)
+    func aPaidOrderCancelledByTheVendorIsRefundedOnce(backend: TestBackend) async throws {
+        try await TestApp.run(backend: backend) { app in
+            let sale = try await Self.saleWithAWin(app)
+            #expect(try await app.json(.post, "/api/v1/wallets/\(sale.buyer.id)/credit", #"{"amount_minor":20000}"#, token: sale.vendor).status == .ok)
+            let cancel = "/api/v1/orders/\(sale.order)/cancel"
+            let early = try await app.json(.post, cancel, "{}", token: sale.vendor)
+            #expect(early.status == .conflict && early.errorCode == "not_refundable", "a held order is not refunded: \(early.body)")
+            let paying = try await app.json(.post, "/api/v1/orders/\(sale.order)/payment", Self.payment, token: sale.buyer.token)
+            #expect(try await app.storage.confirm(id: try #require(paying.json["checkout_id"] as? String), now: Date()))
+            let productID = try #require(try await app.storage.flashSale(id: sale.id)?.productID)
+            let stockBefore = try #require(try await app.stock(of: productID, token: sale.vendor))
+            #expect(try await Self.wallet(app, sale) == (5_100, 0, 14_900))
+
+            let other = try await app.vendorToken("other")
+            #expect(try await app.json(.post, cancel, "{}", token: other).status == .notFound, "another vendor's order is not found")
+            #expect(try await app.json(.post, cancel, "{}", token: sale.buyer.token).status == .unauthorized, "a customer cannot cancel")
+            let answers = try await withThrowingTaskGroup(of: TestApp.Reply.self) { group in
+                for _ in 0..<8 { group.addTask { try await app.json(.post, cancel, "{}", token: sale.vendor) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(answers.filter { $0.status == .ok }.count == 1, "\(answers.map(\.body))")
+            #expect(answers.filter { $0.errorCode == "not_refundable" }.count == 7)
+            let refunded = try #require(answers.first { $0.status == .ok })
+            #expect(refunded.json["status"] as? String == "cancelled" && (refunded.json["refund"] as? [String: Any])?["method"] as? String == "credit")
+            #expect(try await Self.wallet(app, sale) == (20_000, 0, 0), "refunded once, to the store credit")
+            #expect(try await app.stock(of: productID, token: sale.vendor) == stockBefore + 1, "the unit is back in the product's stock")
+            let stats = try await app.json(.get, "/api/v1/flash-sales/\(sale.id)/stats", token: sale.vendor).json
+            func count(_ key: String) -> Int { (stats[key] as? NSNumber)?.intValue ?? -1 }
+            #expect(count("refunded") == 1 && count("paid") == 0 && count("held") == 0 && count("remaining") == 1, "\(stats)")
+            #expect(count("quantity") == count("remaining") + count("held") + count("paid") + count("refunded"))
+            let mine = try #require(try await Self.listed(app, sale.order, token: sale.buyer.token, as: "/api/v1/customers/me/orders"))
+            #expect(mine["status"] as? String == "cancelled" && mine["payment_status"] as? String == "refunded", "\(mine)")
+            let again = try await app.json(.post, "/api/v1/orders/\(sale.order)/payment", Self.payment, token: sale.buyer.token)
+            #expect(again.status == .conflict && again.errorCode == "order_cancelled", "\(again.body)")
+        }
+    }
+
+    /// The dashboard's orders list offers "Cancel and refund" on a paid flash-sale order (asking
+    /// first), and only there.
+    @Test func theVendorRefundsFromTheOrdersPage() async throws {
+        try await TestApp.run { app in
+            let sale = try await Self.saleWithAWin(app)
+            #expect(try await app.json(.post, "/api/v1/wallets/\(sale.buyer.id)/credit", #"{"amount_minor":20000}"#, token: sale.vendor).status == .ok)
+            let browser = Browser(app)
+            _ = try await browser.get("/login")
+            _ = try await browser.post("/login", [("username", "amina"), ("password", "password123")])
+            #expect(!(try await browser.get("/dashboard/orders").body.contains("Cancel and refund")), "a held order is not refundable")
+            let paying = try await app.json(.post, "/api/v1/orders/\(sale.order)/payment", Self.payment, token: sale.buyer.token)
+            #expect(try await app.storage.confirm(id: try #require(paying.json["checkout_id"] as? String), now: Date()))
+            let page = try await browser.get("/dashboard/orders")
+            #expect(page.body.contains(#"action="/dashboard/orders/\#(sale.order)/cancel" data-confirm="Cancel order \#(sale.order) and refund"#), "\(page.body)")
+            let done = try await browser.post("/dashboard/orders/\(sale.order)/cancel", [])
+            #expect(done.status == .found && done.headers[.location] == "/dashboard/orders")
+            #expect(try await Self.wallet(app, sale) == (20_000, 0, 0))
+            let after = try await browser.get("/dashboard/orders")
+            #expect(!after.body.contains("Cancel and refund") && after.body.contains("refunded"))
+            #expect(try await browser.post("/dashboard/orders/\(sale.order)/cancel", [], csrf: "forged").status == .forbidden)
+        }
+    }
+
     /// A payment the verifier refuses releases the credit and leaves the unit held for the buyer,
     /// who can pay again.
     @Test(arguments: TestBackend.allCases)

@@ -287,7 +287,7 @@ public protocol CheckoutStore: Sendable {
     func recordPaymentEvent(id eventID: String, type: String, checkoutID: String?, now: Date) async throws -> Bool
     /// Leases failed card checkouts whose charge the provider has not undone yet (a failure owes
     /// one, whoever decided it and whatever crashed after).
-    func claimCardReleases(owner: String, lease: TimeInterval, limit: Int, now: Date) async throws -> [String]
+    func claimCardReleases(owner: String, lease: TimeInterval, limit: Int, now: Date) async throws -> [CheckoutOrder]
     /// The provider acknowledged the release of this checkout's charge.
     func cardReleased(id: String) async throws
     /// The vendor cancels a paid flash-sale order of one of its sales: in one transaction, a

@@ -86,11 +86,11 @@ public protocol PaymentProvider: Sendable {
     func tokenize(_ card: PaymentCard) async throws -> String
     func authorize(_ charge: ProviderCharge, timeout: Duration) async throws -> Authorization
     /// Takes the authorized amount. Capturing a captured charge does nothing more.
-    func capture(key: String, timeout: Duration) async throws
+    func capture(_ charge: ProviderCharge, timeout: Duration) async throws
     /// Undoes a charge whatever it reached: an authorization is cancelled, a capture refunded, and
     /// a charge the provider never heard of can no longer be made (a later authorization with its
     /// key is declined). Doing it twice does nothing more.
-    func release(key: String, timeout: Duration) async throws
+    func release(_ charge: ProviderCharge, timeout: Duration) async throws
 }
 
 /// The provider could not be asked or did not answer in time: nothing is known, ask again (a
@@ -197,7 +197,8 @@ public final class SimulatedPaymentProvider: PaymentProvider {
         }
     }
 
-    public func capture(key: String, timeout: Duration) async throws {
+    public func capture(_ charge: ProviderCharge, timeout: Duration) async throws {
+        let key = charge.key
         try state.withLock { state in
             guard var charge = state.charges[key] else { throw PaymentProviderUnavailable("no charge \(key) to capture") }
             switch charge.state {
@@ -213,7 +214,8 @@ public final class SimulatedPaymentProvider: PaymentProvider {
         }
     }
 
-    public func release(key: String, timeout: Duration) async throws {
+    public func release(_ charge: ProviderCharge, timeout: Duration) async throws {
+        let key = charge.key
         state.withLock { state in
             guard var charge = state.charges[key] else {
                 // Released before it was ever authorized (an authorization still on its way from a

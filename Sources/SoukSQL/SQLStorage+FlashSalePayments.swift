@@ -88,13 +88,15 @@ extension SQLStorage {
         }
     }
 
-    public func claimCardReleases(owner: String, lease: TimeInterval, limit: Int, now: Date) async throws -> [String] {
-        try await database.write("""
+    public func claimCardReleases(owner: String, lease: TimeInterval, limit: Int, now: Date) async throws -> [CheckoutOrder] {
+        var sql: SQL = """
             UPDATE checkouts SET lease_owner = \(owner), lease_until = \(now.addingTimeInterval(lease))
             WHERE id IN (SELECT id FROM checkouts WHERE card_release = 'owed' AND (lease_until IS NULL OR lease_until < \(now)) LIMIT \(limit))
               AND card_release = 'owed' AND (lease_until IS NULL OR lease_until < \(now))
-            RETURNING id
-            """).map { try $0.string("id") }
+            RETURNING
+            """
+        sql.append(Self.checkoutColumns)
+        return try await database.write(sql).map { try Self.checkoutOrder($0, lines: []) }
     }
 
     public func cardReleased(id: String) async throws {

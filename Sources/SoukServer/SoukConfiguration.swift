@@ -30,6 +30,9 @@ public struct SoukConfiguration: Sendable, Equatable {
     public var verifyDeadline: Duration
     /// The secret the card provider signs its events with; nil: no events are taken.
     public var paymentEventSecret: String?
+    /// `nil` for the simulated card provider, else the base URL of a Stripe-like one, and its key.
+    public var paymentsURL: URL?
+    public var paymentsKey: String?
     public var feedSource: FeedSource
     /// Uploaded images and thumbnails: `media` under the data directory.
     public var mediaDirectory: URL { URL(fileURLWithPath: dataDirectory).appendingPathComponent("media") }
@@ -89,6 +92,8 @@ public struct SoukConfiguration: Sendable, Equatable {
         .init(environment: "SOUK_VERIFIER", flag: "--verifier", defaultValue: "simulated", meaning: "the checkout verifier: simulated, or an http:// or https:// URL answering {\"verified\": true|false}"),
         .init(environment: "SOUK_VERIFIER_DELAY", flag: "--verifier-delay", defaultValue: "1s-100s", meaning: "the simulated verifier's random delay range"),
         .init(environment: "SOUK_VERIFY_DEADLINE", flag: "--verify-deadline", defaultValue: "60s", meaning: "the hard limit of a checkout's verification"),
+        .init(environment: "SOUK_PAYMENTS", flag: "--payments", defaultValue: "simulated", meaning: "the card provider: simulated (test cards, charges in memory), or the https:// base URL of a Stripe-like API (see docs/architecture.md, Paying by card)"),
+        .init(environment: "SOUK_PAYMENTS_KEY", flag: "--payments-key", defaultValue: "(none)", meaning: "the secret key Souk sends the card provider (Authorization: Bearer); required with an https:// SOUK_PAYMENTS"),
         .init(environment: "SOUK_PAYMENTS_WEBHOOK_SECRET", flag: "--payments-webhook-secret", defaultValue: "(none: no events taken)", meaning: "the shared secret (16+ characters) the card provider signs its events to POST /api/v1/payments/events with"),
         .init(environment: "SOUK_FEED_SOURCE", flag: "--feed-source", defaultValue: "simulated", meaning: "the price feed: simulated, an http:// or https:// URL answering JSON or CSV rows (item, price, timestamp), or file:///path.csv to replay"),
         .init(environment: "SOUK_FEED_INTERVAL", flag: "--feed-interval", defaultValue: "60s", meaning: "how often the price feed is polled (tests and demos use 1s)"),
@@ -283,6 +288,16 @@ public struct SoukConfiguration: Sendable, Equatable {
             problems.append("SOUK_MAIL_FROM: \"\(mailFrom)\" is not an email address such as shop@example.com")
         }
 
+        var paymentsURL: URL?
+        if let raw = value("SOUK_PAYMENTS"), raw != "simulated" {
+            if let url = Self.outboundURL(raw) { paymentsURL = url } else {
+                problems.append("SOUK_PAYMENTS: \"\(raw)\" is not simulated or an https://host[:port]/path URL")
+            }
+        }
+        let paymentsKey = value("SOUK_PAYMENTS_KEY")
+        if paymentsURL != nil, (paymentsKey ?? "").isEmpty {
+            problems.append("SOUK_PAYMENTS_KEY: the card provider's secret key is needed with SOUK_PAYMENTS=\(paymentsURL?.absoluteString ?? "")")
+        }
         let paymentEventSecret = value("SOUK_PAYMENTS_WEBHOOK_SECRET")
         if let paymentEventSecret, paymentEventSecret.utf8.count < 16 {
             problems.append("SOUK_PAYMENTS_WEBHOOK_SECRET: a secret of 16 characters or more is needed")
@@ -304,6 +319,8 @@ public struct SoukConfiguration: Sendable, Equatable {
         configuration.mailFrom = mailFrom
         configuration.caFile = caFile
         configuration.paymentEventSecret = paymentEventSecret
+        configuration.paymentsURL = paymentsURL
+        configuration.paymentsKey = paymentsKey
         configuration.databaseTimeout = databaseTimeout
         configuration.rateLimits = rateLimits
         configuration.behindProxy = behindProxy

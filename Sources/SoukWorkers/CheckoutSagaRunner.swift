@@ -60,8 +60,8 @@ public struct CheckoutSagaRunner: Service {
                         for saga in sagas { group.addTask { await drive(saga) } }
                         if ContinuousClock.now - releasesLookedAt >= .seconds(1) {
                             releasesLookedAt = .now
-                            for id in try await store.claimCardReleases(owner: owner, lease: seconds(lease), limit: 100, now: Date()) {
-                                group.addTask { await releaseCharge(id) }
+                            for checkout in try await store.claimCardReleases(owner: owner, lease: seconds(lease), limit: 100, now: Date()) {
+                                group.addTask { await releaseCharge(checkout) }
                             }
                         }
                         if sagas.isEmpty { try await Task.sleep(for: pollInterval) }
@@ -124,13 +124,13 @@ public struct CheckoutSagaRunner: Service {
                 }
             }
             try fault(.verified, saga.id)
-            if verdict == true, saga.cardToken != nil {
+            if verdict == true, let charge = charge(saga) {
                 // Only while this runner still holds the saga: one whose lease ran out may have
                 // been failed (and its charge released) by another meanwhile.
                 guard try await store.renewLease(id: saga.id, owner: owner, until: Date().addingTimeInterval(seconds(lease))) else { throw LeaseLost() }
                 do {
                     let timeout = callTimeout(saga)
-                    try await withLeaseKept(saga) { try await payments.capture(key: saga.id, timeout: timeout) }
+                    try await withLeaseKept(saga) { try await payments.capture(charge, timeout: timeout) }
                 } catch is LeaseLost {
                     throw LeaseLost()
                 } catch {
@@ -152,7 +152,7 @@ public struct CheckoutSagaRunner: Service {
                 // A failure owes the provider a release; so does a capture whose saga another runner
                 // failed meanwhile (a confirmed one owes nothing).
                 let failed = decided ? true : try await store.checkout(id: saga.id)?.status == .failed
-                if failed { await releaseCharge(saga.id) }
+                if failed { await releaseCharge(saga) }
             }
             if decided {
                 let outcome = verdict == true ? "confirmed" : (reason.hasSuffix("timed out") ? "timed_out" : "failed")
@@ -176,8 +176,7 @@ public struct CheckoutSagaRunner: Service {
     }
 
     func authorize(_ saga: CheckoutOrder) async throws -> AuthorizationStep {
-        guard let token = saga.cardToken else { return .proceed }
-        let charge = ProviderCharge(key: saga.id, amountMinor: saga.totalMinor, currency: saga.currency, cardToken: token)
+        guard let charge = charge(saga) else { return .proceed }
         do {
             let timeout = callTimeout(saga)
             switch try await withLeaseKept(saga, { try await payments.authorize(charge, timeout: timeout) }) {
@@ -200,11 +199,18 @@ public struct CheckoutSagaRunner: Service {
         }
     }
 
+    /// The card charge of a checkout paid by card: every provider call about it says the same.
+    func charge(_ checkout: CheckoutOrder) -> ProviderCharge? {
+        checkout.cardToken.map { ProviderCharge(key: checkout.id, amountMinor: checkout.totalMinor, currency: checkout.currency, cardToken: $0) }
+    }
+
     /// Undoes a failed card checkout's charge at the provider and records it; left owed (and found
     /// again by the next runner to look) when the provider cannot be reached.
-    func releaseCharge(_ id: String) async {
+    func releaseCharge(_ checkout: CheckoutOrder) async {
+        guard let charge = charge(checkout) else { return }
+        let id = checkout.id
         do {
-            try await payments.release(key: id, timeout: .seconds(10))
+            try await payments.release(charge, timeout: .seconds(10))
             try await store.cardReleased(id: id)
         } catch {
             logger.warning("releasing a card charge failed; it stays owed", metadata: ["souk.order_id": "\(id)", "error": "\(String(reflecting: error))"])

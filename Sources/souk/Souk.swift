@@ -48,6 +48,8 @@ struct SettingsOptions: ParsableArguments {
     @Option(help: "smtp://host[:port] of the mail relay; mail is kept in the outbox without it (SOUK_SMTP_URL).") var smtpUrl: String?
     @Option(help: "The sender address of Souk's mail (SOUK_MAIL_FROM).") var mailFrom: String?
     @Option(help: "A PEM file of certificates trusted for outbound HTTPS besides the system's (SOUK_CA_FILE).") var caFile: String?
+    @Option(help: "The card provider: simulated, or the https:// base URL of a Stripe-like API (SOUK_PAYMENTS).") var payments: String?
+    @Option(help: "The card provider's secret key (SOUK_PAYMENTS_KEY; prefer the variable).") var paymentsKey: String?
     @Option(help: "The secret the card provider signs its events with (SOUK_PAYMENTS_WEBHOOK_SECRET; prefer the variable: a flag shows in ps).") var paymentsWebhookSecret: String?
 
     /// Loads the configuration or exits non-zero listing every invalid setting.
@@ -79,6 +81,8 @@ struct SettingsOptions: ParsableArguments {
         flags["SOUK_MAIL_FROM"] = mailFrom
         flags["SOUK_CA_FILE"] = caFile
         flags["SOUK_PAYMENTS_WEBHOOK_SECRET"] = paymentsWebhookSecret
+        flags["SOUK_PAYMENTS"] = payments
+        flags["SOUK_PAYMENTS_KEY"] = paymentsKey
         do {
             let configuration = try SoukConfiguration.load(environment: ProcessInfo.processInfo.environment, flags: flags)
             LogSetup.bootstrap(level: configuration.logLevel)

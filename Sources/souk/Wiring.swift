@@ -16,9 +16,9 @@ enum Wiring {
     ///   process (`souk run`); `souk serve` leaves them to `souk worker`.
     static func services(_ configuration: SoukConfiguration, database: any SQLDatabase, withWorkers: Bool, logger: Logger) async throws -> (SoukServices, [any Service]) {
         let storage = SQLStorage(database: database)
-        // Only the roles that run the saga and the feed call out; first in the group, so it shuts
-        // down after the services that call out through it.
-        let http = withWorkers ? try outboundHTTP(configuration, logger: logger) : nil
+        // The roles that run the saga and the feed call out, and the one that takes cards to an
+        // outside provider; first in the group, so it shuts down after the services using it.
+        let http = withWorkers || configuration.paymentsURL != nil ? try outboundHTTP(configuration, logger: logger) : nil
         var background: [any Service] = http.map { [$0] } ?? []
         var prices: any PriceHistory = storage
         let images = try VipsImageProcessor()
@@ -97,6 +97,7 @@ enum Wiring {
             metricsSources: redisClient.map { [RedisStreamMetrics(redis: $0, sales: storage)] } ?? [],
             readinessChecks: readiness(database: database, redis: redisClient),
             mailer: configuration.smtpURL.flatMap { SMTPMailer(url: $0, from: configuration.mailFrom) },
+            payments: try paymentProvider(configuration, http: http, storage: storage),
             paymentEventSecret: configuration.paymentEventSecret, logger: logger
         )
         background.append(ViewFlusher(counter: services.views, store: storage))
@@ -165,7 +166,10 @@ enum Wiring {
     /// The client for outside services, when the configuration names one (an http(s) verifier or
     /// price source); each role runs it as the first service of its group.
     static func outboundHTTP(_ configuration: SoukConfiguration, logger: Logger) throws -> OutboundHTTP? {
-        let callsOut = switch configuration.feedSource { case .http: true; default: configuration.verifierURL != nil }
+        let callsOut = switch configuration.feedSource {
+        case .http: true
+        default: configuration.verifierURL != nil || configuration.paymentsURL != nil
+        }
         return callsOut ? try OutboundHTTP(trustedCertificates: configuration.caFile, logger: logger) : nil
     }
 
@@ -194,15 +198,21 @@ enum Wiring {
         } else {
             verifier = SimulatedVerifier(delay: configuration.verifierDelay)
         }
-        return CheckoutSagaRunner(store: storage, verifier: verifier, payments: paymentProvider(storage: storage), owner: processName, logger: logger, onResult: onResult)
+        return CheckoutSagaRunner(
+            store: storage, verifier: verifier, payments: try paymentProvider(configuration, http: http, storage: storage), owner: processName,
+            logger: logger, onResult: onResult)
     }
 
-    /// The card payment provider the sagas call (`SOUK_PAYMENTS=simulated`): a late authorization's
-    /// decision reaches the saga as the provider's event would, recorded once by its id.
-    static func paymentProvider(storage: SQLStorage) -> any PaymentProvider {
-        SimulatedPaymentProvider(onDecided: { key in
-            _ = try? await storage.recordPaymentEvent(id: "evt_sim_\(key)", type: "payment_intent.amount_capturable_updated", checkoutID: key, now: Date())
-        })
+    /// The card provider `SOUK_PAYMENTS` names. The simulated one's late decisions reach the saga
+    /// as the provider's events would, recorded once by their ids.
+    static func paymentProvider(_ configuration: SoukConfiguration, http: OutboundHTTP?, storage: SQLStorage) throws -> any PaymentProvider {
+        guard let url = configuration.paymentsURL else {
+            return SimulatedPaymentProvider(onDecided: { key in
+                _ = try? await storage.recordPaymentEvent(id: "evt_sim_\(key)", type: "payment_intent.amount_capturable_updated", checkoutID: key, now: Date())
+            })
+        }
+        guard let http else { throw PaymentProviderUnavailable("no outbound HTTP client for \(url)") }
+        return HTTPPaymentProvider(base: url, secretKey: configuration.paymentsKey ?? "", http: http)
     }
 }
 

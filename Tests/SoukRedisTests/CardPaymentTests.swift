@@ -18,15 +18,15 @@ final class ReleaseFailsAtFirst: PaymentProvider, @unchecked Sendable {
 
     func tokenize(_ card: PaymentCard) async throws -> String { try await base.tokenize(card) }
     func authorize(_ charge: ProviderCharge, timeout: Duration) async throws -> Authorization { try await base.authorize(charge, timeout: timeout) }
-    func capture(key: String, timeout: Duration) async throws { try await base.capture(key: key, timeout: timeout) }
-    func release(key: String, timeout: Duration) async throws {
+    func capture(_ charge: ProviderCharge, timeout: Duration) async throws { try await base.capture(charge, timeout: timeout) }
+    func release(_ charge: ProviderCharge, timeout: Duration) async throws {
         let fails = lock.withLock { () -> Bool in
             guard failuresLeft > 0 else { return false }
             failuresLeft -= 1
             return true
         }
         if fails { throw PaymentProviderUnavailable("the provider is down") }
-        try await base.release(key: key, timeout: timeout)
+        try await base.release(charge, timeout: timeout)
     }
 }
 
@@ -73,6 +73,30 @@ struct CardPaymentTests {
             #expect(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "user1") == nil, "no store credit was touched")
             let method = try await h.storage.database.readFirst("SELECT method, amount_minor FROM payments WHERE checkout_id = \(paying.id)")
             #expect(try method?.string("method") == "card" && method?.int("amount_minor") == 700)
+        }
+    }
+
+    /// The same through a Stripe-like provider over HTTP: the adapter names the intent by the
+    /// checkout's idempotency key each time, so a resumed saga captures the one intent once.
+    @Test(arguments: TestBackend.allCases, [CheckoutSagaRunner.Step.authorized, .captured])
+    func aCardPaymentThroughAnHTTPProviderIsChargedOnceWhateverStepACrashHits(backend: TestBackend, step: CheckoutSagaRunner.Step) async throws {
+        let stub = try await StubPaymentProvider()
+        let http = try OutboundHTTP(logger: TestLog.logger)
+        defer { Task { await stub.close(); try? await http.shutdown() } }
+        let provider = HTTPPaymentProvider(base: stub.url, secretKey: stub.secretKey, http: http)
+        try await CheckoutHarness.run(backend, stock: 10, price: 1_000) { h in
+            let (order, payment) = try await Self.win(h, card: .approved)
+            let paying = try await Self.checkouts(h, provider).pay(payment)
+            #expect(paying.cardToken?.hasPrefix("pm_") == true)
+            let verifier = ScriptedVerifier(verdict: true, delay: .milliseconds(20))
+            let crashing = h.runner(verifier, payments: provider, owner: "crashing", lease: .milliseconds(400), fault: CrashOnce(at: step))
+            try await h.with([crashing, h.runner(verifier, payments: provider, owner: "healthy", lease: .milliseconds(400))]) {
+                let status = try await h.final(paying.id).status
+                #expect(status == .confirmed)
+            }
+            #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .paid)
+            #expect(stub.totals == .init(capturedMinor: 700, refundedMinor: 0, captures: 1, refunds: 0), "charged once, at the sale price")
+            #expect(stub.status(ofCheckout: paying.id) == "succeeded")
         }
     }
 
@@ -154,7 +178,7 @@ struct CardPaymentTests {
             let paying = try await Self.checkouts(h, provider).pay(payment)
             let charge = ProviderCharge(key: paying.id, amountMinor: 700, currency: "USD", cardToken: try #require(paying.cardToken))
             #expect(try await base.authorize(charge, timeout: .seconds(1)) == .authorized)
-            try await base.capture(key: paying.id, timeout: .seconds(1))
+            try await base.capture(charge, timeout: .seconds(1))
             #expect(try await h.storage.fail(id: paying.id, reason: "verification timed out", now: Date()))
             try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .zero), payments: provider)]) {
                 try await Self.eventually(within: .seconds(10)) { try await Self.released(h, paying.id) }
@@ -216,10 +240,11 @@ struct CardPaymentTests {
     @Test func aReleaseBeforeItsAuthorizationSpendsTheKey() async throws {
         let provider = SimulatedPaymentProvider()
         let token = try await provider.tokenize(try PaymentCard(number: "4242424242424242", expiryMonth: 1, expiryYear: 2040, securityCode: "123", now: Date()))
-        try await provider.release(key: "co_late", timeout: .seconds(1))
-        let late = try await provider.authorize(ProviderCharge(key: "co_late", amountMinor: 700, currency: "USD", cardToken: token), timeout: .seconds(1))
+        let charge = ProviderCharge(key: "co_late", amountMinor: 700, currency: "USD", cardToken: token)
+        try await provider.release(charge, timeout: .seconds(1))
+        let late = try await provider.authorize(charge, timeout: .seconds(1))
         #expect(late == .declined(reason: "the payment was cancelled"))
-        await #expect(throws: PaymentProviderUnavailable.self) { try await provider.capture(key: "co_late", timeout: .seconds(1)) }
+        await #expect(throws: PaymentProviderUnavailable.self) { try await provider.capture(charge, timeout: .seconds(1)) }
         #expect(provider.totals == .init())
     }
 

@@ -23,7 +23,7 @@ struct TestApp {
     static let paymentEventSecret = "whsec_souk_tests_0123456789"
 
     /// Rate limits are off unless a test asks for them: most tests act as one client doing a lot.
-    static func run(backend: TestBackend = .sqlite, pageCache: (any PageCache)? = nil, rateLimits: RateLimitPolicy = .off, readiness: [ReadinessCheck] = [], flashSaleGate: (any FlashSaleGate)? = nil, gate: (@Sendable (SQLStorage) -> any FlashSaleGate)? = nil, rateLimiter: (any RateLimiter)? = nil, behindProxy: Bool = false, testing: TestingSetup = .router, _ body: @escaping @Sendable (TestApp) async throws -> Void) async throws {
+    static func run(backend: TestBackend = .sqlite, pageCache: (any PageCache)? = nil, rateLimits: RateLimitPolicy = .off, readiness: [ReadinessCheck] = [], flashSaleGate: (any FlashSaleGate)? = nil, gate: (@Sendable (SQLStorage) -> any FlashSaleGate)? = nil, rateLimiter: (any RateLimiter)? = nil, behindProxy: Bool = false, payments: (any PaymentProvider)? = nil, testing: TestingSetup = .router, _ body: @escaping @Sendable (TestApp) async throws -> Void) async throws {
         try await backend.withDatabase { database in
             let storage = SQLStorage(database: database)
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("souk-media-\(UUID().uuidString)")
@@ -35,7 +35,7 @@ struct TestApp {
             let services = try await SoukServices(
                 storage: storage, hasher: BcryptPasswordHasher(cost: 4), pageCache: pageCache, flashSaleGate: flashSaleGate ?? gate?(storage), images: try VipsImageProcessor(), media: media, jobs: jobs,
                 rateLimiter: rateLimiter, rateLimits: rateLimits, behindProxy: behindProxy, readinessChecks: readiness,
-                paymentEventSecret: Self.paymentEventSecret, logger: TestLog.logger)
+                payments: payments ?? SimulatedPaymentProvider(), paymentEventSecret: Self.paymentEventSecret, logger: TestLog.logger)
             let app = buildApplication(services, host: "127.0.0.1", port: 0, logger: TestLog.logger)
             try await app.test(testing) { client in
                 try await body(TestApp(client: client, storage: storage, database: database, media: media, jobs: jobs, services: services))

@@ -207,10 +207,37 @@ public struct FlashSaleOrder: Hashable, Sendable {
     }
 }
 
+/// An admitted order as the gates remember it: its id and when it was admitted (its hold runs
+/// from then). Kept in Redis as `<order id>:<admitted, Unix milliseconds>`.
+public struct HeldOrder: Hashable, Sendable {
+    public let orderID: String
+    public let admittedAt: Date
+
+    public init(orderID: String, admittedAt: Date) {
+        self.orderID = orderID
+        self.admittedAt = Date(timeIntervalSince1970: (admittedAt.timeIntervalSince1970 * 1_000).rounded(.down) / 1_000)
+    }
+
+    public var encoded: String { "\(orderID):\(Int64(saturating: admittedAt.timeIntervalSince1970 * 1_000))" }
+
+    /// A remembered order; one kept before admission times were (a bare id) is dated `fallback`.
+    public init?(encoded: String, fallback: Date) {
+        let parts = encoded.split(separator: ":", maxSplits: 1)
+        guard let id = parts.first, !id.isEmpty else { return nil }
+        let millis = parts.count == 2 ? Int64(parts[1]) : nil
+        self.init(orderID: String(id), admittedAt: millis.map { Date(timeIntervalSince1970: Double($0) / 1_000) } ?? fallback)
+    }
+
+    /// When the buyer's hold of it ends under `sale`'s terms.
+    public func holdExpiresAt(in sale: FlashSale) -> Date {
+        admittedAt.addingTimeInterval(TimeInterval(sale.holdSeconds))
+    }
+}
+
 /// The answer of the admission step.
 public enum Admission: Hashable, Sendable {
     /// Admitted; `repeated` when this very purchase (buyer + idempotency key) was admitted before.
-    case admitted(orderID: String, repeated: Bool)
+    case admitted(HeldOrder, repeated: Bool)
     case soldOut
     case limitReached
     case notStarted

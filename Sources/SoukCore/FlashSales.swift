@@ -41,14 +41,14 @@ public struct FlashSales: Sendable {
     /// One purchase attempt: admitted (with the order id) or a ``SoukError`` saying why not.
     /// `verified`: whether the buyer verified their email (a sale may require it); `limits`: the
     /// rate limits the attempt counts under, counted by the gate with its decision.
-    public func purchase(saleID: Int64, buyerID rawBuyer: String?, verified: Bool = false, requestKey rawKey: String?, limits: [RateCheck] = [], now: Date = Date()) async throws -> (sale: FlashSale, orderID: String, repeated: Bool) {
+    public func purchase(saleID: Int64, buyerID rawBuyer: String?, verified: Bool = false, requestKey rawKey: String?, limits: [RateCheck] = [], now: Date = Date()) async throws -> (sale: FlashSale, order: HeldOrder, repeated: Bool) {
         let buyerID = try BuyerID.validated(rawBuyer)
         let requestKey = try Self.requestKey(rawKey)
         guard let sale = try await sale(id: saleID) else { throw SoukError.notFound("Flash sale") }
         if sale.verifiedOnly && !verified { throw SoukError.verificationRequired }
         let admission = try await gate.admit(sale, buyerID: buyerID, requestKey: requestKey, limits: limits, now: now)
         switch Self.outcome(admission, of: sale) {
-        case .success(let orderID): return (sale, orderID, admission == .admitted(orderID: orderID, repeated: true))
+        case .success(let order): return (sale, order, admission == .admitted(order, repeated: true))
         case .failure(let error): throw error
         }
     }
@@ -56,11 +56,11 @@ public struct FlashSales: Sendable {
     /// The answer to an attempt when this process already has it (a sale it knows is sold out), without
     /// suspending: the admitted order of a retried purchase, or the refusal. Nil when the attempt
     /// must go through ``purchase(saleID:buyerID:verified:requestKey:limits:now:)`` (which then gives the same answer).
-    public func settledPurchase(saleID: Int64, buyerID rawBuyer: String?, verified: Bool = false, requestKey rawKey: String?, now: Date = Date()) -> Result<String, SoukError>? {
+    public func settledPurchase(saleID: Int64, buyerID rawBuyer: String?, verified: Bool = false, requestKey rawKey: String?, now: Date = Date()) -> (sale: FlashSale, outcome: Result<HeldOrder, SoukError>)? {
         guard let attempt = knownAttempt(saleID: saleID, buyerID: rawBuyer, verified: verified, requestKey: rawKey),
               let admission = gate.settledAdmission(attempt.sale, buyerID: attempt.buyerID, requestKey: attempt.requestKey, now: now)
         else { return nil }
-        return Self.outcome(admission, of: attempt.sale)
+        return (attempt.sale, Self.outcome(admission, of: attempt.sale))
     }
 
     /// A well-formed attempt on a sale whose terms this process already holds: what a gate needs to
@@ -80,10 +80,10 @@ public struct FlashSales: Sendable {
         terms.get(saleID) != nil
     }
 
-    /// What the buyer hears for an admission decision: the order id, or why not.
-    public static func outcome(_ admission: Admission, of sale: FlashSale) -> Result<String, SoukError> {
+    /// What the buyer hears for an admission decision: the held order, or why not.
+    public static func outcome(_ admission: Admission, of sale: FlashSale) -> Result<HeldOrder, SoukError> {
         switch admission {
-        case .admitted(let orderID, _): .success(orderID)
+        case .admitted(let order, _): .success(order)
         case .soldOut: .failure(.soldOut)
         case .limitReached: .failure(.limitReached(limit: sale.perBuyerLimit))
         case .notStarted: .failure(.saleNotStarted(startsAt: sale.startsAt))

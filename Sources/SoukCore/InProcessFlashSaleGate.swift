@@ -9,8 +9,8 @@ public actor InProcessFlashSaleGate: FlashSaleGate {
         /// Units admitted and not given back by an expired hold.
         var admitted: Int
         var perBuyer: [String: Int]
-        /// "buyer|key" → order id, for idempotent retries.
-        var orders: [String: String]
+        /// "buyer|key" → the order, for idempotent retries.
+        var orders: [String: HeldOrder]
         /// Orders whose expired holds gave their units back.
         var released: Set<String> = []
     }
@@ -34,7 +34,7 @@ public actor InProcessFlashSaleGate: FlashSaleGate {
         if now < sale.startsAt { return .notStarted }
         let known = try await self.state(of: sale)
         if known.admitted >= sale.quantity {
-            if let existing = known.orders[field] { return .admitted(orderID: existing, repeated: true) }
+            if let existing = known.orders[field] { return .admitted(existing, repeated: true) }
             return now >= sale.endsAt || sale.closedAt != nil ? .ended : .soldOut
         }
         // A limiter that cannot be reached lets the attempt through: its outage must not close the shop.
@@ -44,7 +44,7 @@ public actor InProcessFlashSaleGate: FlashSaleGate {
         }
         // Read again: other attempts may have been decided while this one was counted.
         var state = try await self.state(of: sale)
-        if let existing = state.orders[field] { return .admitted(orderID: existing, repeated: true) }
+        if let existing = state.orders[field] { return .admitted(existing, repeated: true) }
         if now < sale.startsAt { return .notStarted }
         if now >= sale.endsAt || sale.closedAt != nil { return .ended }
         let count = state.perBuyer[buyerID, default: 0]
@@ -53,11 +53,14 @@ public actor InProcessFlashSaleGate: FlashSaleGate {
 
         // Decide now (the actor serialises decisions), then wait for the decision to be durable.
         let n = count + 1
-        let order = AdmittedOrder(orderID: AdmittedOrder.newOrderID(), saleID: sale.id,
-                                  buyerID: buyerID, n: n, requestKey: requestKey, admittedAt: now)
+        // Dated to the millisecond, as the Redis gate dates them: the deadline the buyer is told is
+        // the one stored.
+        let held = HeldOrder(orderID: AdmittedOrder.newOrderID(), admittedAt: now)
+        let order = AdmittedOrder(orderID: held.orderID, saleID: sale.id,
+                                  buyerID: buyerID, n: n, requestKey: requestKey, admittedAt: held.admittedAt)
         state.admitted += 1
         state.perBuyer[buyerID] = n
-        state.orders[field] = order.orderID
+        state.orders[field] = held
         sales[sale.id] = state
         do {
             try await withCheckedThrowingContinuation { continuation in
@@ -74,7 +77,7 @@ public actor InProcessFlashSaleGate: FlashSaleGate {
             sales[sale.id]?.orders[field] = nil
             throw error
         }
-        return .admitted(orderID: order.orderID, repeated: false)
+        return .admitted(held, repeated: false)
     }
 
     public func release(_ sale: FlashSale, expiredOrderIDs: [String]) async throws {
@@ -114,7 +117,7 @@ public actor InProcessFlashSaleGate: FlashSaleGate {
         var state = SaleState(admitted: orders.count { !$0.isExpired }, perBuyer: [:], orders: [:])
         for order in orders {
             state.perBuyer[order.buyerID] = max(state.perBuyer[order.buyerID, default: 0], order.n)
-            state.orders[order.buyerID + "|" + order.requestKey] = order.orderID
+            state.orders[order.buyerID + "|" + order.requestKey] = HeldOrder(orderID: order.orderID, admittedAt: order.admittedAt)
             if order.isExpired { state.released.insert(order.orderID) }
         }
         sales[sale.id] = state

@@ -72,9 +72,10 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
                 else
                     taken = taken + 1
                     local n = redis.call('HINCRBY', KEYS[3], buyer, 1)
-                    redis.call('HSET', KEYS[4], field, order)
+                    local held = order .. ':' .. ARGV[1]
+                    redis.call('HSET', KEYS[4], field, held)
                     redis.call('XADD', KEYS[5], '*', 'order', order, 'buyer', buyer, 'n', n, 'key', key, 'at', ARGV[1])
-                    results[#results + 1] = {'admitted', order, '0'}
+                    results[#results + 1] = {'admitted', held, '0'}
                 end
             end
             k = k + checks
@@ -89,18 +90,18 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
     /// orders already persisted (so a Redis that lost its data is rebuilt from the database), with
     /// the expired ones among them marked released (their units are in the stock already).
     /// KEYS: the sale's keys, then its released set; ARGV: the terms, the stock, then per order
-    /// buyer, key, order id, n and 1 when it expired.
+    /// buyer, key, order id, n, 1 when it expired, and when it was admitted (Unix milliseconds).
     public static let prepareScript = RedisScript("""
         if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
         redis.call('HSET', KEYS[1], 'starts', ARGV[1], 'ends', ARGV[2], 'limit', ARGV[3], 'quantity', ARGV[4])
         redis.call('SET', KEYS[2], ARGV[5])
         local i = 6
-        while i + 4 <= #ARGV do
-            redis.call('HSET', KEYS[4], ARGV[i] .. '|' .. ARGV[i + 1], ARGV[i + 2])
+        while i + 5 <= #ARGV do
+            redis.call('HSET', KEYS[4], ARGV[i] .. '|' .. ARGV[i + 1], ARGV[i + 2] .. ':' .. ARGV[i + 5])
             local n = tonumber(ARGV[i + 3])
             if n > tonumber(redis.call('HGET', KEYS[3], ARGV[i]) or '0') then redis.call('HSET', KEYS[3], ARGV[i], n) end
             if ARGV[i + 4] == '1' then redis.call('SADD', KEYS[6], ARGV[i + 2]) end
-            i = i + 5
+            i = i + 6
         end
         return 1
         """)
@@ -173,7 +174,7 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
 
     public func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission? {
         guard let orders = soldOut.withLockedValue({ $0.orders[sale.id] }) else { return nil }
-        if let order = orders[buyerID + "|" + requestKey] { return .admitted(orderID: order, repeated: true) }
+        if let order = orders[buyerID + "|" + requestKey].flatMap({ HeldOrder(encoded: $0, fallback: now) }) { return .admitted(order, repeated: true) }
         return now >= sale.endsAt ? .ended : .soldOut
     }
 
@@ -193,8 +194,8 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         guard let admission else { throw RedisClientError(.unexpectedReply, "the sale is still not in Redis after preparing it") }
         if admission == .soldOut {
             try await rememberSoldOut(sale)
-            if let order = soldOut.withLockedValue({ $0.orders[sale.id]?[buyerID + "|" + requestKey] }) {
-                return .admitted(orderID: order, repeated: true)
+            if let order = soldOut.withLockedValue({ $0.orders[sale.id]?[buyerID + "|" + requestKey] }).flatMap({ HeldOrder(encoded: $0, fallback: now) }) {
+                return .admitted(order, repeated: true)
             }
         }
         return admission
@@ -288,8 +289,10 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
         }
         switch outcome {
         case "admitted":
-            guard parts.count >= 3, let order = parts[1].string else { throw RedisClientError(.unexpectedReply, "admission without an order id") }
-            return .admitted(orderID: order, repeated: parts[2].string == "1")
+            guard parts.count >= 3, let value = parts[1].string, let order = HeldOrder(encoded: value, fallback: Date()) else {
+                throw RedisClientError(.unexpectedReply, "admission without an order id")
+            }
+            return .admitted(order, repeated: parts[2].string == "1")
         case "unprepared": return nil
         case "sold_out": return .soldOut
         case "limit_reached": return .limitReached
@@ -329,7 +332,10 @@ public final class RedisFlashSaleGate: FlashSaleGate, EventLoopAdmissionGate {
             String(Int64(sale.startsAt.timeIntervalSince1970 * 1_000)), String(Int64(sale.endsAt.timeIntervalSince1970 * 1_000)),
             String(sale.perBuyerLimit), String(sale.quantity), String(sale.quantity - live),
         ]
-        for order in persisted { arguments += [order.buyerID, order.requestKey, order.orderID, String(order.n), order.isExpired ? "1" : "0"] }
+        for order in persisted {
+            arguments += [order.buyerID, order.requestKey, order.orderID, String(order.n), order.isExpired ? "1" : "0",
+                          String(Int64(saturating: order.admittedAt.timeIntervalSince1970 * 1_000))]
+        }
         _ = try await redis.evalsha(Self.prepareScript, keys: keys.all + [keys.released], arguments: arguments)
         // Cancelled while this was under way (its end found no key to move): end it in Redis now.
         if let fresh = try await store.flashSale(id: sale.id), fresh.endsAt < sale.endsAt {

@@ -350,16 +350,16 @@ struct SoldOutLane: FastLane {
               let buyer = try? FlashSaleController.PurchaseInput.buyer(customers.identity(in: request), body: body),
               let settled = flashSales.settledPurchase(saleID: saleID, buyerID: buyer.customerID, verified: buyer.verified, requestKey: request.headerFields[.idempotencyKey])
         else { return nil }
-        return .now(Self.answer(settled, saleID: saleID))
+        return .now(Self.answer(settled.outcome, sale: settled.sale))
     }
 
     /// The router's answer to a purchase attempt, byte for byte.
-    static func answer(_ outcome: Result<String, SoukError>, saleID: Int64) -> FastAnswer {
+    static func answer(_ outcome: Result<HeldOrder, SoukError>, sale: FlashSale) -> FastAnswer {
         let (status, body): (HTTPResponse.Status, ByteBuffer)
         var headers: HTTPFields = [.contentType: "application/json; charset=utf-8"]
         switch outcome {
-        case .success(let orderID):
-            (status, body) = (.accepted, FlashSaleController.admitted(orderID: orderID, saleID: saleID))
+        case .success(let order):
+            (status, body) = (.accepted, FlashSaleController.admitted(order, in: sale))
         case .failure(let error):
             let problem = ErrorMiddleware.problem(for: error)
             (status, body) = (problem.status, JSONResponse.errorBody(problem))
@@ -411,7 +411,7 @@ struct AdmissionLane: FastLane {
         let limits = rateGuard.purchaseChecks(buyer: attempt.buyerID, address: rateGuard.clientAddress(request.headerFields, peer: connection.peerAddress))
         let decided = gate.admit(attempt.sale, buyerID: attempt.buyerID, requestKey: attempt.requestKey, limits: limits, now: Date(), on: connection.eventLoop)
         return decided.map { admission in
-            .later(admission.map { $0.map { SoldOutLane.answer(FlashSales.outcome($0, of: attempt.sale), saleID: saleID) } }.recover { _ in nil })
+            .later(admission.map { $0.map { SoldOutLane.answer(FlashSales.outcome($0, of: attempt.sale), sale: attempt.sale) } }.recover { _ in nil })
         }
     }
 }

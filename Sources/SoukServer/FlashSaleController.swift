@@ -195,12 +195,17 @@ struct FlashSaleController: Sendable {
             try await services.rateGuard.check(limits)
         }
         let result = try await flashSales.purchase(saleID: saleID, buyerID: buyer.customerID, verified: buyer.verified, requestKey: request.headers[.idempotencyKey], limits: limits)
-        return Response(status: .accepted, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: Self.admitted(orderID: result.orderID, saleID: saleID)))
+        return Response(status: .accepted, headers: [.contentType: "application/json; charset=utf-8"], body: .init(byteBuffer: Self.admitted(result.order, in: result.sale)))
     }
 
-    /// The hottest answer of all, written directly: order ids hold only [A-Za-z0-9_.@+-], nothing to escape.
-    static func admitted(orderID: String, saleID: Int64) -> ByteBuffer {
-        ByteBuffer(string: #"{"order_id":"\#(orderID)","sale_id":\#(saleID),"status":"admitted"}"#)
+    /// The hottest answer of all, written directly: order ids hold only [A-Za-z0-9_.@+-] and
+    /// currencies three letters, nothing to escape. The unit is held for the buyer until
+    /// `hold_expires_at` (the admission plus the sale's hold), at `price_minor`.
+    static func admitted(_ order: HeldOrder, in sale: FlashSale) -> ByteBuffer {
+        let expires = JSONResponse.timestamp(order.holdExpiresAt(in: sale))
+        return ByteBuffer(string: #"""
+            {"order_id":"\#(order.orderID)","sale_id":\#(sale.id),"status":"held","hold_expires_at":"\#(expires)","price_minor":\#(sale.price.minor),"currency":"\#(sale.price.currency.code)"}
+            """#)
     }
 
     struct OrderBody: Encodable {

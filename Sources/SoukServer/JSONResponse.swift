@@ -12,11 +12,16 @@ enum JSONResponse {
         // ISO 8601 with milliseconds: results are pushed within milliseconds of being decided.
         encoder.dateEncodingStrategy = .custom { date, encoder in
             var container = encoder.singleValueContainer()
-            try container.encode(date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)))
+            try container.encode(timestamp(date))
         }
         encoder.outputFormatting = [.sortedKeys]
         return encoder
     }()
+
+    /// A date as every API body writes it: `2026-12-05T13:20:00.123Z`.
+    static func timestamp(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+    }
 
     static let decoder: JSONDecoder = {
         let decoder = JSONDecoder()

@@ -594,7 +594,8 @@ struct PagesController: Sendable {
             let limits = services.rateGuard.purchaseChecks(buyer: buyer.customerID, address: services.rateGuard.clientAddress(request, context))
             let result = try await services.flashSales.purchase(saleID: sale.id, buyerID: buyer.customerID, verified: buyer.verified, requestKey: nil, limits: limits)
             return pages.page("flash_sale_admitted", title: "You got it", [
-                "order_id": result.orderID, "repeated": result.repeated, "product_name": result.sale.productName,
+                "order_id": result.order.orderID, "repeated": result.repeated, "product_name": result.sale.productName,
+                "price": result.sale.price.formatted, "pay_before": Self.minuteFormat.format(result.order.holdExpiresAt(in: result.sale)),
                 "store_name": vendor.storeName, "username": vendor.username,
             ], context: context, status: .accepted)
         } catch let error as SoukError where error.code != "not_found" {

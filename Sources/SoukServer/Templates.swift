@@ -317,6 +317,7 @@ enum Templates {
     static let flashSaleAdmitted = """
         {{> header}}<h1>You got it!</h1>
         <p class="ok">Your {{product_name}} from {{store_name}} is reserved: order <strong>{{order_id}}</strong>{{#repeated}} (you had already been admitted){{/repeated}}.</p>
+        <p>Pay <strong>{{price}}</strong> before <strong>{{pay_before}}</strong>: then the unit goes back to the sale for the next customer.</p>
         <p><a class="button" href="/account/orders/{{order_id}}/pay">Pay and give your address</a></p>
         <p><a href="/s/{{username}}">Back to the store</a></p>{{> footer}}
         """

@@ -126,7 +126,7 @@ struct FastLaneTests {
         func release(_ sale: FlashSale, expiredOrderIDs: [String]) async throws {}
         func hasSettledAdmissions(saleID: Int64) -> Bool { true }
         func settledAdmission(_ sale: FlashSale, buyerID: String, requestKey: String, now: Date) -> Admission? {
-            if buyerID == first && requestKey == "1" { return .admitted(orderID: "\(sale.id)-\(first)-1", repeated: true) }
+            if buyerID == first && requestKey == "1" { return .admitted(HeldOrder(orderID: "\(sale.id)-\(first)-1", admittedAt: Date(timeIntervalSince1970: 1_800_000_000)), repeated: true) }
             return now >= sale.endsAt ? .ended : .soldOut
         }
     }

@@ -24,16 +24,26 @@ struct FlashSaleAPITests {
             #expect(created.json["status"] as? String == "active" && (created.json["remaining"] as? NSNumber)?.intValue == 3)
             #expect(try await app.stock(of: phone, token: token) == 7, "the sale's units left the product's stock")
 
-            var orders: [String] = []
+            var orders: [String] = [], holds: [String] = []
             var buyers: [(id: String, token: String)] = []
             for name in ["alice", "bob", "carol", "dave"] { buyers.append(try await app.customer("\(name)@example.com")) }
             for buyer in buyers.prefix(3) {
                 let reply = try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", #"{"buyer_id":"\#(buyer.id)"}"#, token: buyer.token)
-                #expect(reply.status == .accepted && reply.json["status"] as? String == "admitted")
+                // A purchase is a hold: until when, and at what price.
+                #expect(reply.status == .accepted && reply.json["status"] as? String == "held", "\(reply.body)")
+                #expect((reply.json["price_minor"] as? NSNumber)?.intValue == 19_900 && reply.json["currency"] as? String == "USD")
                 orders.append(try #require(reply.json["order_id"] as? String))
+                holds.append(try #require(reply.json["hold_expires_at"] as? String))
             }
             let retry = try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", nil, token: buyers[0].token)
             #expect(retry.status == .accepted && retry.json["order_id"] as? String == orders[0], "a retry is the same purchase (the body may name nobody)")
+            #expect(retry.json["hold_expires_at"] as? String == holds[0], "a retry is told the same deadline")
+            // The deadline the buyer is told is the one stored, 10 minutes (the default) after admission.
+            let mine = try await app.json(.get, "/api/v1/customers/me/orders", token: buyers[0].token).json["orders"] as? [[String: Any]] ?? []
+            let stored = try #require(mine.first { $0["id"] as? String == orders[0] }?["hold_expires_at"] as? String)
+            #expect(stored == holds[0], "told \(holds[0]), stored \(stored)")
+            let deadline = try #require(try? Date(holds[0], strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true)))
+            #expect(abs(deadline.timeIntervalSinceNow - 600) < 30)
             let late = try await app.json(.post, "/api/v1/flash-sales/\(id)/purchases", "{}", token: buyers[3].token)
             #expect(late.status == .conflict && late.errorCode == "sold_out")
 

@@ -304,6 +304,7 @@ class Load:
         self.edit_locks = {pid: threading.Lock() for pid in setup["edit"]}
         self.uploads = Counter()          # product id -> acknowledged uploads
         self.sale = None                  # the sale now offered
+        self.won = []                     # (order id, buyer token) of admissions not yet paid for
         self.sales_created = []
         self.sequence = 0
 
@@ -323,7 +324,7 @@ class Load:
     def run_thread(self, index):
         rng = random.Random(self.seed * 1000 + index)
         client = Client(self.ports, self.record, rng)
-        operations = [(self.store_order, 25), (self.flash_purchase, 30), (self.checkout, 25), (self.edit, 8), (self.upload, 2), (self.read, 10)]
+        operations = [(self.store_order, 25), (self.flash_purchase, 30), (self.flash_pay, 10), (self.checkout, 25), (self.edit, 8), (self.upload, 2), (self.read, 10)]
         functions = [f for f, _ in operations]
         weights = [w for _, w in operations]
         while not self.stop.is_set():
@@ -358,6 +359,8 @@ class Load:
         if answer["status"] not in self.TRANSIENT:
             with self.lock:
                 entry["final"] = answer
+                if entry["kind"] == "flash_purchase" and answer["status"] == 202:
+                    self.won.append((answer["json"]["order_id"], entry["token"]))
 
     def flash_purchase(self, client, rng):
         sale = self.sale
@@ -365,6 +368,22 @@ class Load:
             return
         buyer = rng.choice(self.setup["shoppers"])
         self.keyed_request(client, "flash_purchase", f"/api/v1/flash-sales/{sale}/purchases", {}, buyer)
+
+    def flash_pay(self, client, rng):
+        """Pays for a unit won earlier, by store credit or by the simulated provider's approved card;
+        some wins are never paid, and their holds expire."""
+        with self.lock:
+            if not self.won or rng.random() < 0.3:
+                return
+            order, token = self.won.pop(rng.randrange(len(self.won)))
+        body = {"method": rng.choice(["credit", "card"]), "shipping": {"name": "Chaos Buyer", "phone": "+212600000000", "address": "1 Rue du Chaos"}}
+        if body["method"] == "card":
+            body["card"] = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2040, "cvc": "123"}
+        key = str(uuid.uuid4())
+        entry = {"kind": "flash_pay", "path": f"/api/v1/orders/{order}/payment", "body": body, "buyer": None, "token": token, "final": None, "order": order}
+        with self.lock:
+            self.keyed[key] = entry
+        self.resolve(client, key, entry)
 
     def checkout(self, client, rng):
         buyer = rng.choice(self.setup["buyers"])
@@ -412,7 +431,8 @@ class Load:
 
     def create_sale(self, client, rng):
         now = time.time()
-        body = {"product_id": rng.choice(self.setup["flash"]), "quantity": 100, "per_buyer_limit": 1,
+        # Holds of 15 s: wins left unpaid expire during the run, and their units are sold again.
+        body = {"product_id": rng.choice(self.setup["flash"]), "quantity": 100, "per_buyer_limit": 1, "hold_seconds": 15,
                 "starts_at": iso(now - 1), "ends_at": iso(now + 86_400)}
         answer = self.until_answered(client, "create_sale", "POST", "/api/v1/flash-sales", body)
         if answer and answer["status"] == 201:
@@ -541,7 +561,7 @@ def set_up(ports, rng):
     with ThreadPoolExecutor(8) as pool:
         customers = list(pool.map(customer, range(240)))
     setup["buyers"], setup["shoppers"] = customers[:40], customers[40:]
-    for buyer, _ in setup["buyers"]:
+    for buyer, _ in setup["buyers"] + setup["shoppers"]:
         must("setup", "POST", f"/api/v1/wallets/{buyer}/credit", {"amount_minor": 1_000_000_000}, auth)
     return setup
 
@@ -599,6 +619,7 @@ class Checker:
         self.store_orders(vendor)
         self.checkouts(vendor)
         self.flash_sales(vendor, acked_flash)
+        self.flash_payments(vendor)
         self.stock(vendor)
         self.feed()
         self.edits_and_images()
@@ -683,6 +704,8 @@ class Checker:
         requests = {(b, k): c for b, k, c in self.pg.psql(
             f"SELECT r.buyer_id, r.idempotency_key, COALESCE(r.checkout_id, '') FROM checkout_requests r WHERE r.buyer_id IN ({buyers})")}
         checkouts = {i: (s, int(t)) for i, s, t in self.pg.psql(f"SELECT id, status, total_minor FROM checkouts WHERE vendor_id = {vendor}")}
+        # Payments for flash-sale wins are checkouts too, started by a payment rather than a checkout request.
+        payments_of_wins = {i for (i,) in self.pg.psql(f"SELECT id FROM checkouts WHERE vendor_id = {vendor} AND flash_order_id IS NOT NULL")}
         acked = 0
         for key, entry in entries.items():
             final = entry["final"]
@@ -699,7 +722,7 @@ class Checker:
                 self.violation(f"checkout {key} refused with {final['status']} has checkout {stored}")
         known = {c for c in requests.values() if c}
         for checkout in checkouts:
-            if checkout not in known:
+            if checkout not in known and checkout not in payments_of_wins:
                 self.violation(f"checkout {checkout} has no request the client made")
         statuses = Counter(s for s, _ in checkouts.values())
         self.fact(f"checkouts: {len(entries)} requested, {acked} accepted; {dict(statuses)}")
@@ -717,7 +740,7 @@ class Checker:
         ledger = {b: int(s) for b, s in self.pg.psql(
             f"SELECT buyer_id, SUM(amount_minor) FROM wallet_ledger WHERE vendor_id = {vendor} AND kind = 'credit' GROUP BY buyer_id")}
         confirmed_by_buyer = defaultdict(int)
-        for b, t in self.pg.psql(f"SELECT buyer_id, total_minor FROM checkouts WHERE vendor_id = {vendor} AND status = 'confirmed'"):
+        for b, t in self.pg.psql(f"SELECT buyer_id, total_minor FROM checkouts WHERE vendor_id = {vendor} AND status = 'confirmed' AND card_token IS NULL"):
             confirmed_by_buyer[b] += int(t)
         for buyer, balance, held, captured in self.pg.psql(
                 f"SELECT buyer_id, balance_minor, held_minor, captured_minor FROM store_credits WHERE vendor_id = {vendor}"):
@@ -732,10 +755,11 @@ class Checker:
     def flash_sales(self, vendor, acked):
         sales = {int(i): (int(q), int(s), int(l)) for i, q, s, l in self.pg.psql(
             f"SELECT id, quantity, sold, per_buyer_limit FROM flash_sales WHERE vendor_id = {vendor}")}
-        orders = self.pg.psql(f"SELECT o.order_id, o.sale_id, o.buyer_id FROM flash_sale_orders o JOIN flash_sales s ON s.id = o.sale_id WHERE s.vendor_id = {vendor}")
-        stored = Counter(o for o, _, _ in orders)
-        per_sale = Counter(int(s) for _, s, _ in orders)
-        per_buyer = Counter((int(s), b) for _, s, b in orders)
+        orders = self.pg.psql(f"SELECT o.order_id, o.sale_id, o.buyer_id, o.status FROM flash_sale_orders o JOIN flash_sales s ON s.id = o.sale_id WHERE s.vendor_id = {vendor}")
+        stored = Counter(o for o, _, _, _ in orders)
+        # An expired hold gave its unit back: `sold` counts the orders that still hold one.
+        per_sale = Counter(int(s) for _, s, _, status in orders if status != "expired")
+        per_buyer = Counter((int(s), b) for _, s, b, _ in orders)
         for order in acked:
             if stored[order] != 1:
                 self.violation(f"admitted flash-sale order {order} stored {stored[order]} times")
@@ -754,13 +778,48 @@ class Checker:
         answers = Counter(e["final"]["status"] for e in self.load.keyed.values() if e["kind"] == "flash_purchase" and e["final"])
         self.fact(f"flash sales: {len(sales)} opened, {len(acked)} admissions acknowledged, {len(stored)} stored; answers {dict(answers)}")
 
+    def flash_payments(self, vendor):
+        """Each win paid at most once, and only while held; paid orders counted on their sales."""
+        orders = {o: (int(s), status) for o, s, status in self.pg.psql(
+            f"SELECT o.order_id, o.sale_id, o.status FROM flash_sale_orders o JOIN flash_sales s ON s.id = o.sale_id WHERE s.vendor_id = {vendor}")}
+        confirmed = Counter(o for (o,) in self.pg.psql(
+            f"SELECT flash_order_id FROM checkouts WHERE vendor_id = {vendor} AND flash_order_id IS NOT NULL AND status = 'confirmed'"))
+        for order, (_, status) in orders.items():
+            if confirmed[order] > 1:
+                self.violation(f"flash-sale order {order} paid {confirmed[order]} times")
+            if status == "paid" and confirmed[order] != 1:
+                self.violation(f"flash-sale order {order} is paid with {confirmed[order]} confirmed payments")
+            if status != "paid" and confirmed[order]:
+                self.violation(f"flash-sale order {order} is {status} but a payment for it was confirmed")
+            if status == "paying":
+                self.violation(f"flash-sale order {order} still paying after every checkout was decided")
+        for sale, paid, expired in self.pg.psql(f"SELECT id, paid, expired FROM flash_sales WHERE vendor_id = {vendor}"):
+            counted = Counter(status for s, status in orders.values() if s == int(sale))
+            if int(paid) != counted["paid"] or int(expired) != counted["expired"]:
+                self.violation(f"sale {sale}: paid {paid}, expired {expired}; its orders say {dict(counted)}")
+        stored_payments = defaultdict(set)
+        for order, checkout in self.pg.psql(f"SELECT flash_order_id, id FROM checkouts WHERE vendor_id = {vendor} AND flash_order_id IS NOT NULL"):
+            stored_payments[order].add(checkout)
+        entries = [e for e in self.load.keyed.values() if e["kind"] == "flash_pay"]
+        for entry in entries:
+            final = entry["final"]
+            if final is None:
+                self.violation(f"payment for {entry['order']} never got a final answer")
+            elif final["status"] == 202 and (final.get("json") or {}).get("checkout_id") not in stored_payments[entry["order"]]:
+                self.violation(f"payment for {entry['order']} accepted as {(final.get('json') or {}).get('checkout_id')} is not stored")
+        answers = Counter((e["body"]["method"], e["final"]["status"]) for e in entries if e["final"])
+        statuses = Counter(status for _, status in orders.values())
+        by_card = self.pg.psql(f"SELECT count(*) FROM payments p JOIN checkouts c ON c.id = p.checkout_id WHERE c.vendor_id = {vendor} AND p.method = 'card'")[0][0]
+        self.fact(f"flash-sale payments: {len(entries)} tried {dict(sorted(answers.items()))}; orders {dict(statuses)}; {by_card} paid by card")
+
     def stock(self, vendor):
         initial = self.load.setup["initial_stock"]
         now = {int(i): int(s) for i, s in self.pg.psql(f"SELECT id, stock FROM products WHERE vendor_id = {vendor}")}
         used = defaultdict(int)
         for p, q in self.pg.psql(f"SELECT i.product_id, i.quantity FROM order_items i JOIN orders o ON o.id = i.order_id WHERE o.vendor_id = {vendor} AND o.status <> 'cancelled'"):
             used[int(p)] += int(q)
-        for p, q in self.pg.psql(f"SELECT i.product_id, i.quantity FROM checkout_items i JOIN checkouts c ON c.id = i.checkout_id WHERE c.vendor_id = {vendor} AND c.status <> 'failed'"):
+        # A payment for a flash-sale win has the sale's unit as its line: counted with the sale below.
+        for p, q in self.pg.psql(f"SELECT i.product_id, i.quantity FROM checkout_items i JOIN checkouts c ON c.id = i.checkout_id WHERE c.vendor_id = {vendor} AND c.status <> 'failed' AND c.flash_order_id IS NULL"):
             used[int(p)] += int(q)
         for p, q, s, closed in self.pg.psql(f"SELECT product_id, quantity, sold, closed_at IS NOT NULL FROM flash_sales WHERE vendor_id = {vendor}"):
             used[int(p)] += int(s) if closed == "t" else int(q)

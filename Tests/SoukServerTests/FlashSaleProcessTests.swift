@@ -167,6 +167,85 @@ struct FlashSaleProcessTests {
         try await PostgresTestServer.shared.dropDatabase(cluster.database)
     }
 
+    /// Invariant: each paid order charged exactly once, across processes. 120 winners pay by card
+    /// through a Stripe-like provider (a stub on loopback, whose events come back twice and out of
+    /// order); `souk worker` is killed with SIGKILL while some payments are confirmed and others
+    /// are not; a new worker takes over the leases. Every order ends paid, and the provider
+    /// captured each once.
+    @Test func cardPaymentsAreChargedOnceThoughTheWorkerIsKilledMidPayment() async throws {
+        let secret = "whsec_process_tests_0123456789"
+        let signature = PaymentEventSignature(secret: secret)
+        let stub = try await StubPaymentProvider(delivery: .init(duplicates: true, reorder: true)) { signature.sign($0, at: Date()) }
+        let database = try await PostgresTestServer.shared.createDatabase(migrated: true)
+        let redis = try await PrivateRedisServer(arguments: ["--appendonly", "yes"])
+        let environment = [
+            "SOUK_DATABASE_URL": try PostgresTestServer.url(database: database), "SOUK_REDIS_URL": redis.url,
+            "SOUK_PAYMENTS": stub.url.absoluteString, "SOUK_PAYMENTS_KEY": stub.secretKey, "SOUK_PAYMENTS_WEBHOOK_SECRET": secret,
+            "SOUK_VERIFIER_DELAY": "100ms-600ms",
+        ]
+        var cluster = Cluster(environment: environment, serve: [try await SoukProcess.start(["serve"], environment: environment)], redis: redis, database: database)
+        defer { cluster.stop() }
+        stub.sendEvents(to: cluster.serve[0].baseURL.appendingPathComponent("api/v1/payments/events"))
+        let winners = 120
+        try await Self.openSale(&cluster, quantity: winners)
+        let doomed = try await Self.startWorker(cluster.environment)
+        let shoppers = try await Self.shoppers(cluster, count: winners)
+        let (url, saleID) = (cluster.serve[0].baseURL, cluster.saleID)
+        let checkouts = try await withThrowingTaskGroup(of: String.self) { group in
+            for shopper in shoppers {
+                group.addTask {
+                    let client = HTTPTestClient(baseURL: url, token: shopper.token)
+                    let won = try await client.send("POST", "/api/v1/flash-sales/\(saleID)/purchases", json: "{}")
+                    let order = try #require(won.json["order_id"] as? String, "\(won.body)")
+                    let paying = try await client.send("POST", "/api/v1/orders/\(order)/payment", json: """
+                        {"method":"card","shipping":{"name":"Ann","phone":"+49 30 1234567","address":"Torstr. 1"},
+                         "card":{"number":"4242424242424242","exp_month":12,"exp_year":2040,"cvc":"123"}}
+                        """)
+                    return try #require(paying.json["checkout_id"] as? String, "\(paying.status) \(paying.body)")
+                }
+            }
+            return try await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        #expect(checkouts.count == winners)
+        // Kill the worker while some payments are decided and others are not.
+        var killedMidway = false
+        let postgres = try PostgresDatabase(url: try PostgresTestServer.url(database: database), maximumConnections: 1, logger: TestLog.logger)
+        try await postgres.closing { postgres in
+            let started = ContinuousClock.now
+            while ContinuousClock.now - started < .seconds(30) {
+                let confirmed = try await postgres.read("SELECT COUNT(*) AS n FROM checkouts WHERE status = 'confirmed'").first?.int("n") ?? 0
+                if confirmed > 0 && confirmed < winners {
+                    doomed.kill9()
+                    killedMidway = true
+                    return
+                }
+                if confirmed >= winners { return }
+                try await Task.sleep(for: .milliseconds(2))
+            }
+        }
+        doomed.kill9()
+        let replacement = try await Self.startWorker(cluster.environment)
+        defer { replacement.stop() }
+        let deadline = ContinuousClock.now + .seconds(60)
+        var stats = try await Self.stats(cluster)
+        while (stats["paid"] as? Int) != winners {
+            try #require(ContinuousClock.now < deadline, "not every payment was confirmed: \(stats)")
+            try await Task.sleep(for: .milliseconds(200))
+            stats = try await Self.stats(cluster)
+        }
+        #expect(killedMidway, "the worker died with payments in flight")
+        // Settled: nothing is captured after the last confirmation.
+        try await Task.sleep(for: .seconds(1))
+        #expect(stub.totals == .init(capturedMinor: Int64(winners) * 49_900, refundedMinor: 0, captures: winners, refunds: 0), "each order charged once")
+        #expect((stats["held"] as? Int) == 0 && (stats["remaining"] as? Int) == 0, "\(stats)")
+        let cardRows = try await PostgresTestServer.shared.withDatabase(database) { database in
+            try await database.read("SELECT COUNT(*) AS n FROM payments WHERE method = 'card'").first?.int("n")
+        }
+        #expect(cardRows == Int64(winners))
+        await stub.close()
+        try await PostgresTestServer.shared.dropDatabase(database)
+    }
+
     @Test func aWorkerKilledMidPersistingLosesAndRepeatsNothing() async throws {
         var cluster = try await Self.cluster(serves: 1)
         defer { cluster.stop() }

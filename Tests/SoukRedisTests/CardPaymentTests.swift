@@ -100,6 +100,46 @@ struct CardPaymentTests {
         }
     }
 
+    /// Payments that arrive together are started together, one transaction for the group: a
+    /// refused one (no credit) is undone alone, the others hold their credit once each.
+    @Test(arguments: TestBackend.allCases)
+    func paymentsStartedTogetherAreRefusedOrTakenEachOnItsOwn(backend: TestBackend) async throws {
+        try await CheckoutHarness.run(backend, stock: 50, price: 1_000) { h in
+            let now = Date()
+            let sale = try await h.storage.createFlashSale(vendorID: h.vendorID, try FlashSaleDraft(
+                productID: h.productID, quantity: 40, startsAt: now.addingTimeInterval(-5), endsAt: now.addingTimeInterval(3_600), perBuyerLimit: 1,
+                salePriceMinor: 700, now: now), now: now)
+            let orders = (0..<40).map { AdmittedOrder(orderID: AdmittedOrder.newOrderID(), saleID: sale.id, buyerID: "b\($0)", n: 1, requestKey: "1", admittedAt: now) }
+            #expect(try await h.storage.persistAdmitted(orders) == 40)
+            for order in orders.enumerated() where order.offset % 2 == 0 {
+                _ = try await h.storage.credit(buyerID: order.element.buyerID, amountMinor: 700, by: h.vendorID)
+            }
+            let answers = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+                for (index, order) in orders.enumerated() {
+                    group.addTask {
+                        let payment = try FlashSalePaymentRequest(orderID: order.orderID, buyerID: order.buyerID, method: "credit", name: "Ann", phone: "0301234567", address: "Somewhere 1")
+                        do {
+                            _ = try await h.checkouts.pay(payment)
+                            return (index, true)
+                        } catch SoukError.insufficientCredit {
+                            return (index, false)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+            }
+            for (index, order) in orders.enumerated() {
+                let paying = index % 2 == 0
+                #expect(answers[index] == paying, "\(order.buyerID)")
+                #expect(try await h.storage.flashSaleOrderStatus(orderID: order.orderID, buyerID: order.buyerID) == (paying ? .paying : .held))
+                let wallet = try await h.storage.wallet(vendorID: h.vendorID, buyerID: order.buyerID)
+                #expect(paying ? (wallet?.heldMinor == 700 && wallet?.balanceMinor == 0) : wallet == nil, "\(order.buyerID): \(String(describing: wallet))")
+            }
+            let started = try await h.storage.database.read("SELECT COUNT(*) AS n FROM checkouts WHERE flash_order_id IS NOT NULL").first?.int("n")
+            #expect(started == 20)
+        }
+    }
+
     /// A declined card fails the payment without asking the verifier; the unit stays held, and
     /// the buyer pays again with another card. A verifier's refusal after the authorization
     /// cancels it: nothing is taken.

@@ -4,72 +4,46 @@ import SoukCore
 extension SQLStorage {
     public func payFlashSaleOrder(_ request: FlashSalePaymentRequest, cardToken: String?, deadline: TimeInterval, now: Date) async throws -> CheckoutOrder {
         let id = CheckoutOrder.newID()
-        if let refusal = try await paymentStarts.submit(PaymentStart(id: id, request: request, cardToken: cardToken, deadline: deadline, now: now)) {
-            throw refusal
+        try await database.transaction { transaction in
+            // Compare-and-set on the status: of two payments at once, one finds the order held.
+            guard let order = try await transaction.first("""
+                UPDATE flash_sale_orders SET status = 'paying', checkout_id = \(id), ship_name = \(request.shipping.name),
+                    ship_phone = \(request.shipping.phone), ship_address = \(request.shipping.address)
+                WHERE order_id = \(request.orderID) AND buyer_id = \(request.buyerID) AND status = 'held'
+                  AND (hold_expires_at IS NULL OR hold_expires_at > \(now))
+                RETURNING sale_id
+                """)
+            else { throw try await Self.whyNotPayable(request, now: now, transaction) }
+            guard let sale = try await transaction.first("""
+                SELECT vendor_id, product_id, product_name, price_minor, currency FROM flash_sales WHERE id = \(try order.int("sale_id"))
+                """)
+            else { throw SoukError.notFound("Order") }
+            let vendorID = try sale.int("vendor_id"), price = try sale.int("price_minor")
+            if cardToken == nil {
+                let held = try await transaction.query("""
+                    UPDATE store_credits SET balance_minor = balance_minor - \(price), held_minor = held_minor + \(price), updated_at = \(now)
+                    WHERE vendor_id = \(vendorID) AND buyer_id = \(request.buyerID) AND balance_minor >= \(price) RETURNING buyer_id
+                    """)
+                // Refused: the transaction is undone, the order stays held and can be paid again.
+                if held.isEmpty { throw SoukError.insufficientCredit }
+                try await transaction.query("""
+                    INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
+                    VALUES (\(request.buyerID), 'hold', \(price), \(id), \(vendorID), \(now))
+                    """)
+            }
+            try await transaction.query("""
+                INSERT INTO checkouts (id, vendor_id, buyer_id, status, subtotal_minor, discount_minor, total_minor, currency, coupon_id, coupon_code,
+                                       deadline_at, next_attempt_at, created_at, updated_at, flash_order_id, card_token)
+                VALUES (\(id), \(vendorID), \(request.buyerID), 'in_progress', \(price), \(0), \(price), \(try sale.string("currency")), NULL, NULL,
+                        \(now.addingTimeInterval(deadline)), \(now), \(now), \(now), \(request.orderID), \(cardToken))
+                """)
+            try await transaction.query("""
+                INSERT INTO checkout_items (checkout_id, position, product_id, name, unit_price_minor, quantity)
+                VALUES (\(id), \(0), \(try sale.optionalInt("product_id")), \(try sale.string("product_name")), \(price), \(1))
+                """)
         }
         guard let checkout = try await checkout(id: id) else { throw SoukError.notFound("Order") }
         return checkout
-    }
-
-    /// Starts a group of payments in one transaction, each inside a savepoint: a refused one (not
-    /// held, not enough credit) is undone alone and answered with its reason, and the others share
-    /// one commit — a payment storm does not wait for one disk flush per payment.
-    static func startPayments(_ payments: [PaymentStart], _ database: any SQLDatabase) async throws -> [SoukError?] {
-        try await database.transaction { transaction in
-            var outcomes: [SoukError?] = []
-            for payment in payments {
-                try await transaction.query("SAVEPOINT payment")
-                do {
-                    try await startPayment(payment, transaction)
-                    outcomes.append(nil)
-                } catch let refusal as SoukError {
-                    try await transaction.query("ROLLBACK TO SAVEPOINT payment")
-                    outcomes.append(refusal)
-                }
-                try await transaction.query("RELEASE SAVEPOINT payment")
-            }
-            return outcomes
-        }
-    }
-
-    static func startPayment(_ payment: PaymentStart, _ transaction: any SQLTransaction) async throws {
-        let (id, request, cardToken, now) = (payment.id, payment.request, payment.cardToken, payment.now)
-        // Compare-and-set on the status: of two payments at once, one finds the order held.
-        guard let order = try await transaction.first("""
-            UPDATE flash_sale_orders SET status = 'paying', checkout_id = \(id), ship_name = \(request.shipping.name),
-                ship_phone = \(request.shipping.phone), ship_address = \(request.shipping.address)
-            WHERE order_id = \(request.orderID) AND buyer_id = \(request.buyerID) AND status = 'held'
-              AND (hold_expires_at IS NULL OR hold_expires_at > \(now))
-            RETURNING sale_id
-            """)
-        else { throw try await Self.whyNotPayable(request, now: now, transaction) }
-        guard let sale = try await transaction.first("""
-            SELECT vendor_id, product_id, product_name, price_minor, currency FROM flash_sales WHERE id = \(try order.int("sale_id"))
-            """)
-        else { throw SoukError.notFound("Order") }
-        let vendorID = try sale.int("vendor_id"), price = try sale.int("price_minor")
-        if cardToken == nil {
-            let held = try await transaction.query("""
-                UPDATE store_credits SET balance_minor = balance_minor - \(price), held_minor = held_minor + \(price), updated_at = \(now)
-                WHERE vendor_id = \(vendorID) AND buyer_id = \(request.buyerID) AND balance_minor >= \(price) RETURNING buyer_id
-                """)
-            // Refused: this payment is undone, the order stays held and can be paid again.
-            if held.isEmpty { throw SoukError.insufficientCredit }
-            try await transaction.query("""
-                INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
-                VALUES (\(request.buyerID), 'hold', \(price), \(id), \(vendorID), \(now))
-                """)
-        }
-        try await transaction.query("""
-            INSERT INTO checkouts (id, vendor_id, buyer_id, status, subtotal_minor, discount_minor, total_minor, currency, coupon_id, coupon_code,
-                                   deadline_at, next_attempt_at, created_at, updated_at, flash_order_id, card_token)
-            VALUES (\(id), \(vendorID), \(request.buyerID), 'in_progress', \(price), \(0), \(price), \(try sale.string("currency")), NULL, NULL,
-                    \(now.addingTimeInterval(payment.deadline)), \(now), \(now), \(now), \(request.orderID), \(cardToken))
-            """)
-        try await transaction.query("""
-            INSERT INTO checkout_items (checkout_id, position, product_id, name, unit_price_minor, quantity)
-            VALUES (\(id), \(0), \(try sale.optionalInt("product_id")), \(try sale.string("product_name")), \(price), \(1))
-            """)
     }
 
     /// Why a payment found no held order of the buyer's to take: someone else's order, or none, is
@@ -176,13 +150,4 @@ extension SQLStorage {
             return FlashSaleRefund(orderID: orderID, amountMinor: total, currency: try sale.string("currency"), method: byCard ? .card : .credit)
         }
     }
-}
-
-/// A payment waiting for its group's transaction.
-struct PaymentStart: Sendable {
-    let id: String
-    let request: FlashSalePaymentRequest
-    let cardToken: String?
-    let deadline: TimeInterval
-    let now: Date
 }

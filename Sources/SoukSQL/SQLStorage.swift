@@ -6,17 +6,11 @@ public struct SQLStorage: SoukStorage {
     public let database: any SQLDatabase
     /// One-item checkouts accepted in groups (PostgreSQL): see ``acceptOneItemCheckouts(_:_:)``.
     let oneItemAcceptances: GroupCommit<OneItemCheckout, CheckoutOrder?>
-    /// Payments for flash-sale orders started in groups, one transaction (one commit) for many:
-    /// see ``startPayments(_:_:)``.
-    let paymentStarts: GroupCommit<PaymentStart, SoukError?>
 
     public init(database: any SQLDatabase) {
         self.database = database
         self.oneItemAcceptances = GroupCommit { [database] checkouts in
             try await Self.acceptOneItemCheckouts(checkouts, database)
-        }
-        self.paymentStarts = GroupCommit { [database] payments in
-            try await Self.startPayments(payments, database)
         }
     }
 

@@ -880,6 +880,7 @@ def check_the_checker(load, postgres, redis, faults, environment):
         "credit of": f"UPDATE store_credits SET balance_minor = balance_minor + 1 WHERE vendor_id = {vendor} AND buyer_id = '{load.setup['buyers'][0][0]}'",
         "admitted flash-sale order": "DELETE FROM flash_sale_orders WHERE seq = (SELECT max(seq) FROM flash_sale_orders)",
         "in stock +": f"UPDATE products SET stock = stock - 1 WHERE id = {load.setup['checkout'][0]}",
+        "but a payment for it was confirmed": "UPDATE flash_sale_orders SET status = 'held' WHERE order_id = (SELECT order_id FROM flash_sale_orders WHERE status = 'paid' ORDER BY seq LIMIT 1)",
         "price list": "DELETE FROM price_ticks WHERE (item, at) = (SELECT item, at FROM price_ticks ORDER BY item, at OFFSET 5 LIMIT 1)",
     }
     for statement in breaks.values():

@@ -34,6 +34,11 @@ enum Assets {
             if (now < starts) { label.textContent = "Starts in " + soukDuration(starts - now); if (button) button.disabled = true; }
             else { label.textContent = "Ends in " + soukDuration(ends - now); if (button && !el.dataset.soldOut) button.disabled = false; }
           });
+          // A held order's time to pay, counting down.
+          document.querySelectorAll("[data-deadline]").forEach(function (el) {
+            const left = Date.parse(el.dataset.deadline) - now;
+            el.textContent = left > 0 ? "(" + soukDuration(left) + " left)" : "(time is up)";
+          });
         }
         function soukRemaining() {
           document.querySelectorAll("[data-sale-id]").forEach(function (el) {

@@ -53,6 +53,7 @@ struct CustomerPagesController: Sendable {
                     "id": order.id, "link": link ?? NSNull(), "store": order.storeName, "store_username": order.storeUsername,
                     "pay_link": payable ? "/account/orders/\(order.id)/pay" : NSNull(),
                     "pay_before": order.holdExpiresAt.map { PagesController.minuteFormat.format($0) } ?? NSNull(),
+                    "pay_before_iso": order.holdExpiresAt.map(JSONResponse.timestamp) ?? NSNull(),
                     "source": PagesController.sourceLabels[order.source] ?? order.source.rawValue,
                     "lines": order.lines.map { ["quantity": $0.quantity, "name": $0.name] }, "total": order.total.formatted,
                     "status": order.status.replacingOccurrences(of: "_", with: " "), "payment": order.paymentStatus.rawValue.replacingOccurrences(of: "_", with: " "),
@@ -123,6 +124,7 @@ struct CustomerPagesController: Sendable {
             "lines": order.lines.map { ["quantity": $0.quantity, "name": $0.name] },
             "status": order.status, "payable": order.status == FlashSaleOrderStatus.held.rawValue,
             "pay_before": order.holdExpiresAt.map { PagesController.minuteFormat.format($0) } ?? NSNull(),
+                    "pay_before_iso": order.holdExpiresAt.map(JSONResponse.timestamp) ?? NSNull(),
             "balance": Money(minor: balance, currency: order.total.currency).formatted,
             "ship_name": shipping.name, "ship_phone": shipping.phone, "ship_address": shipping.address,
             // Credit is offered first when it covers the order.

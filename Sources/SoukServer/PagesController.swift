@@ -596,6 +596,7 @@ struct PagesController: Sendable {
             return pages.page("flash_sale_admitted", title: "You got it", [
                 "order_id": result.order.orderID, "repeated": result.repeated, "product_name": result.sale.productName,
                 "price": result.sale.price.formatted, "pay_before": Self.minuteFormat.format(result.order.holdExpiresAt(in: result.sale)),
+                "pay_before_iso": JSONResponse.timestamp(result.order.holdExpiresAt(in: result.sale)),
                 "store_name": vendor.storeName, "username": vendor.username,
             ], context: context, status: .accepted)
         } catch let error as SoukError where error.code != "not_found" {

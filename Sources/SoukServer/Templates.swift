@@ -38,7 +38,7 @@ enum Templates {
         label.choice{font-weight:400;display:flex;gap:.5rem;align-items:center}label.choice input{width:auto}
         .row{display:flex;gap:.6rem}.row>div{flex:1;min-width:0}
         .badge{font-size:.75rem;background:#f1e9e2;color:#5b3a29;border-radius:8px;padding:0 .4rem;white-space:nowrap}.table-scroll{overflow-x:auto}
-        table.orders td:first-child{word-break:break-all;max-width:14rem}
+        table.orders td:first-child{word-break:break-all;max-width:14rem}table.orders td:first-child .muted{word-break:normal}.countdown{white-space:nowrap}
         @media (max-width:600px){header{flex-wrap:wrap;gap:.4rem 1rem;padding:.6rem 1rem}main{padding:0 1rem}
         table.orders,table.orders tbody,table.orders tr,table.orders td{display:block;width:auto;max-width:none}table.orders tr:first-child{display:none}
         table.orders tr{border-bottom:1px solid #e6e0da;padding:.5rem 0}table.orders td{border:0;padding:.15rem .6rem}table.orders td.num{text-align:left}}
@@ -96,7 +96,7 @@ enum Templates {
         <h2>My orders</h2>
         {{^has_orders}}<p class="muted">No orders yet. Orders you place signed in, in any store, are listed here.</p>{{/has_orders}}
         {{#has_orders}}<div class="table-scroll"><table class="orders" data-my-orders><tr><th>Order</th><th>Store</th><th>Items</th><th class="num">Total</th><th>Payment</th><th>Status</th><th>Placed</th></tr>{{/has_orders}}
-        {{#orders}}<tr data-order-id="{{id}}"><td>{{#link}}<a href="{{link}}"><strong>{{id}}</strong></a>{{/link}}{{^link}}<strong>{{id}}</strong>{{/link}}<br><span class="badge">{{source}}</span>{{#pay_link}}<br><a href="{{pay_link}}">Pay now</a>{{#pay_before}} <span class="muted">before {{pay_before}}</span>{{/pay_before}}{{/pay_link}}</td>
+        {{#orders}}<tr data-order-id="{{id}}"><td>{{#link}}<a href="{{link}}"><strong>{{id}}</strong></a>{{/link}}{{^link}}<strong>{{id}}</strong>{{/link}}<br><span class="badge">{{source}}</span>{{#pay_link}}<br><a href="{{pay_link}}">Pay now</a>{{#pay_before}} <span class="muted">before {{pay_before}} <span class="countdown" data-deadline="{{pay_before_iso}}"></span></span>{{/pay_before}}{{/pay_link}}</td>
         <td><a href="/s/{{store_username}}">{{store}}</a></td><td>{{#lines}}{{quantity}} × {{name}}<br>{{/lines}}</td><td class="num">{{total}}</td><td class="payment">{{payment}}</td>
         <td><span class="status">{{status}}</span></td><td class="muted">{{placed_at}}</td></tr>{{/orders}}
         {{#has_orders}}</table></div>{{/has_orders}}
@@ -317,7 +317,7 @@ enum Templates {
     static let flashSaleAdmitted = """
         {{> header}}<h1>You got it!</h1>
         <p class="ok">Your {{product_name}} from {{store_name}} is reserved: order <strong>{{order_id}}</strong>{{#repeated}} (you had already been admitted){{/repeated}}.</p>
-        <p>Pay <strong>{{price}}</strong> before <strong>{{pay_before}}</strong>: then the unit goes back to the sale for the next customer.</p>
+        <p>Pay <strong>{{price}}</strong> before <strong>{{pay_before}}</strong> <span class="countdown" data-deadline="{{pay_before_iso}}"></span>: then the unit goes back to the sale for the next customer.</p>
         <p><a class="button" href="/account/orders/{{order_id}}/pay">Pay and give your address</a></p>
         <p><a href="/s/{{username}}">Back to the store</a></p>{{> footer}}
         """
@@ -327,7 +327,7 @@ enum Templates {
         <div class="card"><p>{{#lines}}{{quantity}} × <strong>{{name}}</strong>{{/lines}} from <a href="/s/{{store_username}}">{{store}}</a></p>
         <p>Order <strong>{{id}}</strong> · <span class="status">{{status}}</span></p>
         <p>To pay: <strong>{{total}}</strong> · your store credit at {{store}}: {{balance}}</p>
-        {{#payable}}{{#pay_before}}<p>Pay before <strong>{{pay_before}}</strong>: then the unit goes back to the sale for the next customer.</p>{{/pay_before}}{{/payable}}</div>
+        {{#payable}}{{#pay_before}}<p>Pay before <strong>{{pay_before}}</strong> <span class="countdown" data-deadline="{{pay_before_iso}}"></span>: then the unit goes back to the sale for the next customer.</p>{{/pay_before}}{{/payable}}</div>
         {{#formError}}<p class="notice">{{formError}}</p>{{/formError}}
         {{#payable}}<form method="post" action="/account/orders/{{id}}/pay" class="card"><input type="hidden" name="csrf" value="{{csrf}}">
         <label for="name">Name</label><input id="name" name="name" value="{{ship_name}}" required maxlength="200" autocomplete="name">

@@ -3,6 +3,7 @@ import SoukCore
 
 extension SQLStorage {
     public func payFlashSaleOrder(_ request: FlashSalePaymentRequest, cardToken: String?, deadline: TimeInterval, now: Date) async throws -> CheckoutOrder {
+        if database.dialect == .postgres { return try await payInOneStatement(request, cardToken: cardToken, deadline: deadline, now: now) }
         let id = CheckoutOrder.newID()
         try await database.transaction { transaction in
             // Compare-and-set on the status: of two payments at once, one finds the order held.
@@ -13,7 +14,7 @@ extension SQLStorage {
                   AND (hold_expires_at IS NULL OR hold_expires_at > \(now))
                 RETURNING sale_id
                 """)
-            else { throw try await Self.whyNotPayable(request, now: now, transaction) }
+            else { throw try await Self.whyNotPayable(request, now: now) { try await transaction.first($0) } }
             guard let sale = try await transaction.first("""
                 SELECT vendor_id, product_id, product_name, price_minor, currency FROM flash_sales WHERE id = \(try order.int("sale_id"))
                 """)
@@ -46,10 +47,69 @@ extension SQLStorage {
         return checkout
     }
 
+    /// ``payFlashSaleOrder(_:cardToken:deadline:now:)`` on PostgreSQL: one atomic statement and one
+    /// round trip instead of a transaction of seven, and the saga is built from what it returns
+    /// rather than read back. The order row is locked first (`FOR UPDATE` re-checks that it is
+    /// still held and not past its time, so of two payments at once the second finds it paying);
+    /// the credit is moved only if it covers the price, and the order is claimed, the saga, its line
+    /// and the ledger entry written only if the credit was moved (or the payment is by card).
+    func payInOneStatement(_ request: FlashSalePaymentRequest, cardToken: String?, deadline: TimeInterval, now: Date) async throws -> CheckoutOrder {
+        let id = CheckoutOrder.newID()
+        let deadlineAt = now.addingTimeInterval(deadline)
+        let statement: SQL = """
+            WITH target AS (
+                SELECT f.order_id, s.vendor_id, s.product_id, s.product_name, s.price_minor, s.currency
+                FROM flash_sale_orders f JOIN flash_sales s ON s.id = f.sale_id
+                WHERE f.order_id = \(request.orderID) AND f.buyer_id = \(request.buyerID) AND f.status = 'held'
+                  AND (f.hold_expires_at IS NULL OR f.hold_expires_at > \(now))
+                FOR UPDATE OF f),
+            held AS (
+                UPDATE store_credits c SET balance_minor = c.balance_minor - t.price_minor, held_minor = c.held_minor + t.price_minor, updated_at = \(now)
+                FROM target t
+                WHERE \(cardToken)::text IS NULL AND c.vendor_id = t.vendor_id AND c.buyer_id = \(request.buyerID) AND c.balance_minor >= t.price_minor
+                RETURNING c.buyer_id),
+            claimed AS (
+                UPDATE flash_sale_orders f SET status = 'paying', checkout_id = \(id), ship_name = \(request.shipping.name),
+                    ship_phone = \(request.shipping.phone), ship_address = \(request.shipping.address)
+                FROM target t
+                WHERE f.order_id = t.order_id AND f.status = 'held' AND (\(cardToken)::text IS NOT NULL OR EXISTS (SELECT 1 FROM held))
+                RETURNING t.vendor_id, t.product_id, t.product_name, t.price_minor, t.currency),
+            saga AS (
+                INSERT INTO checkouts (id, vendor_id, buyer_id, status, subtotal_minor, discount_minor, total_minor, currency, coupon_id, coupon_code,
+                                       deadline_at, next_attempt_at, created_at, updated_at, flash_order_id, card_token)
+                SELECT \(id), vendor_id, \(request.buyerID), 'in_progress', price_minor, 0, price_minor, currency, NULL, NULL,
+                       \(deadlineAt), \(now), \(now), \(now), \(request.orderID), \(cardToken)::text
+                FROM claimed RETURNING id),
+            line AS (
+                INSERT INTO checkout_items (checkout_id, position, product_id, name, unit_price_minor, quantity)
+                SELECT \(id), 0, product_id, product_name, price_minor, 1 FROM claimed RETURNING checkout_id),
+            ledger AS (
+                INSERT INTO wallet_ledger (buyer_id, kind, amount_minor, checkout_id, vendor_id, created_at)
+                SELECT \(request.buyerID), 'hold', price_minor, \(id), vendor_id, \(now) FROM claimed WHERE \(cardToken)::text IS NULL
+                RETURNING id)
+            SELECT (SELECT COUNT(*) FROM target) AS found, c.vendor_id, c.product_id, c.product_name, c.price_minor, c.currency
+            FROM (SELECT 1) AS one LEFT JOIN claimed c ON TRUE
+            """
+        guard let row = try await database.execute(statement.prepared()).first else { throw SoukError.notFound("Order") }
+        guard let vendorID = try row.optionalInt("vendor_id") else {
+            // Nothing was written: the order was held and its buyer's credit did not cover it, or
+            // it was not payable at all (its status says why).
+            if try row.int("found") == 1 { throw SoukError.insufficientCredit }
+            throw try await Self.whyNotPayable(request, now: now) { try await self.database.readFirst($0) }
+        }
+        let price = try row.int("price_minor")
+        return CheckoutOrder(
+            id: id, vendorID: vendorID, buyerID: request.buyerID, status: .inProgress,
+            lines: [OrderLine(productID: try row.optionalInt("product_id"), name: try row.string("product_name"), unitPriceMinor: price, quantity: 1)],
+            subtotalMinor: price, discountMinor: 0, totalMinor: price, currency: try row.string("currency"), couponCode: nil,
+            deadline: Date(sqlMicroseconds: deadlineAt.sqlMicroseconds), failureReason: nil,
+            createdAt: Date(sqlMicroseconds: now.sqlMicroseconds), updatedAt: Date(sqlMicroseconds: now.sqlMicroseconds), cardToken: cardToken)
+    }
+
     /// Why a payment found no held order of the buyer's to take: someone else's order, or none, is
     /// not found (nobody learns that another's order exists); otherwise its status says.
-    static func whyNotPayable(_ request: FlashSalePaymentRequest, now: Date, _ transaction: any SQLTransaction) async throws -> SoukError {
-        guard let row = try await transaction.first("SELECT buyer_id, status FROM flash_sale_orders WHERE order_id = \(request.orderID)"),
+    static func whyNotPayable(_ request: FlashSalePaymentRequest, now: Date, reading first: (SQL) async throws -> SQLRow?) async throws -> SoukError {
+        guard let row = try await first("SELECT buyer_id, status FROM flash_sale_orders WHERE order_id = \(request.orderID)"),
               try row.string("buyer_id") == request.buyerID
         else { return .notFound("Order") }
         switch FlashSaleOrderStatus(rawValue: try row.string("status")) {

@@ -23,17 +23,19 @@ extension SQLStorage: AnalyticsStore {
         let microsPerMinute: Int64 = 60_000_000
         // Every order of the window: (minute, amount, currency, whether its money was taken). Revenue is
         // money taken only: a store order is paid on delivery, a confirmed checkout's credit was
-        // captured, a flash-sale admission is not paid yet.
+        // captured, a flash-sale order once paid (its payment's checkout is not counted again; one
+        // cancelled and refunded, or whose hold expired, is no sale).
         let rows = try await database.read("""
             SELECT created_at / \(microsPerMinute) AS minute, total_minor AS amount, currency,
                    CASE WHEN status = 'delivered' THEN 1 ELSE 0 END AS paid FROM orders
                 WHERE vendor_id = \(vendorID) AND created_at >= \(since) AND status <> 'cancelled'
             UNION ALL
             SELECT created_at / \(microsPerMinute), total_minor, currency, 1 FROM checkouts
-                WHERE vendor_id = \(vendorID) AND created_at >= \(since) AND status = 'confirmed'
+                WHERE vendor_id = \(vendorID) AND created_at >= \(since) AND status = 'confirmed' AND flash_order_id IS NULL
             UNION ALL
-            SELECT o.created_at / \(microsPerMinute), s.price_minor, s.currency, 0 FROM flash_sale_orders o JOIN flash_sales s ON s.id = o.sale_id
-                WHERE s.vendor_id = \(vendorID) AND o.created_at >= \(since)
+            SELECT o.created_at / \(microsPerMinute), s.price_minor, s.currency, CASE WHEN o.status = 'paid' THEN 1 ELSE 0 END
+                FROM flash_sale_orders o JOIN flash_sales s ON s.id = o.sale_id
+                WHERE s.vendor_id = \(vendorID) AND o.created_at >= \(since) AND o.status NOT IN ('cancelled', 'expired')
             """)
         var perMinute: [Int64: Int] = [:]
         var revenue: [String: Int64] = [:]

@@ -52,7 +52,8 @@ public struct HTTPPaymentProvider: PaymentProvider {
         let reply = try await send(.POST, "payment_methods", body: body, key: nil, deadline: .now + .seconds(10))
         guard reply.status == 200 else {
             // The provider refused the card's details: the customer's to correct.
-            if (400..<500).contains(reply.status), let message = try? Self.decoder.decode(ErrorBody.self, from: Data(reply.body.utf8)).error.message {
+            // Only a 400 or 402 is about the card; a bad key, a wrong address or a rate limit is ours.
+            if reply.status == 400 || reply.status == 402, let message = try? Self.decoder.decode(ErrorBody.self, from: Data(reply.body.utf8)).error.message {
                 throw SoukError.validationFailed([FieldError(field: "card.number", message: message)])
             }
             throw PaymentProviderUnavailable("the provider answered \(reply.status) to a card")

@@ -220,7 +220,8 @@ struct CardPaymentTests {
             #expect(try await base.authorize(charge, timeout: .seconds(1)) == .authorized)
             try await base.capture(charge, timeout: .seconds(1))
             #expect(try await h.storage.fail(id: paying.id, reason: "verification timed out", now: Date()))
-            try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .zero), payments: provider)]) {
+            // A failed release waits out the claim's lease (one second here) before the next try.
+            try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .zero), payments: provider, lease: .seconds(1))]) {
                 try await Self.eventually(within: .seconds(10)) { try await Self.released(h, paying.id) }
             }
             #expect(base.totals == .init(capturedMinor: 700, refundedMinor: 700, captures: 1), "refunded once")

@@ -39,6 +39,11 @@ struct FlashSalePaymentTests {
         return (int("balance_minor"), int("held_minor"), int("captured_minor"))
     }
 
+    /// The revenue an analytics answer reports, all currencies together.
+    static func revenue(_ analytics: [String: Any]) -> Int {
+        (analytics["revenue"] as? [[String: Any]] ?? []).reduce(0) { $0 + (($1["amount_minor"] as? NSNumber)?.intValue ?? 0) }
+    }
+
     static func listed(_ app: TestApp, _ order: String, token: String, as path: String) async throws -> [String: Any]? {
         let list = try await app.json(.get, path, token: token).json["orders"] as? [[String: Any]] ?? []
         return list.first { $0["id"] as? String == order }
@@ -173,6 +178,9 @@ struct FlashSalePaymentTests {
             let productID = try #require(try await app.storage.flashSale(id: sale.id)?.productID)
             let stockBefore = try #require(try await app.stock(of: productID, token: sale.vendor))
             #expect(try await Self.wallet(app, sale) == (5_100, 0, 14_900))
+            // Analytics: one order, its money taken (the payment's checkout is not a second order).
+            let sold = try await app.json(.get, "/api/v1/analytics", token: sale.vendor).json
+            #expect((sold["orders"] as? NSNumber)?.intValue == 1 && Self.revenue(sold) == 14_900, "\(sold)")
 
             let other = try await app.vendorToken("other")
             #expect(try await app.json(.post, cancel, "{}", token: other).status == .notFound, "another vendor's order is not found")
@@ -193,6 +201,8 @@ struct FlashSalePaymentTests {
             #expect(count("quantity") == count("remaining") + count("held") + count("paid") + count("refunded"))
             let mine = try #require(try await Self.listed(app, sale.order, token: sale.buyer.token, as: "/api/v1/customers/me/orders"))
             #expect(mine["status"] as? String == "cancelled" && mine["payment_status"] as? String == "refunded", "\(mine)")
+            let after = try await app.json(.get, "/api/v1/analytics", token: sale.vendor).json
+            #expect((after["orders"] as? NSNumber)?.intValue == 0 && Self.revenue(after) == 0, "a refunded order is no sale: \(after)")
             let again = try await app.json(.post, "/api/v1/orders/\(sale.order)/payment", Self.payment, token: sale.buyer.token)
             #expect(again.status == .conflict && again.errorCode == "order_cancelled", "\(again.body)")
         }

@@ -94,6 +94,12 @@ public final class StubPaymentProvider: Sendable {
     /// While down, every request is a 503.
     public func setDown(_ down: Bool) { state.withLockedValue { $0.down = down } }
 
+    /// Forgets every idempotency key, as a provider does after a day (Stripe: 24 hours).
+    public func forgetIdempotencyKeys() { state.withLockedValue { $0.answers = [:] } }
+
+    /// How many intents were created (each an authorization attempt on a card).
+    public var intents: Int { state.withLockedValue { $0.intents.count } }
+
     /// Sends the events from now on to `url` (Souk's `/api/v1/payments/events`).
     public func sendEvents(to url: URL) { state.withLockedValue { $0.eventsURL = url } }
 
@@ -167,6 +173,12 @@ public final class StubPaymentProvider: Sendable {
                     emitted.append(("payment_intent.amount_capturable_updated", intent))
                 }
                 state.intents[intent.id] = intent
+            case (.GET, "payment_intents", 3) where path[2] == "search":
+                // Only the query Souk sends: metadata['checkout_id']:'<id>'.
+                let query = URLComponents(string: head.uri)?.queryItems?.first { $0.name == "query" }?.value ?? ""
+                guard let id = query.split(separator: "'").dropFirst(3).first else { return (400, #"{"error":{"message":"Unsupported query."}}"#) }
+                let found = state.intents.values.filter { $0.checkoutID == String(id) }.map(\.json)
+                answer = (200, Self.text(["object": "search_result", "data": found]))
             case (.GET, "payment_intents", 3):
                 guard var intent = state.intents[path[2]] else { return (404, #"{"error":{"message":"No such payment_intent."}}"#) }
                 if intent.status == "processing", let late = intent.lateUntil, late <= .now {

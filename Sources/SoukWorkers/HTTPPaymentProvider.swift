@@ -10,12 +10,15 @@ import SoukCore
 ///   metadata:{checkout_id}}` with `Idempotency-Key: <checkout id>` → an intent `{id, status,
 ///   last_payment_error?}`; sent again with the same key, the provider answers the first answer
 /// - `GET /payment_intents/{id}` → the intent as it is now
+/// - `GET /payment_intents/search?query=metadata['checkout_id']:'<checkout id>'` → `{data: [intents]}`
 /// - `POST /payment_intents/{id}/capture`, `POST /payment_intents/{id}/cancel`,
 ///   `POST /refunds {payment_intent}`, each with its own idempotency key
 ///
-/// Every operation first sends the creation again (same key, same body): that names the intent
-/// without Souk storing its id, and a release that comes before any authorization creates the
-/// intent only to cancel it, so a late authorization with that key finds it cancelled.
+/// Authorizing and capturing first send the creation again (same key, same body): that names the
+/// intent without Souk storing its id. A release — which may come days later, when the provider
+/// has forgotten the key (Stripe keeps keys 24 hours) — first looks the intent up by the checkout id
+/// in its metadata; only when none is found does it send the creation, which creates the intent
+/// only to cancel it, so a late authorization with that key finds it cancelled.
 public struct HTTPPaymentProvider: PaymentProvider {
     let base: URL
     let secretKey: String
@@ -85,7 +88,9 @@ public struct HTTPPaymentProvider: PaymentProvider {
 
     public func release(_ charge: ProviderCharge, timeout: Duration) async throws {
         let deadline = ContinuousClock.now + timeout
-        let intent = try await current(try await create(charge, deadline: deadline).id, deadline: deadline)
+        let named: Intent
+        if let found = try await find(charge, deadline: deadline) { named = found } else { named = try await create(charge, deadline: deadline) }
+        let intent = try await current(named.id, deadline: deadline)
         switch intent.status {
         case "canceled": return
         case "succeeded":
@@ -108,6 +113,16 @@ public struct HTTPPaymentProvider: PaymentProvider {
             return intent
         }
         return try decode(Intent.self, reply)
+    }
+
+    struct Found: Decodable { let data: [Intent] }
+
+    /// The intent made for the charge's checkout, looked up by its metadata (no key involved).
+    func find(_ charge: ProviderCharge, deadline: ContinuousClock.Instant) async throws -> Intent? {
+        var query = URLComponents()
+        query.queryItems = [URLQueryItem(name: "query", value: "metadata['checkout_id']:'\(charge.key)'")]
+        let reply = try await send(.GET, "payment_intents/search?" + (query.percentEncodedQuery ?? ""), body: nil, key: nil, deadline: deadline)
+        return try decode(Found.self, reply).data.first
     }
 
     func current(_ id: String, deadline: ContinuousClock.Instant) async throws -> Intent {
@@ -147,7 +162,9 @@ public struct HTTPPaymentProvider: PaymentProvider {
         if let key { headers.append(("Idempotency-Key", key)) }
         let text = try body.map { String(decoding: try JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]), as: UTF8.self) }
         do {
-            return try await http.send(method, base.appendingPathComponent(path), body: text, headers: headers, timeout: left)
+            let root = base.absoluteString.hasSuffix("/") ? base.absoluteString : base.absoluteString + "/"
+            guard let url = URL(string: root + path) else { throw PaymentProviderUnavailable("no URL for \(path)") }
+            return try await http.send(method, url, body: text, headers: headers, timeout: left)
         } catch let error as PaymentProviderUnavailable {
             throw error
         } catch {

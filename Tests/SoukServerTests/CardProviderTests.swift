@@ -121,6 +121,21 @@ struct CardProviderTests {
         }
     }
 
+    /// A refund days after the payment, when the provider has forgotten the idempotency keys: the
+    /// intent is found by its checkout, refunded once, and no new authorization is made.
+    @Test func aRefundAfterTheProviderForgotTheKeysRefundsTheOriginalCharge() async throws {
+        try await Self.withShop(.init()) { app, stub, sale in
+            let paid = try await sale.winAndPay(app, "a@example.com", card: "4242424242424242")
+            #expect(try await Self.final(app, paid.checkout).status == .confirmed)
+            stub.forgetIdempotencyKeys()
+            let cancelled = try await app.json(.post, "/api/v1/orders/\(paid.order)/cancel", "{}", token: sale.vendor)
+            #expect(cancelled.status == .ok, "\(cancelled.body)")
+            try await Self.eventually(within: .seconds(10)) { stub.totals.refunds == 1 }
+            #expect(stub.totals == .init(capturedMinor: 14_900, refundedMinor: 14_900, captures: 1, refunds: 1))
+            #expect(stub.intents == 1, "no second authorization of the card")
+        }
+    }
+
     /// A provider that is down when the customer pays: 503 with `Retry-After`, nothing written,
     /// the order still held for them.
     @Test func aProviderThatIsDownRefusesThePaymentAndChangesNothing() async throws {

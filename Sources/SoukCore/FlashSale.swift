@@ -294,9 +294,10 @@ public protocol FlashSaleStore: Sendable {
     /// for the gate to take their units back. A payment that claimed a hold first wins; this one
     /// then skips it.
     func expireHolds(now: Date, limit: Int) async throws -> [ExpiredHold]
-    /// How many orders are persisted, counted where they are (the reconciler asks this of sales
-    /// with millions of orders, every few seconds).
-    func admittedOrderCount(saleID: Int64) async throws -> Int
+    /// The sale's counters beside its order rows counted by status, read together (one snapshot:
+    /// every change moves a counter and a row in one transaction, so they agree at any instant).
+    /// Counted where the rows are: the reconciler asks this of sales with millions of orders.
+    func orderTally(saleID: Int64) async throws -> FlashSaleTally?
     /// Sales not closed yet, oldest first.
     func openFlashSales() async throws -> [FlashSale]
     /// Returns the unsold units to the product and marks the sale closed (once). Units still held
@@ -331,6 +332,39 @@ public protocol FlashSaleGate: Sendable {
     /// Gives the units of expired holds back to the sale, each order once however often it is
     /// asked (an expirer that died before recording the release asks again).
     func release(_ sale: FlashSale, expiredOrderIDs: [String]) async throws
+}
+
+/// A sale's counters and its order rows by status, as the reconciler compares them.
+public struct FlashSaleTally: Hashable, Sendable {
+    public var quantity = 0
+    /// The counters on the sale.
+    public var sold = 0, paid = 0, refunded = 0, expired = 0
+    /// The order rows, by status.
+    public var rows: [FlashSaleOrderStatus: Int] = [:]
+
+    public init(quantity: Int = 0, sold: Int = 0, paid: Int = 0, refunded: Int = 0, expired: Int = 0, rows: [FlashSaleOrderStatus: Int] = [:]) {
+        self.quantity = quantity
+        self.sold = sold
+        self.paid = paid
+        self.refunded = refunded
+        self.expired = expired
+        self.rows = rows
+    }
+
+    /// Orders that hold a unit: every one but the expired.
+    public var liveRows: Int { rows.filter { $0.key != .expired }.values.reduce(0, +) }
+
+    /// What does not add up, in words; empty when the counters and the rows agree and no unit is
+    /// sold twice (`quantity ≥ held + paid + refunded`).
+    public var problems: [String] {
+        var problems: [String] = []
+        if sold != liveRows { problems.append("the sold counter (\(sold)) differs from the order rows holding a unit (\(liveRows))") }
+        if paid != rows[.paid, default: 0] { problems.append("the paid counter (\(paid)) differs from the paid orders (\(rows[.paid, default: 0]))") }
+        if refunded != rows[.cancelled, default: 0] { problems.append("the refunded counter (\(refunded)) differs from the refunded orders (\(rows[.cancelled, default: 0]))") }
+        if expired != rows[.expired, default: 0] { problems.append("the expired counter (\(expired)) differs from the expired orders (\(rows[.expired, default: 0]))") }
+        if liveRows > quantity { problems.append("\(liveRows) orders hold units of \(quantity): oversold") }
+        return problems
+    }
 }
 
 /// An expired hold whose unit goes back to its sale.

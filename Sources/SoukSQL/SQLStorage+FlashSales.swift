@@ -146,8 +146,20 @@ extension SQLStorage: FlashSaleStore {
         }
     }
 
-    public func admittedOrderCount(saleID: Int64) async throws -> Int {
-        Int(try await database.read("SELECT COUNT(*) AS n FROM flash_sale_orders WHERE sale_id = \(saleID) AND status <> 'expired'").first?.int("n") ?? 0)
+    public func orderTally(saleID: Int64) async throws -> FlashSaleTally? {
+        let rows = try await database.read("""
+            SELECT s.quantity, s.sold, s.paid, s.refunded, s.expired, o.status, COUNT(o.order_id) AS n
+            FROM flash_sales s LEFT JOIN flash_sale_orders o ON o.sale_id = s.id
+            WHERE s.id = \(saleID) GROUP BY s.quantity, s.sold, s.paid, s.refunded, s.expired, o.status
+            """)
+        guard let first = rows.first else { return nil }
+        var tally = FlashSaleTally(
+            quantity: Int(try first.int("quantity")), sold: Int(try first.int("sold")), paid: Int(try first.int("paid")),
+            refunded: Int(try first.int("refunded")), expired: Int(try first.int("expired")))
+        for row in rows {
+            if let status = try row.optionalString("status").flatMap(FlashSaleOrderStatus.init(rawValue:)) { tally.rows[status] = Int(try row.int("n")) }
+        }
+        return tally
     }
 
     public func expireHolds(now: Date, limit: Int) async throws -> [ExpiredHold] {

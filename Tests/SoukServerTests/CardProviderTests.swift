@@ -87,7 +87,8 @@ struct CardProviderTests {
             let stats = try await app.json(.get, "/api/v1/flash-sales/\(sale.id)/stats", token: sale.vendor).json
             #expect((stats["paid"] as? NSNumber)?.intValue == 2 && (stats["held"] as? NSNumber)?.intValue == 1, "\(stats)")
             // Every event reached Souk (twice); each id is recorded once.
-            try await Self.eventually { try await app.database.read("SELECT id FROM payment_events").count >= 4 }
+            let held = try await eventually { try await app.database.read("SELECT id FROM payment_events").count >= 4 }
+            #expect(held)
             let ids = try await app.database.read("SELECT id FROM payment_events").map { try $0.string("id") }
             #expect(Set(ids).count == ids.count)
         }
@@ -115,7 +116,8 @@ struct CardProviderTests {
             try await Task.sleep(for: .milliseconds(1_500))
             #expect(stub.totals.refunds == 0, "the provider is down: the refund waits")
             stub.setDown(false)
-            try await Self.eventually() { stub.totals.refunds == 1 }
+            let held = try await eventually { stub.totals.refunds == 1 }
+            #expect(held)
             try await Task.sleep(for: .milliseconds(1_500))
             #expect(stub.totals == .init(capturedMinor: 14_900, refundedMinor: 14_900, captures: 1, refunds: 1), "refunded once")
         }
@@ -130,7 +132,8 @@ struct CardProviderTests {
             stub.forgetIdempotencyKeys()
             let cancelled = try await app.json(.post, "/api/v1/orders/\(paid.order)/cancel", "{}", token: sale.vendor)
             #expect(cancelled.status == .ok, "\(cancelled.body)")
-            try await Self.eventually() { stub.totals.refunds == 1 }
+            let held = try await eventually { stub.totals.refunds == 1 }
+            #expect(held)
             #expect(stub.totals == .init(capturedMinor: 14_900, refundedMinor: 14_900, captures: 1, refunds: 1))
             #expect(stub.intents == 1, "no second authorization of the card")
         }
@@ -153,16 +156,4 @@ struct CardProviderTests {
         }
     }
 
-    /// Polls until `condition` holds; generous, as a busy machine slows the runner, and a healthy
-    /// run ends the wait within milliseconds.
-    static func eventually(within limit: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + limit
-        while !(try await condition()) {
-            guard ContinuousClock.now < deadline else {
-                Issue.record("the condition did not hold within \(limit)")
-                return
-            }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-    }
 }
